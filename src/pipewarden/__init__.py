@@ -1,0 +1,3 @@
+"""pipewarden: deterministic guardrails in front of the warehouse."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,96 @@
+"""The command line. Each command is a thin wrapper over one library call.
+
+Commands live beside their library code (``pipewarden/<part>/cli.py``) and export ``COMMANDS``,
+a list of click commands or groups registered here. Exit codes: 0 passed, 1 the gate failed,
+2 the input or the call was wrong (click's own usage errors are 2 as well).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from . import __version__
+from .errors import EXIT_INPUT, GateFailed, InputError, PipewardenError
+
+COMMAND_MODULES = [
+    "pipewarden.schema.cli",  # sentinel
+    "pipewarden.run_cli",  # run, quarantine, demo
+    "pipewarden.compliance.cli",  # guard
+    "pipewarden.anomaly.cli",  # anomaly, breaker
+    "pipewarden.pipelines.cli",  # validate, scaffold
+]
+
+format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text: a readable summary; json: exactly one JSON document on stdout.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pipewarden")
+def cli() -> None:
+    """pipewarden: guardrails in front of the warehouse."""
+
+
+def _register() -> None:
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # that part is not built yet
+                continue
+            raise
+        for command in getattr(module, "COMMANDS", []):
+            cli.add_command(command)
+
+
+_register()
+
+
+def _wants_json(argv: list[str]) -> bool:
+    return any(a == "--format=json" for a in argv) or any(
+        a == "--format" and i + 1 < len(argv) and argv[i + 1] == "json" for i, a in enumerate(argv)
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI and map pipewarden's errors onto the exit-code contract."""
+    from .output import dumps, err_console
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    from rich.markup import escape
+
+    try:
+        rv = cli.main(args=args, prog_name="pipewarden", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err_console().print("aborted")
+        return EXIT_INPUT
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_INPUT
+    except GateFailed as exc:
+        # the command has already printed its result; say why on stderr
+        err_console().print(f"[bold red]gate failed:[/] {escape(str(exc))}")
+        return exc.exit_code
+    except InputError as exc:
+        if _wants_json(args):
+            sys.stdout.write(dumps(exc.to_dict()) + "\n")
+        err_console().print(f"[bold red]error:[/] {escape(exc.render())}")
+        return exc.exit_code
+    except PipewardenError as exc:
+        err_console().print(f"[bold red]error:[/] {escape(str(exc))}")
+        return exc.exit_code
+    return rv if isinstance(rv, int) else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

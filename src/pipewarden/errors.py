@@ -1,0 +1,92 @@
+"""Errors with the contract every command shares.
+
+A :class:`InputError` is the user's mistake (bad file, bad config, bad call): the CLI prints its
+message without a traceback and exits 2. A :class:`GateFailed` means the input was fine but a
+check rejected it: exit 1. Messages name the file, the row or line, and what to do, and never
+contain a raw value that could be PII (use :func:`pipewarden.errors.preview`).
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_GATE = 1
+EXIT_INPUT = 2
+
+
+class PipewardenError(Exception):
+    """Base class of every error pipewarden raises on purpose."""
+
+    exit_code = EXIT_INPUT
+
+
+class InputError(PipewardenError):
+    """The input or the call was wrong: exit 2.
+
+    ``file``, ``row`` (1-based), ``line`` (1-based), ``key`` (a dotted config key) and ``hint``
+    (what to do) are rendered into the message when given.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        row: int | None = None,
+        line: int | None = None,
+        key: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.message = message
+        self.file = file
+        self.row = row
+        self.line = line
+        self.key = key
+        self.hint = hint
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        where = []
+        if self.file:
+            where.append(str(self.file))
+        if self.line is not None:
+            where.append(f"line {self.line}")
+        if self.row is not None:
+            where.append(f"row {self.row}")
+        if self.key:
+            where.append(f"key '{self.key}'")
+        text = ": ".join([", ".join(where), self.message]) if where else self.message
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+    def to_dict(self) -> dict:
+        return {
+            "error": self.message,
+            "file": self.file,
+            "line": self.line,
+            "row": self.row,
+            "key": self.key,
+            "hint": self.hint,
+        }
+
+
+class GateFailed(PipewardenError):
+    """A check rejected the input: exit 1. Carries the result document to print."""
+
+    exit_code = EXIT_GATE
+
+    def __init__(self, message: str, result: dict | None = None) -> None:
+        self.result = result or {}
+        super().__init__(message)
+
+
+def preview(value: object, keep: int = 2) -> str:
+    """A masked preview of a value for messages: the shape survives, the content does not.
+
+    ``preview("john@example.com") == "jo**************"``; never returns more than ``keep``
+    original characters, and nothing at all for values shorter than 8 characters.
+    """
+    text = str(value)
+    if len(text) < 8:
+        return "*" * len(text)
+    return text[:keep] + "*" * min(len(text) - keep, 24)

@@ -1,0 +1,53 @@
+"""Steps of ``pipewarden run``: the checks after the schema sentinel.
+
+A step is built from its entry in the pipeline config (``steps: [{type: guardian, ...}]``) and
+called once per batch. It returns a :class:`~pipewarden.verdict.Verdict` and never writes;
+state it must keep between batches (breaker state, batch statistics) goes through the
+``StateStore`` methods of the store it is given in the context.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from .batch import Batch
+from .verdict import Verdict
+
+
+@dataclass
+class StepContext:
+    dataset: str
+    batch_id: str
+    store: Any  # a pipewarden.store.base.Store (has the StateStore methods)
+    base_dir: Path  # directory of the pipeline config; relative paths resolve from here
+    quarantined: set[int] = field(default_factory=set)  # rows earlier steps already hold
+    schema: Any = None  # the dataset's pipewarden.schema.Schema after the sentinel
+
+
+class Step(Protocol):
+    name: str
+
+    def check(self, batch: Batch, ctx: StepContext) -> Verdict: ...
+
+
+# step type -> "module:factory"; factory(options: dict, base_dir: Path) -> Step
+REGISTRY: dict[str, str] = {
+    "guardian": "pipewarden.compliance.step:build_step",
+    "anomaly": "pipewarden.anomaly.step:build_step",
+}
+
+
+def build(options: dict[str, Any], base_dir: Path) -> Step:
+    kind = options.get("type")
+    target = REGISTRY.get(kind)  # type: ignore[arg-type]
+    if target is None:
+        from .errors import InputError
+
+        raise InputError(
+            f"unknown step type {kind!r}; known: {', '.join(sorted(REGISTRY))}", key="steps[].type"
+        )
+    module, func = target.split(":")
+    return getattr(importlib.import_module(module), func)(options, base_dir)

@@ -1,0 +1,1 @@
+"""Stores: DuckDB (embedded default) and PostgreSQL (psycopg 3, COPY)."""

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import json
+
+from pipewarden.cli import main
+from pipewarden.errors import InputError, preview
+from pipewarden.verdict import RowIssue, Verdict, merge
+
+
+def test_unknown_command_is_a_bad_call(capsys):
+    assert main(["no-such-command"]) == 2
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert "pipewarden" in capsys.readouterr().out
+
+
+def test_input_error_names_file_row_and_hint():
+    err = InputError("not valid JSON", file="b.json", row=3, hint="fix the quote")
+    assert err.render() == "b.json, row 3: not valid JSON (fix the quote)"
+    assert json.loads(json.dumps(err.to_dict()))["row"] == 3
+
+
+def test_preview_hides_the_value():
+    assert preview("john@example.com") == "jo" + "*" * 14
+    assert "@" not in preview("a@b.c")
+
+
+def test_merge_accounts_for_every_row():
+    v1 = Verdict("sentinel", issues=[RowIssue(1, "type_mismatch", "x", "a")])
+    v2 = Verdict(
+        "guardian",
+        issues=[RowIssue(1, "pii", "y"), RowIssue(3, "pii", "z")],
+        patches={0: {"email": "masked"}, 1: {"email": "m"}},
+    )
+    out = merge(5, [v1, v2])
+    assert out.loaded == [0, 2, 4]
+    assert sorted(out.quarantined) == [1, 3]
+    assert len(out.quarantined[1]) == 2
+    assert out.rows_loaded + out.rows_quarantined == 5
+    assert out.patches == {0: {"email": "masked"}}
+
+
+def test_merge_block_moves_nothing():
+    out = merge(3, [Verdict("a"), Verdict("b", decision="block", reason="pii")])
+    assert out.decision == "block" and out.loaded == [] and out.quarantined == {}
+
+
+def test_merge_quarantine_batch_holds_every_row():
+    out = merge(3, [Verdict("breaker", decision="quarantine_batch", reason="open")])
+    assert out.loaded == [] and sorted(out.quarantined) == [0, 1, 2]
