@@ -12,7 +12,16 @@ import pytest
 
 from pipewarden.batch import Batch
 from pipewarden.errors import InputError
-from pipewarden.schema import Column, Contract, DataType, Schema, check_rows, coerce_row, infer, plan
+from pipewarden.schema import (
+    Column,
+    Contract,
+    DataType,
+    Schema,
+    check_rows,
+    coerce_row,
+    infer,
+    plan,
+)
 from pipewarden.schema.rows import row_converter
 from pipewarden.schema.target import from_json_schema, to_json_schema
 from pipewarden.verdict import merge
@@ -82,7 +91,9 @@ def test_no_ddl_ever_drops_a_column():
 )
 def test_data_type_modes(mode, decision, issues, patches):
     cur = table(id=(T.BIGINT, True), name=(T.DATE, True))
-    p, v = run(cur, [{"id": 1, "name": "2024-01-01"}, {"id": 2, "name": "not a date"}], {"data_type": mode})
+    p, v = run(
+        cur, [{"id": 1, "name": "2024-01-01"}, {"id": 2, "name": "not a date"}], {"data_type": mode}
+    )
     assert v.decision == decision
     assert [(i.row, i.reason) for i in v.issues] == issues
     assert v.patches == patches
@@ -116,7 +127,9 @@ def test_null_only_columns_are_deferred():
 
 def test_not_null_missing_key_per_contract():
     cur = table(id=(T.BIGINT, False))
-    p, v = run(cur, [{"id": 1}, {"x": "y"}], {"data_type": "quarantine", "columns": "discard_value"})
+    p, v = run(
+        cur, [{"id": 1}, {"x": "y"}], {"data_type": "quarantine", "columns": "discard_value"}
+    )
     assert p.decision == "pass"
     assert [(i.row, i.reason, i.column) for i in v.issues] == [(1, "not_null", "id")]
 
@@ -177,7 +190,11 @@ def test_coerce_row_types():
 
 
 def test_contract_from_config_and_inline():
-    assert Contract.from_config(None).to_dict() == {"tables": "evolve", "columns": "evolve", "data_type": "evolve"}
+    assert Contract.from_config(None).to_dict() == {
+        "tables": "evolve",
+        "columns": "evolve",
+        "data_type": "evolve",
+    }
     c = Contract.parse("columns=freeze,overrides.a.b.data_type=discard_value")
     assert c.columns == "freeze" and c.mode("data_type", "a.b") == "discard_value"
     assert c.mode("data_type", "other") == "evolve"
@@ -203,11 +220,18 @@ CONFIGS = [
     {"overrides": {"price": "freeze", "id": {"data_type": "discard_value"}}},
     {},
 ]
-BAD_CONFIGS = ["melt", {"columns": "melt"}, {"colums": "freeze"}, {"overrides": {"a": {"x": "freeze"}}}]
+BAD_CONFIGS = [
+    "melt",
+    {"columns": "melt"},
+    {"colums": "freeze"},
+    {"overrides": {"a": {"x": "freeze"}}},
+]
 
 
 def _contract_validator():
-    doc = json.loads(resources.files("pipewarden").joinpath("pipeline_config_schema.json").read_text())
+    doc = json.loads(
+        resources.files("pipewarden").joinpath("pipeline_config_schema.json").read_text()
+    )
     return jsonschema.Draft202012Validator({"$defs": doc["$defs"], "$ref": "#/$defs/contract"})
 
 
@@ -231,7 +255,9 @@ def test_json_schema_round_trip():
     assert [(c.name, c.type, c.nullable) for c in back.columns.values()] == [
         (c.name, c.type, c.nullable) for c in s.columns.values()
     ]
-    anyof = from_json_schema({"properties": {"x": {"anyOf": [{"type": "integer"}, {"type": "null"}]}}})
+    anyof = from_json_schema(
+        {"properties": {"x": {"anyOf": [{"type": "integer"}, {"type": "null"}]}}}
+    )
     assert anyof.columns["x"].type == T.BIGINT and anyof.columns["x"].nullable
 
 
