@@ -33,7 +33,7 @@ _TSTZ = re.compile(
 _INT = re.compile(r"[+-]?(0|[1-9]\d*)")
 _DEC = re.compile(r"[+-]?(0|[1-9]\d*)\.\d+")
 _FLOAT = re.compile(r"[+-]?(0|[1-9]\d*)(\.\d+)?[eE][+-]?\d+")
-_BOOL = {"true": True, "false": False, "True": True, "False": False, "TRUE": True, "FALSE": False}
+_BOOL = {"true": True, "false": False}  # any case
 
 
 def parse_datetime(text: str) -> dt.datetime:
@@ -79,7 +79,7 @@ def string_type(s: str, numbers: bool) -> DataType:
                 return T.DECIMAL
             if _FLOAT.fullmatch(s):
                 return T.DOUBLE
-        elif s in _BOOL:
+        elif len(s) <= 5 and s.lower() in _BOOL:
             return T.BOOLEAN
     return T.TEXT
 
