@@ -126,15 +126,27 @@ def test_any_string_round_trips_as_a_column_name_in_postgres(pg_schema, names):
     assert len(set(got)) == len(names)
 
 
+_DUCK = duckdb.connect()
+
+
 @settings(max_examples=60, deadline=None)
 @given(names=st.lists(st.text(min_size=0, max_size=40), min_size=1, max_size=6, unique=True))
 def test_any_string_round_trips_as_a_column_name_in_duckdb(names):
     p = plan(None, infer(Batch([dict.fromkeys(names, 1)], "t")), None, "duckdb", "h", None)
-    conn = duckdb.connect()
-    for stmt in p.ddl:
-        conn.execute(stmt)
-    got = [r[0] for r in conn.execute("select column_name from information_schema.columns "
-                                      "where table_name = 'h' order by ordinal_position").fetchall()]  # fmt: skip
+    conn = _DUCK
+    conn.execute("begin")
+    try:
+        for stmt in p.ddl:
+            conn.execute(stmt)
+        got = [
+            r[0]
+            for r in conn.execute(
+                "select column_name from information_schema.columns "
+                "where table_name = 'h' order by ordinal_position"
+            ).fetchall()
+        ]
+    finally:
+        conn.execute("rollback")
     assert got == [c.ident for c in p.schema.columns.values()]
 
 
@@ -239,3 +251,17 @@ def test_apply_duckdb(tmp_path, capsys):
                        "where table_name='b' order by ordinal_position").fetchall()  # fmt: skip
     assert got == [("id", "BIGINT"), ("price", "DECIMAL(38,9)"), ("day", "DATE")]
     assert history.current_schema(conn, "duckdb", "b", None).version == 1
+
+
+@pytest.mark.parametrize(
+    "module", ["pipewarden.ddl", "pipewarden.ddl.postgres", "pipewarden.schema.history",
+               "pipewarden.schema.rows", "pipewarden.batch"]
+)  # fmt: skip
+def test_every_module_imports_first(module):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", f"import {module}"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
