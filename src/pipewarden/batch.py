@@ -217,6 +217,8 @@ def detect_format(name: str, head: bytes, fmt: str = "auto") -> str:
     first = head.lstrip(codecs.BOM_UTF8 + b" \t\r\n")[:1]
     if ext == "json" and first == b"{":
         return "jsonl"
+    if ext == "jsonl" and first == b"[":
+        return "json"  # a JSON array named .jsonl
     if ext:
         return ext
     return {b"[": "json", b"{": "jsonl"}.get(first, "csv")
@@ -342,12 +344,34 @@ def _read_jsonl(src: _Source, encoding: str) -> Iterator[dict]:
                     if records is not None and not all(type(r) is dict for r in records):
                         records = None
                 if records is None:
-                    records = _parse_lines(src, encoding, lines, lineno, row, careful)
+                    try:
+                        records = _parse_lines(src, encoding, lines, lineno, row, careful)
+                    except InputError as exc:
+                        if exc.line == 1:
+                            _one_object(src)  # a pretty-printed object says so
+                        raise
                 lineno += len(lines)
                 row += len(records)
                 yield from records
             if not block:
                 break
+
+
+def _one_object(src: _Source) -> None:
+    """Raise the clear error for a file that holds one JSON object (not JSON Lines)."""
+    if src.size > WHOLE_JSON_BYTES:
+        return
+    with open(src.path, "rb") as f:
+        try:
+            doc = _loads(f.read().removeprefix(codecs.BOM_UTF8))
+        except ValueError:
+            return
+    if isinstance(doc, dict):
+        raise src.error(
+            "the top-level JSON value is an object, not an array of records",
+            line=1,
+            hint="give an array of objects, or JSON Lines (one object per line)",
+        )
 
 
 def _parse_lines(
