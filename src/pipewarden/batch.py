@@ -87,6 +87,7 @@ _EXTENSIONS = {
     ".pq": "parquet",
 }
 WHOLE_JSON_BYTES = 32 * 2**20  # JSON arrays up to this size are parsed in one go
+JSONL_BLOCK_BYTES = 4 * 2**20  # JSON Lines are parsed a block of lines at a time
 _READ_CHARS = 1 << 20
 _HEAD_BYTES = 1 << 16
 _WS = re.compile(r"[ \t\n\r]*")
@@ -268,6 +269,7 @@ def iter_batches(
                 {"sha256": src.sha256},
             )
             offset += len(records)
+            del records  # the caller owns the batch now
     finally:
         src.close()
 
@@ -303,6 +305,7 @@ def _chunked(records: Iterable[dict], size: int) -> Iterator[list[dict]]:
         if not chunk:
             return
         yield chunk
+        del chunk  # not held while the next chunk is built
 
 
 def _read_jsonl(src: _Source, encoding: str) -> Iterator[dict]:
@@ -320,7 +323,7 @@ def _read_jsonl(src: _Source, encoding: str) -> Iterator[dict]:
     pending = b""
     with open(src.path, "rb") as raw:
         while True:
-            block = raw.read(1 << 22)
+            block = raw.read(JSONL_BLOCK_BYTES)
             data = pending + block
             if block:
                 cut = data.rfind(b"\n") + 1

@@ -138,6 +138,7 @@ def sentinel(
             inferrer.update(batch)
             batches += 1
             fmt_seen = batch.fmt
+            del batch  # one chunk in memory at a time
         observed = inferrer.schema()
         tgt = load_target(target) if target else None
 
@@ -162,6 +163,7 @@ def sentinel(
                         counts[k] += verdict.report[k]
                     for issue in verdict.issues[: ISSUE_SAMPLE - len(sample)]:
                         sample.append({**issue.to_dict(), "row": batch.row_number(issue.row)})
+                    del batch, verdict  # one chunk in memory at a time
             else:
                 counts["read"] = inferrer.rows
             decision, reason = p.decision, p.reason
