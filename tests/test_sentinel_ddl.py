@@ -299,3 +299,40 @@ def test_postgres_in_place_changes_do_not_rewrite_the_table(pg_schema):
         conn.execute(f'alter table "{ns}".t alter column k type numeric')
         conn.commit()
         assert node() != before  # what the sentinel never does
+
+
+MORE_HOSTILE = [
+    "x" * 198 + "zz",  # a third name sharing the first 63 bytes
+    "NAME",  # a third case of name
+    '"',
+    '";',
+    "\\",
+    "é" * 31 + "x",  # collides with "é" * 40 after the cut
+]
+
+
+@pytest.mark.postgres
+def test_hostile_names_added_later_in_postgres(pg_schema):
+    dsn, ns = pg_schema
+    p1 = plan(None, hostile_schema(), None, "postgres", "t", ns)
+    later = infer(Batch([{n: "2024-01-01T00:00:00Z" for n in HOSTILE + MORE_HOSTILE}], "t"))
+    p2 = plan(p1.schema, later, None, "postgres", "t", ns)
+    assert [c.column for c in p2.delta.by_op("add")] == MORE_HOSTILE
+    with psycopg.connect(dsn) as conn:
+        for stmt in p1.ddl + p2.ddl:
+            conn.execute(stmt)
+        assert pg_columns(conn, ns, "t") == [c.ident for c in p2.schema.columns.values()]
+        conn.rollback()
+
+
+def test_hostile_names_added_later_in_duckdb():
+    p1 = plan(None, hostile_schema(), None, "duckdb", "t", None)
+    later = infer(Batch([{n: 1.5 for n in HOSTILE + MORE_HOSTILE}], "t"))
+    p2 = plan(p1.schema, later, None, "duckdb", "t", None)
+    conn = duckdb.connect()
+    for stmt in p1.ddl + p2.ddl:
+        conn.execute(stmt)
+    got = [r[0] for r in conn.execute("select column_name from information_schema.columns "
+                                      "where table_name = 't' order by ordinal_position").fetchall()]  # fmt: skip
+    assert got == [c.ident for c in p2.schema.columns.values()]
+    assert len({g.casefold() for g in got}) == len(HOSTILE + MORE_HOSTILE)
