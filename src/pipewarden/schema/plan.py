@@ -232,6 +232,9 @@ def plan(
 
     rejects = [c for c in changes if c.action == "reject"]
     if rejects:
+        for c in changes:
+            if c.action == "alter":
+                c.action, c.detail = "none", "not applied: the batch is rejected"
         return Plan(
             Delta(changes),
             current.copy(),
