@@ -193,3 +193,14 @@ def test_row_numbers_are_absolute_across_chunks(tmp_path, capsys):
     assert [i["row"] for i in doc["issues"]] == [3, 5]
     assert doc["rows"] == {"read": 5, "accepted": 3, "quarantined": 2, "discarded": 0,
                            "values_discarded": 0}  # fmt: skip
+
+
+def test_progress_callback(tmp_path):
+    from pipewarden.schema.sentinel import sentinel
+
+    src = jsonl(tmp_path / "b.jsonl", [{"n": i} for i in range(5)])
+    calls = []
+    sentinel(str(src), str(tmp_path / "s.json"), chunk_rows=2,
+             progress=lambda *a: calls.append(a))  # fmt: skip
+    assert calls == [("infer", 2, None), ("infer", 4, None), ("infer", 5, None),
+                     ("check", 2, 5), ("check", 4, 5), ("check", 5, 5)]  # fmt: skip

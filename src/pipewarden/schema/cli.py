@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from typing import Any
 
 import click
 from rich.markup import escape
@@ -51,6 +53,29 @@ def _render(doc: dict, console) -> None:
         console.print(f"target written: {escape(doc['target']['path'])}")
 
 
+@contextlib.contextmanager
+def _progress(fmt: str):
+    """A progress bar on stderr when it is a terminal and the output is text; else nothing."""
+    console = err_console()
+    if fmt == "json" or not console.is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   console=console, transient=True)  # fmt: skip
+    tasks: dict[str, Any] = {}
+    with bar:
+
+        def update(stage: str, done: int, total: int | None) -> None:
+            if stage not in tasks:
+                label = "reading every row" if stage == "infer" else "checking rows"
+                tasks[stage] = bar.add_task(label, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield update
+
+
 @click.command("sentinel")
 @click.option(
     "--source", required=True, help="JSON array, JSON Lines, CSV or Parquet file; - for stdin."
@@ -97,11 +122,12 @@ def sentinel_command(
     input_format, chunk_rows, encoding, fmt,
 ):  # fmt: skip
     """Infer a batch's schema from every row, diff it against the target, plan safe DDL."""
-    doc = sentinel(
-        source, target, fmt=input_format, dialect=dialect, table=table, namespace=namespace,
-        contract=contract, apply=apply, dsn=dsn, write=write, chunk_rows=chunk_rows,
-        encoding=encoding,
-    )  # fmt: skip
+    with _progress(fmt) as progress:
+        doc = sentinel(
+            source, target, fmt=input_format, dialect=dialect, table=table,
+            namespace=namespace, contract=contract, apply=apply, dsn=dsn, write=write,
+            chunk_rows=chunk_rows, encoding=encoding, progress=progress,
+        )  # fmt: skip
     if fmt == "json":
         emit(doc, fmt)
     elif show_ddl:

@@ -14,7 +14,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,7 @@ def sentinel(
     write: bool = False,
     chunk_rows: int = 100_000,
     encoding: str = "utf-8",
+    progress: Callable[[str, int, int | None], None] | None = None,
 ) -> dict[str, Any]:
     """Infer the schema of ``source``, compare it with the target (the schema file, or the
     database's history when ``dsn`` is given), plan the DDL under ``contract``, check every
@@ -103,6 +104,8 @@ def sentinel(
 
     Returns the result document; ``result["decision"] == "reject"`` means the contract refused
     the batch (the CLI exits 1). Raises :class:`InputError` for bad input or a bad call.
+    ``progress(stage, rows_done, rows_total)`` is called after every chunk (stage ``infer``
+    with an unknown total, then ``check``).
     """
     if apply and not dsn:
         raise InputError("--apply needs --dsn (a PostgreSQL DSN or a DuckDB file)", key="dsn")
@@ -138,6 +141,8 @@ def sentinel(
             inferrer.update(batch)
             batches += 1
             fmt_seen = batch.fmt
+            if progress:
+                progress("infer", inferrer.rows, None)
             del batch  # one chunk in memory at a time
         observed = inferrer.schema()
         tgt = load_target(target) if target else None
@@ -156,6 +161,8 @@ def sentinel(
                     batch.source = name
                     verdict = check_rows(batch, p)
                     counts["read"] += len(batch)
+                    if progress:
+                        progress("check", counts["read"], inferrer.rows)
                     if verdict.decision == "block":
                         blocked = verdict.reason
                         continue
