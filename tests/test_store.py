@@ -115,7 +115,9 @@ def test_batch_transaction_writes_every_table(store):
         w.ensure_dataset("people")
         rows = [row(i) for i in range(50)]
         assert w.write_typed("people", [n for n, _ in TYPES], [t for _, t in TYPES], rows) == 50
-        assert w.write_raw("people", "b1", list(range(50)), [json.dumps({"i": i}) for i in range(50)])
+        assert w.write_raw(
+            "people", "b1", list(range(50)), [json.dumps({"i": i}) for i in range(50)]
+        )
         assert w.write_quarantine("people", [qrow(50), qrow(51)]) == 2
         w.mark_done(
             "people",

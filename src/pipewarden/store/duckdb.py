@@ -9,7 +9,7 @@ they commit on their own.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -84,10 +84,8 @@ class DuckDBStore(SqlStore):
 
     def close(self) -> None:
         for c in (self._aux, self.conn):
-            try:
+            with suppress(duckdb.Error):  # already closed
                 c.close()
-            except duckdb.Error:  # pragma: no cover - already closed
-                pass
 
 
 class DuckDBWriter(WriterBase):
