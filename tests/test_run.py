@@ -150,9 +150,12 @@ def _writer_class(kind: str):
 
 
 def test_raise_half_way_writes_nothing_then_rerun_loads_once(project, monkeypatch, capsys):
-    rows = orders(0, 20)
+    jsonl(project.root / "in" / "a.jsonl", orders(0, 4))
+    assert run_pipeline(project.cfg, fmt="json")["exit_code"] == 0
+    before = project.counts()
+    rows = orders(4, 24, channel="web")  # a new column: DDL inside the failing transaction
     rows[5]["quantity"] = "five"  # one quarantined row in the first chunk
-    jsonl(project.root / "in" / "a.jsonl", rows)
+    jsonl(project.root / "in" / "b.jsonl", rows)
     cls = _writer_class(project.kind)
     original = cls.write_typed
     calls = {"n": 0}
@@ -166,23 +169,22 @@ def test_raise_half_way_writes_nothing_then_rerun_loads_once(project, monkeypatc
     monkeypatch.setattr(cls, "write_typed", flaky)
     assert main(["run", str(project.cfg), "--format", "json"]) == 1
     doc = json.loads(capsys.readouterr().out)
-    b = doc["batches"][0]
+    b = doc["batches"][1]
     assert b["status"] == "failed" and b["error"] == "RuntimeError"
     assert b["rows_loaded"] == 0 and b["rows_quarantined"] == 0
-    assert project.counts() == {
-        "orders": 0,
-        "orders__raw": 0,
-        "orders__quarantine": 0,
-        "_pw_batches": 0,
-        "history": 0,
-    }
+    assert project.counts() == before  # neither rows nor the ALTER nor a schema version
     monkeypatch.setattr(cls, "write_typed", original)
     again = run_pipeline(project.cfg, fmt="json")
-    assert again["batches"][0]["status"] == "loaded"
-    assert again["batches"][0]["rows_loaded"] == 19
-    assert run_pipeline(project.cfg, fmt="json")["batches"][0]["status"] == "skipped"
+    assert [x["status"] for x in again["batches"]] == ["skipped", "loaded"]
+    assert again["batches"][1]["rows_loaded"] == 19
+    assert again["batches"][1]["rows_quarantined"] == 1
+    assert [x["status"] for x in run_pipeline(project.cfg, fmt="json")["batches"]] == [
+        "skipped",
+        "skipped",
+    ]
     c = project.counts()
-    assert c["orders"] == 19 and c["orders__quarantine"] == 1 and c["_pw_batches"] == 1
+    assert c["orders"] == 23 and c["orders__quarantine"] == 1 and c["_pw_batches"] == 2
+    assert c["history"] == before["history"] + 1
 
 
 @pytest.mark.postgres
@@ -301,3 +303,35 @@ def test_json_output_is_one_document_without_progress(project, capsys):
     out = capsys.readouterr().out
     doc = json.loads(out)
     assert doc["batches"][0]["rows_loaded"] == 5
+
+
+def test_quarantine_cli_list_masks_and_filters(project, capsys):
+    jsonl(project.root / "in" / "a.jsonl", orders(0, 3))
+    rows = orders(3, 6)
+    rows[2]["quantity"] = "secret-value-123"
+    jsonl(project.root / "in" / "b.jsonl", rows)
+    assert main(["run", str(project.cfg), "--format", "json"]) == 0
+    capsys.readouterr()
+    assert main(["quarantine", "list", str(project.cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "secret-value-123" not in out and "user2@example.com" not in out
+    assert "type_mismatch" in out or "quantity" in out
+    args = ["quarantine", "list", "--store", project.url, "--format", "json"]
+    if project.ns:
+        args += ["--schema", project.ns]
+    assert main(args + ["--status", "replayed"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == []
+    assert main(args) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [r["row"] for r in doc["rows"]] == [3]
+    assert "payload" not in doc["rows"][0]
+    assert "secret-value-123" not in json.dumps(doc)
+    assert main(["quarantine", "list"]) == 2  # neither a config nor --store
+
+
+def test_replay_cli(project, capsys):
+    jsonl(project.root / "in" / "a.jsonl", orders(0, 3))
+    assert main(["run", str(project.cfg), "--format", "json"]) == 0
+    capsys.readouterr()
+    assert main(["quarantine", "replay", str(project.cfg), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows_considered"] == 0

@@ -418,8 +418,9 @@ def load_file(
                 typed, offsets, payloads = _typed_rows(chunk, outcome, p.schema, idents)
                 qrows, why = _issue_rows(chunk, outcome, batch_id, p.schema.version)
                 reasons.update(why)
-                loaded += w.write_typed(dataset, idents, types, typed)
-                w.write_raw(dataset, batch_id, offsets, payloads)
+                if idents:
+                    w.write_typed(dataset, idents, types, typed)
+                loaded += w.write_raw(dataset, batch_id, offsets, payloads)
                 quarantined += w.write_quarantine(dataset, qrows)
                 seen += len(chunk)
                 if progress:
@@ -428,6 +429,10 @@ def load_file(
                 raise ConservationError(
                     f"{label}: read {n_read} rows in pass 1 and {seen} in pass 2, loaded "
                     f"{loaded} + quarantined {quarantined}: did the file change during the run?"
+                )
+            if not idents and loaded:
+                entry["note"] = (
+                    "no typed column yet (only nulls seen): the rows are in the raw landing only"
                 )
             entry.update(
                 status="loaded",
@@ -672,7 +677,8 @@ def replay_quarantine(
                 cols = list(p.schema.columns.values())
                 idents = [c.ident or c.name for c in cols]
                 typed, offsets, payloads = _typed_rows(batch, outcome, p.schema, idents)
-                w.write_typed(dataset, idents, [c.type for c in cols], typed)
+                if idents:
+                    w.write_typed(dataset, idents, [c.type for c in cols], typed)
                 by_batch: dict[str, list[int]] = {}
                 for j, i in enumerate(outcome.loaded):
                     by_batch.setdefault(held[i]["batch_id"], []).append(j)
@@ -749,6 +755,6 @@ def run_demo(directory: str | os.PathLike = "pipewarden-demo", fmt: str = "text"
         "exit_code": run["exit_code"],
         "next": [
             f"pipewarden quarantine list {config}",
-            f"duckdb {target / 'warehouse.duckdb'}",
+            f"edit the contract in {config}, then: pipewarden quarantine replay {config}",
         ],
     }

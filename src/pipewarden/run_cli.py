@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -12,6 +13,12 @@ from rich.table import Table
 from .cli import format_option
 from .errors import EXIT_OK, GateFailed
 from .output import emit
+
+
+def _short(source: str) -> str:
+    """A source path as a short name for the text report (the JSON report has it in full)."""
+    return Path(source).name if source not in ("-", "<stdin>") else source
+
 
 STATUS_STYLE = {"loaded": "green", "skipped": "dim", "blocked": "bold red", "failed": "bold red"}
 
@@ -30,7 +37,7 @@ def _render_run(doc: dict, console: Any) -> None:
     for b in doc["batches"]:
         style = STATUS_STYLE.get(b["status"], "")
         table.add_row(
-            escape(b["source"]),
+            escape(_short(b["source"])),
             f"[{style}]{b['status']}[/]" if style else b["status"],
             escape(str(b.get("decision") or "")),
             str(b["rows_read"]),
@@ -42,10 +49,12 @@ def _render_run(doc: dict, console: Any) -> None:
     for b in doc["batches"]:
         lines = []
         for ch in (b.get("delta") or {}).get("changes", []):
-            desc = ", ".join(
-                f"{k}={v}" for k, v in ch.items() if k not in ("op",) and v not in (None, "")
+            types = " -> ".join(str(ch[k]) for k in ("from", "to") if ch.get(k))
+            lines.append(
+                f"  {ch.get('op')} {escape(str(ch.get('column')))} {escape(types)}: "
+                f"{escape(str(ch.get('action')))}"
+                + (" [red](breaking)[/]" if ch.get("breaking") else "")
             )
-            lines.append(f"  {ch.get('op')}: {escape(desc)}")
         for stmt in b.get("ddl") or []:
             lines.append(f"  [dim]{escape(stmt)}[/]")
         if b.get("reasons"):
@@ -58,7 +67,7 @@ def _render_run(doc: dict, console: Any) -> None:
                 f"  [red]failed: {escape(b['error'])}; nothing of this batch was written[/]"
             )
         if lines:
-            console.print(f"[bold]{escape(b['source'])}[/]")
+            console.print(f"[bold]{escape(_short(b['source']))}[/]")
             for line in lines:
                 console.print(line)
     if doc.get("not_run"):
@@ -76,25 +85,18 @@ def _render_quarantine(doc: dict, console: Any) -> None:
     if not doc["rows"]:
         console.print("no quarantined rows match")
         return
-    table = Table(show_edge=False)
-    for col in ("dataset", "batch", "row", "status", "reason", "column", "message", "preview"):
-        table.add_column(col)
     for r in doc["rows"]:
         prev = r["preview"]
         prev_text = (
             ", ".join(f"{k}={v}" for k, v in prev.items()) if isinstance(prev, dict) else prev
         )
-        table.add_row(
-            escape(r["dataset"]),
-            escape(r["batch_id"][:12]),
-            str(r["row"]),
-            r["status"],
-            escape(r["reason"]),
-            escape(str(r["column"] or "")),
-            escape(str(r["message"] or "")),
-            escape(prev_text),
+        where = f" on {r['column']}" if r["column"] else ""
+        console.print(
+            f"{escape(r['dataset'])} row {r['row']} (batch {escape(r['batch_id'][:12])}, "
+            f"schema v{r['schema_version']}) {r['status']}: [bold]{escape(r['reason'])}[/]"
+            f"{escape(where)}: {escape(str(r['message'] or ''))}"
         )
-    console.print(table)
+        console.print(f"    [dim]{escape(prev_text)}[/]")
 
 
 def _render_replay(doc: dict, console: Any) -> None:
