@@ -49,6 +49,27 @@ records = st.lists(
 )
 
 
+def run_two_batches(first, second, mode, dataset="t", store_yaml="") -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "in").mkdir()
+        for name, rows in (("1.jsonl", first), ("2.jsonl", second)):
+            (root / "in" / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (root / "pipeline.yaml").write_text(
+            f"version: 1\ndataset: {dataset}\nsource:\n  path: in/*.jsonl\n  chunk_rows: 7\n"
+            f"{store_yaml}contract:\n  columns: {mode}\n  data_type: {mode}\n"
+        )
+        rep = run_pipeline(root / "pipeline.yaml", fmt="json")
+        rep["_duckdb"] = str(root / "warehouse.duckdb")
+        if not store_yaml:  # check the DuckDB file before the directory goes
+            store = open_store(rep["_duckdb"])
+            try:
+                check(rep, store, dataset)
+            finally:
+                store.close()
+        return rep
+
+
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     first=records,
@@ -56,21 +77,7 @@ records = st.lists(
     mode=st.sampled_from(["quarantine", "discard_row", "discard_value", "evolve"]),
 )
 def test_every_row_is_accounted_for(first, second, mode):
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        (root / "in").mkdir()
-        for name, rows in (("1.jsonl", first), ("2.jsonl", second)):
-            (root / "in" / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
-        (root / "pipeline.yaml").write_text(
-            "version: 1\ndataset: t\nsource:\n  path: in/*.jsonl\n  chunk_rows: 7\n"
-            f"contract:\n  columns: {mode}\n  data_type: {mode}\n"
-        )
-        rep = run_pipeline(root / "pipeline.yaml", fmt="json")
-        store = open_store(str(root / "warehouse.duckdb"))
-        try:
-            check(rep, store, "t")
-        finally:
-            store.close()
+    run_two_batches(first, second, mode)
 
 
 @pytest.mark.postgres
@@ -83,17 +90,8 @@ def test_every_row_is_accounted_for(first, second, mode):
 def test_every_row_is_accounted_for_on_postgres(pg_schema, first, second, mode):
     dsn, schema = pg_schema
     dataset = f"t_{uuid.uuid4().hex[:8]}"
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        (root / "in").mkdir()
-        for name, rows in (("1.jsonl", first), ("2.jsonl", second)):
-            (root / "in" / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
-        (root / "pipeline.yaml").write_text(
-            f"version: 1\ndataset: {dataset}\nsource:\n  path: in/*.jsonl\n  chunk_rows: 7\n"
-            f"store:\n  kind: postgres\n  dsn: {dsn}\n  schema: {schema}\n"
-            f"contract:\n  columns: {mode}\n  data_type: {mode}\n"
-        )
-        rep = run_pipeline(root / "pipeline.yaml", fmt="json")
+    store_yaml = f"store:\n  kind: postgres\n  dsn: {dsn}\n  schema: {schema}\n"
+    rep = run_two_batches(first, second, mode, dataset, store_yaml)
     store = open_store(dsn, namespace=schema)
     try:
         check(rep, store, dataset)
