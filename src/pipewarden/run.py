@@ -285,18 +285,19 @@ def _issue_rows(batch, outcome, batch_id: str, version: int) -> tuple[list[Quara
     return rows, reasons
 
 
-def _typed_rows(batch, outcome, schema, idents) -> tuple[list[tuple], list[int], list[str]]:
-    from .schema import coerce_row
-
+def _typed_rows(batch, outcome, convert) -> tuple[list[tuple], list[int], list[str]]:
+    """The loaded rows of a chunk: typed tuples (``convert`` is the sentinel's
+    ``row_converter(schema)``, the same values as ``coerce_row``), offsets and raw payloads
+    (with the steps' patches applied, so masked values stay masked)."""
     typed, offsets, payloads = [], [], []
+    records, patches, base = batch.records, outcome.patches, batch.offset
     for i in outcome.loaded:
-        rec = batch.records[i]
-        patch = outcome.patches.get(i)
+        rec = records[i]
+        patch = patches.get(i)
         if patch:
             rec = {**rec, **patch}
-        values = coerce_row(rec, schema)
-        typed.append(tuple(values.get(k) for k in idents))
-        offsets.append(batch.offset + i)
+        typed.append(convert(rec))
+        offsets.append(base + i)
         payloads.append(jdump(rec))
     return typed, offsets, payloads
 
@@ -330,7 +331,7 @@ def load_file(
 ) -> dict[str, Any]:
     """Load one source file as one batch. Returns the batch's report entry."""
     from .batch import iter_batches
-    from .schema import Contract, Inferrer, plan
+    from .schema import Contract, Inferrer, plan, row_converter
     from .schema import history as schema_history
 
     dataset, src = cfg["dataset"], cfg["source"]
@@ -399,6 +400,7 @@ def load_file(
             cols = list(p.schema.columns.values())
             idents = [c.ident or c.name for c in cols]
             types = [c.type for c in cols]
+            convert = row_converter(p.schema)
             ctx_args = {
                 "dataset": dataset,
                 "batch_id": batch_id,
@@ -415,7 +417,7 @@ def load_file(
                 if outcome.decision == "quarantine_batch":
                     entry["decision"] = "quarantine_batch"
                     entry["reason"] = outcome.reason
-                typed, offsets, payloads = _typed_rows(chunk, outcome, p.schema, idents)
+                typed, offsets, payloads = _typed_rows(chunk, outcome, convert)
                 qrows, why = _issue_rows(chunk, outcome, batch_id, p.schema.version)
                 reasons.update(why)
                 if idents:
@@ -604,7 +606,7 @@ def replay_quarantine(
     and steps. Rows that now pass are loaded (typed + raw) and marked ``replayed``; the rest
     stay ``pending`` with their updated reason. One transaction."""
     from .batch import Batch
-    from .schema import Contract, infer, plan
+    from .schema import Contract, infer, plan, row_converter
     from .schema import history as schema_history
 
     cfg = load_config(config_path)
@@ -676,7 +678,7 @@ def replay_quarantine(
             else:
                 cols = list(p.schema.columns.values())
                 idents = [c.ident or c.name for c in cols]
-                typed, offsets, payloads = _typed_rows(batch, outcome, p.schema, idents)
+                typed, offsets, payloads = _typed_rows(batch, outcome, row_converter(p.schema))
                 if idents:
                     w.write_typed(dataset, idents, [c.type for c in cols], typed)
                 by_batch: dict[str, list[int]] = {}
