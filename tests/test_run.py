@@ -335,3 +335,19 @@ def test_replay_cli(project, capsys):
     capsys.readouterr()
     assert main(["quarantine", "replay", str(project.cfg), "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["rows_considered"] == 0
+
+
+def test_raw_landing_can_be_turned_off(project):
+    project.config(
+        contract="contract:\n  columns: evolve\n  data_type: quarantine\n",
+    )
+    text = project.cfg.read_text().replace("store:\n", "store:\n  raw_landing: false\n")
+    project.cfg.write_text(text)
+    jsonl(project.root / "in" / "a.jsonl", orders(0, 3))
+    rows = orders(3, 8)
+    rows[1]["quantity"] = "x"
+    jsonl(project.root / "in" / "b.jsonl", rows)
+    rep = run_pipeline(project.cfg, fmt="json")
+    assert_conserved(rep)
+    c = project.counts()
+    assert c["orders"] == 7 and c["orders__raw"] == 0 and c["orders__quarantine"] == 1

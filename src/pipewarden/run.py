@@ -401,6 +401,7 @@ def load_file(
             idents = [c.ident or c.name for c in cols]
             types = [c.type for c in cols]
             convert = row_converter(p.schema)
+            raw_landing = cfg["store"].get("raw_landing", True)
             ctx_args = {
                 "dataset": dataset,
                 "batch_id": batch_id,
@@ -421,8 +422,10 @@ def load_file(
                 qrows, why = _issue_rows(chunk, outcome, batch_id, p.schema.version)
                 reasons.update(why)
                 if idents:
-                    w.write_typed(dataset, idents, types, typed)
-                loaded += w.write_raw(dataset, batch_id, offsets, payloads)
+                    loaded += w.write_typed(dataset, idents, types, typed)
+                if raw_landing or not idents:  # a row is never only counted
+                    raw_rows = w.write_raw(dataset, batch_id, offsets, payloads)
+                    loaded += 0 if idents else raw_rows
                 quarantined += w.write_quarantine(dataset, qrows)
                 seen += len(chunk)
                 if progress:
@@ -681,8 +684,9 @@ def replay_quarantine(
                 typed, offsets, payloads = _typed_rows(batch, outcome, row_converter(p.schema))
                 if idents:
                     w.write_typed(dataset, idents, [c.type for c in cols], typed)
+                raw_landing = cfg["store"].get("raw_landing", True) or not idents
                 by_batch: dict[str, list[int]] = {}
-                for j, i in enumerate(outcome.loaded):
+                for j, i in enumerate(outcome.loaded if raw_landing else ()):
                     by_batch.setdefault(held[i]["batch_id"], []).append(j)
                 for bid, idxs in by_batch.items():
                     w.write_raw(
