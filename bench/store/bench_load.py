@@ -8,7 +8,9 @@ hands the store (``coerce_row`` output), and written ROWS / CHUNK times:
   ``write_row``, one COPY per chunk, one transaction;
 - ``pipewarden typed``: ``store.transaction()`` -> ``write_typed`` per chunk -> ``mark_done``;
 - ``pipewarden typed + raw``: the same plus the raw landing table (payload as jsonb), which is
-  what ``pipewarden run`` writes for every loaded row.
+  what ``pipewarden run`` writes for every loaded row unless ``store.raw_landing: false``;
+- ``raw COPY again``: the first measure repeated last, to show how much the shared machine
+  drifted during the run.
 
 Usage: python bench/store/bench_load.py [--rows 1000000] [--chunk 100000] [--dsn DSN]
 """
@@ -140,7 +142,7 @@ def main() -> None:
             chunk = make_rows(cols, args.chunk)
             payloads = [jdump(dict(zip([n for n, _, _ in cols], r, strict=True))) for r in chunk]
             with psycopg.connect(args.dsn, autocommit=True) as c:
-                for t in ("raw", "ours", "full"):
+                for t in ("raw", "ours", "full", "raw2"):
                     create(c, schema, f"{shape.replace('-', '_')}_{t}", cols)
             base = shape.replace("-", "_")
             results = [
@@ -152,6 +154,10 @@ def main() -> None:
                 (
                     "pipewarden typed + raw",
                     ours(args.dsn, schema, f"{base}_full", cols, chunk, repeats, payloads),
+                ),
+                (
+                    "raw COPY again (drift)",
+                    raw_copy(args.dsn, schema, f"{base}_raw2", cols, chunk, repeats),
                 ),
             ]
             raw = results[0][1]
