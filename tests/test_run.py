@@ -351,3 +351,20 @@ def test_raw_landing_can_be_turned_off(project):
     assert_conserved(rep)
     c = project.counts()
     assert c["orders"] == 7 and c["orders__raw"] == 0 and c["orders__quarantine"] == 1
+
+
+def test_a_nul_character_is_kept_in_the_quarantine(project):
+    """PostgreSQL's text and jsonb cannot hold U+0000: the row goes to the quarantine, whose
+    payload column keeps the original JSON text exactly."""
+    jsonl(project.root / "in" / "a.jsonl", orders(0, 2))
+    jsonl(project.root / "in" / "b.jsonl", orders(2, 4, note="a\x00b"))
+    rep = run_pipeline(project.cfg, fmt="json")
+    assert [b["status"] for b in rep["batches"]] == ["loaded", "loaded"]
+    assert_conserved(rep)
+    s = project.store()
+    try:
+        held = s.quarantine_rows("orders", with_payload=True)
+    finally:
+        s.close()
+    if project.kind == "postgres":
+        assert [h["payload"]["note"] for h in held] == ["a\x00b", "a\x00b"]

@@ -91,6 +91,11 @@ def jload(value: Any) -> Any:
     return orjson.loads(value)
 
 
+def text_safe(value: str | None) -> str | None:
+    """Text for a TEXT column: U+0000 (which PostgreSQL's text cannot hold) becomes U+FFFD."""
+    return value.replace("\x00", "\ufffd") if value and "\x00" in value else value
+
+
 def quote(name: str) -> str:
     """A double-quoted SQL identifier: the name stays data, whatever characters it holds."""
     if "\x00" in name:
@@ -167,6 +172,9 @@ class SqlStore:
 
     dialect = ""
     json_type = "JSON"
+    # the quarantine keeps the original payload exactly (PostgreSQL: json, which accepts any
+    # JSON text, e.g. \u0000, that jsonb refuses)
+    exact_json_type = "JSON"
     timestamp_type = "TIMESTAMPTZ"
     param = "?"
     namespace = ""
@@ -194,7 +202,7 @@ class SqlStore:
             "run_id TEXT NOT NULL, dataset TEXT NOT NULL, batch_id TEXT, source TEXT, "
             "rows_read BIGINT NOT NULL DEFAULT 0, rows_loaded BIGINT NOT NULL DEFAULT 0, "
             "rows_quarantined BIGINT NOT NULL DEFAULT 0, decision TEXT, status TEXT NOT NULL, "
-            f"started_at {ts}, finished_at {ts}, report {j})",
+            f"started_at {ts}, finished_at {ts}, report {self.exact_json_type})",
             f"CREATE TABLE IF NOT EXISTS {self.qualify(BATCHES)} ("
             "dataset TEXT NOT NULL, batch_id TEXT NOT NULL, source TEXT, run_id TEXT, "
             "rows_read BIGINT NOT NULL, rows_loaded BIGINT NOT NULL, "
@@ -211,15 +219,15 @@ class SqlStore:
         ]
 
     def dataset_ddl(self, dataset: str) -> list[str]:
-        j, ts = self.json_type, self.timestamp_type
+        j, x, ts = self.json_type, self.exact_json_type, self.timestamp_type
         return [
             f"CREATE TABLE IF NOT EXISTS {self.qualify(dataset + '__raw')} ("
             f'batch_id TEXT NOT NULL, "offset" BIGINT NOT NULL, payload {j} NOT NULL, '
             f"loaded_at {ts} NOT NULL DEFAULT now())",
             f"CREATE TABLE IF NOT EXISTS {self.qualify(dataset + '__quarantine')} ("
-            f'batch_id TEXT NOT NULL, "offset" BIGINT NOT NULL, payload {j} NOT NULL, '
+            f'batch_id TEXT NOT NULL, "offset" BIGINT NOT NULL, payload {x} NOT NULL, '
             "reason TEXT NOT NULL, message TEXT, column_path TEXT, "
-            f"issues {j}, schema_version BIGINT, "
+            f"issues {x}, schema_version BIGINT, "
             f"quarantined_at {ts} NOT NULL DEFAULT now(), "
             "status TEXT NOT NULL DEFAULT 'pending', "
             f"replayed_at {ts}, replay_attempts BIGINT NOT NULL DEFAULT 0, "
@@ -295,7 +303,7 @@ class SqlStore:
         sql = self.sql(
             f"INSERT INTO {self.qualify(RUNS)} (run_id, dataset, batch_id, source, rows_read, "
             "rows_loaded, rows_quarantined, decision, status, started_at, finished_at, report) "
-            f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), CAST(? AS {self.json_type}))"
+            f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), CAST(? AS {self.exact_json_type}))"
         )
         params = (
             entry["run_id"],
@@ -496,10 +504,10 @@ class WriterBase:
             self.execute(
                 self.store.sql(
                     f"UPDATE {t} SET reason = ?, message = ?, column_path = ?, "
-                    f"issues = CAST(? AS {self.store.json_type}), "
+                    f"issues = CAST(? AS {self.store.exact_json_type}), "
                     'replay_attempts = replay_attempts + 1 WHERE batch_id = ? AND "offset" = ?'
                 ),
-                (reason, message, column, issues, *key),
+                (text_safe(reason), text_safe(message), text_safe(column), issues, *key),
             )
 
 

@@ -14,11 +14,11 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from psycopg.types.json import JsonbBinaryDumper
+from psycopg.types.json import JsonbBinaryDumper, JsonBinaryDumper
 
 from ..errors import InputError
 from ..schema.types import DataType
-from .base import QuarantineRow, SqlStore, WriterBase, jdump, quote
+from .base import QuarantineRow, SqlStore, WriterBase, jdump, quote, text_safe
 
 
 def _json_text(obj: Any) -> str | bytes:
@@ -35,8 +35,18 @@ class JsonTextBinaryDumper(JsonbBinaryDumper):
     _dumps = _json_text
 
 
+class JsonTextExactBinaryDumper(JsonBinaryDumper):
+    """json (exact text) in binary COPY from JSON text."""
+
+    _dumps = _json_text
+
+
 class _JsonText(str):
-    """Marker type the jsonb dumper is registered for (COPY picks dumpers by oid)."""
+    """Marker type the json/jsonb dumpers are registered for (COPY picks dumpers by oid)."""
+
+
+class _JsonTextExact(str):
+    pass
 
 
 def redact_dsn(dsn: str) -> str:
@@ -55,6 +65,7 @@ def redact_dsn(dsn: str) -> str:
 class PostgresStore(SqlStore):
     dialect = "postgres"
     json_type = "jsonb"
+    exact_json_type = "json"
     param = "%s"
 
     def __init__(self, dsn: str, namespace: str | None = None) -> None:
@@ -82,6 +93,7 @@ class PostgresStore(SqlStore):
                 hint="check the DSN and that the server is up",
             ) from exc
         conn.adapters.register_dumper(_JsonText, JsonTextBinaryDumper)
+        conn.adapters.register_dumper(_JsonTextExact, JsonTextExactBinaryDumper)
         return conn
 
     def _aux(self) -> psycopg.Connection:
@@ -198,9 +210,9 @@ class PostgresWriter(WriterBase):
                 r.batch_id,
                 r.offset,
                 r.payload,
-                r.reason,
-                r.message,
-                r.column,
+                text_safe(r.reason),
+                text_safe(r.message),
+                text_safe(r.column),
                 r.issues,
                 r.schema_version,
             )
