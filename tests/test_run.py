@@ -368,3 +368,21 @@ def test_a_nul_character_is_kept_in_the_quarantine(project):
         s.close()
     if project.kind == "postgres":
         assert [h["payload"]["note"] for h in held] == ["a\x00b", "a\x00b"]
+
+
+def test_a_batch_a_concurrent_run_loaded_first_is_reported_skipped(project, monkeypatch):
+    jsonl(project.root / "in" / "a.jsonl", orders(0, 3))
+    cls = _writer_class(project.kind)
+
+    def raced(self, dataset, batch_id, info):
+        # another run commits the same batch's mark first; ours then hits the key
+        self.store._aux_execute(
+            *self.store.sql_mark_done(dataset, batch_id, {**info, "run_id": "other"})
+        )
+        raise RuntimeError("duplicate key value violates unique constraint")
+
+    monkeypatch.setattr(cls, "mark_done", raced)
+    rep = run_pipeline(project.cfg, fmt="json")
+    b = rep["batches"][0]
+    assert b["status"] == "skipped" and "concurrent run other" in b["reason"]
+    assert rep["exit_code"] == 0 and project.counts()["orders"] == 0

@@ -472,6 +472,17 @@ def load_file(
     except PipewardenError:
         raise
     except Exception as exc:  # the load failed: the transaction rolled back, nothing remains
+        with suppress(Exception):
+            done = store.is_done(dataset, batch_id)
+        if done is not None:  # a concurrent run loaded it first (its mark won the key)
+            entry.update(
+                status="skipped",
+                decision="skipped",
+                reason=f"loaded by a concurrent run {done['run_id']}",
+                rows_loaded=0,
+                rows_quarantined=0,
+            )
+            return entry
         entry.update(
             status="failed",
             decision="failed",

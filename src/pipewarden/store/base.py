@@ -299,6 +299,24 @@ class SqlStore:
         )
         return dict(zip(keys, rows[0], strict=True))
 
+    def sql_mark_done(self, dataset: str, batch_id: str, info: dict[str, Any]) -> tuple[str, tuple]:
+        sql = self.sql(
+            f"INSERT INTO {self.qualify(BATCHES)} (dataset, batch_id, source, run_id, "
+            "rows_read, rows_loaded, rows_quarantined, schema_version, loaded_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())"
+        )
+        params = (
+            dataset,
+            batch_id,
+            info.get("source"),
+            info.get("run_id"),
+            int(info["rows_read"]),
+            int(info["rows_loaded"]),
+            int(info["rows_quarantined"]),
+            info.get("schema_version"),
+        )
+        return sql, params
+
     def run_log_statement(self, entry: dict[str, Any]) -> tuple[str, tuple]:
         sql = self.sql(
             f"INSERT INTO {self.qualify(RUNS)} (run_id, dataset, batch_id, source, rows_read, "
@@ -459,23 +477,7 @@ class WriterBase:
         raise NotImplementedError
 
     def mark_done(self, dataset: str, batch_id: str, info: dict[str, Any]) -> None:
-        self.execute(
-            self.store.sql(
-                f"INSERT INTO {self.store.qualify(BATCHES)} (dataset, batch_id, source, run_id, "
-                "rows_read, rows_loaded, rows_quarantined, schema_version, loaded_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())"
-            ),
-            (
-                dataset,
-                batch_id,
-                info.get("source"),
-                info.get("run_id"),
-                int(info["rows_read"]),
-                int(info["rows_loaded"]),
-                int(info["rows_quarantined"]),
-                info.get("schema_version"),
-            ),
-        )
+        self.execute(*self.store.sql_mark_done(dataset, batch_id, info))
 
     def log_run(self, entry: dict[str, Any]) -> None:
         self.execute(*self.store.run_log_statement(entry))
