@@ -107,6 +107,7 @@ def test_run_loads_evolves_and_quarantines(project):
         "rows_read": 30,
         "rows_loaded": 28,
         "rows_quarantined": 2,
+        "rows_not_written": 0,
         "batches": 3,
         "batches_loaded": 3,
     }
@@ -255,7 +256,7 @@ def test_blocked_batch_writes_only_its_run_log(project):
     jsonl(project.root / "in" / "a_2.jsonl", orders(5, 10, coupon="X1"))
     rep = run_pipeline(project.cfg, fmt="json")
     assert [b["status"] for b in rep["batches"]] == ["loaded", "blocked"]
-    assert rep["exit_code"] == 1
+    assert rep["exit_code"] == 1 and rep["totals"]["rows_not_written"] == 5
     assert_conserved(rep)
     c = project.counts()
     assert c["orders"] == 5 and c["_pw_batches"] == 1 and c["orders__quarantine"] == 0

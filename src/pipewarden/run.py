@@ -551,6 +551,9 @@ def run_pipeline(
     totals = {
         k: sum(b[k] for b in batches) for k in ("rows_read", "rows_loaded", "rows_quarantined")
     }
+    totals["rows_not_written"] = sum(
+        b["rows_read"] for b in batches if b["status"] in ("blocked", "failed")
+    )
     statuses = Counter(b["status"] for b in batches)
     bad = statuses["blocked"] + statuses["failed"]
     return {
@@ -601,8 +604,7 @@ def list_quarantine(
         for name in names:
             got = store.quarantine_rows(name, status=status, reason=reason, limit=limit)
             rows.extend(got)
-            for s in ("pending", "replayed"):
-                counts.setdefault(name, {})[s] = len(store.quarantine_rows(name, status=s))
+            counts[name] = store.quarantine_counts(name)
     finally:
         store.close()
     return {

@@ -73,9 +73,14 @@ def _render_run(doc: dict, console: Any) -> None:
     if doc.get("not_run"):
         console.print(f"not run after the failure: {escape(', '.join(doc['not_run']))}")
     t = doc["totals"]
+    held = (
+        f" + {t['rows_not_written']} in blocked or failed batches (nothing written)"
+        if t.get("rows_not_written")
+        else ""
+    )
     console.print(
         f"[bold]total[/]: {t['rows_read']} read = {t['rows_loaded']} loaded + "
-        f"{t['rows_quarantined']} quarantined, {t['batches']} batches"
+        f"{t['rows_quarantined']} quarantined{held}, {t['batches']} batches"
     )
 
 

@@ -383,6 +383,17 @@ class SqlStore:
         return int(self._aux_query(f"SELECT count(*) FROM {self.qualify(table)}")[0][0])
 
     # ---- quarantine
+    def quarantine_counts(self, dataset: str) -> dict[str, int]:
+        """Rows per replay status (``pending``, ``replayed``) of a dataset's quarantine."""
+        out = dict.fromkeys(QUARANTINE_STATUSES, 0)
+        if self.has_table(dataset + "__quarantine"):
+            rows = self._aux_query(
+                f"SELECT status, count(*) FROM {self.qualify(dataset + '__quarantine')} "
+                "GROUP BY status"
+            )
+            out.update({r[0]: int(r[1]) for r in rows})
+        return out
+
     def quarantine_rows(
         self,
         dataset: str,
