@@ -236,3 +236,16 @@ def test_postgres_unknown_host_is_an_input_error():
     with pytest.raises(InputError) as info:
         open_store("postgresql://nobody:secret@127.0.0.1:1/none")
     assert "secret" not in str(info.value)
+
+
+@pytest.mark.postgres
+def test_postgres_falls_back_to_text_copy_for_a_type_without_binary_dumper(pg_schema):
+    dsn, schema = pg_schema
+    store = open_store(dsn, namespace=schema)
+    try:
+        with store.transaction() as w:
+            w.execute(f"CREATE TABLE {store.qualify('docs')} (id bigint, body tsvector)")
+            w.write_typed("docs", ["id", "body"], [DataType.BIGINT, DataType.TEXT], [(1, "a b")])
+        assert store._aux_query(f"SELECT body::text FROM {store.qualify('docs')}") == [("'a' 'b'",)]
+    finally:
+        store.close()

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from psycopg import pq
 from psycopg.types.json import JsonbBinaryDumper, JsonBinaryDumper
 
 from ..errors import InputError
@@ -171,17 +172,28 @@ class PostgresWriter(WriterBase):
         except KeyError as exc:
             raise RuntimeError(f"column {exc.args[0]!r} is not in table {table!r}") from None
         cols = ", ".join(quote(n) for n in names)
+        binary = self._binary_ok(types)
+        fmt = " (FORMAT BINARY)" if binary else ""
         with (
             self.conn.cursor() as cur,
-            cur.copy(
-                f"COPY {self.store.qualify(table)} ({cols}) FROM STDIN (FORMAT BINARY)"
-            ) as copy,
+            cur.copy(f"COPY {self.store.qualify(table)} ({cols}) FROM STDIN{fmt}") as copy,
         ):
-            copy.set_types(types)
+            if binary:
+                copy.set_types(types)
             write = copy.write_row
             for row in rows:
                 write(row)
         return len(rows)
+
+    def _binary_ok(self, oids: Sequence[int]) -> bool:
+        """Binary COPY needs a binary dumper for every column type; a column someone altered
+        to a type psycopg cannot dump in binary (e.g. tsvector) falls back to text COPY."""
+        for oid in oids:
+            try:
+                self.conn.adapters.get_dumper_by_oid(oid, pq.Format.BINARY)
+            except psycopg.ProgrammingError:
+                return False
+        return True
 
     def write_typed(
         self, dataset: str, idents: Sequence[str], types: Sequence[DataType], rows: Sequence[tuple]
