@@ -98,7 +98,7 @@ BAD = [
     ("blank.jsonl", b"  \n\n", "empty", None),
     ("trunc.json", b'[{"a": 1},\n {"a": 2},\n {"a": ', "truncated", 3),
     ("unclosed.json", b'[{"a": 1},\n {"a": 2}\n', "not closed", 2),
-    ("object.json", b'{"a": 1,\n "b": 2}', "invalid JSON", 1),
+    ("object.json", b'{"a": 1,\n "b": 2}', "top-level JSON value is an object", None),
     ("scalar.json", b'[{"a": 1}, 5]', "not an object", 2),
     ("mixed.json", b'[{"a": 1}]\n{"a": 2}\n', "after the end", None),
     ("bad.jsonl", b'{"a": 1}\n{"a": }\n', "invalid JSON", 2),
@@ -157,3 +157,43 @@ def test_damaged_parquet(tmp_path):
 def test_empty_array_and_bare_header_are_zero_rows(tmp_path):
     assert len(read_batch(write(tmp_path, "e.json", "[ ]"))) == 0
     assert len(read_batch(write(tmp_path, "h.csv", "a,b\n"))) == 0
+
+
+def test_one_object_on_one_line_is_one_record_of_json_lines(tmp_path):
+    assert read_batch(write(tmp_path, "one.json", '{"a": 1}')).records == [{"a": 1}]
+
+
+def test_a_json_array_named_jsonl(tmp_path):
+    p = write(tmp_path, "a.jsonl", json.dumps(ROWS))
+    assert read_batch(p).records == ROWS
+
+
+@pytest.mark.parametrize(("name", "streamed_json"), [("m.jsonl", False), ("m.json", True)])
+def test_memory_stays_bounded_by_the_chunk(tmp_path, monkeypatch, name, streamed_json):
+    import tracemalloc
+
+    rows = [{"i": i, "s": f"value {i}", "n": {"k": [i, i]}} for i in range(8_000)]
+    body = json.dumps(rows) if name.endswith(".json") else "\n".join(map(json.dumps, rows))
+    p = write(tmp_path, name, body)
+    if streamed_json:
+        monkeypatch.setattr(batch_mod, "WHOLE_JSON_BYTES", 0)
+        monkeypatch.setattr(batch_mod, "_READ_CHARS", 4096)
+    monkeypatch.setattr(batch_mod, "JSONL_BLOCK_BYTES", 1 << 14)
+
+    def peak(fn):
+        tracemalloc.start()
+        fn()
+        top = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return top
+
+    def stream():
+        n = 0
+        for b in iter_batches(p, chunk_rows=200):
+            n += len(b)
+            del b
+        assert n == len(rows)
+
+    whole = peak(lambda: read_batch(p))
+    streaming = peak(stream)
+    assert streaming * 5 < whole, (streaming, whole)

@@ -57,11 +57,12 @@ def test_first_load_then_fits_then_evolves(tmp_path, capsys):
 def test_freeze_rejects_with_exit_1(tmp_path, capsys):
     target = tmp_path / "schema.json"
     target.write_text(json.dumps({"columns": [{"name": "id", "type": "bigint"}], "version": 3}))
-    src = jsonl(tmp_path / "b.jsonl", [{"id": 1, "new": True}])
+    src = jsonl(tmp_path / "b.jsonl", [{"id": 1, "new": True}, {"id": None, "more": 1}])
     code, doc = run(capsys, "--source", str(src), "--target", str(target), "--contract",
-                    "columns=freeze", "--write-target")  # fmt: skip
+                    "columns=freeze,overrides.more.columns=evolve", "--write-target")  # fmt: skip
     assert code == 1 and doc["decision"] == "reject" and "new column 'new'" in doc["reason"]
     assert doc["ddl"] == [] and doc["rows"]["accepted"] == 0
+    assert not any(c["action"] == "alter" for c in doc["delta"]["changes"])
     assert json.loads(target.read_text())["version"] == 3  # not written
 
 

@@ -268,3 +268,12 @@ def test_schema_file_round_trip_and_hash():
     assert Schema.from_dict(d).content_hash() == d["hash"]
     with pytest.raises(ValueError, match="unknown type"):
         Schema.from_dict({"columns": [{"name": "a", "type": "varchar"}]})
+
+
+def test_a_batch_without_typed_values_creates_nothing_and_holds_its_rows():
+    p, v = run(None, [{}, {"a": None}])
+    assert p.ddl == [] and p.schema.version == 0 and not p.table_exists
+    assert [i.reason for i in v.issues] == ["no_table", "no_table"]
+    # the next batch with values is a first load again
+    p2 = plan(p.schema, infer(batch([{"a": 1}])), None, "postgres", "t", "ns")
+    assert p2.ddl[-1].startswith("CREATE TABLE") and p2.schema.version == 1

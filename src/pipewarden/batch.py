@@ -87,6 +87,7 @@ _EXTENSIONS = {
     ".pq": "parquet",
 }
 WHOLE_JSON_BYTES = 32 * 2**20  # JSON arrays up to this size are parsed in one go
+JSONL_BLOCK_BYTES = 4 * 2**20  # JSON Lines are parsed a block of lines at a time
 _READ_CHARS = 1 << 20
 _HEAD_BYTES = 1 << 16
 _WS = re.compile(r"[ \t\n\r]*")
@@ -217,6 +218,8 @@ def detect_format(name: str, head: bytes, fmt: str = "auto") -> str:
     first = head.lstrip(codecs.BOM_UTF8 + b" \t\r\n")[:1]
     if ext == "json" and first == b"{":
         return "jsonl"
+    if ext == "jsonl" and first == b"[":
+        return "json"  # a JSON array named .jsonl
     if ext:
         return ext
     return {b"[": "json", b"{": "jsonl"}.get(first, "csv")
@@ -266,6 +269,7 @@ def iter_batches(
                 {"sha256": src.sha256},
             )
             offset += len(records)
+            del records  # the caller owns the batch now
     finally:
         src.close()
 
@@ -301,6 +305,7 @@ def _chunked(records: Iterable[dict], size: int) -> Iterator[list[dict]]:
         if not chunk:
             return
         yield chunk
+        del chunk  # not held while the next chunk is built
 
 
 def _read_jsonl(src: _Source, encoding: str) -> Iterator[dict]:
@@ -318,7 +323,7 @@ def _read_jsonl(src: _Source, encoding: str) -> Iterator[dict]:
     pending = b""
     with open(src.path, "rb") as raw:
         while True:
-            block = raw.read(1 << 22)
+            block = raw.read(JSONL_BLOCK_BYTES)
             data = pending + block
             if block:
                 cut = data.rfind(b"\n") + 1
@@ -342,12 +347,34 @@ def _read_jsonl(src: _Source, encoding: str) -> Iterator[dict]:
                     if records is not None and not all(type(r) is dict for r in records):
                         records = None
                 if records is None:
-                    records = _parse_lines(src, encoding, lines, lineno, row, careful)
+                    try:
+                        records = _parse_lines(src, encoding, lines, lineno, row, careful)
+                    except InputError as exc:
+                        if exc.line == 1:
+                            _one_object(src)  # a pretty-printed object says so
+                        raise
                 lineno += len(lines)
                 row += len(records)
                 yield from records
             if not block:
                 break
+
+
+def _one_object(src: _Source) -> None:
+    """Raise the clear error for a file that holds one JSON object (not JSON Lines)."""
+    if src.size > WHOLE_JSON_BYTES:
+        return
+    with open(src.path, "rb") as f:
+        try:
+            doc = _loads(f.read().removeprefix(codecs.BOM_UTF8))
+        except ValueError:
+            return
+    if isinstance(doc, dict):
+        raise src.error(
+            "the top-level JSON value is an object, not an array of records",
+            line=1,
+            hint="give an array of objects, or JSON Lines (one object per line)",
+        )
 
 
 def _parse_lines(

@@ -15,19 +15,21 @@ import datetime as dt
 import json
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from .. import ddl as ddl_mod  # the module: pipewarden.ddl imports schema.types, a cycle
 from ..batch import Batch, no_gc
-from ..ddl import get_dialect
-from ..ddl.base import Dialect
 from ..errors import preview
 from ..verdict import RowIssue, Verdict
 from . import lattice
 from .infer import _BOOL, _transpose, parse_datetime, value_type
 from .plan import Plan
 from .types import Column, DataType, Schema
+
+if TYPE_CHECKING:
+    from ..ddl.base import Dialect
 
 T = DataType
 UTC = dt.UTC
@@ -151,12 +153,14 @@ def check_rows(batch: Batch, plan: Plan) -> Verdict:
         reason = (
             "discarded_row" if contract.tables in ("discard_row", "discard_value") else "no_table"
         )
-        verdict.issues = [
-            RowIssue(i, reason, f"the table {plan.table!r} does not exist and the contract "
-                     f"says {contract.tables}") for i in range(n)
-        ]  # fmt: skip
+        why = (
+            f"the table {plan.table!r} does not exist and the contract says {contract.tables}"
+            if contract.tables != "evolve"
+            else f"the table {plan.table!r} does not exist: no key has a typed value yet"
+        )
+        verdict.issues = [RowIssue(i, reason, why) for i in range(n)]
         return _finish(verdict)
-    d = get_dialect(plan.dialect)
+    d = ddl_mod.get_dialect(plan.dialect)
     numbers = batch.fmt == "csv"
     schema = plan.schema
     held: dict[int, RowIssue] = {}

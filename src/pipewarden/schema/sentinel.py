@@ -138,6 +138,7 @@ def sentinel(
             inferrer.update(batch)
             batches += 1
             fmt_seen = batch.fmt
+            del batch  # one chunk in memory at a time
         observed = inferrer.schema()
         tgt = load_target(target) if target else None
 
@@ -162,6 +163,7 @@ def sentinel(
                         counts[k] += verdict.report[k]
                     for issue in verdict.issues[: ISSUE_SAMPLE - len(sample)]:
                         sample.append({**issue.to_dict(), "row": batch.row_number(issue.row)})
+                    del batch, verdict  # one chunk in memory at a time
             else:
                 counts["read"] = inferrer.rows
             decision, reason = p.decision, p.reason
@@ -170,7 +172,7 @@ def sentinel(
             if decision == "reject":
                 counts.update(accepted=0, quarantined=0, discarded=0, values_discarded=0)
             applied = False
-            if apply and decision != "reject" and conn is not None:
+            if apply and decision != "reject" and conn is not None and p.ddl:
                 history.record_schema(conn, dialect, table, namespace, p.schema, p.ddl)
                 applied = True
             return {
