@@ -25,7 +25,13 @@ class FakeStep:
     def __init__(self, options: dict, base_dir: Path) -> None:
         self.options = options
 
+    closed = 0
+
+    def close(self) -> None:
+        FakeStep.closed += 1
+
     def check(self, batch, ctx) -> Verdict:
+        assert batch.batch_id == ctx.batch_id  # every chunk carries the batch's id
         seen = ctx.store.load_state(ctx.dataset, "fake") or {"batches": 0}
         ctx.store.save_state(ctx.dataset, "fake", {"batches": seen["batches"] + 1})
         ctx.store.append_metrics(ctx.dataset, ctx.batch_id, "fake", {"rows": len(batch)})
@@ -69,7 +75,9 @@ def test_step_quarantines_masks_and_keeps_state(project):
         for i in range(8)
     ]
     write(root / "in" / "a.jsonl", rows)
+    closed = FakeStep.closed
     rep = run_pipeline(cfg, fmt="json")
+    assert FakeStep.closed == closed + 1  # the run closes its steps
     b = rep["batches"][0]
     assert (b["rows_loaded"], b["rows_quarantined"]) == (6, 2)
     assert b["reasons"] == {"pii": 2}

@@ -211,6 +211,15 @@ def build_steps(cfg: dict[str, Any]) -> list[Any]:
     return steps
 
 
+def close_steps(steps: list) -> None:
+    """Release what steps hold (e.g. a local H2O); a step without ``close()`` has nothing."""
+    for step in steps:
+        close = getattr(step, "close", None)
+        if close is not None:
+            with suppress(Exception):
+                close()
+
+
 # ---------------------------------------------------------------- batches
 
 
@@ -411,6 +420,7 @@ def load_file(
             }
             loaded = quarantined = seen = 0
             for k, chunk in enumerate(chunks()):  # pass 2: check and write chunk by chunk
+                chunk.batch_id = batch_id  # every chunk carries its file's (the batch's) id
                 outcome, reports = _check(chunk, p, steps, ctx_args)
                 _merge_step_reports(step_reports, reports, k)
                 if outcome.decision == "block":
@@ -546,6 +556,7 @@ def run_pipeline(
     finally:
         if progress:
             progress.stop()
+        close_steps(steps)
         store.close()
     not_run = [f for f in files[len(batches) :]]
     totals = {
@@ -744,6 +755,7 @@ def replay_quarantine(
                 }
             )
     finally:
+        close_steps(steps)
         store.close()
     return report
 
