@@ -197,3 +197,28 @@ def test_memory_stays_bounded_by_the_chunk(tmp_path, monkeypatch, name, streamed
     whole = peak(lambda: read_batch(p))
     streaming = peak(stream)
     assert streaming * 5 < whole, (streaming, whole)
+
+
+@pytest.mark.parametrize("name", ["a.jsonl.gz", "a.csv.gz", "a.json.gz", "a.gz"])
+def test_gzip_is_read_through(tmp_path, name):
+    import gzip
+
+    if ".csv" in name:
+        body, want = "id,name\n1,x\n", [{"id": "1", "name": "x"}]
+    elif name == "a.json.gz":
+        body, want = json.dumps(ROWS), ROWS
+    else:
+        body, want = "\n".join(map(json.dumps, ROWS)), ROWS
+    p = tmp_path / name
+    p.write_bytes(gzip.compress(body.encode()))
+    assert read_batch(p).records == want
+
+
+def test_gzip_with_bad_utf8_names_the_offset(tmp_path):
+    import gzip
+
+    p = tmp_path / "u.jsonl.gz"
+    p.write_bytes(gzip.compress(b'{"a": 1}\n{"a": "\xff"}\n'))
+    with pytest.raises(InputError) as info:
+        read_batch(p)
+    assert "byte offset 16 (uncompressed)" in info.value.message and info.value.line == 2

@@ -182,3 +182,14 @@ def test_json_schema_target_keeps_idents(tmp_path, capsys):
     assert written["properties"][name]["x-pipewarden-ident"] == "n" * 63
     code, doc = run(capsys, "--source", str(src), "--target", str(target))
     assert code == 0 and doc["decision"] == "pass" and doc["target"]["kind"] == "jsonschema"
+
+
+def test_row_numbers_are_absolute_across_chunks(tmp_path, capsys):
+    target = tmp_path / "s.json"
+    target.write_text(json.dumps({"columns": [{"name": "n", "type": "bigint"}], "version": 1}))
+    src = jsonl(tmp_path / "b.jsonl", [{"n": 1}, {"n": 2}, {"n": "x"}, {"n": 4}, {"n": "y"}])
+    code, doc = run(capsys, "--source", str(src), "--target", str(target), "--chunk-rows", "2")
+    assert code == 0 and doc["batches"] == 3
+    assert [i["row"] for i in doc["issues"]] == [3, 5]
+    assert doc["rows"] == {"read": 5, "accepted": 3, "quarantined": 2, "discarded": 0,
+                           "values_discarded": 0}  # fmt: skip

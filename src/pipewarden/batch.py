@@ -158,9 +158,24 @@ class _Source:
             self.path = str(p)
             with open(p, "rb") as f:
                 self.sha256 = hashlib.file_digest(f, "sha256").hexdigest()
-        self.size = os.path.getsize(self.path)
         with open(self.path, "rb") as f:
-            self.head = f.read(_HEAD_BYTES)
+            self.gzip = f.read(2) == b"\x1f\x8b"
+        self.size = os.path.getsize(self.path)
+        try:
+            with self.open() as f:
+                self.head = f.read(_HEAD_BYTES)
+        except (OSError, EOFError) as exc:
+            raise self.error(f"not a readable gzip file ({exc})", hint="re-compress it") from None
+        if self.gzip:  # the uncompressed size: known when small, else taken as large
+            self.size = len(self.head) if len(self.head) < _HEAD_BYTES else sys.maxsize
+
+    def open(self):
+        """The source's (uncompressed) bytes: gzip is read through transparently."""
+        if self.gzip:
+            import gzip
+
+            return gzip.open(self.path, "rb")
+        return open(self.path, "rb")  # noqa: SIM115 - the caller closes it
 
     def close(self) -> None:
         if self.tmp:
@@ -175,7 +190,7 @@ class _Source:
         """Locate the first undecodable byte (offset and line) for the message."""
         decoder = codecs.getincrementaldecoder(encoding)("strict")
         offset = newlines = 0
-        with open(self.path, "rb") as f:
+        with self.open() as f:
             while True:
                 data = f.read(1 << 20)
                 try:
@@ -184,7 +199,8 @@ class _Source:
                     pending = len(exc.object) - len(data)
                     at = max(exc.start - pending, 0)
                     return self.error(
-                        f"invalid {codecs.lookup(encoding).name} at byte offset {offset + at}",
+                        f"invalid {codecs.lookup(encoding).name} at byte offset {offset + at}"
+                        + (" (uncompressed)" if self.gzip else ""),
                         line=newlines + data[:at].count(b"\n") + 1,
                         hint=_ENCODING_HINT,
                     )
@@ -203,6 +219,14 @@ class _suppress:
         return exc[0] is not None and issubclass(exc[0], OSError)
 
 
+def _suffix(name: str) -> str:
+    """The extension that names the format (``.csv`` for ``day.csv.gz``)."""
+    p = Path(name)
+    if p.suffix.lower() == ".gz":
+        p = p.with_suffix("")
+    return p.suffix.lower()
+
+
 def detect_format(name: str, head: bytes, fmt: str = "auto") -> str:
     """The format of a source: ``fmt`` when given, else the extension, else the first bytes.
     A ``.json`` file that holds one object per line is read as JSON Lines."""
@@ -212,7 +236,7 @@ def detect_format(name: str, head: bytes, fmt: str = "auto") -> str:
                 f"unknown format {fmt!r}", file=name, hint=f"use one of auto, {', '.join(FORMATS)}"
             )
         return fmt
-    ext = _EXTENSIONS.get(Path(name).suffix.lower())
+    ext = _EXTENSIONS.get(_suffix(name))
     if head.startswith(b"PAR1"):
         return "parquet"
     first = head.lstrip(codecs.BOM_UTF8 + b" \t\r\n")[:1]
@@ -312,7 +336,7 @@ def _read_jsonl(src: _Source, encoding: str) -> Iterator[dict]:
     """JSON Lines. UTF-8 is read in blocks of 4 MB parsed by one list comprehension (the
     fast path); a block with a problem is parsed again line by line to name the row."""
     if not _is_utf8(encoding):
-        with open(src.path, "rb") as raw:
+        with src.open() as raw:
             text = io.TextIOWrapper(raw, encoding=encoding, newline="")
             try:
                 yield from _parse_lines(src, encoding, list(text), 0, 0, True)
@@ -321,7 +345,7 @@ def _read_jsonl(src: _Source, encoding: str) -> Iterator[dict]:
         return
     row = lineno = 0
     pending = b""
-    with open(src.path, "rb") as raw:
+    with src.open() as raw:
         while True:
             block = raw.read(JSONL_BLOCK_BYTES)
             data = pending + block
@@ -364,7 +388,7 @@ def _one_object(src: _Source) -> None:
     """Raise the clear error for a file that holds one JSON object (not JSON Lines)."""
     if src.size > WHOLE_JSON_BYTES:
         return
-    with open(src.path, "rb") as f:
+    with src.open() as f:
         try:
             doc = _loads(f.read().removeprefix(codecs.BOM_UTF8))
         except ValueError:
@@ -420,7 +444,7 @@ def _json_reason(exc: Exception) -> str:
 
 def _read_json(src: _Source, encoding: str) -> Iterator[dict]:
     if src.size <= WHOLE_JSON_BYTES and _is_utf8(encoding):
-        with open(src.path, "rb") as f:
+        with src.open() as f:
             data = f.read().removeprefix(codecs.BOM_UTF8)
         try:
             doc = _loads(data)
@@ -444,7 +468,7 @@ def _read_json(src: _Source, encoding: str) -> Iterator[dict]:
 def _stream_json(src: _Source, encoding: str, stop_at: int | None = None) -> Iterator[dict]:
     """Parse a JSON array element by element from a text stream of bounded size."""
     decoder = json.JSONDecoder()
-    with open(src.path, "rb") as raw:
+    with src.open() as raw:
         text = io.TextIOWrapper(raw, encoding=encoding, newline="")
         state = {"buf": "", "pos": 0, "line": 1, "eof": False, "want": _READ_CHARS}
 
@@ -553,7 +577,7 @@ def _stream_json(src: _Source, encoding: str, stop_at: int | None = None) -> Ite
 
 
 def _sniff_delimiter(src: _Source) -> str:
-    if Path(src.name).suffix.lower() == ".tsv":
+    if _suffix(src.name) == ".tsv":
         return "\t"
     first = src.head.split(b"\n", 1)[0]
     counts = {d: first.count(d.encode()) for d in (",", ";", "\t", "|")}
@@ -563,7 +587,7 @@ def _sniff_delimiter(src: _Source) -> str:
 
 def _read_csv(src: _Source, encoding: str) -> Iterator[dict]:
     delimiter = _sniff_delimiter(src)
-    with open(src.path, "rb") as raw:
+    with src.open() as raw:
         text = io.TextIOWrapper(raw, encoding=encoding, newline="")
         reader = csv.reader(text, delimiter=delimiter, strict=True)
         try:

@@ -235,13 +235,16 @@ class Inferrer:
 def _transpose(records: list[dict]) -> dict[str, Sequence]:
     """Column name -> values (None where a record lacks the key), every key of every record
     in order of first appearance. When every record has the same keys (the usual case) the
-    transposition runs in C: ``itemgetter`` per row, ``zip`` per column."""
+    transposition runs in C: ``itemgetter`` per row, ``zip`` per column (call it with the
+    garbage collector paused: the row tuples would trigger its passes). Otherwise a key that
+    every record has is still read by ``map(itemgetter(key), records)``, and only a key some
+    records lack takes ``r.get(key)``."""
     first = list(records[0])
     width = len(first)
     if width and all(n == width for n in map(len, records)):
         try:
             if width == 1:
-                return {first[0]: [r[first[0]] for r in records]}
+                return {first[0]: list(map(itemgetter(first[0]), records))}
             rows = map(itemgetter(*first), records)
             return dict(zip(first, zip(*rows, strict=True), strict=True))
         except KeyError:
@@ -253,7 +256,13 @@ def _transpose(records: list[dict]) -> dict[str, Sequence]:
         if rk != last:
             keys.update(dict.fromkeys(rk))
             last = rk
-    return {k: [r.get(k) for r in records] for k in keys}
+    out: dict[str, Sequence] = {}
+    for k in keys:
+        try:
+            out[k] = list(map(itemgetter(k), records))
+        except KeyError:
+            out[k] = [r.get(k) for r in records]
+    return out
 
 
 def infer(batches: Batch | Iterable[Batch] | Iterable[dict]) -> Schema:
