@@ -249,3 +249,12 @@ def test_postgres_falls_back_to_text_copy_for_a_type_without_binary_dumper(pg_sc
         assert store._aux_query(f"SELECT body::text FROM {store.qualify('docs')}") == [("'a' 'b'",)]
     finally:
         store.close()
+
+
+def test_reports_never_show_the_dsn_password():
+    from pipewarden.store.postgres import redact_dsn
+
+    assert redact_dsn("postgresql://app:s3cret@db.internal:6432/wh") == (
+        "postgresql://app@db.internal:6432/wh"
+    )
+    assert "s3cret" not in redact_dsn("host=db user=app password=s3cret dbname=wh")
