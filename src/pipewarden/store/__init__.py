@@ -1,1 +1,51 @@
-"""Stores: DuckDB (embedded default) and PostgreSQL (psycopg 3, COPY)."""
+"""Stores: DuckDB (embedded default) and PostgreSQL (psycopg 3, COPY).
+
+``open_store(url)`` opens either; every store has the StateStore methods (``load_state``,
+``save_state``, ``append_metrics``, ``metrics_history``) on tables in the store, the batch
+transaction the run writes through, the quarantine queries, and ``close()``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import InputError
+from .base import MemoryStateStore, QuarantineRow, StateStore, Store
+
+__all__ = ["MemoryStateStore", "QuarantineRow", "StateStore", "Store", "open_store"]
+
+
+def open_store(url: str, namespace: str | None = None) -> Any:
+    """Open a store.
+
+    ``url`` is ``duckdb:///abs/path.duckdb``, ``duckdb://relative.duckdb``, a plain path ending in
+    ``.duckdb`` (or ``:memory:``), or a PostgreSQL DSN (``postgresql://...``). ``namespace`` is the
+    schema holding the tables (``main`` for DuckDB, ``public`` for PostgreSQL by default).
+    """
+    from .base import NAMESPACE_RE
+
+    if namespace is not None and not NAMESPACE_RE.match(namespace):
+        raise InputError(
+            f"invalid schema name {namespace!r}",
+            key="store.schema",
+            hint="letters, digits and _, at most 63 characters, not starting with a digit",
+        )
+    if url.startswith(("postgresql://", "postgres://")) or (
+        "=" in url and not url.endswith(".duckdb")
+    ):
+        from .postgres import PostgresStore
+
+        return PostgresStore(url, namespace)
+    path = None
+    if url.startswith("duckdb://"):
+        path = url[len("duckdb://") :]
+    elif url.endswith(".duckdb") or url == ":memory:":
+        path = url
+    if not path:
+        raise InputError(
+            f"unknown store URL {url!r}",
+            hint="use duckdb:///path/file.duckdb, a path ending in .duckdb, or postgresql://...",
+        )
+    from .duckdb import DuckDBStore
+
+    return DuckDBStore(path, namespace)

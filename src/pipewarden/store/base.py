@@ -2,11 +2,42 @@
 
 Besides the tables of a dataset (raw landing as JSON, typed table, quarantine, schema history,
 run log), a store keeps small pieces of state for the steps: ``StateStore``.
+
+Tables, all in the store's namespace (a schema):
+
+- ``<dataset>``: the typed table (created and altered by the schema sentinel's DDL);
+- ``<dataset>__raw``: raw landing, one row per loaded record as JSON(B);
+- ``<dataset>__quarantine``: every record that was not loaded, with its original payload;
+- ``_pw_schema_history``: schema versions (owned by :mod:`pipewarden.schema.history`);
+- ``_pw_batches``: batches already loaded (idempotency);
+- ``_pw_runs``: the run log, one entry per batch and run;
+- ``_pw_datasets``: the datasets this store holds;
+- ``_pw_state`` / ``_pw_metrics``: the :class:`StateStore` methods.
+
+:class:`SqlStore` holds the SQL both dialects share; ``duckdb.py`` and ``postgres.py`` add the
+connection handling and the bulk load.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Protocol
+
+import orjson
+
+from ..schema.types import DataType
+
+RUNS = "_pw_runs"
+BATCHES = "_pw_batches"
+STATE = "_pw_state"
+METRICS = "_pw_metrics"
+DATASETS = "_pw_datasets"
+HISTORY = "_pw_schema_history"
+
+QUARANTINE_STATUSES = ("pending", "replayed")
 
 
 class StateStore(Protocol):
@@ -46,3 +77,456 @@ class MemoryStateStore:
 
     def metrics_history(self, dataset: str, kind: str, limit: int = 100) -> list[dict[str, Any]]:
         return [dict(m) for m in self._metrics.get((dataset, kind), [])[-limit:]]
+
+
+def jdump(value: Any) -> str:
+    """JSON text for a payload or a report (dates and decimals as strings)."""
+    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def jload(value: Any) -> Any:
+    """Parse a JSON column value (drivers return text or already-parsed objects)."""
+    if value is None or isinstance(value, dict | list):
+        return value
+    return orjson.loads(value)
+
+
+def text_safe(value: str | None) -> str | None:
+    """Text for a TEXT column: U+0000 (which PostgreSQL's text cannot hold) becomes U+FFFD."""
+    return value.replace("\x00", "\ufffd") if value and "\x00" in value else value
+
+
+def quote(name: str) -> str:
+    """A double-quoted SQL identifier: the name stays data, whatever characters it holds."""
+    if "\x00" in name:
+        raise ValueError("identifier contains a NUL character")
+    return '"' + name.replace('"', '""') + '"'
+
+
+NAMESPACE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+@dataclass
+class QuarantineRow:
+    """One record held back: its original payload and why."""
+
+    batch_id: str
+    offset: int  # 0-based index of the record in its source
+    payload: str  # the original record as JSON text
+    reason: str  # first reason code
+    message: str  # first reason's message (never a raw PII value)
+    column: str | None  # column name or JSON path of the first reason
+    issues: str  # every reason, as a JSON list of RowIssue dicts
+    schema_version: int
+
+
+class BatchWriter(Protocol):
+    """What the run writes inside the one transaction of a batch."""
+
+    conn: Any  # the driver connection (psycopg or duckdb), for the schema history
+
+    def write_typed(
+        self, dataset: str, idents: Sequence[str], types: Sequence[DataType], rows: Sequence[tuple]
+    ) -> int: ...
+
+    def write_raw(
+        self, dataset: str, batch_id: str, offsets: Sequence[int], payloads: Sequence[str]
+    ) -> int: ...
+
+    def write_quarantine(self, dataset: str, rows: Sequence[QuarantineRow]) -> int: ...
+
+    def mark_done(self, dataset: str, batch_id: str, info: dict[str, Any]) -> None: ...
+
+
+class Store(StateStore, Protocol):
+    """A warehouse the run loads into: DuckDB (embedded) or PostgreSQL."""
+
+    dialect: str  # "duckdb" | "postgres"
+    namespace: str
+
+    def transaction(self) -> Any:
+        """Context manager yielding a :class:`BatchWriter`; commits on exit, rolls back on error."""
+        ...
+
+    def is_done(self, dataset: str, batch_id: str) -> dict[str, Any] | None: ...
+
+    def log_run(self, entry: dict[str, Any]) -> None: ...
+
+    def quarantine_rows(
+        self,
+        dataset: str,
+        status: str | None = None,
+        reason: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]: ...
+
+    def datasets(self) -> list[str]: ...
+
+    def close(self) -> None: ...
+
+
+class SqlStore:
+    """SQL shared by the dialects. Subclasses set ``dialect``, ``json_type``, ``param``, and
+    implement ``_aux_execute``/``_aux_query`` (autocommit statements outside a batch) and
+    ``transaction()``."""
+
+    dialect = ""
+    json_type = "JSON"
+    # the quarantine keeps the original payload exactly (PostgreSQL: json, which accepts any
+    # JSON text, e.g. \u0000, that jsonb refuses)
+    exact_json_type = "JSON"
+    timestamp_type = "TIMESTAMPTZ"
+    param = "?"
+    namespace = ""
+
+    # ---- names
+    def qualify(self, table: str) -> str:
+        return f"{quote(self.namespace)}.{quote(table)}"
+
+    def sql(self, text: str) -> str:
+        """Our SQL is written with ``?`` placeholders; psycopg wants ``%s``."""
+        return text if self.param == "?" else text.replace("?", self.param)
+
+    # ---- connection helpers (subclasses)
+    def _aux_execute(self, sql: str, params: Sequence[Any] = ()) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def _aux_query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:  # pragma: no cover
+        raise NotImplementedError
+
+    # ---- DDL of the store's own tables
+    def meta_ddl(self) -> list[str]:
+        j, ts = self.json_type, self.timestamp_type
+        return [
+            f"CREATE TABLE IF NOT EXISTS {self.qualify(RUNS)} ("
+            "run_id TEXT NOT NULL, dataset TEXT NOT NULL, batch_id TEXT, source TEXT, "
+            "rows_read BIGINT NOT NULL DEFAULT 0, rows_loaded BIGINT NOT NULL DEFAULT 0, "
+            "rows_quarantined BIGINT NOT NULL DEFAULT 0, decision TEXT, status TEXT NOT NULL, "
+            f"started_at {ts}, finished_at {ts}, report {self.exact_json_type})",
+            f"CREATE TABLE IF NOT EXISTS {self.qualify(BATCHES)} ("
+            "dataset TEXT NOT NULL, batch_id TEXT NOT NULL, source TEXT, run_id TEXT, "
+            "rows_read BIGINT NOT NULL, rows_loaded BIGINT NOT NULL, "
+            "rows_quarantined BIGINT NOT NULL, schema_version BIGINT, "
+            f"loaded_at {ts} NOT NULL, PRIMARY KEY (dataset, batch_id))",
+            f"CREATE TABLE IF NOT EXISTS {self.qualify(STATE)} ("
+            f"dataset TEXT NOT NULL, key TEXT NOT NULL, value {j} NOT NULL, "
+            f"updated_at {ts} NOT NULL, PRIMARY KEY (dataset, key))",
+            f"CREATE TABLE IF NOT EXISTS {self.qualify(METRICS)} ("
+            "seq BIGINT NOT NULL, dataset TEXT NOT NULL, batch_id TEXT, kind TEXT NOT NULL, "
+            f"metrics {j} NOT NULL, recorded_at {ts} NOT NULL, PRIMARY KEY (dataset, kind, seq))",
+            f"CREATE TABLE IF NOT EXISTS {self.qualify(DATASETS)} ("
+            f"dataset TEXT PRIMARY KEY, created_at {ts} NOT NULL)",
+        ]
+
+    def dataset_ddl(self, dataset: str) -> list[str]:
+        j, x, ts = self.json_type, self.exact_json_type, self.timestamp_type
+        return [
+            f"CREATE TABLE IF NOT EXISTS {self.qualify(dataset + '__raw')} ("
+            f'batch_id TEXT NOT NULL, "offset" BIGINT NOT NULL, payload {j} NOT NULL, '
+            f"loaded_at {ts} NOT NULL DEFAULT now())",
+            f"CREATE TABLE IF NOT EXISTS {self.qualify(dataset + '__quarantine')} ("
+            f'batch_id TEXT NOT NULL, "offset" BIGINT NOT NULL, payload {x} NOT NULL, '
+            "reason TEXT NOT NULL, message TEXT, column_path TEXT, "
+            f"issues {x}, schema_version BIGINT, "
+            f"quarantined_at {ts} NOT NULL DEFAULT now(), "
+            "status TEXT NOT NULL DEFAULT 'pending', "
+            f"replayed_at {ts}, replay_attempts BIGINT NOT NULL DEFAULT 0, "
+            'PRIMARY KEY (batch_id, "offset"))',
+        ]
+
+    # ---- StateStore (committed at once, independent of a batch's transaction)
+    def load_state(self, dataset: str, key: str) -> dict[str, Any] | None:
+        rows = self._aux_query(
+            self.sql(f"SELECT value FROM {self.qualify(STATE)} WHERE dataset = ? AND key = ?"),
+            (dataset, key),
+        )
+        return jload(rows[0][0]) if rows else None
+
+    def save_state(self, dataset: str, key: str, value: dict[str, Any]) -> None:
+        self._aux_execute(
+            self.sql(
+                f"INSERT INTO {self.qualify(STATE)} (dataset, key, value, updated_at) "
+                f"VALUES (?, ?, CAST(? AS {self.json_type}), now()) "
+                "ON CONFLICT (dataset, key) DO UPDATE SET value = excluded.value, "
+                "updated_at = excluded.updated_at"
+            ),
+            (dataset, key, jdump(value)),
+        )
+
+    def append_metrics(
+        self, dataset: str, batch_id: str, kind: str, metrics: dict[str, Any]
+    ) -> None:
+        t = self.qualify(METRICS)
+        self._aux_execute(
+            self.sql(
+                f"INSERT INTO {t} (seq, dataset, batch_id, kind, metrics, recorded_at) "
+                f"SELECT coalesce(max(seq), 0) + 1, ?, ?, ?, CAST(? AS {self.json_type}), now() "
+                f"FROM {t} WHERE dataset = ? AND kind = ?"
+            ),
+            (dataset, batch_id, kind, jdump(metrics), dataset, kind),
+        )
+
+    def metrics_history(self, dataset: str, kind: str, limit: int = 100) -> list[dict[str, Any]]:
+        rows = self._aux_query(
+            self.sql(
+                f"SELECT metrics FROM {self.qualify(METRICS)} WHERE dataset = ? AND kind = ? "
+                "ORDER BY seq DESC LIMIT ?"
+            ),
+            (dataset, kind, int(limit)),
+        )
+        return [jload(r[0]) for r in reversed(rows)]
+
+    # ---- batches and the run log
+    def is_done(self, dataset: str, batch_id: str) -> dict[str, Any] | None:
+        rows = self._aux_query(
+            self.sql(
+                f"SELECT source, run_id, rows_read, rows_loaded, rows_quarantined, "
+                f"schema_version, loaded_at FROM {self.qualify(BATCHES)} "
+                "WHERE dataset = ? AND batch_id = ?"
+            ),
+            (dataset, batch_id),
+        )
+        if not rows:
+            return None
+        keys = (
+            "source",
+            "run_id",
+            "rows_read",
+            "rows_loaded",
+            "rows_quarantined",
+            "schema_version",
+            "loaded_at",
+        )
+        return dict(zip(keys, rows[0], strict=True))
+
+    def sql_mark_done(self, dataset: str, batch_id: str, info: dict[str, Any]) -> tuple[str, tuple]:
+        sql = self.sql(
+            f"INSERT INTO {self.qualify(BATCHES)} (dataset, batch_id, source, run_id, "
+            "rows_read, rows_loaded, rows_quarantined, schema_version, loaded_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())"
+        )
+        params = (
+            dataset,
+            batch_id,
+            info.get("source"),
+            info.get("run_id"),
+            int(info["rows_read"]),
+            int(info["rows_loaded"]),
+            int(info["rows_quarantined"]),
+            info.get("schema_version"),
+        )
+        return sql, params
+
+    def run_log_statement(self, entry: dict[str, Any]) -> tuple[str, tuple]:
+        sql = self.sql(
+            f"INSERT INTO {self.qualify(RUNS)} (run_id, dataset, batch_id, source, rows_read, "
+            "rows_loaded, rows_quarantined, decision, status, started_at, finished_at, report) "
+            f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), CAST(? AS {self.exact_json_type}))"
+        )
+        params = (
+            entry["run_id"],
+            entry["dataset"],
+            entry.get("batch_id"),
+            entry.get("source"),
+            int(entry.get("rows_read", 0)),
+            int(entry.get("rows_loaded", 0)),
+            int(entry.get("rows_quarantined", 0)),
+            entry.get("decision"),
+            entry["status"],
+            entry.get("started_at"),
+            jdump(entry.get("report", {})),
+        )
+        return sql, params
+
+    def log_run(self, entry: dict[str, Any]) -> None:
+        """Append one run-log entry in its own transaction (so it survives a rolled back batch).
+        Inside a batch, use the writer's ``log_run`` so the entry commits with the batch."""
+        self._aux_execute(*self.run_log_statement(entry))
+
+    def runs(self, dataset: str | None = None) -> list[dict[str, Any]]:
+        where, params = ("WHERE dataset = ?", (dataset,)) if dataset else ("", ())
+        rows = self._aux_query(
+            self.sql(
+                "SELECT run_id, dataset, batch_id, source, rows_read, rows_loaded, "
+                f"rows_quarantined, decision, status FROM {self.qualify(RUNS)} {where} "
+                "ORDER BY finished_at, run_id"
+            ),
+            params,
+        )
+        keys = (
+            "run_id",
+            "dataset",
+            "batch_id",
+            "source",
+            "rows_read",
+            "rows_loaded",
+            "rows_quarantined",
+            "decision",
+            "status",
+        )
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def datasets(self) -> list[str]:
+        rows = self._aux_query(f"SELECT dataset FROM {self.qualify(DATASETS)} ORDER BY dataset")
+        return [r[0] for r in rows]
+
+    def has_table(self, table: str) -> bool:
+        rows = self._aux_query(
+            self.sql(
+                "SELECT 1 FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"
+            ),
+            (self.namespace, table),
+        )
+        return bool(rows)
+
+    def count(self, table: str) -> int:
+        return int(self._aux_query(f"SELECT count(*) FROM {self.qualify(table)}")[0][0])
+
+    # ---- quarantine
+    def quarantine_counts(self, dataset: str) -> dict[str, int]:
+        """Rows per replay status (``pending``, ``replayed``) of a dataset's quarantine."""
+        out = dict.fromkeys(QUARANTINE_STATUSES, 0)
+        if self.has_table(dataset + "__quarantine"):
+            rows = self._aux_query(
+                f"SELECT status, count(*) FROM {self.qualify(dataset + '__quarantine')} "
+                "GROUP BY status"
+            )
+            out.update({r[0]: int(r[1]) for r in rows})
+        return out
+
+    def quarantine_rows(
+        self,
+        dataset: str,
+        status: str | None = None,
+        reason: str | None = None,
+        limit: int | None = None,
+        *,
+        with_payload: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Quarantined records of a dataset, oldest first. The payload (which may hold PII) is
+        only returned with ``with_payload=True``, for replay; never print it."""
+        if not self.has_table(dataset + "__quarantine"):
+            return []
+        where, params = ["1 = 1"], []
+        if status:
+            where.append("status = ?")
+            params.append(status)
+        if reason:
+            where.append("reason = ?")
+            params.append(reason)
+        lim = f" LIMIT {int(limit)}" if limit else ""
+        cols = (
+            'batch_id, "offset", reason, message, column_path, schema_version, status, '
+            "quarantined_at, replayed_at, replay_attempts, issues, payload"
+        )
+        rows = self._aux_query(
+            self.sql(
+                f"SELECT {cols} FROM {self.qualify(dataset + '__quarantine')} "
+                f'WHERE {" AND ".join(where)} ORDER BY quarantined_at, batch_id, "offset"{lim}'
+            ),
+            params,
+        )
+        out = []
+        for r in rows:
+            d = {
+                "dataset": dataset,
+                "batch_id": r[0],
+                "offset": int(r[1]),
+                "row": int(r[1]) + 1,
+                "reason": r[2],
+                "message": r[3],
+                "column": r[4],
+                "schema_version": r[5],
+                "status": r[6],
+                "quarantined_at": r[7],
+                "replayed_at": r[8],
+                "replay_attempts": int(r[9]),
+                "issues": jload(r[10]) or [],
+                "payload": jload(r[11]),
+            }
+            if not with_payload:
+                d["preview"] = masked_payload(d.pop("payload"))
+            out.append(d)
+        return out
+
+
+def masked_payload(payload: Any, max_keys: int = 12) -> dict[str, str] | str:
+    """A masked preview of a record: its keys with every value masked."""
+    from ..errors import preview
+
+    if not isinstance(payload, dict):
+        return preview(jdump(payload))
+    out: dict[str, str] = {}
+    for i, (k, v) in enumerate(payload.items()):
+        if i == max_keys:
+            out["…"] = f"{len(payload) - max_keys} more keys"
+            break
+        out[str(k)[:64]] = "null" if v is None else preview(v if isinstance(v, str) else jdump(v))
+    return out
+
+
+class WriterBase:
+    """Helpers the dialect writers share."""
+
+    store: SqlStore
+
+    def ensure_dataset(self, dataset: str) -> None:
+        for stmt in self.store.dataset_ddl(dataset):
+            self.execute(stmt)
+        self.execute(
+            self.store.sql(
+                f"INSERT INTO {self.store.qualify(DATASETS)} (dataset, created_at) "
+                "VALUES (?, now()) ON CONFLICT (dataset) DO NOTHING"
+            ),
+            (dataset,),
+        )
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:  # pragma: no cover
+        raise NotImplementedError
+
+    def mark_done(self, dataset: str, batch_id: str, info: dict[str, Any]) -> None:
+        self.execute(*self.store.sql_mark_done(dataset, batch_id, info))
+
+    def log_run(self, entry: dict[str, Any]) -> None:
+        self.execute(*self.store.run_log_statement(entry))
+
+    def update_quarantine(
+        self,
+        dataset: str,
+        key: tuple[str, int],
+        *,
+        replayed: bool,
+        reason: str | None = None,
+        message: str | None = None,
+        column: str | None = None,
+        issues: str | None = None,
+    ) -> None:
+        t = self.store.qualify(dataset + "__quarantine")
+        if replayed:
+            self.execute(
+                self.store.sql(
+                    f"UPDATE {t} SET status = 'replayed', replayed_at = now(), "
+                    'replay_attempts = replay_attempts + 1 WHERE batch_id = ? AND "offset" = ?'
+                ),
+                key,
+            )
+        else:
+            self.execute(
+                self.store.sql(
+                    f"UPDATE {t} SET reason = ?, message = ?, column_path = ?, "
+                    f"issues = CAST(? AS {self.store.exact_json_type}), "
+                    'replay_attempts = replay_attempts + 1 WHERE batch_id = ? AND "offset" = ?'
+                ),
+                (text_safe(reason), text_safe(message), text_safe(column), issues, *key),
+            )
+
+
+@contextmanager
+def closing_store(store: Any) -> Iterator[Any]:
+    try:
+        yield store
+    finally:
+        store.close()

@@ -1,0 +1,186 @@
+"""DuckDB: the embedded default store (one file, no server).
+
+Bulk loads go through Arrow: the typed rows of a chunk become one Arrow table that DuckDB
+inserts with a single ``INSERT ... SELECT`` (casting to the column types), inside the batch's
+transaction. State, metrics and the run log use a second connection to the same database, so
+they commit on their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from ..errors import InputError
+from ..schema.types import DataType
+from .base import QuarantineRow, SqlStore, WriterBase, quote
+
+# Arrow types to hand DuckDB; decimals travel as text and are cast to the column's type.
+_ARROW: dict[DataType, pa.DataType] = {
+    DataType.NULL: pa.string(),
+    DataType.BOOLEAN: pa.bool_(),
+    DataType.BIGINT: pa.int64(),
+    DataType.DOUBLE: pa.float64(),
+    DataType.DECIMAL: pa.string(),
+    DataType.TEXT: pa.string(),
+    DataType.DATE: pa.date32(),
+    DataType.TIMESTAMP: pa.timestamp("us"),
+    DataType.TIMESTAMPTZ: pa.timestamp("us", tz="UTC"),
+    DataType.JSON: pa.string(),
+}
+
+
+class DuckDBStore(SqlStore):
+    dialect = "duckdb"
+    json_type = "JSON"
+    param = "?"
+
+    def __init__(self, path: str, namespace: str | None = None) -> None:
+        self.path = path
+        self.namespace = namespace or "main"
+        self.url = f"duckdb://{path}"
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.conn = duckdb.connect(path)
+        except duckdb.Error as exc:
+            raise InputError(
+                f"cannot open the DuckDB file: {exc}",
+                file=path,
+                hint="is another process using it? is it a DuckDB file?",
+            ) from exc
+        self._aux = self.conn.cursor()
+        self._in_tx = False
+        self.conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.namespace)}")
+        for stmt in self.meta_ddl():
+            self.conn.execute(stmt)
+
+    def _aux_execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._aux.execute(sql, list(params))
+
+    def _aux_query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        return self._aux.execute(sql, list(params)).fetchall()
+
+    @contextmanager
+    def transaction(self) -> Iterator[DuckDBWriter]:
+        if self._in_tx:
+            raise RuntimeError("a batch transaction is already open on this store")
+        self.conn.begin()
+        self._in_tx = True
+        try:
+            yield DuckDBWriter(self)
+        except BaseException:
+            self.conn.rollback()
+            raise
+        else:
+            self.conn.commit()
+        finally:
+            self._in_tx = False
+
+    def close(self) -> None:
+        for c in (self._aux, self.conn):
+            with suppress(duckdb.Error):  # already closed
+                c.close()
+
+
+class DuckDBWriter(WriterBase):
+    def __init__(self, store: DuckDBStore) -> None:
+        self.store = store
+        self.conn = store.conn
+        self._n = 0
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.conn.execute(sql, list(params))
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        return self.conn.execute(sql, list(params)).fetchall()
+
+    def _insert_arrow(self, table: str, names: Sequence[str], t: pa.Table) -> None:
+        """Insert an Arrow table whose columns are c0..cN into ``names`` of ``table``
+        (DuckDB casts each value to the column's type, e.g. decimal text to DECIMAL(p, s))."""
+        self._n += 1
+        view = f"_pw_chunk_{self._n}"
+        self.conn.register(view, t)
+        try:
+            cols = ", ".join(quote(n) for n in names)
+            sel = ", ".join(f"c{i}" for i in range(len(names)))
+            self.conn.execute(f"INSERT INTO {table} ({cols}) SELECT {sel} FROM {view}")
+        finally:
+            self.conn.unregister(view)
+
+    def write_typed(
+        self, dataset: str, idents: Sequence[str], types: Sequence[DataType], rows: Sequence[tuple]
+    ) -> int:
+        if not rows:
+            return 0
+        arrays = []
+        for i, dt in enumerate(types):
+            values = [r[i] for r in rows]
+            if dt is DataType.DECIMAL:
+                values = [None if v is None else str(v) for v in values]
+            arrays.append(pa.array(values, type=_ARROW[dt]))
+        t = pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(types))])
+        self._insert_arrow(self.store.qualify(dataset), idents, t)
+        return len(rows)
+
+    def write_raw(
+        self, dataset: str, batch_id: str, offsets: Sequence[int], payloads: Sequence[str]
+    ) -> int:
+        if not offsets:
+            return 0
+        t = pa.Table.from_arrays(
+            [
+                pa.array([batch_id] * len(offsets), type=pa.string()),
+                pa.array(offsets, type=pa.int64()),
+                pa.array(payloads, type=pa.string()),
+            ],
+            names=["c0", "c1", "c2"],
+        )
+        self._insert_arrow(
+            self.store.qualify(dataset + "__raw"),
+            ["batch_id", "offset", "payload"],
+            t,
+        )
+        return len(offsets)
+
+    def write_quarantine(self, dataset: str, rows: Sequence[QuarantineRow]) -> int:
+        if not rows:
+            return 0
+        cols = [
+            ("batch_id", pa.string()),
+            ("offset", pa.int64()),
+            ("payload", pa.string()),
+            ("reason", pa.string()),
+            ("message", pa.string()),
+            ("column_path", pa.string()),
+            ("issues", pa.string()),
+            ("schema_version", pa.int64()),
+        ]
+        attrs = [
+            "batch_id",
+            "offset",
+            "payload",
+            "reason",
+            "message",
+            "column",
+            "issues",
+            "schema_version",
+        ]
+        t = pa.Table.from_arrays(
+            [
+                pa.array([getattr(r, a) for r in rows], type=c[1])
+                for a, c in zip(attrs, cols, strict=True)
+            ],
+            names=[f"c{i}" for i in range(len(cols))],
+        )
+        self._insert_arrow(
+            self.store.qualify(dataset + "__quarantine"),
+            [c[0] for c in cols],
+            t,
+        )
+        return len(rows)

@@ -1,0 +1,233 @@
+"""PostgreSQL through psycopg 3: typed rows, raw landing and quarantine go in with binary COPY.
+
+The batch's transaction runs on the main connection; the column types of the COPY come from
+the catalog (``pg_attribute``) of the table as it is after the batch's DDL, so the binary
+format always matches the server's columns. State, metrics and the run log use a second,
+autocommit connection, so a run-log entry survives a batch that was rolled back, and a
+connection that died mid-load is replaced on the next call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import pq
+from psycopg.types.json import JsonbBinaryDumper, JsonBinaryDumper
+
+from ..errors import InputError
+from ..schema.types import DataType
+from .base import QuarantineRow, SqlStore, WriterBase, jdump, quote, text_safe
+
+
+def _json_text(obj: Any) -> str | bytes:
+    """Values bound for a jsonb column are JSON text already (``coerce_row``); other objects
+    are serialised."""
+    if isinstance(obj, str | bytes):
+        return obj
+    return jdump(obj)
+
+
+class JsonTextBinaryDumper(JsonbBinaryDumper):
+    """jsonb in binary COPY from JSON text, without parsing it in Python."""
+
+    _dumps = _json_text
+
+
+class JsonTextExactBinaryDumper(JsonBinaryDumper):
+    """json (exact text) in binary COPY from JSON text."""
+
+    _dumps = _json_text
+
+
+class _JsonText(str):
+    """Marker type the json/jsonb dumpers are registered for (COPY picks dumpers by oid)."""
+
+
+class _JsonTextExact(str):
+    pass
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN without its password, for reports."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "postgresql://…"
+    host = info.get("host", "")
+    port = info.get("port", "")
+    user = info.get("user", "")
+    db = info.get("dbname", "")
+    return f"postgresql://{user + '@' if user else ''}{host}{':' + str(port) if port else ''}/{db}"
+
+
+class PostgresStore(SqlStore):
+    dialect = "postgres"
+    json_type = "jsonb"
+    exact_json_type = "json"
+    param = "%s"
+
+    def __init__(self, dsn: str, namespace: str | None = None) -> None:
+        self.dsn = dsn
+        self.namespace = namespace or "public"
+        self.url = redact_dsn(dsn)
+        self.conn: psycopg.Connection | None = None
+        self._aux_conn: psycopg.Connection | None = None
+        aux = self._aux()
+        with aux.cursor() as cur:
+            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.namespace)}")
+            for stmt in self.meta_ddl():
+                cur.execute(stmt)
+
+    # ---- connections
+    def _connect(self, autocommit: bool) -> psycopg.Connection:
+        try:
+            conn = psycopg.connect(
+                self.dsn, autocommit=autocommit, application_name="pipewarden", connect_timeout=10
+            )
+        except psycopg.OperationalError as exc:
+            raise InputError(
+                f"cannot connect to PostgreSQL at {self.url}: {type(exc).__name__}",
+                key="store.dsn",
+                hint="check the DSN and that the server is up",
+            ) from exc
+        conn.adapters.register_dumper(_JsonText, JsonTextBinaryDumper)
+        conn.adapters.register_dumper(_JsonTextExact, JsonTextExactBinaryDumper)
+        return conn
+
+    def _aux(self) -> psycopg.Connection:
+        if self._aux_conn is None or self._aux_conn.closed or self._aux_conn.broken:
+            self._aux_conn = self._connect(autocommit=True)
+        return self._aux_conn
+
+    def _main(self) -> psycopg.Connection:
+        if self.conn is None or self.conn.closed or self.conn.broken:
+            self.conn = self._connect(autocommit=False)
+        return self.conn
+
+    def backend_pid(self) -> int:
+        """The server process of the batch connection (for tests that kill it)."""
+        return self._main().info.backend_pid
+
+    def _aux_execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._aux().execute(sql, params)
+
+    def _aux_query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        return self._aux().execute(sql, params).fetchall()
+
+    @contextmanager
+    def transaction(self) -> Iterator[PostgresWriter]:
+        conn = self._main()
+        try:
+            with conn.transaction():
+                yield PostgresWriter(self, conn)
+        except BaseException:
+            if conn.broken:  # the server went away: drop it, reconnect next time
+                conn.close()
+            raise
+
+    def close(self) -> None:
+        for c in (self.conn, self._aux_conn):
+            if c is not None and not c.closed:
+                c.close()
+
+
+class PostgresWriter(WriterBase):
+    def __init__(self, store: PostgresStore, conn: psycopg.Connection) -> None:
+        self.store = store
+        self.conn = conn
+        self._types: dict[str, dict[str, int]] = {}
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.conn.execute(sql, params)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def column_oids(self, table: str) -> dict[str, int]:
+        """Column name -> type oid of a table in the namespace, as the server has it now."""
+        if table not in self._types:
+            rows = self.query(
+                "SELECT a.attname, a.atttypid FROM pg_attribute a "
+                "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped",
+                (self.store.namespace, table),
+            )
+            self._types[table] = {r[0]: int(r[1]) for r in rows}
+        return self._types[table]
+
+    def forget_types(self) -> None:
+        """Call after DDL changed a table inside the transaction."""
+        self._types.clear()
+
+    def copy_rows(self, table: str, names: Sequence[str], rows: Sequence[tuple]) -> int:
+        """Binary COPY of ``rows`` (tuples in the order of ``names``) into ``table``."""
+        if not rows:
+            return 0
+        oids = self.column_oids(table)
+        try:
+            types = [oids[n] for n in names]
+        except KeyError as exc:
+            raise RuntimeError(f"column {exc.args[0]!r} is not in table {table!r}") from None
+        cols = ", ".join(quote(n) for n in names)
+        binary = self._binary_ok(types)
+        fmt = " (FORMAT BINARY)" if binary else ""
+        with (
+            self.conn.cursor() as cur,
+            cur.copy(f"COPY {self.store.qualify(table)} ({cols}) FROM STDIN{fmt}") as copy,
+        ):
+            if binary:
+                copy.set_types(types)
+            write = copy.write_row
+            for row in rows:
+                write(row)
+        return len(rows)
+
+    def _binary_ok(self, oids: Sequence[int]) -> bool:
+        """Binary COPY needs a binary dumper for every column type; a column someone altered
+        to a type psycopg cannot dump in binary (e.g. tsvector) falls back to text COPY."""
+        for oid in oids:
+            try:
+                self.conn.adapters.get_dumper_by_oid(oid, pq.Format.BINARY)
+            except psycopg.ProgrammingError:
+                return False
+        return True
+
+    def write_typed(
+        self, dataset: str, idents: Sequence[str], types: Sequence[DataType], rows: Sequence[tuple]
+    ) -> int:
+        return self.copy_rows(dataset, idents, rows)
+
+    def write_raw(
+        self, dataset: str, batch_id: str, offsets: Sequence[int], payloads: Sequence[str]
+    ) -> int:
+        rows = [(batch_id, o, p) for o, p in zip(offsets, payloads, strict=True)]
+        return self.copy_rows(dataset + "__raw", ("batch_id", "offset", "payload"), rows)
+
+    def write_quarantine(self, dataset: str, rows: Sequence[QuarantineRow]) -> int:
+        names = (
+            "batch_id",
+            "offset",
+            "payload",
+            "reason",
+            "message",
+            "column_path",
+            "issues",
+            "schema_version",
+        )
+        tuples = [
+            (
+                r.batch_id,
+                r.offset,
+                r.payload,
+                text_safe(r.reason),
+                text_safe(r.message),
+                text_safe(r.column),
+                r.issues,
+                r.schema_version,
+            )
+            for r in rows
+        ]
+        return self.copy_rows(dataset + "__quarantine", names, tuples)
