@@ -87,14 +87,18 @@ def _before(text: str, start: int) -> str:
     return text[max(0, start - _WINDOW) : start]
 
 
-def _has_context(entity: str, text: str, start: int, ctx: Context) -> bool:
+def _context(entity: str, text: str, start: int, ctx: Context) -> bool | None:
+    """True: the column name or a keyword before the value points at ``entity``; False: the
+    column name or the words right before the value point away (order id, sku, zip ...);
+    None: no context either way. The column name speaks first, then the nearest words."""
     if entity in ctx.hints:
         return True
-    return bool(_POS[entity].search(_before(text, start)))
-
-
-def _negative(text: str, start: int, ctx: Context) -> bool:
-    return bool(_NEG.search(_before(text, start)))
+    if ctx.negative:
+        return False
+    before = _before(text, start)
+    if _NEG.search(before):
+        return False
+    return True if _POS[entity].search(before) else None
 
 
 # --------------------------------------------------------------------------- email
@@ -146,11 +150,9 @@ def _ssns(text: str, ctx: Context, out: list[Match]) -> None:
         if not valid_ssn(area + group + serial):
             continue
         start = m.start()
-        context = _has_context(SSN, text, start, ctx)
-        if not sep and not context:
+        context = _context(SSN, text, start, ctx)
+        if context is False or (not sep and context is None):
             continue  # nine bare digits are an SSN only with context
-        if not context and (ctx.negative or _negative(text, start, ctx)):
-            continue
         out.append(Match(SSN, start, m.end(), 0.95 if context else 0.7))
 
 
@@ -250,12 +252,9 @@ def _phones(text: str, ctx: Context, out: list[Match]) -> None:
         if not 7 <= digits <= 15 or _DATE_RE.fullmatch(cand):
             continue
         start = m.start()
-        bare = cand.isdigit()
-        context = _has_context(PHONE, text, start, ctx)
-        if bare and not context:
+        context = _context(PHONE, text, start, ctx)
+        if context is False or (context is None and cand.isdigit()):
             continue  # a bare run of digits is a phone number only with context
-        if not context and (ctx.negative or _negative(text, start, ctx)):
-            continue
         if valid_phone(cand, ctx.region):
             score = 0.9 if context else (0.75 if cand[0] in "+(" else 0.6)
             out.append(Match(PHONE, start, m.end(), score))
@@ -374,7 +373,7 @@ def _national_ids(text: str, ctx: Context, out: list[Match]) -> None:
         cand = m.group()
         if sum(ch.isalnum() for ch in cand) < 6 or len(cand) > 40:
             continue
-        if not _has_context(NATIONAL_ID, text, m.start(), ctx):
+        if not _context(NATIONAL_ID, text, m.start(), ctx):
             continue
         for name, module in ctx._modules:
             try:
