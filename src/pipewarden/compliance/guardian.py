@@ -137,8 +137,12 @@ class Guardian:
         for index, record in enumerate(batch.records):
             row = batch.row_number(index)
             for key, value in record.items():
-                key = str(key)
-                for keys, concrete, generic, text in _leaves(value, (key,), key, key):
+                if isinstance(value, str):  # the common case: a flat text column
+                    leaves = (((key,), key, key, value),) if value else ()
+                else:
+                    key = str(key)
+                    leaves = _leaves(value, (key,), key, key)
+                for keys, concrete, generic, text in leaves:
                     ctx, hint, negative = self._context(generic)
                     matches = detect(text, ctx)
                     st = stats.get(generic)

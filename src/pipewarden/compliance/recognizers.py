@@ -232,12 +232,34 @@ _PHONE_RE = re.compile(
     r"(?<![\w.+/-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{1,5}(?:[ .-]?\d{1,5}){1,5}"
     r"(?![\w]|[.-]\d|/\d)"
 )
+_NOT_DIGIT = re.compile(r"\D").findall
+_NOT_DIGIT_SUB = re.compile(r"\D").sub
 _DATE_RE = re.compile(r"\d{4}[-.]\d{1,2}[-.]\d{1,2}|\d{1,2}[-.]\d{1,2}[-.]\d{2,4}")
 
 
-@functools.lru_cache(maxsize=8192)
 def valid_phone(value: str, region: str = "US") -> bool:
-    """A number ``phonenumbers`` considers valid (its metadata: lengths and number ranges)."""
+    """A number ``phonenumbers`` considers valid (its metadata: lengths and number ranges).
+
+    A national number (no ``+``) whose length is plain for the region skips the text parser:
+    the number is built from its digits and validated against the same metadata.
+    """
+    if value[0] != "+":
+        plan = _national_plan(region)
+        if plan is not None:
+            cc, prefix, lengths = plan
+            digits = _NOT_DIGIT_SUB("", value)
+            if prefix and len(digits) - len(prefix) in lengths and digits.startswith(prefix):
+                digits = digits[len(prefix) :]
+            if len(digits) in lengths and digits[0] != "0":
+                num = phonenumbers.PhoneNumber(country_code=cc, national_number=int(digits))
+                # valid for the region itself is the cheap, common answer; other regions
+                # sharing the calling code (NANP: CA, PR ...) need the full lookup
+                if phonenumbers.is_valid_number_for_region(num, region):
+                    return True
+                if phonenumbers.is_valid_number(num):
+                    return True
+                if not digits.startswith(str(cc)):  # else the parser may read a country code
+                    return False
     try:
         num = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException:
@@ -245,13 +267,45 @@ def valid_phone(value: str, region: str = "US") -> bool:
     return phonenumbers.is_valid_number(num)
 
 
+@functools.lru_cache(maxsize=64)
+def _national_plan(region: str) -> tuple[int, str, frozenset[int]] | None:
+    meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if meta is None or meta.general_desc is None or not meta.general_desc.possible_length:
+        return None
+    return (
+        meta.country_code,
+        meta.national_prefix or "",
+        frozenset(meta.general_desc.possible_length),
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def national_lengths(region: str) -> frozenset[int]:
+    """Digit counts a number written without ``+`` can have in ``region`` (with or without
+    its national prefix), from the phonenumbers metadata: a cheap filter before parsing."""
+    meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if meta is None or meta.general_desc is None:
+        return frozenset(range(7, 16))
+    lengths = set(meta.general_desc.possible_length or range(7, 16))
+    prefix = meta.national_prefix or ""
+    if prefix:
+        lengths |= {n + len(prefix) for n in lengths}
+    return frozenset(n for n in lengths if n >= 7)
+
+
 def _phones(text: str, ctx: Context, out: list[Match]) -> None:
+    taken = [(m.start, m.end) for m in out]  # stronger types found first
+    allowed = national_lengths(ctx.region)
     for m in _PHONE_RE.finditer(text):
         cand = m.group()
-        digits = sum(ch.isdigit() for ch in cand)
-        if not 7 <= digits <= 15 or _DATE_RE.fullmatch(cand):
+        start, end = m.start(), m.end()
+        if taken and any(s < end and start < e for s, e in taken):
+            continue  # inside a card, SSN, IBAN, IP or email: that match wins anyway
+        digits = len(cand) - len(_NOT_DIGIT(cand))
+        if not 7 <= digits <= 15 or (cand[0] != "+" and digits not in allowed):
             continue
-        start = m.start()
+        if _DATE_RE.fullmatch(cand):
+            continue
         context = _context(PHONE, text, start, ctx)
         if context is False or (context is None and cand.isdigit()):
             continue  # a bare run of digits is a phone number only with context
