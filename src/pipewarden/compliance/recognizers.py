@@ -77,7 +77,7 @@ _POS = {
 _NEG = re.compile(
     r"\b(?:order|invoice|inv|sku|item|part|product|ref|reference|tracking|ticket|po|zip"
     r"|postal|postcode|version|ver|release|build|v|batch|lot|serial|model|case|acct|account"
-    r"|transaction|txn|id)\s*(?:no\.?|num(?:ber)?|#|id|code)?\s*[:#=]?\s*$",
+    r"|transaction|txn)\s*(?:no\.?|num(?:ber)?|#|id|code)?\s*[:#=]?\s*$",
     re.I,
 )
 _VERSIONISH = re.compile(r"(?:\bv|version|ver\.?|release|build|rev)\s*[:=]?\s*$", re.I)
@@ -371,7 +371,7 @@ def _ibans(text: str, ctx: Context, out: list[Match]) -> None:
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 _IPV4_RE = re.compile(rf"(?<![\w.]){_OCTET}(?:\.{_OCTET}){{3}}(?![\w]|\.\d)")
 _IPV6_RE = re.compile(
-    r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])"
+    r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{1,4})?(?![\w:]|\.\d)"
 )
 
 
