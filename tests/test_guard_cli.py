@@ -247,3 +247,25 @@ def test_eval_on_a_custom_labelled_file(tmp_path, capsys, caplog):
     p.write_text('{"fields": {"note": "x"}}\nnot json\n')
     code, out, err, _ = run(["guard", "eval", "--data", str(p)], capsys, caplog)
     assert code == 2 and "line 2" in err
+
+
+def test_every_batch_format_gives_the_same_findings(tmp_path, capsys, caplog):
+    import csv
+
+    flat = [{k: v for k, v in r.items() if k != "customer"} for r in RECORDS]
+    (tmp_path / "b.json").write_text(json.dumps(flat))
+    (tmp_path / "b.jsonl").write_text("\n".join(json.dumps(r) for r in flat) + "\n")
+    with open(tmp_path / "b.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(flat[0]))
+        w.writeheader()
+        w.writerows(flat)
+    seen = []
+    for name in ("b.json", "b.jsonl", "b.csv"):
+        code, out, _, _ = run(
+            ["guard", "scan", "--data", str(tmp_path / name), "--format", "json"], capsys, caplog
+        )
+        assert code == 0
+        seen.append(
+            [(f["row"], f["column"], f["entity"], f["start"]) for f in json.loads(out)["findings"]]
+        )
+    assert seen[0] == seen[1] == seen[2] and seen[0]

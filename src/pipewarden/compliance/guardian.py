@@ -338,6 +338,8 @@ def scan(
     ``report["passed"]`` is False when a block rule matched, a fail threshold was crossed, or
     (strict) a finding no rule allows or handles was found. Raises InputError on bad input.
     """
+    from ..batch import iter_batches
+
     pol = load_policy(policy)
     guardian = Guardian(pol, region=region, strict=strict, today=today)
     name = dataset or _dataset_name(path)
@@ -345,30 +347,6 @@ def scan(
     report = summarize(guardian, inspections, max_findings)
     report = {"source": str(path), "dataset": name, **report}
     return report
-
-
-def iter_batches(path: str, fmt: str = "auto"):
-    """Temporary reader until pipewarden.batch.iter_batches lands: JSON arrays only."""
-    from .. import batch as _batch
-
-    real = getattr(_batch, "iter_batches", None)
-    if real is not None:
-        yield from real(path, fmt=fmt)
-        return
-    import json
-
-    from ..errors import InputError
-
-    try:
-        with open(path, encoding="utf-8") as fh:
-            records = json.load(fh)
-    except FileNotFoundError:
-        raise InputError("file not found", file=path) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError("not valid JSON", file=path, line=getattr(exc, "lineno", None)) from None
-    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-        raise InputError("expected a JSON array of objects", file=path)
-    yield Batch(records, source=path, fmt="json")
 
 
 def _dataset_name(path: str) -> str:
