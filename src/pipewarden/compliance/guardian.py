@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import gc
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -131,6 +132,17 @@ class Guardian:
 
     def detect(self, batch: Batch, dataset: str) -> Inspection:
         """Findings and column labels; no policy applied yet."""
+        # the scan allocates many small objects and creates no reference cycles: the cyclic
+        # collector would only rescan the (large) batch again and again
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._detect(batch)
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _detect(self, batch: Batch) -> Inspection:
         out = Inspection(rows=len(batch))
         stats = out.stats
         findings = out.findings

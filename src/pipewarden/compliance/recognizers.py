@@ -62,25 +62,86 @@ class Context:
 # --------------------------------------------------------------------------- context words
 
 _WINDOW = 32  # characters before a candidate searched for context words
+# keywords in the window before a value that point at an entity (matched at a word start)
 _POS = {
-    SSN: re.compile(r"\b(?:ssn|ss#|ss no|social security|soc\.? ?sec)", re.I),
-    PHONE: re.compile(
-        r"\b(?:phone|tel|telephone|mobile|cell|call|fax|sms|text me|whatsapp|contact)", re.I
-    ),
-    NATIONAL_ID: re.compile(
-        r"\b(?:national id|id number|id no|identity|personal (?:id|number|code)|citizen"
-        r"|bsn|nir|insee|idnr|steuer|dni|nie|nif|pesel|cpr|personnummer|hetu|codice fiscale"
-        r"|rrn|aadhaar|sin|nino|tax id)",
-        re.I,
-    ),
-}
-_NEG = re.compile(
-    r"\b(?:order|invoice|inv|sku|item|part|product|ref|reference|tracking|ticket|po|zip"
-    r"|postal|postcode|version|ver|release|build|v|batch|lot|serial|model|case|acct|account"
-    r"|transaction|txn)\s*(?:no\.?|num(?:ber)?|#|id|code)?\s*[:#=]?\s*$",
-    re.I,
+    SSN: ("ssn", "ss#", "ss no", "social security", "soc sec", "soc. sec"),
+    PHONE: ("phone", "tel", "mobile", "cell", "call", "fax", "sms", "text me", "whatsapp",
+            "contact", "reach"),
+    NATIONAL_ID: ("national id", "id number", "id no", "identity", "personal id",
+                  "personal number", "personal code", "citizen", "bsn", "nir", "insee", "idnr",
+                  "steuer", "dni", "nie", "nif", "pesel", "cpr", "personnummer", "hetu",
+                  "codice fiscale", "rrn", "aadhaar", "sin", "nino", "tax id"),
+}  # fmt: skip
+
+
+def _has_keyword(window: str, keywords: tuple[str, ...]) -> bool:
+    low = window.lower()
+    for k in keywords:
+        i = low.find(k)
+        while i >= 0:
+            if i == 0 or not low[i - 1].isalnum():
+                return True
+            i = low.find(k, i + 1)
+    return False
+
+
+# words that, right before a value, say it is not PII; optionally followed by a suffix word
+_NEG_WORDS = frozenset(
+    [
+        "order",
+        "invoice",
+        "inv",
+        "sku",
+        "item",
+        "part",
+        "product",
+        "ref",
+        "reference",
+        "tracking",
+        "ticket",
+        "po",
+        "zip",
+        "postal",
+        "postcode",
+        "version",
+        "ver",
+        "release",
+        "build",
+        "v",
+        "batch",
+        "lot",
+        "serial",
+        "model",
+        "case",
+        "acct",
+        "account",
+        "transaction",
+        "txn",
+    ]
 )
-_VERSIONISH = re.compile(r"(?:\bv|version|ver\.?|release|build|rev)\s*[:=]?\s*$", re.I)
+_NEG_SUFFIX = frozenset(["no", "num", "number", "id", "code"])
+_VERSION_WORDS = frozenset(["v", "version", "ver", "release", "build", "rev"])
+_SEPARATORS = " \t:#=."
+
+
+def _last_word(text: str) -> tuple[str, str]:
+    """(the last word of ``text`` ignoring trailing separators, the text before it)."""
+    text = text.rstrip(_SEPARATORS)
+    i = len(text)
+    while i and text[i - 1].isalpha():
+        i -= 1
+    return text[i:].lower(), text[:i]
+
+
+def _words_before(text: str, start: int, words: frozenset[str]) -> bool:
+    """Whether one of ``words`` (maybe followed by no/number/id/code, #, :) ends right at
+    ``start``: "order 123", "order #123", "invoice no. 123", "order id: 123"."""
+    word, rest = _last_word(text[max(0, start - _WINDOW) : start])
+    if word in words:
+        return True
+    if word in _NEG_SUFFIX:
+        return _last_word(rest)[0] in words
+    return False
 
 
 def _before(text: str, start: int) -> str:
@@ -95,10 +156,9 @@ def _context(entity: str, text: str, start: int, ctx: Context) -> bool | None:
         return True
     if ctx.negative:
         return False
-    before = _before(text, start)
-    if _NEG.search(before):
+    if _words_before(text, start, _NEG_WORDS):
         return False
-    return True if _POS[entity].search(before) else None
+    return True if _has_keyword(_before(text, start), _POS[entity]) else None
 
 
 # --------------------------------------------------------------------------- email
@@ -128,7 +188,9 @@ def _emails(text: str, ctx: Context, out: list[Match]) -> None:
 
 # --------------------------------------------------------------------------- US SSN
 
-_SSN_RE = re.compile(r"(?<![\w-])(\d{3})([- ]?)(\d{2})\2(\d{4})(?![\w]|-\d)")
+# "\d(?<![\w-]\d)" is "(?<![\w-])\d" written digit-first, so the regex engine can skip
+# ahead to the next digit instead of trying the lookbehind at every position
+_SSN_RE = re.compile(r"(\d(?<![\w-]\d)\d{2})([- ]?)(\d{2})\2(\d{4})(?![\w]|-\d)")
 # published or advertised numbers that were never valid (SSA, wallet card samples)
 SSN_SAMPLES = frozenset({"078051120", "219099999", "123456789", "111111111", "333333333"})
 
@@ -158,7 +220,7 @@ def _ssns(text: str, ctx: Context, out: list[Match]) -> None:
 
 # --------------------------------------------------------------------------- credit cards
 
-_CARD_RE = re.compile(r"(?<![\w.+-])\d(?:[ .-]?\d){11,18}(?![\w]|[.-]\d)")
+_CARD_RE = re.compile(r"\d(?<![\w.+-]\d)(?:[ .-]?\d){11,18}(?![\w]|[.-]\d)")
 _SEPS = re.compile(r"[ .-]")
 
 
@@ -240,8 +302,9 @@ _DATE_RE = re.compile(r"\d{4}[-.]\d{1,2}[-.]\d{1,2}|\d{1,2}[-.]\d{1,2}[-.]\d{2,4
 def valid_phone(value: str, region: str = "US") -> bool:
     """A number ``phonenumbers`` considers valid (its metadata: lengths and number ranges).
 
-    A national number (no ``+``) whose length is plain for the region skips the text parser:
-    the number is built from its digits and validated against the same metadata.
+    Plain numbers skip the text parser: a national number (no ``+``) whose length fits the
+    region, or ``+`` followed by a country code and a national number, is built from its
+    digits and validated against the same metadata (anything else goes through ``parse``).
     """
     if value[0] != "+":
         plan = _national_plan(region)
@@ -260,11 +323,31 @@ def valid_phone(value: str, region: str = "US") -> bool:
                     return True
                 if not digits.startswith(str(cc)):  # else the parser may read a country code
                     return False
+    elif "(" not in value:
+        # +<country code><national number>: country codes are prefix-free. A "no" here
+        # still goes to the parser, which knows national prefixes written after the code.
+        digits = _NOT_DIGIT_SUB("", value)
+        for size in (1, 2, 3):
+            if not digits or digits[0] == "0":
+                break
+            cc = int(digits[:size])
+            home = _CC_REGIONS.get(cc)
+            if home is None:
+                continue
+            nsn = digits[size:]
+            if 2 <= len(nsn) <= 17 and nsn[0] != "0":
+                num = phonenumbers.PhoneNumber(country_code=cc, national_number=int(nsn))
+                if phonenumbers.is_valid_number_for_region(num, home[0]):
+                    return True
+            break
     try:
         num = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException:
         return False
     return phonenumbers.is_valid_number(num)
+
+
+_CC_REGIONS = phonenumbers.COUNTRY_CODE_TO_REGION_CODE
 
 
 @functools.lru_cache(maxsize=64)
@@ -328,7 +411,7 @@ IBAN_LENGTHS = {
     "SC": 31, "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25, "SV": 28,
     "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
 }  # fmt: skip
-_IBAN_RE = re.compile(r"(?<![\w])([A-Z]{2})(\d{2})(?=[ ]?[A-Z0-9])")
+_IBAN_RE = re.compile(r"([A-Z](?<![\w][A-Z])[A-Z])(\d{2})(?=[ ]?[A-Z0-9])")
 
 
 def iban_mod97_ok(compact: str) -> bool:
@@ -368,8 +451,8 @@ def _ibans(text: str, ctx: Context, out: list[Match]) -> None:
 
 # --------------------------------------------------------------------------- IP addresses
 
-_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-_IPV4_RE = re.compile(rf"(?<![\w.]){_OCTET}(?:\.{_OCTET}){{3}}(?![\w]|\.\d)")
+_OCTET_OK = re.compile(r"25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d").fullmatch
+_IPV4_RE = re.compile(r"\d(?<![\w.]\d)\d{0,2}(?:\.\d{1,3}){3}(?![\w]|\.\d)")
 _IPV6_RE = re.compile(
     r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{1,4})?(?![\w:]|\.\d)"
 )
@@ -386,7 +469,9 @@ def valid_ip(value: str) -> bool:
 def _ips(text: str, ctx: Context, out: list[Match]) -> None:
     if "." in text:
         for m in _IPV4_RE.finditer(text):
-            if _VERSIONISH.search(_before(text, m.start())):
+            if not all(_OCTET_OK(o) for o in m.group().split(".")):
+                continue
+            if _words_before(text, m.start(), _VERSION_WORDS):
                 continue
             out.append(Match(IP, m.start(), m.end(), 0.85 if IP in ctx.hints else 0.8))
     if ":" in text:
@@ -441,7 +526,7 @@ def _national_ids(text: str, ctx: Context, out: list[Match]) -> None:
 
 # --------------------------------------------------------------------------- detection
 
-_DIGIT = re.compile(r"\d").search
+_DROP_DIGITS = str.maketrans("", "", "0123456789")
 
 
 def detect(text: str, ctx: Context) -> list[Match]:
@@ -450,16 +535,18 @@ def detect(text: str, ctx: Context) -> list[Match]:
     wanted = ctx.entities
     if "@" in text and EMAIL in wanted:
         _emails(text, ctx, found)
-    if _DIGIT(text):
-        if SSN in wanted:
+    # the number of digits is a cheap prefilter: each numeric entity needs a minimum
+    digits = len(text) - len(text.translate(_DROP_DIGITS))
+    if digits:
+        if digits >= 9 and SSN in wanted:
             _ssns(text, ctx, found)
-        if CARD in wanted:
+        if digits >= 12 and CARD in wanted:
             _cards(text, ctx, found)
-        if IBAN in wanted:
+        if digits >= 2 and IBAN in wanted:
             _ibans(text, ctx, found)
-        if IP in wanted:
+        if IP in wanted and (digits >= 4 or ":" in text):
             _ips(text, ctx, found)
-        if PHONE in wanted:
+        if digits >= 7 and PHONE in wanted:
             _phones(text, ctx, found)
         if ctx._modules and NATIONAL_ID in wanted:
             _national_ids(text, ctx, found)
