@@ -256,3 +256,25 @@ def test_nested_json_paths_and_patches():
     assert patch["customer"] == {"email": "[EMAIL_ADDRESS]", "phones": ["[PHONE_NUMBER]"]}
     assert patch["note"] == "ssn [US_SSN] on file"
     assert rows[0]["customer"]["email"] == "jane@example.com"  # the batch itself is untouched
+
+
+def test_national_ids_enabled_by_the_policy():
+    pol = policy_from_dict(
+        {
+            "version": 1,
+            "national_ids": ["nl.bsn"],
+            "rules": [{"entity": "NATIONAL_ID", "action": "quarantine"}],
+        }
+    )
+    rows = [
+        {"bsn": "111222333", "note": "klant BSN 111222333"},
+        {"bsn": "123456782", "note": "order 111222333"},
+    ]
+    insp = Guardian(pol).inspect(Batch(rows, "t"), "nl")
+    assert [(f.index, f.column, f.entity, f.detail) for f in insp.findings] == [
+        (0, "bsn", "NATIONAL_ID", "nl.bsn"),
+        (0, "note", "NATIONAL_ID", "nl.bsn"),
+        (1, "bsn", "NATIONAL_ID", "nl.bsn"),
+    ]
+    assert sorted(insp.quarantine) == [0, 1]
+    assert Guardian().detect(Batch(rows, "t"), "nl").findings == []  # off without the policy
