@@ -278,3 +278,13 @@ def test_national_ids_enabled_by_the_policy():
     ]
     assert sorted(insp.quarantine) == [0, 1]
     assert Guardian().detect(Batch(rows, "t"), "nl").findings == []  # off without the policy
+
+
+def test_a_repeated_value_does_not_make_a_pii_column():
+    rows = [
+        {"helpdesk": "(212) 555-0199", "contact": f"(212) 555-{i:04d}"} for i in range(100, 140)
+    ]
+    insp = Guardian().detect(Batch(rows, "t"), "crm")
+    labels = {c["column"]: c for c in insp.columns}
+    assert "helpdesk" not in labels and labels["contact"]["entity"] == "PHONE_NUMBER"
+    assert sum(f.column == "helpdesk" for f in insp.findings) == 40  # values are still reported

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pipewarden.compliance import recognizers as R
 from pipewarden.compliance.evalset import HARD_NEGATIVES, _group, _luhn_complete
@@ -289,3 +291,30 @@ def test_overlap_resolution_prefers_stronger_type():
     ]
     kept = R.resolve_overlaps(ms)
     assert [(m.entity, m.start) for m in kept] == [(R.SSN, 0), (R.CARD, 20)]
+
+
+# ---------------------------------------------------------------- properties
+
+
+@given(st.integers(1, 899), st.integers(1, 99), st.integers(1, 9999), st.sampled_from(["-", " "]))
+def test_every_valid_ssn_is_found_with_its_span(area, group, serial, sep):
+    value = f"{area:03d}{sep}{group:02d}{sep}{serial:04d}"
+    digits = value.replace(sep, "")
+    text = f"SSN: {value}."
+    expected = [(R.SSN, value)] if area != 666 and digits not in R.SSN_SAMPLES else []
+    assert found(text) == expected
+
+
+@given(st.integers(900, 999), st.integers(0, 99), st.integers(0, 9999))
+def test_no_ssn_in_the_9xx_area(area, group, serial):
+    assert found(f"ssn {area}-{group:02d}-{serial:04d}") == []
+
+
+@given(st.text(alphabet="0123456789", min_size=11, max_size=18), st.sampled_from(["", " ", "-"]))
+def test_a_card_is_reported_only_when_luhn_and_issuer_agree(body, sep):
+    digits = _luhn_complete(body[:1] or "4", len(body) + 1, random.Random(body))
+    shown = _group(digits, (4, 4, 4, 4, 4), sep)
+    ok = R.card_issuer(digits) is not None and len(set(digits)) > 1
+    assert (found(f"card {shown} ok") == [(R.CARD, shown)]) == ok
+    broken = digits[:-1] + str((int(digits[-1]) + 1) % 10)
+    assert R.valid_card(broken) is None

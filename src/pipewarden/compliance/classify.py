@@ -139,6 +139,8 @@ class ColumnStats:
             return None
         if not ((name and share >= 0.2) or share >= 0.5):
             return None
+        if not name and self.values >= 20 and distinct < 0.1:
+            return None  # one value repeated (a shared help-desk number): not a PII column
         score = round(min(1.0, 0.5 * name + 0.4 * share + 0.1 * distinct + (0.1 * (not name))), 3)
         return {
             "column": self.path,
