@@ -288,3 +288,16 @@ def test_a_repeated_value_does_not_make_a_pii_column():
     labels = {c["column"]: c for c in insp.columns}
     assert "helpdesk" not in labels and labels["contact"]["entity"] == "PHONE_NUMBER"
     assert sum(f.column == "helpdesk" for f in insp.findings) == 40  # values are still reported
+
+
+def test_spaced_out_values_still_make_a_structured_column():
+    rows = [
+        {
+            "tel": f"+1 212 555 {i:04d}",
+            "iban": "DE89 3704 0044 0532 0130 00",
+            "bio": "likes long walks",
+        }
+        for i in range(100, 130)
+    ]
+    labels = {c["column"]: c["entity"] for c in Guardian().detect(Batch(rows, "t"), "crm").columns}
+    assert labels == {"tel": "PHONE_NUMBER", "iban": "IBAN_CODE"}

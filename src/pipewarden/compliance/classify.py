@@ -107,7 +107,7 @@ def name_hint(path: str) -> tuple[str | None, bool]:
 class ColumnStats:
     path: str  # JSON path with list indexes written []
     values: int = 0  # non-null scalar values
-    free_text: int = 0  # values that read like prose (3+ words)
+    free_text: int = 0  # values that read like prose (3+ words, not one entity)
     distinct: set | None = None
     whole: dict[str, int] | None = None  # entity -> values that are exactly one such entity
     hint: str | None = None
@@ -115,8 +115,8 @@ class ColumnStats:
 
     def add(self, text: str, whole_entity: str | None) -> None:
         self.values += 1
-        if text.count(" ") >= 2:
-            self.free_text += 1
+        if whole_entity is None and text.count(" ") >= 2:
+            self.free_text += 1  # prose, not a spaced-out "+1 212 555 0199"
         if self.distinct is None:
             self.distinct = set()
         if len(self.distinct) < 100_000:
