@@ -301,3 +301,12 @@ def test_spaced_out_values_still_make_a_structured_column():
     ]
     labels = {c["column"]: c["entity"] for c in Guardian().detect(Batch(rows, "t"), "crm").columns}
     assert labels == {"tel": "PHONE_NUMBER", "iban": "IBAN_CODE"}
+
+
+def test_a_negative_column_name_does_not_silence_its_free_text():
+    rows = [
+        {"order_notes": "customer asks: call (212) 555-0199, ssn 123-45-6788"},
+        {"order_notes": "123456788"},
+    ]
+    insp = Guardian().detect(Batch(rows, "t"), "crm")
+    assert [(f.index, f.entity) for f in insp.findings] == [(0, "PHONE_NUMBER"), (0, "US_SSN")]

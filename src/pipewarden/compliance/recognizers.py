@@ -148,13 +148,14 @@ def _before(text: str, start: int) -> str:
     return text[max(0, start - _WINDOW) : start]
 
 
-def _context(entity: str, text: str, start: int, ctx: Context) -> bool | None:
+def _context(entity: str, text: str, start: int, end: int, ctx: Context) -> bool | None:
     """True: the column name or a keyword before the value points at ``entity``; False: the
-    column name or the words right before the value point away (order id, sku, zip ...);
-    None: no context either way. The column name speaks first, then the nearest words."""
+    column name (for a value that is the whole cell) or the words right before the value point
+    away (order id, sku, zip ...); None: no context either way. The column name speaks first,
+    then the nearest words: free text in a column named ``order_notes`` is still read."""
     if entity in ctx.hints:
         return True
-    if ctx.negative:
+    if ctx.negative and start == 0 and end == len(text.rstrip()):
         return False
     if _words_before(text, start, _NEG_WORDS):
         return False
@@ -212,7 +213,7 @@ def _ssns(text: str, ctx: Context, out: list[Match]) -> None:
         if not valid_ssn(area + group + serial):
             continue
         start = m.start()
-        context = _context(SSN, text, start, ctx)
+        context = _context(SSN, text, start, m.end(), ctx)
         if context is False or (not sep and context is None):
             continue  # nine bare digits are an SSN only with context
         out.append(Match(SSN, start, m.end(), 0.95 if context else 0.7))
@@ -389,7 +390,7 @@ def _phones(text: str, ctx: Context, out: list[Match]) -> None:
             continue
         if _DATE_RE.fullmatch(cand):
             continue
-        context = _context(PHONE, text, start, ctx)
+        context = _context(PHONE, text, start, end, ctx)
         if context is False or (context is None and cand.isdigit()):
             continue  # a bare run of digits is a phone number only with context
         if valid_phone(cand, ctx.region):
@@ -512,7 +513,7 @@ def _national_ids(text: str, ctx: Context, out: list[Match]) -> None:
         cand = m.group()
         if sum(ch.isalnum() for ch in cand) < 6 or len(cand) > 40:
             continue
-        if not _context(NATIONAL_ID, text, m.start(), ctx):
+        if not _context(NATIONAL_ID, text, m.start(), m.end(), ctx):
             continue
         for name, module in ctx._modules:
             try:
