@@ -98,7 +98,7 @@ BAD = [
     ("blank.jsonl", b"  \n\n", "empty", None),
     ("trunc.json", b'[{"a": 1},\n {"a": 2},\n {"a": ', "truncated", 3),
     ("unclosed.json", b'[{"a": 1},\n {"a": 2}\n', "not closed", 2),
-    ("object.json", b'{"a": 1,\n "b": 2}', "invalid JSON", 1),
+    ("object.json", b'{"a": 1,\n "b": 2}', "top-level JSON value is an object", None),
     ("scalar.json", b'[{"a": 1}, 5]', "not an object", 2),
     ("mixed.json", b'[{"a": 1}]\n{"a": 2}\n', "after the end", None),
     ("bad.jsonl", b'{"a": 1}\n{"a": }\n', "invalid JSON", 2),
@@ -157,3 +157,12 @@ def test_damaged_parquet(tmp_path):
 def test_empty_array_and_bare_header_are_zero_rows(tmp_path):
     assert len(read_batch(write(tmp_path, "e.json", "[ ]"))) == 0
     assert len(read_batch(write(tmp_path, "h.csv", "a,b\n"))) == 0
+
+
+def test_one_object_on_one_line_is_one_record_of_json_lines(tmp_path):
+    assert read_batch(write(tmp_path, "one.json", '{"a": 1}')).records == [{"a": 1}]
+
+
+def test_a_json_array_named_jsonl(tmp_path):
+    p = write(tmp_path, "a.jsonl", json.dumps(ROWS))
+    assert read_batch(p).records == ROWS

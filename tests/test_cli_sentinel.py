@@ -124,3 +124,60 @@ def test_script_behaves_like_the_command(tmp_path):
                           "--source", str(tmp_path / "missing.json"), "--target", "x.json"],
                          capture_output=True, text=True)  # fmt: skip
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "no such file" in bad.stderr
+
+
+def test_stdin_and_text_output_with_hostile_names(tmp_path, capsys, monkeypatch):
+    import io
+
+    rows = [{"[bold red]x[/]": 1, 'q"; drop table t; --': "2024-01-01"}]
+    data = "\n".join(json.dumps(r) for r in rows).encode()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    code = main(["sentinel", "--source", "-", "--target", str(tmp_path / "s.json"),
+                 "--dialect", "duckdb"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "<stdin> -> table data (duckdb): evolve" in out
+    assert "[bold red]x[/]" in out  # printed as text, not as markup
+
+
+def test_parquet_source_and_hash_check(tmp_path, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    src = tmp_path / "p.parquet"
+    pq.write_table(pa.Table.from_pylist([{"a": 1, "b": "x"}]), src)
+    target = tmp_path / "s.json"
+    target.write_text(json.dumps({"format": "pipewarden.schema", "version": 2, "hash": "edited",
+                                  "columns": [{"name": "a", "type": "bigint"}]}))  # fmt: skip
+    code, doc = run(capsys, "--source", str(src), "--target", str(target))
+    assert code == 0 and doc["format"] == "parquet"
+    assert doc["target"]["hash_ok"] is False and doc["target"]["version"] == 2
+    assert doc["schema"]["version"] == 3
+
+
+def test_bad_target_and_bad_calls(tmp_path, capsys):
+    src = jsonl(tmp_path / "b.jsonl", [{"a": 1}])
+    bad = tmp_path / "t.json"
+    bad.write_text('{"columns": [{"name": "a", "type": "varchar"}]}')
+    code = main(["sentinel", "--source", str(src), "--target", str(bad)])
+    assert code == 2 and "unknown type 'varchar'" in capsys.readouterr().err
+    assert main(["sentinel", "--source", str(src), "--target", str(bad), "--apply"]) == 2
+    assert "--apply needs --dsn" in capsys.readouterr().err
+    assert main(["sentinel", "--source", str(src)]) == 2
+    assert (
+        main(["sentinel", "--source", str(src), "--target", "x.json", "--contract", "columns=melt"])
+        == 2
+    )
+    assert "unknown contract mode 'melt'" in capsys.readouterr().err
+
+
+def test_json_schema_target_keeps_idents(tmp_path, capsys):
+    target = tmp_path / "t.schema.json"
+    name = "n" * 70
+    src = jsonl(tmp_path / "b.jsonl", [{name: 1, "N" * 70: 2}])
+    code, _ = run(capsys, "--source", str(src), "--target", str(target), "--write-target")
+    written = json.loads(target.read_text())
+    assert code == 0 and written["type"] == "object"
+    assert written["properties"][name]["x-pipewarden-ident"] == "n" * 63
+    code, doc = run(capsys, "--source", str(src), "--target", str(target))
+    assert code == 0 and doc["decision"] == "pass" and doc["target"]["kind"] == "jsonschema"

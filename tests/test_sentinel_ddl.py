@@ -126,15 +126,27 @@ def test_any_string_round_trips_as_a_column_name_in_postgres(pg_schema, names):
     assert len(set(got)) == len(names)
 
 
+_DUCK = duckdb.connect()
+
+
 @settings(max_examples=60, deadline=None)
 @given(names=st.lists(st.text(min_size=0, max_size=40), min_size=1, max_size=6, unique=True))
 def test_any_string_round_trips_as_a_column_name_in_duckdb(names):
     p = plan(None, infer(Batch([dict.fromkeys(names, 1)], "t")), None, "duckdb", "h", None)
-    conn = duckdb.connect()
-    for stmt in p.ddl:
-        conn.execute(stmt)
-    got = [r[0] for r in conn.execute("select column_name from information_schema.columns "
-                                      "where table_name = 'h' order by ordinal_position").fetchall()]  # fmt: skip
+    conn = _DUCK
+    conn.execute("begin")
+    try:
+        for stmt in p.ddl:
+            conn.execute(stmt)
+        got = [
+            r[0]
+            for r in conn.execute(
+                "select column_name from information_schema.columns "
+                "where table_name = 'h' order by ordinal_position"
+            ).fetchall()
+        ]
+    finally:
+        conn.execute("rollback")
     assert got == [c.ident for c in p.schema.columns.values()]
 
 
@@ -239,3 +251,51 @@ def test_apply_duckdb(tmp_path, capsys):
                        "where table_name='b' order by ordinal_position").fetchall()  # fmt: skip
     assert got == [("id", "BIGINT"), ("price", "DECIMAL(38,9)"), ("day", "DATE")]
     assert history.current_schema(conn, "duckdb", "b", None).version == 1
+
+
+@pytest.mark.parametrize(
+    "module", ["pipewarden.ddl", "pipewarden.ddl.postgres", "pipewarden.schema.history",
+               "pipewarden.schema.rows", "pipewarden.batch"]
+)  # fmt: skip
+def test_every_module_imports_first(module):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", f"import {module}"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.postgres
+def test_postgres_in_place_changes_do_not_rewrite_the_table(pg_schema):
+    """The changes planned in place keep the table's storage (relfilenode); the widenings the
+    sentinel refuses (bigint -> numeric) would rewrite it."""
+    dsn, ns = pg_schema
+    cur = plan(None, infer(Batch([{"t": "2024-01-01T00:00:00", "n": 1, "k": 1}], "t")),
+               None, "postgres", "t", ns).schema  # fmt: skip
+    cur.columns["n"].nullable = False
+    create = plan(None, cur, None, "postgres", "t", ns).ddl
+    create = [s.replace('"n" BIGINT', '"n" BIGINT NOT NULL') for s in create]
+    p = plan(cur, infer(Batch([{"t": "2024-01-01T00:00:00Z", "n": None, "x": True}], "t")),
+             None, "postgres", "t", ns)  # fmt: skip
+    assert {c.action for c in p.delta if c.op != "missing"} == {"alter"}
+    with psycopg.connect(dsn) as conn:
+        for s in create:
+            conn.execute(s)
+        conn.execute(f'insert into "{ns}".t values (%s, 1, 1)', ["2024-01-01 10:00:00"])
+        conn.commit()
+
+        def node():
+            return conn.execute("select pg_relation_filenode(%s)", (f'"{ns}".t',)).fetchone()[0]
+
+        before = node()
+        for s in p.ddl:
+            conn.execute(s)
+        conn.commit()
+        assert node() == before
+        got = conn.execute(f"select t at time zone 'UTC', n from \"{ns}\".t").fetchone()
+        assert str(got[0]) == "2024-01-01 10:00:00" and got[1] == 1
+        conn.execute(f'alter table "{ns}".t alter column k type numeric')
+        conn.commit()
+        assert node() != before  # what the sentinel never does

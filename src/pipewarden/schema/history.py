@@ -13,18 +13,18 @@ from typing import Any
 
 import orjson
 
-from ..ddl import get_dialect
+from .. import ddl as ddl_mod  # the module: pipewarden.ddl imports schema.types, a cycle
 from .types import Schema
 
 TABLE = "_pw_schema_history"
 
 
 def _pg(dialect: str) -> bool:
-    return get_dialect(dialect).name == "postgres"
+    return ddl_mod.get_dialect(dialect).name == "postgres"
 
 
 def _table(dialect: str, namespace: str | None) -> str:
-    return get_dialect(dialect).qualify(namespace, TABLE)
+    return ddl_mod.get_dialect(dialect).qualify(namespace, TABLE)
 
 
 def _exists(conn: Any, dialect: str, namespace: str | None) -> bool:
@@ -42,7 +42,7 @@ def _exists(conn: Any, dialect: str, namespace: str | None) -> bool:
 
 def ensure_table(conn: Any, dialect: str, namespace: str | None) -> None:
     """Create the history table (and the namespace) when missing."""
-    d = get_dialect(dialect)
+    d = ddl_mod.get_dialect(dialect)
     if namespace:
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {d.quote(d.ident(namespace))}")
     json_type = "JSONB" if _pg(dialect) else "JSON"

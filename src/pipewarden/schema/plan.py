@@ -21,7 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..ddl import get_dialect
+from .. import ddl as ddl_mod  # the module: pipewarden.ddl imports schema.types, a cycle
 from . import lattice
 from .contract import Contract
 from .types import Column, DataType, Schema
@@ -137,7 +137,7 @@ def plan(
 ) -> Plan:
     """Compare ``observed`` with ``current`` (None: the table does not exist) under
     ``contract`` and plan the DDL for ``dialect``. Pure: reads nothing, writes nothing."""
-    d = get_dialect(dialect)
+    d = ddl_mod.get_dialect(dialect)
     if not isinstance(contract, Contract):
         contract = Contract.from_config(contract)
     changes: list[Change] = []
@@ -158,7 +158,9 @@ def plan(
                 )
             )
 
-    if current is None:
+    if current is None or (current.version == 0 and not current.columns):
+        # no table yet (a version-0 schema without columns is what a batch without any
+        # typed value leaves behind: nothing was created)
         return _first_load(observed, contract, d, table, namespace, changes, conflict_changes)
 
     schema = current.copy()
@@ -327,8 +329,13 @@ def _first_load(observed, contract, d, table, namespace, changes, conflict_chang
             Delta(changes), Schema({}, 0), [], decision, reason, d.name, table, namespace,
             contract, None, observed, table_exists=False,
         )  # fmt: skip
+    if not cols:  # nothing typed yet: no table, no version; the rows wait in quarantine
+        return Plan(
+            Delta(changes), Schema({}, 0), [], "pass", "no key has a typed value yet", d.name,
+            table, namespace, contract, None, observed, table_exists=False,
+        )  # fmt: skip
     schema = Schema({c.name: c for c in cols}, 1)
-    ddl = d.create_table(namespace, table, cols) if cols else []
+    ddl = d.create_table(namespace, table, cols)
     return Plan(
         Delta(changes), schema, ddl, "evolve" if ddl else "pass", None, d.name, table, namespace,
         contract, None, observed,

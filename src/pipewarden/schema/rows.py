@@ -13,20 +13,23 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..batch import Batch
-from ..ddl import get_dialect
-from ..ddl.base import Dialect
+from .. import ddl as ddl_mod  # the module: pipewarden.ddl imports schema.types, a cycle
+from ..batch import Batch, no_gc
 from ..errors import preview
 from ..verdict import RowIssue, Verdict
 from . import lattice
-from .infer import _BOOL, parse_datetime, value_type
+from .infer import _BOOL, _transpose, parse_datetime, value_type
 from .plan import Plan
 from .types import Column, DataType, Schema
+
+if TYPE_CHECKING:
+    from ..ddl.base import Dialect
 
 T = DataType
 UTC = dt.UTC
@@ -55,7 +58,9 @@ class _Fit:
             self.always.discard(str)
         self.cache: dict[str, bool] = {}
 
-    def bad_indexes(self, values: list) -> list[int]:
+    def bad_indexes(self, values: Sequence) -> list[int]:
+        if self.ctype == T.JSON and not self.d.rejects_nul:
+            return []  # a JSON column holds any value
         types = set(map(type, values))
         types.discard(type(None))
         if types <= self.always:
@@ -63,6 +68,13 @@ class _Fit:
         if types == {int} and self.ctype in (T.BIGINT, T.DOUBLE, T.DECIMAL):
             ints = [v for v in values if v is not None]
             if self._int_ok(min(ints)) and self._int_ok(max(ints)):
+                return []
+        if self.d.rejects_nul and self.ctype in (T.TEXT, T.JSON):
+            # one C-level look for U+0000 over the whole column; per value only when found
+            if self.ctype == T.TEXT and types == {str}:
+                if "\x00" not in "".join(v for v in values if v is not None):
+                    return []
+            elif self.ctype == T.JSON and b"\\u0000" not in _json_bytes(list(values)):
                 return []
         always, fits = self.always, self.fits
         return [
@@ -141,25 +153,30 @@ def check_rows(batch: Batch, plan: Plan) -> Verdict:
         reason = (
             "discarded_row" if contract.tables in ("discard_row", "discard_value") else "no_table"
         )
-        verdict.issues = [
-            RowIssue(i, reason, f"the table {plan.table!r} does not exist and the contract "
-                     f"says {contract.tables}") for i in range(n)
-        ]  # fmt: skip
+        why = (
+            f"the table {plan.table!r} does not exist and the contract says {contract.tables}"
+            if contract.tables != "evolve"
+            else f"the table {plan.table!r} does not exist: no key has a typed value yet"
+        )
+        verdict.issues = [RowIssue(i, reason, why) for i in range(n)]
         return _finish(verdict)
-    d = get_dialect(plan.dialect)
+    d = ddl_mod.get_dialect(plan.dialect)
     numbers = batch.fmt == "csv"
     schema = plan.schema
     held: dict[int, RowIssue] = {}
     blocked: list[str] = []
-    keys = batch.keys()
     records = batch.records
+    if not records:
+        return _finish(verdict)
+    with no_gc():
+        columns = _transpose(records)
+    keys = columns.keys()
 
     def hold(i: int, issue: RowIssue) -> None:
         if i not in held:
             held[i] = issue
 
-    for key in keys:
-        values = [r.get(key) for r in records]
+    for key, values in columns.items():
         col = schema.columns.get(key)
         if col is None:
             mode = contract.mode("columns", key)
@@ -250,7 +267,7 @@ def _to_text(v: Any) -> str:
 
 
 def _to_bool(v: Any) -> bool:
-    return v if type(v) is bool else _BOOL[v]
+    return v if type(v) is bool else _BOOL[v.lower()]
 
 
 def _to_int(v: Any) -> int:

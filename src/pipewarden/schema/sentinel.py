@@ -170,7 +170,7 @@ def sentinel(
             if decision == "reject":
                 counts.update(accepted=0, quarantined=0, discarded=0, values_discarded=0)
             applied = False
-            if apply and decision != "reject" and conn is not None:
+            if apply and decision != "reject" and conn is not None and p.ddl:
                 history.record_schema(conn, dialect, table, namespace, p.schema, p.ddl)
                 applied = True
             return {

@@ -95,7 +95,8 @@ def from_json_schema(doc: dict) -> Schema:
     cols = {}
     for name, prop in props.items():
         t, nullable = _prop_type(prop)
-        cols[name] = Column(name, t, nullable or name not in required)
+        ident = prop.get("x-pipewarden-ident", "") if isinstance(prop, dict) else ""
+        cols[name] = Column(name, t, nullable or name not in required, str(ident or ""))
     return Schema(cols, int(doc.get("x-pipewarden-version", 0) or 0))
 
 
@@ -120,6 +121,8 @@ def to_json_schema(schema: Schema) -> dict:
         if c.nullable and "type" in p:
             kinds = p["type"] if isinstance(p["type"], list) else [p["type"]]
             p["type"] = [*kinds, "null"]
+        if c.ident and c.ident != c.name:
+            p["x-pipewarden-ident"] = c.ident
         props[c.name] = p
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
