@@ -259,8 +259,12 @@ def test_every_batch_format_gives_the_same_findings(tmp_path, capsys, caplog):
         w = csv.DictWriter(fh, fieldnames=list(flat[0]))
         w.writeheader()
         w.writerows(flat)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(flat), tmp_path / "b.parquet")
     seen = []
-    for name in ("b.json", "b.jsonl", "b.csv"):
+    for name in ("b.json", "b.jsonl", "b.csv", "b.parquet"):
         code, out, _, _ = run(
             ["guard", "scan", "--data", str(tmp_path / name), "--format", "json"], capsys, caplog
         )
@@ -268,4 +272,4 @@ def test_every_batch_format_gives_the_same_findings(tmp_path, capsys, caplog):
         seen.append(
             [(f["row"], f["column"], f["entity"], f["start"]) for f in json.loads(out)["findings"]]
         )
-    assert seen[0] == seen[1] == seen[2] and seen[0]
+    assert seen[0] == seen[1] == seen[2] == seen[3] and seen[0]
