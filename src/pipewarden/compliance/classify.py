@@ -1,0 +1,153 @@
+"""Column classification: the column name or JSON path, the share of values that validate as
+one entity, and their distinctness decide whether a column holds PII as a whole.
+
+Name hints also give *context* to the per-value recognizers: nine bare digits are an SSN in a
+column named ``ssn`` and nothing in a column named ``order_id``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .recognizers import CARD, EMAIL, IBAN, IP, NATIONAL_ID, PHONE, SSN
+
+_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z])(?=[A-Z])")
+
+# tokens of a column name or path -> the entity they point at
+_NAME_HINTS: dict[str, str] = {
+    "email": EMAIL, "mail": EMAIL, "emailaddress": EMAIL, "e": EMAIL,
+    "ssn": SSN, "socialsecurity": SSN, "socialsecuritynumber": SSN, "social": SSN,
+    "phone": PHONE, "telephone": PHONE, "tel": PHONE, "mobile": PHONE, "cell": PHONE,
+    "fax": PHONE, "msisdn": PHONE, "phonenumber": PHONE, "cellphone": PHONE,
+    "card": CARD, "cc": CARD, "ccnum": CARD, "pan": CARD, "creditcard": CARD,
+    "cardnumber": CARD,
+    "iban": IBAN,
+    "ip": IP, "ipv4": IP, "ipv6": IP, "ipaddress": IP, "ipaddr": IP,
+    "bsn": NATIONAL_ID, "nir": NATIONAL_ID, "idnr": NATIONAL_ID, "nationalid": NATIONAL_ID,
+    "personalid": NATIONAL_ID, "pesel": NATIONAL_ID, "cpr": NATIONAL_ID, "dni": NATIONAL_ID,
+    "nif": NATIONAL_ID, "nino": NATIONAL_ID, "personnummer": NATIONAL_ID,
+}  # fmt: skip
+_NEGATIVE = frozenset(
+    [
+        "order",
+        "orders",
+        "invoice",
+        "sku",
+        "item",
+        "product",
+        "part",
+        "ref",
+        "reference",
+        "tracking",
+        "ticket",
+        "zip",
+        "zipcode",
+        "postal",
+        "postcode",
+        "version",
+        "release",
+        "build",
+        "batch",
+        "lot",
+        "serial",
+        "model",
+        "case",
+        "count",
+        "qty",
+        "quantity",
+        "amount",
+        "price",
+        "total",
+        "date",
+        "time",
+        "timestamp",
+        "year",
+        "txn",
+        "transaction",
+        "uuid",
+        "hash",
+        "checksum",
+    ]
+)
+
+
+def name_tokens(path: str) -> list[str]:
+    return [t.lower() for t in _SPLIT.split(path) if t]
+
+
+def name_hint(path: str) -> tuple[str | None, bool]:
+    """(entity the name points at, whether the name points away from PII)."""
+    tokens = name_tokens(path)
+    joined = "".join(tokens)
+    hint = None
+    # the last segment speaks loudest: customer.email -> email
+    for tok in reversed(tokens):
+        if tok in _NAME_HINTS and tok != "e":
+            hint = _NAME_HINTS[tok]
+            break
+    if hint is None:
+        for size in (3, 2):  # social_security_number, e_mail, credit_card, ip_address
+            for i in range(len(tokens) - size + 1):
+                key = "".join(tokens[i : i + size])
+                if key in _NAME_HINTS and key not in ("e",):
+                    hint = _NAME_HINTS[key]
+                    break
+            if hint:
+                break
+    if hint is None and joined in _NAME_HINTS and joined != "e":
+        hint = _NAME_HINTS[joined]
+    if hint is None and "email" in joined:
+        hint = EMAIL
+    negative = hint is None and any(t in _NEGATIVE for t in tokens)
+    return hint, negative
+
+
+@dataclass
+class ColumnStats:
+    path: str  # JSON path with list indexes written []
+    values: int = 0  # non-null scalar values
+    free_text: int = 0  # values that read like prose (3+ words, not one entity)
+    distinct: set | None = None
+    whole: dict[str, int] | None = None  # entity -> values that are exactly one such entity
+    hint: str | None = None
+    negative: bool = False
+
+    def add(self, text: str, whole_entity: str | None) -> None:
+        self.values += 1
+        if whole_entity is None and text.count(" ") >= 2:
+            self.free_text += 1  # prose, not a spaced-out "+1 212 555 0199"
+        if self.distinct is None:
+            self.distinct = set()
+        if len(self.distinct) < 100_000:
+            self.distinct.add(text)
+        if whole_entity is not None:
+            if self.whole is None:
+                self.whole = {}
+            self.whole[whole_entity] = self.whole.get(whole_entity, 0) + 1
+
+    def label(self) -> dict | None:
+        """The column's label when it holds one entity as a whole, else None."""
+        if not self.values or not self.whole:
+            return None
+        entity, count = max(sorted(self.whole.items()), key=lambda kv: kv[1])
+        share = count / self.values
+        distinct = len(self.distinct or ()) / self.values
+        name = self.hint == entity
+        kind = "free_text" if self.free_text / self.values >= 0.5 else "structured"
+        if kind == "free_text":
+            return None
+        if not ((name and share >= 0.2) or share >= 0.5):
+            return None
+        if not name and self.values >= 20 and distinct < 0.1:
+            return None  # one value repeated (a shared help-desk number): not a PII column
+        score = round(min(1.0, 0.5 * name + 0.4 * share + 0.1 * distinct + (0.1 * (not name))), 3)
+        return {
+            "column": self.path,
+            "entity": entity,
+            "score": score,
+            "share": round(share, 4),
+            "distinct": round(distinct, 4),
+            "values": self.values,
+            "by": "name+values" if name else "values",
+        }

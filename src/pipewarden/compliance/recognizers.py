@@ -1,0 +1,569 @@
+"""Recognizers: candidate regexes followed by real validation, and overlap resolution.
+
+Every recognizer finds candidates with a compiled regex and keeps only those that validate
+(checksums, issuer ranges, allocation rules, the ``phonenumbers`` metadata, ``ipaddress``).
+Forms that are ambiguous on their own (nine bare digits, a bare run of phone digits, a national
+identifier) need *context*: a hint from the column name or a keyword just before the value in
+the text. Negative context (``order``, ``sku``, ``version`` ...) suppresses weak candidates.
+
+:func:`detect` returns non-overlapping :class:`Match` objects; where matches of different types
+overlap, the stronger type wins (email > IBAN = card > SSN > national id > IP > phone).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import ipaddress
+import re
+from dataclasses import dataclass, field
+
+import phonenumbers
+
+EMAIL = "EMAIL_ADDRESS"
+SSN = "US_SSN"
+CARD = "CREDIT_CARD"
+PHONE = "PHONE_NUMBER"
+IBAN = "IBAN_CODE"
+IP = "IP_ADDRESS"
+NATIONAL_ID = "NATIONAL_ID"
+
+BUILTIN_ENTITIES = (EMAIL, SSN, CARD, PHONE, IBAN, IP)
+ENTITIES = (*BUILTIN_ENTITIES, NATIONAL_ID)
+
+# higher wins when spans of different types overlap
+PRIORITY = {EMAIL: 60, IBAN: 50, CARD: 50, SSN: 40, NATIONAL_ID: 35, IP: 30, PHONE: 20}
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    entity: str
+    start: int
+    end: int
+    score: float
+    detail: str = ""  # issuer of a card, stdnum module of a national id, ...
+
+
+@dataclass
+class Context:
+    """What the caller knows about where a value comes from."""
+
+    hints: frozenset[str] = frozenset()  # entities the column name points at
+    negative: bool = False  # the column name points away from PII (order id, sku, zip ...)
+    region: str = "US"  # default region of phone numbers without a country code
+    national_ids: tuple[str, ...] = ()  # python-stdnum modules enabled, e.g. ("nl.bsn",)
+    entities: frozenset[str] = frozenset(ENTITIES)  # which entity types to report
+    _modules: list = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        self._modules = [(name, load_stdnum(name)) for name in self.national_ids]
+
+
+# --------------------------------------------------------------------------- context words
+
+_WINDOW = 32  # characters before a candidate searched for context words
+# keywords in the window before a value that point at an entity (matched at a word start)
+_POS = {
+    SSN: ("ssn", "ss#", "ss no", "social security", "soc sec", "soc. sec"),
+    PHONE: ("phone", "tel", "mobile", "cell", "call", "fax", "sms", "text me", "whatsapp",
+            "contact", "reach"),
+    NATIONAL_ID: ("national id", "id number", "id no", "identity", "personal id",
+                  "personal number", "personal code", "citizen", "bsn", "nir", "insee", "idnr",
+                  "steuer", "dni", "nie", "nif", "pesel", "cpr", "personnummer", "hetu",
+                  "codice fiscale", "rrn", "aadhaar", "sin", "nino", "tax id"),
+}  # fmt: skip
+
+
+def _has_keyword(window: str, keywords: tuple[str, ...]) -> bool:
+    low = window.lower()
+    for k in keywords:
+        i = low.find(k)
+        while i >= 0:
+            if i == 0 or not low[i - 1].isalnum():
+                return True
+            i = low.find(k, i + 1)
+    return False
+
+
+# words that, right before a value, say it is not PII; optionally followed by a suffix word
+_NEG_WORDS = frozenset(
+    [
+        "order",
+        "invoice",
+        "inv",
+        "sku",
+        "item",
+        "part",
+        "product",
+        "ref",
+        "reference",
+        "tracking",
+        "ticket",
+        "po",
+        "zip",
+        "postal",
+        "postcode",
+        "version",
+        "ver",
+        "release",
+        "build",
+        "v",
+        "batch",
+        "lot",
+        "serial",
+        "model",
+        "case",
+        "acct",
+        "account",
+        "transaction",
+        "txn",
+    ]
+)
+_NEG_SUFFIX = frozenset(["no", "num", "number", "id", "code"])
+_VERSION_WORDS = frozenset(["v", "version", "ver", "release", "build", "rev"])
+_SEPARATORS = " \t:#=."
+
+
+def _last_word(text: str) -> tuple[str, str]:
+    """(the last word of ``text`` ignoring trailing separators, the text before it)."""
+    text = text.rstrip(_SEPARATORS)
+    i = len(text)
+    while i and text[i - 1].isalpha():
+        i -= 1
+    return text[i:].lower(), text[:i]
+
+
+def _words_before(text: str, start: int, words: frozenset[str]) -> bool:
+    """Whether one of ``words`` (maybe followed by no/number/id/code, #, :) ends right at
+    ``start``: "order 123", "order #123", "invoice no. 123", "order id: 123"."""
+    word, rest = _last_word(text[max(0, start - _WINDOW) : start])
+    if word in words:
+        return True
+    if word in _NEG_SUFFIX:
+        return _last_word(rest)[0] in words
+    return False
+
+
+def _before(text: str, start: int) -> str:
+    return text[max(0, start - _WINDOW) : start]
+
+
+def _context(entity: str, text: str, start: int, end: int, ctx: Context) -> bool | None:
+    """True: the column name or a keyword before the value points at ``entity``; False: the
+    column name (for a value that is the whole cell) or the words right before the value point
+    away (order id, sku, zip ...); None: no context either way. The column name speaks first,
+    then the nearest words: free text in a column named ``order_notes`` is still read."""
+    if entity in ctx.hints:
+        return True
+    if ctx.negative and start == 0 and end == len(text.rstrip()):
+        return False
+    if _words_before(text, start, _NEG_WORDS):
+        return False
+    return True if _has_keyword(_before(text, start), _POS[entity]) else None
+
+
+# --------------------------------------------------------------------------- email
+
+_EMAIL_RE = re.compile(
+    r"(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@"
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w-]|\.[A-Za-z0-9])"
+)
+
+
+def valid_email(value: str) -> bool:
+    """Syntax of a mailbox: a dot-atom local part and a domain of valid labels with a TLD."""
+    m = _EMAIL_RE.fullmatch(value)
+    if not m:
+        return False
+    local, _, domain = value.rpartition("@")
+    if local.endswith(".") or ".." in local or len(value) > 254:
+        return False
+    return all(label and len(label) <= 63 for label in domain.split("."))
+
+
+def _emails(text: str, ctx: Context, out: list[Match]) -> None:
+    for m in _EMAIL_RE.finditer(text):
+        if valid_email(m.group()):
+            out.append(Match(EMAIL, m.start(), m.end(), 1.0))
+
+
+# --------------------------------------------------------------------------- US SSN
+
+# "\d(?<![\w-]\d)" is "(?<![\w-])\d" written digit-first, so the regex engine can skip
+# ahead to the next digit instead of trying the lookbehind at every position
+_SSN_RE = re.compile(r"(\d(?<![\w-]\d)\d{2})([- ]?)(\d{2})\2(\d{4})(?![\w]|-\d)")
+# published or advertised numbers that were never valid (SSA, wallet card samples)
+SSN_SAMPLES = frozenset({"078051120", "219099999", "123456789", "111111111", "333333333"})
+
+
+def valid_ssn(digits: str) -> bool:
+    """US SSN allocation rules on 9 digits: no area 000, 666 or 900-999, no group 00, no
+    serial 0000, not one of the published sample numbers."""
+    if len(digits) != 9 or not digits.isdigit():
+        return False
+    area, group, serial = digits[:3], digits[3:5], digits[5:]
+    if area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000":
+        return False
+    return digits not in SSN_SAMPLES
+
+
+def _ssns(text: str, ctx: Context, out: list[Match]) -> None:
+    for m in _SSN_RE.finditer(text):
+        area, sep, group, serial = m.groups()
+        if not valid_ssn(area + group + serial):
+            continue
+        start = m.start()
+        context = _context(SSN, text, start, m.end(), ctx)
+        if context is False or (not sep and context is None):
+            continue  # nine bare digits are an SSN only with context
+        out.append(Match(SSN, start, m.end(), 0.95 if context else 0.7))
+
+
+# --------------------------------------------------------------------------- credit cards
+
+_CARD_RE = re.compile(r"\d(?<![\w.+-]\d)(?:[ .-]?\d){11,18}(?![\w]|[.-]\d)")
+_SEPS = re.compile(r"[ .-]")
+
+
+def luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i & 1:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def card_issuer(digits: str) -> str | None:
+    """The card scheme whose issuer range and length fit ``digits``, or None."""
+    n = len(digits)
+    if not 12 <= n <= 19:
+        return None
+    p2, p3, p4, p6 = int(digits[:2]), int(digits[:3]), int(digits[:4]), int(digits[:6])
+    if digits[0] == "4" and n in (13, 16, 19):
+        return "visa"
+    if (51 <= p2 <= 55 or 2221 <= p4 <= 2720) and n == 16:
+        return "mastercard"
+    if p2 in (34, 37) and n == 15:
+        return "amex"
+    if 2200 <= p4 <= 2204 and 16 <= n <= 19:
+        return "mir"
+    if (p4 == 6011 or 644 <= p3 <= 649 or p2 == 65 or 622126 <= p6 <= 622925) and 16 <= n <= 19:
+        return "discover"
+    if 3528 <= p4 <= 3589 and 16 <= n <= 19:
+        return "jcb"
+    if (300 <= p3 <= 305 or p4 == 3095 or p2 in (36, 38, 39)) and 14 <= n <= 19:
+        return "diners"
+    if p2 == 62 and 16 <= n <= 19:
+        return "unionpay"
+    if (p2 == 50 or 56 <= p2 <= 69) and 12 <= n <= 19:
+        return "maestro"
+    return None
+
+
+def valid_card(value: str) -> str | None:
+    """The issuer when ``value`` (digits with one kind of separator) is a valid card number."""
+    seps = set(_SEPS.findall(value))
+    if len(seps) > 1:
+        return None
+    if seps:
+        groups = _SEPS.split(value)
+        if any(len(g) < 3 for g in groups[:-1]) or not groups[-1]:
+            return None
+        digits = "".join(groups)
+    else:
+        digits = value
+    if not digits.isdigit() or len(set(digits)) == 1:
+        return None
+    issuer = card_issuer(digits)
+    return issuer if issuer and luhn_ok(digits) else None
+
+
+def _cards(text: str, ctx: Context, out: list[Match]) -> None:
+    for m in _CARD_RE.finditer(text):
+        issuer = valid_card(m.group())
+        if issuer:
+            out.append(Match(CARD, m.start(), m.end(), 1.0, issuer))
+
+
+# --------------------------------------------------------------------------- phone numbers
+
+_PHONE_RE = re.compile(
+    r"(?<![\w.+/-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{1,5}(?:[ .-]?\d{1,5}){1,5}"
+    r"(?![\w]|[.-]\d|/\d)"
+)
+_NOT_DIGIT = re.compile(r"\D").findall
+_NOT_DIGIT_SUB = re.compile(r"\D").sub
+_DATE_RE = re.compile(r"\d{4}[-.]\d{1,2}[-.]\d{1,2}|\d{1,2}[-.]\d{1,2}[-.]\d{2,4}")
+
+
+def valid_phone(value: str, region: str = "US") -> bool:
+    """A number ``phonenumbers`` considers valid (its metadata: lengths and number ranges).
+
+    Plain numbers skip the text parser: a national number (no ``+``) whose length fits the
+    region, or ``+`` followed by a country code and a national number, is built from its
+    digits and validated against the same metadata (anything else goes through ``parse``).
+    """
+    if value[0] != "+":
+        plan = _national_plan(region)
+        if plan is not None:
+            cc, prefix, lengths = plan
+            digits = _NOT_DIGIT_SUB("", value)
+            if prefix and len(digits) - len(prefix) in lengths and digits.startswith(prefix):
+                digits = digits[len(prefix) :]
+            if len(digits) in lengths and digits[0] != "0":
+                num = phonenumbers.PhoneNumber(country_code=cc, national_number=int(digits))
+                # valid for the region itself is the cheap, common answer; other regions
+                # sharing the calling code (NANP: CA, PR ...) need the full lookup
+                if phonenumbers.is_valid_number_for_region(num, region):
+                    return True
+                if phonenumbers.is_valid_number(num):
+                    return True
+                if not digits.startswith(str(cc)):  # else the parser may read a country code
+                    return False
+    elif "(" not in value:
+        # +<country code><national number>: country codes are prefix-free. A "no" here
+        # still goes to the parser, which knows national prefixes written after the code.
+        digits = _NOT_DIGIT_SUB("", value)
+        for size in (1, 2, 3):
+            if not digits or digits[0] == "0":
+                break
+            cc = int(digits[:size])
+            home = _CC_REGIONS.get(cc)
+            if home is None:
+                continue
+            nsn = digits[size:]
+            if 2 <= len(nsn) <= 17 and nsn[0] != "0":
+                num = phonenumbers.PhoneNumber(country_code=cc, national_number=int(nsn))
+                if phonenumbers.is_valid_number_for_region(num, home[0]):
+                    return True
+            break
+    try:
+        num = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.is_valid_number(num)
+
+
+_CC_REGIONS = phonenumbers.COUNTRY_CODE_TO_REGION_CODE
+
+
+@functools.lru_cache(maxsize=64)
+def _national_plan(region: str) -> tuple[int, str, frozenset[int]] | None:
+    meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if meta is None or meta.general_desc is None or not meta.general_desc.possible_length:
+        return None
+    return (
+        meta.country_code,
+        meta.national_prefix or "",
+        frozenset(meta.general_desc.possible_length),
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def national_lengths(region: str) -> frozenset[int]:
+    """Digit counts a number written without ``+`` can have in ``region`` (with or without
+    its national prefix), from the phonenumbers metadata: a cheap filter before parsing."""
+    meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if meta is None or meta.general_desc is None:
+        return frozenset(range(7, 16))
+    lengths = set(meta.general_desc.possible_length or range(7, 16))
+    prefix = meta.national_prefix or ""
+    if prefix:
+        lengths |= {n + len(prefix) for n in lengths}
+    return frozenset(n for n in lengths if n >= 7)
+
+
+def _phones(text: str, ctx: Context, out: list[Match]) -> None:
+    taken = [(m.start, m.end) for m in out]  # stronger types found first
+    allowed = national_lengths(ctx.region)
+    for m in _PHONE_RE.finditer(text):
+        cand = m.group()
+        start, end = m.start(), m.end()
+        if taken and any(s < end and start < e for s, e in taken):
+            continue  # inside a card, SSN, IBAN, IP or email: that match wins anyway
+        digits = len(cand) - len(_NOT_DIGIT(cand))
+        if not 7 <= digits <= 15 or (cand[0] != "+" and digits not in allowed):
+            continue
+        if _DATE_RE.fullmatch(cand):
+            continue
+        context = _context(PHONE, text, start, end, ctx)
+        if context is False or (context is None and cand.isdigit()):
+            continue  # a bare run of digits is a phone number only with context
+        if valid_phone(cand, ctx.region):
+            score = 0.9 if context else (0.75 if cand[0] in "+(" else 0.6)
+            out.append(Match(PHONE, start, m.end(), score))
+
+
+# --------------------------------------------------------------------------- IBAN
+
+IBAN_LENGTHS = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
+    "BI": 27, "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DJ": 27,
+    "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FK": 18, "FO": 18, "FR": 27,
+    "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28, "HN": 28, "HR": 21, "HU": 28,
+    "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28,
+    "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "LY": 25, "MC": 27, "MD": 24, "ME": 22,
+    "MK": 19, "MN": 20, "MR": 27, "MT": 31, "MU": 30, "NI": 28, "NL": 18, "NO": 15, "OM": 23,
+    "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "RU": 33, "SA": 24,
+    "SC": 31, "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25, "SV": 28,
+    "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
+}  # fmt: skip
+_IBAN_RE = re.compile(r"([A-Z](?<![\w][A-Z])[A-Z])(\d{2})(?=[ ]?[A-Z0-9])")
+
+
+def iban_mod97_ok(compact: str) -> bool:
+    moved = compact[4:] + compact[:4]
+    return int("".join(str(int(ch, 36)) for ch in moved)) % 97 == 1
+
+
+def valid_iban(value: str) -> bool:
+    """Per-country length and the ISO 7064 mod-97 check digits."""
+    compact = value.replace(" ", "").upper()
+    if IBAN_LENGTHS.get(compact[:2]) != len(compact) or not compact.isalnum():
+        return False
+    return compact[2:4].isdigit() and iban_mod97_ok(compact)
+
+
+def _ibans(text: str, ctx: Context, out: list[Match]) -> None:
+    for m in _IBAN_RE.finditer(text):
+        length = IBAN_LENGTHS.get(m.group(1))
+        if length is None:
+            continue
+        # take exactly the country's length of characters, single spaces between groups
+        i, n, got = m.start(), len(text), 0
+        chars = []
+        while i < n and got < length:
+            ch = text[i]
+            if ch.isalnum() and ch.isascii():
+                chars.append(ch)
+                got += 1
+            elif not (ch == " " and chars and i + 1 < n and text[i + 1].isalnum()):
+                break
+            i += 1
+        if got != length or (i < n and text[i].isalnum()):
+            continue
+        if valid_iban("".join(chars)):
+            out.append(Match(IBAN, m.start(), i, 1.0))
+
+
+# --------------------------------------------------------------------------- IP addresses
+
+_OCTET_OK = re.compile(r"25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d").fullmatch
+_IPV4_RE = re.compile(r"\d(?<![\w.]\d)\d{0,2}(?:\.\d{1,3}){3}(?![\w]|\.\d)")
+_IPV6_RE = re.compile(
+    r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{1,4})?(?![\w:]|\.\d)"
+)
+
+
+def valid_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _ips(text: str, ctx: Context, out: list[Match]) -> None:
+    if "." in text:
+        for m in _IPV4_RE.finditer(text):
+            if not all(_OCTET_OK(o) for o in m.group().split(".")):
+                continue
+            if _words_before(text, m.start(), _VERSION_WORDS):
+                continue
+            out.append(Match(IP, m.start(), m.end(), 0.85 if IP in ctx.hints else 0.8))
+    if ":" in text:
+        for m in _IPV6_RE.finditer(text):
+            cand = m.group()
+            if sum(c not in ":." for c in cand) < 3 or cand.count(":") < 2:
+                continue
+            try:
+                ipaddress.IPv6Address(cand)
+            except ValueError:
+                continue
+            out.append(Match(IP, m.start(), m.end(), 0.85))
+
+
+# --------------------------------------------------------------------------- national ids
+
+_NID_RE = re.compile(
+    r"(?<![\w-])[A-Za-z0-9]*\d[A-Za-z0-9]*(?:[ .\-/][A-Za-z0-9]*\d[A-Za-z0-9]*){0,4}(?![\w])"
+)
+
+
+@functools.lru_cache(maxsize=64)
+def load_stdnum(name: str):
+    """Import the python-stdnum module ``name`` (``"nl.bsn"``); ValueError when unknown."""
+    if not re.fullmatch(r"[a-z]{2,3}\.[a-z_0-9]+|[a-z_0-9]+", name or ""):
+        raise ValueError(f"not a python-stdnum module name: {name!r}")
+    try:
+        module = importlib.import_module(f"stdnum.{name}")
+    except ImportError:
+        raise ValueError(f"python-stdnum has no module {name!r}") from None
+    if not hasattr(module, "is_valid"):
+        raise ValueError(f"python-stdnum module {name!r} has no is_valid()")
+    return module
+
+
+def _national_ids(text: str, ctx: Context, out: list[Match]) -> None:
+    for m in _NID_RE.finditer(text):
+        cand = m.group()
+        if sum(ch.isalnum() for ch in cand) < 6 or len(cand) > 40:
+            continue
+        if not _context(NATIONAL_ID, text, m.start(), m.end(), ctx):
+            continue
+        for name, module in ctx._modules:
+            try:
+                ok = module.is_valid(cand)
+            except Exception:  # a validator that trips on odd input is a "no"
+                ok = False
+            if ok:
+                out.append(Match(NATIONAL_ID, m.start(), m.end(), 0.85, name))
+                break
+
+
+# --------------------------------------------------------------------------- detection
+
+_DROP_DIGITS = str.maketrans("", "", "0123456789")
+
+
+def detect(text: str, ctx: Context) -> list[Match]:
+    """Every validated entity in ``text``, overlaps resolved, ordered by start."""
+    found: list[Match] = []
+    wanted = ctx.entities
+    if "@" in text and EMAIL in wanted:
+        _emails(text, ctx, found)
+    # the number of digits is a cheap prefilter: each numeric entity needs a minimum
+    digits = len(text) - len(text.translate(_DROP_DIGITS))
+    if digits:
+        if digits >= 9 and SSN in wanted:
+            _ssns(text, ctx, found)
+        if digits >= 12 and CARD in wanted:
+            _cards(text, ctx, found)
+        if digits >= 2 and IBAN in wanted:
+            _ibans(text, ctx, found)
+        if IP in wanted and (digits >= 4 or ":" in text):
+            _ips(text, ctx, found)
+        if digits >= 7 and PHONE in wanted:
+            _phones(text, ctx, found)
+        if ctx._modules and NATIONAL_ID in wanted:
+            _national_ids(text, ctx, found)
+    if len(found) < 2:
+        return found
+    return resolve_overlaps(found)
+
+
+def resolve_overlaps(matches: list[Match]) -> list[Match]:
+    """Keep the strongest of overlapping matches: type priority, then score, then length."""
+    ranked = sorted(
+        matches, key=lambda m: (-PRIORITY[m.entity], -m.score, m.start - m.end, m.start)
+    )
+    kept: list[Match] = []
+    for m in ranked:
+        if all(m.end <= k.start or m.start >= k.end for k in kept):
+            kept.append(m)
+    kept.sort(key=lambda m: (m.start, m.end))
+    return kept

@@ -1,0 +1,78 @@
+"""The guardian as a step of ``pipewarden run``: PII policy enforced before anything is written.
+
+``build_step({"type": "guardian", "policy": "policy.yaml", "strict": true}, base_dir)`` returns a
+step whose ``check(batch, ctx)`` returns a :class:`~pipewarden.verdict.Verdict`: patches hold the
+masked values of the rows that load, quarantined rows become ``RowIssue``s (reason ``pii``), and a
+block rule, a crossed fail threshold or (strict) an unhandled finding blocks the batch. The
+report holds counts and findings with masked previews only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..batch import Batch
+from ..errors import InputError
+from ..steps import StepContext
+from ..verdict import RowIssue, Verdict
+from .guardian import Guardian, summarize
+from .policy import load_policy
+
+REPORT_FINDINGS = 100
+_OPTIONS = {"type", "policy", "strict", "region", "max_findings"}
+
+
+class GuardianStep:
+    name = "guardian"
+
+    def __init__(self, guardian: Guardian, max_findings: int = REPORT_FINDINGS) -> None:
+        self.guardian = guardian
+        self.max_findings = max_findings
+
+    def check(self, batch: Batch, ctx: StepContext) -> Verdict:
+        insp = self.guardian.inspect(batch, ctx.dataset)
+        report = summarize(self.guardian, [insp], self.max_findings)
+        issues = []
+        for index in sorted(insp.quarantine):
+            found = insp.quarantine[index]
+            what = ", ".join(
+                sorted({f"{f.entity} in {f.column} ({f.preview}, {f.rule})" for f in found})
+            )
+            issues.append(
+                RowIssue(
+                    row=index,
+                    reason="pii",
+                    message=f"row {batch.row_number(index)}: {what}",
+                    column=found[0].column,
+                    score=max(f.score for f in found),
+                )
+            )
+        held = set(insp.quarantine) | set(ctx.quarantined)
+        patches = {r: p for r, p in sorted(insp.patches.items()) if r not in held}
+        if not report["passed"]:
+            return Verdict(
+                "guardian",
+                decision="block",
+                reason="; ".join(report["failures"]),
+                issues=[],
+                patches={},
+                report=report,
+            )
+        return Verdict("guardian", issues=issues, patches=patches, report=report)
+
+
+def build_step(options: dict[str, Any], base_dir: Path) -> GuardianStep:
+    unknown = sorted(set(options) - _OPTIONS)
+    if unknown:
+        raise InputError(
+            f"unknown option of the guardian step: {', '.join(unknown)}",
+            key=f"steps[].{unknown[0]}",
+            hint=f"allowed: {', '.join(sorted(_OPTIONS))}",
+        )
+    policy_path = options.get("policy")
+    if policy_path is not None:
+        policy_path = Path(base_dir) / policy_path
+    policy = load_policy(policy_path)
+    guardian = Guardian(policy, region=options.get("region"), strict=options.get("strict"))
+    return GuardianStep(guardian, int(options.get("max_findings", REPORT_FINDINGS)))

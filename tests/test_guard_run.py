@@ -1,0 +1,61 @@
+"""The guardian inside ``pipewarden run``: masked values are what lands, quarantined rows keep
+their original payload, and the run's output shows no raw value. (Runs once the run and the
+stores are part of the tree.)"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+RECORDS = [
+    {
+        "id": 1,
+        "email": "jane.roe@example.com",
+        "order_id": 345678912,
+        "note": "call (212) 555-0199 please",
+    },
+    {
+        "id": 2,
+        "email": "john.doe@example.com",
+        "order_id": 456789123,
+        "note": "my ssn is 123-45-6788",
+    },
+    {"id": 3, "email": "max@example.org", "order_id": 567891234, "note": "nothing"},
+]
+RAW = ("jane.roe@example.com", "john.doe@example.com", "max@example.org", "555-0199", "123-45-6788")
+
+
+def test_run_loads_masked_values_and_quarantines_the_ssn_row(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("pipewarden.run")
+    duckdb = pytest.importorskip("duckdb")
+    from pipewarden.cli import main
+
+    (tmp_path / "batch.json").write_text(json.dumps(RECORDS))
+    (tmp_path / "policy.yaml").write_text(
+        "version: 1\nrules:\n"
+        "  - {entity: EMAIL_ADDRESS, action: mask, method: hash}\n"
+        "  - {entity: PHONE_NUMBER, action: mask, method: partial}\n"
+        "  - {entity: US_SSN, action: quarantine}\n"
+    )
+    (tmp_path / "pipeline.yaml").write_text(
+        "version: 1\ndataset: crm\nsource: {path: batch.json}\n"
+        "store: {kind: duckdb, path: wh.duckdb}\nsteps:\n  - {type: guardian, policy: policy.yaml}\n"
+    )
+    monkeypatch.setenv("PIPEWARDEN_HASH_KEY", "test-key")
+    code = main(["run", str(tmp_path / "pipeline.yaml"), "--format", "json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    for raw in RAW:
+        assert raw not in out and raw not in err
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    loaded = con.execute("select id, email, note from crm order by id").fetchall()
+    assert [r[0] for r in loaded] == [1, 3]
+    assert all(r[1].startswith("hmac:") for r in loaded)
+    assert loaded[0][2] == "call (***) ***-0199 please"
+    raw_landing = json.dumps(con.execute("select * from crm__raw").fetchall(), default=str)
+    for raw in RAW:
+        assert raw not in raw_landing
+    held = con.execute("select * from crm__quarantine").fetchall()
+    assert len(held) == 1
+    assert "123-45-6788" in json.dumps(held, default=str)  # the original payload is kept
