@@ -1,0 +1,131 @@
+"""Virtualenvs for the real Airflow and the real Mage (their pins conflict, so each gets its own).
+
+``ensure_venv("airflow")`` returns the path of a virtualenv with the pinned requirements of
+``tests/requirements-airflow.txt`` installed, created on first use under
+``$PIPEWARDEN_VENV_CACHE`` (default ``~/.cache/pipewarden/test-venvs``) and named after a hash of
+the requirements, so a changed pin builds a new one and an unchanged one is reused. Creation
+holds a file lock (parallel test runs wait instead of clashing) and builds in a temporary folder
+that is renamed into place only when the install succeeded, so a broken half-install is never
+reused. Installs use ``uv`` when it is importable (much faster), pip otherwise.
+
+Run ``python tests/venvs.py airflow mage`` to create them ahead of the tests.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = Path(
+    os.environ.get("PIPEWARDEN_VENV_CACHE", Path.home() / ".cache" / "pipewarden" / "test-venvs")
+)
+TIMEOUT = int(os.environ.get("PIPEWARDEN_VENV_TIMEOUT", "1500"))
+
+
+class VenvError(RuntimeError):
+    pass
+
+
+def requirements(kind: str) -> Path:
+    return ROOT / "tests" / f"requirements-{kind}.txt"
+
+
+def venv_path(kind: str) -> Path:
+    text = requirements(kind).read_bytes()
+    tag = f"{sys.version_info.major}.{sys.version_info.minor}"
+    digest = hashlib.sha256(text + tag.encode()).hexdigest()[:12]
+    return CACHE / f"{kind}-{digest}"
+
+
+def python_of(venv: Path) -> Path:
+    return venv / "bin" / "python"
+
+
+def _uv() -> list[str] | None:
+    try:
+        import uv  # noqa: F401
+    except ImportError:
+        return None
+    from uv import find_uv_bin
+
+    return [find_uv_bin()]
+
+
+def _run(cmd: list, log, **kw) -> None:
+    log.write(f"+ {' '.join(map(str, cmd))}\n")
+    log.flush()
+    res = subprocess.run(
+        [str(c) for c in cmd], stdout=log, stderr=subprocess.STDOUT, timeout=TIMEOUT, **kw
+    )
+    if res.returncode != 0:
+        raise VenvError(f"{cmd[0]} exited {res.returncode}; see {log.name}")
+
+
+def _build(kind: str, target: Path, log) -> None:
+    uv = _uv()
+    py = python_of(target)
+    req = requirements(kind)
+    env = dict(os.environ)
+    env.pop("VIRTUAL_ENV", None)
+    if uv:
+        _run([*uv, "venv", "--seed", "--python", sys.executable, target], log, env=env)
+        _run([*uv, "pip", "install", "--python", py, "-r", req], log, env=env)
+        if kind == "mage":  # the scaffolded blocks import pipewarden
+            _run([*uv, "pip", "install", "--python", py, ROOT], log, env=env)
+    else:
+        _run([sys.executable, "-m", "venv", target], log, env=env)
+        _run([py, "-m", "pip", "install", "-q", "-r", req], log, env=env)
+        if kind == "mage":
+            _run([py, "-m", "pip", "install", "-q", ROOT], log, env=env)
+
+
+def ensure_venv(kind: str) -> Path:
+    """The path of the ready virtualenv for ``kind`` ("airflow" or "mage"); builds it once."""
+    final = venv_path(kind)
+    if (final / ".complete").exists():
+        return final
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / f"{kind}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another run may be building it: wait for it
+        if (final / ".complete").exists():
+            return final
+        tmp = final.with_name(final.name + f".tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        started = time.monotonic()
+        with open(CACHE / f"{final.name}.log", "w") as log:
+            try:
+                _build(kind, tmp, log)
+            except (VenvError, subprocess.TimeoutExpired, OSError):
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            log.write(f"built in {time.monotonic() - started:.0f}s\n")
+        shutil.rmtree(final, ignore_errors=True)
+        # a venv's scripts hold absolute paths: build in place by renaming, then fix them up
+        tmp.rename(final)
+        _fix_paths(tmp, final)
+        (final / ".complete").write_text(f"{time.monotonic() - started:.0f}s\n")
+        return final
+
+
+def _fix_paths(old: Path, new: Path) -> None:
+    old_b, new_b = str(old).encode(), str(new).encode()
+    for path in (new / "bin").iterdir():
+        if path.is_file() and not path.is_symlink():
+            data = path.read_bytes()
+            if old_b in data[:4096]:
+                path.write_bytes(data.replace(old_b, new_b))
+    for cfg in [new / "pyvenv.cfg"]:
+        cfg.write_text(cfg.read_text().replace(str(old), str(new)))
+
+
+if __name__ == "__main__":
+    for name in sys.argv[1:] or ["airflow", "mage"]:
+        t0 = time.monotonic()
+        print(name, ensure_venv(name), f"{time.monotonic() - t0:.0f}s", flush=True)
