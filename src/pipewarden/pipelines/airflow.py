@@ -47,15 +47,24 @@ REMOVED_TASK_ARGS = {
 # imports gone in Airflow 3: (module, name or None for the whole module) -> hint
 REMOVED_IMPORTS = {
     ("airflow.operators.subdag", None): "SubDAGs are gone: use TaskGroup or assets",
-    ("airflow.operators.dummy", None): "use airflow.providers.standard.operators.empty.EmptyOperator",
+    (
+        "airflow.operators.dummy",
+        None,
+    ): "use airflow.providers.standard.operators.empty.EmptyOperator",
     ("airflow.operators.dummy_operator", None): "use EmptyOperator from the standard provider",
     ("airflow.contrib", None): "use the provider packages",
-    ("airflow.utils.dates", "days_ago"): "use pendulum.today('UTC').add(days=-N) or a fixed start_date",
+    (
+        "airflow.utils.dates",
+        "days_ago",
+    ): "use pendulum.today('UTC').add(days=-N) or a fixed start_date",
     ("airflow.utils.dates", "date_range"): "use pendulum or pandas date ranges",
     ("airflow.utils.decorators", "apply_defaults"): "remove it: defaults are applied automatically",
     ("airflow.models.baseoperator", "BaseOperatorLink"): "use airflow.sdk.BaseOperatorLink",
 }
-REMOVED_NAMES = {"SubDagOperator": "SubDAGs are gone: use TaskGroup", "DummyOperator": "use EmptyOperator"}
+REMOVED_NAMES = {
+    "SubDagOperator": "SubDAGs are gone: use TaskGroup",
+    "DummyOperator": "use EmptyOperator",
+}
 # modules Airflow 3 only keeps as deprecated aliases
 DEPRECATED_MODULES = {
     "airflow.operators": "import operators from airflow.providers.standard.operators",
@@ -80,7 +89,9 @@ class DagInfo:
     certain: bool
     kind: str  # "with", "call", "decorator"
     default_args: dict | None  # keys known statically, or None when it cannot be told
-    tasks: list[tuple[str, int, set, bool]] = field(default_factory=list)  # label, line, kwargs, certain
+    tasks: list[tuple[str, int, set, bool]] = field(
+        default_factory=list
+    )  # label, line, kwargs, certain
     edges: list[tuple[str, str, int]] = field(default_factory=list)
     func_name: str | None = None
 
@@ -160,7 +171,10 @@ class FileAnalyzer:
                     if self.is_task_decorator(dec):
                         kws = dec.keywords if isinstance(dec, ast.Call) else []
                         tid = next((_const_str(k.value) for k in kws if k.arg == "task_id"), None)
-                        self.task_funcs[node.name] = (tid or node.name, {k.arg for k in kws if k.arg})
+                        self.task_funcs[node.name] = (
+                            tid or node.name,
+                            {k.arg for k in kws if k.arg},
+                        )
                         self.check_task_args(kws, node.lineno)
                     elif self.is_group_decorator(dec):
                         self.group_funcs.add(node.name)
@@ -188,10 +202,16 @@ class FileAnalyzer:
         for (mod, nm), hint in REMOVED_IMPORTS.items():
             if (module == mod or module.startswith(mod + ".")) and (nm is None or nm == name):
                 what = f"{module}.{name}" if name and nm else module
-                self.add(line, "airflow3-removed-import", f"{what} was removed in Airflow 3: {hint}")
+                self.add(
+                    line, "airflow3-removed-import", f"{what} was removed in Airflow 3: {hint}"
+                )
                 return
         if name in REMOVED_NAMES:
-            self.add(line, "airflow3-removed-import", f"{name} was removed in Airflow 3: {REMOVED_NAMES[name]}")
+            self.add(
+                line,
+                "airflow3-removed-import",
+                f"{name} was removed in Airflow 3: {REMOVED_NAMES[name]}",
+            )
             return
         if _OLD_MODULE_RE.match(module):
             self.add(
@@ -202,7 +222,11 @@ class FileAnalyzer:
             return
         for mod, hint in DEPRECATED_MODULES.items():
             if module == mod or module.startswith(mod + "."):
-                self.add(line, "airflow3-deprecated-import", f"{module} is deprecated in Airflow 3: {hint}")
+                self.add(
+                    line,
+                    "airflow3-deprecated-import",
+                    f"{module} is deprecated in Airflow 3: {hint}",
+                )
                 return
 
     def add(self, line: int | None, rule: str, message: str, **extra) -> None:
@@ -225,7 +249,9 @@ class FileAnalyzer:
                 keys[s] = v
         return keys
 
-    def new_dag(self, call_or_dec: ast.AST, line: int, kind: str, certain: bool, func_name=None) -> DagInfo:
+    def new_dag(
+        self, call_or_dec: ast.AST, line: int, kind: str, certain: bool, func_name=None
+    ) -> DagInfo:
         call = call_or_dec if isinstance(call_or_dec, ast.Call) else None
         dag_id: str | None = None
         kwargs: set[str] = set()
@@ -249,20 +275,32 @@ class FileAnalyzer:
             dag_id = func_name
         info = DagInfo(dag_id, line, self.path, certain, kind, default_args, func_name=func_name)
         self.dags.append(info)
-        if dag_id is not None:
-            if len(dag_id) > ID_MAX or not ID_RE.match(dag_id):
-                self.add(
-                    line,
-                    "dag-id-invalid",
-                    f"dag_id {dag_id[:60]!r} must be 1-{ID_MAX} ASCII letters, digits, '_', '.' or '-'",
-                )
+        if dag_id is not None and (len(dag_id) > ID_MAX or not ID_RE.match(dag_id)):
+            self.add(
+                line,
+                "dag-id-invalid",
+                f"dag_id {dag_id[:60]!r} must be 1-{ID_MAX} ASCII letters, digits, '_', '.' or '-'",
+            )
         if call is not None:
             for arg in sorted(kwargs & REMOVED_DAG_ARGS.keys()):
-                self.add(line, "airflow3-removed-arg", f"DAG argument {arg!r} was removed in Airflow 3: {REMOVED_DAG_ARGS[arg]}")
+                self.add(
+                    line,
+                    "airflow3-removed-arg",
+                    f"DAG argument {arg!r} was removed in Airflow 3: {REMOVED_DAG_ARGS[arg]}",
+                )
             if default_args:
                 for arg in sorted(default_args.keys() & REMOVED_TASK_ARGS.keys()):
-                    self.add(line, "airflow3-removed-arg", f"default_args {arg!r} was removed in Airflow 3: {REMOVED_TASK_ARGS[arg]}")
-        if "schedule" not in kwargs and "schedule_interval" not in kwargs and "timetable" not in kwargs and not has_star:
+                    self.add(
+                        line,
+                        "airflow3-removed-arg",
+                        f"default_args {arg!r} was removed in Airflow 3: {REMOVED_TASK_ARGS[arg]}",
+                    )
+        if (
+            "schedule" not in kwargs
+            and "schedule_interval" not in kwargs
+            and "timetable" not in kwargs
+            and not has_star
+        ):
             self.add(
                 line,
                 "schedule-missing",
@@ -274,7 +312,11 @@ class FileAnalyzer:
     def check_task_args(self, keywords: list[ast.keyword], line: int) -> None:
         for k in keywords:
             if k.arg in REMOVED_TASK_ARGS:
-                self.add(line, "airflow3-removed-arg", f"task argument {k.arg!r} was removed in Airflow 3: {REMOVED_TASK_ARGS[k.arg]}")
+                self.add(
+                    line,
+                    "airflow3-removed-arg",
+                    f"task argument {k.arg!r} was removed in Airflow 3: {REMOVED_TASK_ARGS[k.arg]}",
+                )
 
     def check_dag_calls(self) -> None:
         called: set[str] = set()
@@ -292,7 +334,9 @@ class FileAnalyzer:
                 info.certain = False  # it registers nothing: no duplicate-id clash either
 
     # ---- statements --------------------------------------------------------------------
-    def walk(self, stmts: Iterable[ast.stmt], dag, prefix: str | None, certain: bool, scope: dict) -> None:
+    def walk(
+        self, stmts: Iterable[ast.stmt], dag, prefix: str | None, certain: bool, scope: dict
+    ) -> None:
         for stmt in stmts:
             self.stmt(stmt, dag, prefix, certain, scope)
 
@@ -328,7 +372,9 @@ class FileAnalyzer:
         elif isinstance(s, ast.ClassDef):
             self.walk(s.body, None, None, False, dict(scope))
         elif isinstance(s, ast.For | ast.AsyncFor | ast.While):
-            self.expr(getattr(s, "iter", None) or getattr(s, "test", None), dag, prefix, certain, scope)
+            self.expr(
+                getattr(s, "iter", None) or getattr(s, "test", None), dag, prefix, certain, scope
+            )
             self.walk(s.body, dag, prefix, False, scope)
             self.walk(s.orelse, dag, prefix, False, scope)
         elif isinstance(s, ast.If):
@@ -359,15 +405,15 @@ class FileAnalyzer:
                         scope[t.id] = refs
                     else:
                         scope.pop(t.id, None)
-                elif isinstance(t, ast.Tuple | ast.List) and isinstance(value, ast.Tuple | ast.List):
+                elif isinstance(t, ast.Tuple | ast.List) and isinstance(
+                    value, ast.Tuple | ast.List
+                ):
                     for tt, vv in zip(t.elts, value.elts, strict=False):
                         if isinstance(tt, ast.Name):
                             r = self.expr(vv, dag, prefix, certain, {**scope, "__noreg__": True})
                             if r:
                                 scope[tt.id] = r
-        elif isinstance(s, ast.Expr):
-            self.expr(s.value, dag, prefix, certain, scope)
-        elif isinstance(s, ast.Return) and s.value is not None:
+        elif isinstance(s, ast.Expr) or isinstance(s, ast.Return) and s.value is not None:
             self.expr(s.value, dag, prefix, certain, scope)
 
     # ---- expressions -------------------------------------------------------------------
@@ -399,7 +445,11 @@ class FileAnalyzer:
         if isinstance(node, ast.Call):
             return self.call(node, dag, prefix, certain, scope)
         if isinstance(node, ast.Attribute):
-            return self.expr(node.value, dag, prefix, certain, scope) if node.attr == "output" else None
+            return (
+                self.expr(node.value, dag, prefix, certain, scope)
+                if node.attr == "output"
+                else None
+            )
         return None
 
     def edges(self, src: list[TaskRef], dst: list[TaskRef], line: int) -> None:
@@ -426,11 +476,17 @@ class FileAnalyzer:
                 self.edges(parts[0], parts[1], node.lineno)
                 return None
             for (a_node, a), (b_node, b) in zip(
-                zip(node.args, parts, strict=True), list(zip(node.args, parts, strict=True))[1:], strict=False
+                zip(node.args, parts, strict=True),
+                list(zip(node.args, parts, strict=True))[1:],
+                strict=False,
             ):
                 if not a or not b or a is LABEL or b is LABEL:
                     continue
-                if isinstance(a_node, ast.List | ast.Tuple) and isinstance(b_node, ast.List | ast.Tuple) and len(a) == len(b):
+                if (
+                    isinstance(a_node, ast.List | ast.Tuple)
+                    and isinstance(b_node, ast.List | ast.Tuple)
+                    and len(a) == len(b)
+                ):
                     for x, y in zip(a, b, strict=True):
                         self.edges([x], [y], node.lineno)
                 else:
@@ -470,7 +526,11 @@ class FileAnalyzer:
             if k is not None:
                 tid_node = k
                 break
-            c = c.func.value if isinstance(c.func, ast.Attribute) and isinstance(c.func.value, ast.Call) else None
+            c = (
+                c.func.value
+                if isinstance(c.func, ast.Attribute) and isinstance(c.func.value, ast.Call)
+                else None
+            )
         if tid_node is not None:
             tid = _const_str(tid_node.value)
             kwargs = {k.arg for k in node.keywords if k.arg}
@@ -478,7 +538,11 @@ class FileAnalyzer:
             if tid is None:
                 return None
             if len(tid) > ID_MAX or not ID_RE.match(tid):
-                self.add(node.lineno, "task-id-invalid", f"task_id {tid[:60]!r} must be 1-{ID_MAX} ASCII letters, digits, '_', '.' or '-'")
+                self.add(
+                    node.lineno,
+                    "task-id-invalid",
+                    f"task_id {tid[:60]!r} must be 1-{ID_MAX} ASCII letters, digits, '_', '.' or '-'",
+                )
             if prefix is None:
                 return None
             refs = self.register(prefix + tid, node.lineno, kwargs, dag, certain, scope)
@@ -489,11 +553,18 @@ class FileAnalyzer:
         while True:
             if isinstance(base, ast.Call):
                 base = base.func
-            elif isinstance(base, ast.Attribute) and base.attr in ("override", "partial", "expand", "expand_kwargs"):
+            elif isinstance(base, ast.Attribute) and base.attr in (
+                "override",
+                "partial",
+                "expand",
+                "expand_kwargs",
+            ):
                 base = base.value
             else:
                 break
-        if isinstance(base, ast.Name) and (base.id in self.task_funcs or base.id in self.group_funcs):
+        if isinstance(base, ast.Name) and (
+            base.id in self.task_funcs or base.id in self.group_funcs
+        ):
             if prefix is None:
                 return None
             name, dec_kwargs = self.task_funcs.get(base.id, (base.id, set()))
@@ -503,7 +574,9 @@ class FileAnalyzer:
             n = self.taskflow_calls.get(key, 0)
             self.taskflow_calls[key] = n + 1
             label = prefix + name + (f"__{n}" if n else "")
-            refs = self.register(label, node.lineno, dec_kwargs | {"__taskflow__"}, dag, False, scope)
+            refs = self.register(
+                label, node.lineno, dec_kwargs | {"__taskflow__"}, dag, False, scope
+            )
             self.edges(args_refs, refs, node.lineno)
             return refs
         return None
@@ -518,12 +591,18 @@ def _dag_files(paths: Iterable[str | Path]) -> list[tuple[Path, bool]]:
             out.append((path, True))
         elif path.is_dir():
             for root, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in ("__pycache__", "node_modules"))
+                dirs[:] = sorted(
+                    d
+                    for d in dirs
+                    if not d.startswith(".") and d not in ("__pycache__", "node_modules")
+                )
                 for f in sorted(files):
                     if f.endswith(".py"):
                         out.append((Path(root) / f, False))
         else:
-            raise InputError("no such file or folder", file=str(path), hint="give DAG files or folders")
+            raise InputError(
+                "no such file or folder", file=str(path), hint="give DAG files or folders"
+            )
     return out
 
 
@@ -549,7 +628,12 @@ def _check_dag(info: DagInfo, config: ValidateConfig, findings: list[Finding]) -
             continue
         if label in seen:
             findings.append(
-                Finding(info.file, line, "task-id-duplicate", f"task_id {label!r} is already used in DAG {info.dag_id} (line {seen[label]})")
+                Finding(
+                    info.file,
+                    line,
+                    "task-id-duplicate",
+                    f"task_id {label!r} is already used in DAG {info.dag_id} (line {seen[label]})",
+                )
             )
         else:
             seen[label] = line
@@ -557,7 +641,13 @@ def _check_dag(info: DagInfo, config: ValidateConfig, findings: list[Finding]) -
         first = cyc.path[0], cyc.path[1]
         line = next((ln for a, b, ln in info.edges if (a, b) == first), info.line)
         findings.append(
-            Finding(info.file, line, "cycle", f"DAG {info.dag_id} has a cycle: {cyc.render()}", extra={"path": cyc.path})
+            Finding(
+                info.file,
+                line,
+                "cycle",
+                f"DAG {info.dag_id} has a cycle: {cyc.render()}",
+                extra={"path": cyc.path},
+            )
         )
     for key, want, rule in (
         ("retries", config.require_retries, "retries-missing"),
@@ -567,10 +657,22 @@ def _check_dag(info: DagInfo, config: ValidateConfig, findings: list[Finding]) -
             continue
         lacking = [(lab, ln) for lab, ln, kw, _ in info.tasks if key not in kw]
         if not info.tasks:
-            findings.append(Finding(info.file, info.line, rule, f"DAG {info.dag_id}: the project requires {key}; set it in default_args"))
+            findings.append(
+                Finding(
+                    info.file,
+                    info.line,
+                    rule,
+                    f"DAG {info.dag_id}: the project requires {key}; set it in default_args",
+                )
+            )
         for lab, ln in lacking:
             findings.append(
-                Finding(info.file, ln, rule, f"task {lab!r} of DAG {info.dag_id} has no {key} (the project requires it): set {key}= or default_args")
+                Finding(
+                    info.file,
+                    ln,
+                    rule,
+                    f"task {lab!r} of DAG {info.dag_id} has no {key} (the project requires it): set {key}= or default_args",
+                )
             )
 
 
@@ -617,7 +719,12 @@ def validate_dags(
             by_id[info.dag_id] = info
         else:
             findings.append(
-                Finding(info.file, info.line, "dag-id-duplicate", f"dag_id {info.dag_id!r} is already defined at {first.file}:{first.line}")
+                Finding(
+                    info.file,
+                    info.line,
+                    "dag-id-duplicate",
+                    f"dag_id {info.dag_id!r} is already defined at {first.file}:{first.line}",
+                )
             )
     if mode == "import" and checked:
         from .importcheck import import_errors
@@ -628,7 +735,10 @@ def validate_dags(
         "dag",
         findings,
         files=len(checked),
-        dags=[{"dag_id": d.dag_id, "file": d.file, "line": d.line, "tasks": len(d.tasks)} for d in dags],
+        dags=[
+            {"dag_id": d.dag_id, "file": d.file, "line": d.line, "tasks": len(d.tasks)}
+            for d in dags
+        ],
         mode=mode,
         config=cfg.source,
     )

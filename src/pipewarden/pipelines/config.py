@@ -96,7 +96,9 @@ def _read(path: Path) -> dict | None:
     return data.get("validate")
 
 
-def load_config(start: str | Path | None = None, config: str | Path | None = None) -> ValidateConfig:
+def load_config(
+    start: str | Path | None = None, config: str | Path | None = None
+) -> ValidateConfig:
     """The config given explicitly, else the nearest one above ``start``, else the defaults."""
     if config is not None:
         path = Path(config)

@@ -28,10 +28,18 @@ _RULES = [
     Rule("dag-id-duplicate", ERROR, "Two DAGs (in one file or across files) share a dag_id."),
     Rule("task-id-duplicate", ERROR, "Two tasks of one DAG share a task_id."),
     Rule("dag-not-called", ERROR, "A @dag function is never called, so it registers no DAG."),
-    Rule("schedule-missing", WARNING, "A DAG has no explicit schedule (Airflow 3 defaults to None: never scheduled)."),
+    Rule(
+        "schedule-missing",
+        WARNING,
+        "A DAG has no explicit schedule (Airflow 3 defaults to None: never scheduled).",
+    ),
     Rule("airflow3-removed-arg", ERROR, "A DAG or task argument removed in Airflow 3."),
     Rule("airflow3-removed-import", ERROR, "An import removed in Airflow 3."),
-    Rule("airflow3-deprecated-import", WARNING, "An import that Airflow 3 only keeps as a deprecated alias."),
+    Rule(
+        "airflow3-deprecated-import",
+        WARNING,
+        "An import that Airflow 3 only keeps as a deprecated alias.",
+    ),
     Rule("retries-missing", ERROR, "The project requires retries and a DAG's tasks have none."),
     Rule("owner-missing", ERROR, "The project requires an owner and a DAG's tasks have none."),
     Rule("import-error", ERROR, "The real Airflow could not import the file (--mode import)."),
@@ -42,17 +50,37 @@ _RULES = [
     Rule("mage-block-type-invalid", ERROR, "A block type Mage does not know."),
     Rule("mage-language-invalid", ERROR, "A block language Mage does not know."),
     Rule("mage-executor-type-invalid", ERROR, "An executor_type Mage does not know."),
-    Rule("mage-upstream-unknown", ERROR, "upstream_blocks names a block that is not in the pipeline."),
-    Rule("mage-downstream-unknown", ERROR, "downstream_blocks names a block that is not in the pipeline."),
-    Rule("mage-edge-mismatch", ERROR, "An edge is in one block's list but not in the other block's."),
-    Rule("mage-edge-duplicate", WARNING, "The same block is listed twice in one upstream/downstream list."),
+    Rule(
+        "mage-upstream-unknown", ERROR, "upstream_blocks names a block that is not in the pipeline."
+    ),
+    Rule(
+        "mage-downstream-unknown",
+        ERROR,
+        "downstream_blocks names a block that is not in the pipeline.",
+    ),
+    Rule(
+        "mage-edge-mismatch", ERROR, "An edge is in one block's list but not in the other block's."
+    ),
+    Rule(
+        "mage-edge-duplicate",
+        WARNING,
+        "The same block is listed twice in one upstream/downstream list.",
+    ),
     Rule("mage-block-file-missing", ERROR, "The block's code file does not exist."),
-    Rule("mage-decorator-mismatch", ERROR, "A Python block has no function decorated for its type."),
-    Rule("mage-retry-config-invalid", ERROR, "retry_config has an unknown key or a non-integer value."),
+    Rule(
+        "mage-decorator-mismatch", ERROR, "A Python block has no function decorated for its type."
+    ),
+    Rule(
+        "mage-retry-config-invalid",
+        ERROR,
+        "retry_config has an unknown key or a non-integer value.",
+    ),
     Rule("mage-timeout-invalid", ERROR, "A block timeout is not a whole number of seconds."),
     # every graph
     Rule("cycle", ERROR, "A dependency cycle; the message gives the full path."),
-    Rule("graph-invalid", ERROR, "An edge list, manifest or DAG file that cannot be read as a graph."),
+    Rule(
+        "graph-invalid", ERROR, "An edge list, manifest or DAG file that cannot be read as a graph."
+    ),
 ]
 RULES: dict[str, Rule] = {r.id: r for r in _RULES}
 
@@ -79,14 +107,14 @@ class Finding:
         return d
 
 
-def summarize(kind: str, findings: list[Finding], **extra) -> dict:
+def summarize(validator: str, findings: list[Finding], **extra) -> dict:
     """The result document of a validator: findings sorted by place, counts, and ``ok``."""
     findings = sorted(findings, key=lambda f: (f.file, f.line or 0, f.rule, f.message))
     counts = {ERROR: 0, WARNING: 0, INFO: 0}
     for f in findings:
         counts[f.severity] = counts.get(f.severity, 0) + 1
     return {
-        "validator": kind,
+        "validator": validator,
         "ok": counts[ERROR] == 0,
         "errors": counts[ERROR],
         "warnings": counts[WARNING],

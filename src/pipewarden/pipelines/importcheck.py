@@ -42,7 +42,9 @@ def _line_of(text: str, path: str) -> int | None:
     return int(hits[-1]) if hits else None
 
 
-def import_errors(files: list[str], python: str | None = None, timeout: float = 120.0) -> list[Finding]:
+def import_errors(
+    files: list[str], python: str | None = None, timeout: float = 120.0
+) -> list[Finding]:
     python = python or os.environ.get("PIPEWARDEN_AIRFLOW_PYTHON") or sys.executable
     abs_files = [os.path.abspath(f) for f in files]
     with tempfile.TemporaryDirectory(prefix="pw-airflow-home-") as home:
@@ -65,11 +67,15 @@ def import_errors(files: list[str], python: str | None = None, timeout: float = 
             )
         except subprocess.TimeoutExpired:
             return [
-                Finding(f, None, "import-error", f"Airflow did not finish importing within {timeout:g}s")
+                Finding(
+                    f, None, "import-error", f"Airflow did not finish importing within {timeout:g}s"
+                )
                 for f in files
             ]
         except OSError as exc:
-            raise InputError(f"cannot run {python}: {exc.strerror}", hint="pass --airflow-python") from None
+            raise InputError(
+                f"cannot run {python}: {exc.strerror}", hint="pass --airflow-python"
+            ) from None
     marker = res.stdout.rfind("@@PIPEWARDEN@@")
     if marker < 0:
         try:
@@ -82,7 +88,9 @@ def import_errors(files: list[str], python: str | None = None, timeout: float = 
                 hint="install apache-airflow there or pass --airflow-python PATH",
             )
         tail = (res.stderr or res.stdout).strip().splitlines()[-3:]
-        raise InputError(f"the Airflow subprocess failed: {' | '.join(tail)}", hint="check the Airflow install")
+        raise InputError(
+            f"the Airflow subprocess failed: {' | '.join(tail)}", hint="check the Airflow install"
+        )
     errors = json.loads(res.stdout[marker + len("@@PIPEWARDEN@@") :])["errors"]
     by_abs = dict(zip(abs_files, files, strict=True))
     out = []
