@@ -84,23 +84,23 @@ def validate_dag(paths, mode, config, airflow_python, timeout, fmt) -> None:
 
 
 @validate.command("pipeline")
-@click.argument("path", type=click.Path())
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
 @format_option
-def validate_pipeline_cmd(path, fmt) -> None:
-    """Validate a Mage project or one Mage pipeline folder."""
+def validate_pipeline_cmd(paths, fmt) -> None:
+    """Validate Mage projects or pipeline folders (or their metadata.yaml)."""
     from .mage import validate_pipeline
 
-    _finish(validate_pipeline(path), fmt)
+    _finish(validate_pipeline(list(paths)), fmt)
 
 
 @validate.command("cycles")
-@click.argument("path", type=click.Path())
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
 @format_option
-def validate_cycles(path, fmt) -> None:
+def validate_cycles(paths, fmt) -> None:
     """Find dependency cycles (each with its full path) in a DAG file, a Mage pipeline, a dbt manifest or a JSON edge list."""
     from .cycles import check_cycles
 
-    _finish(check_cycles(path), fmt)
+    _finish(check_cycles(list(paths)), fmt)
 
 
 def _render_scaffold(doc: dict, console) -> None:

@@ -100,8 +100,31 @@ def graph_from_json(doc, file: str) -> tuple[Graph, str]:
     )
 
 
-def check_cycles(path: str | Path) -> dict:
-    """Every cyclic part of the graph at ``path``, each as a full path; returns the result document."""
+def check_cycles(path: str | Path | list) -> dict:
+    """Every cyclic part of the graph(s) at ``path`` (one path or a list), each as a full path."""
+    if isinstance(path, str | Path):
+        return _check_one(path)
+    paths = list(path)
+    if not paths:
+        raise InputError(
+            "no path given",
+            hint="give a DAG file, a Mage pipeline, a manifest.json or an edge list",
+        )
+    docs = [_check_one(p) for p in paths]
+    if len(docs) == 1:
+        return docs[0]
+    findings = [Finding(**f) for d in docs for f in d["findings"]]
+    kinds = sorted({d["kind"] for d in docs})
+    return summarize(
+        "cycles",
+        findings,
+        kind="+".join(kinds),
+        nodes=sum(d["nodes"] for d in docs),
+        edges=sum(d["edges"] for d in docs),
+    )
+
+
+def _check_one(path: str | Path) -> dict:
     p = Path(path)
     file = str(p)
     findings: list[Finding] = []

@@ -78,9 +78,6 @@ _RULES = [
     Rule("mage-timeout-invalid", ERROR, "A block timeout is not a whole number of seconds."),
     # every graph
     Rule("cycle", ERROR, "A dependency cycle; the message gives the full path."),
-    Rule(
-        "graph-invalid", ERROR, "An edge list, manifest or DAG file that cannot be read as a graph."
-    ),
 ]
 RULES: dict[str, Rule] = {r.id: r for r in _RULES}
 

@@ -456,14 +456,24 @@ def _is_pipeline(p: Path) -> bool:
     return isinstance(data, dict) and "blocks" in data
 
 
-def validate_pipeline(path: str | Path) -> dict:
-    """Validate a Mage project or pipeline folder; returns the result document."""
-    root, folders = pipeline_folders(path)
+def validate_pipeline(path: str | Path | list) -> dict:
+    """Validate Mage projects or pipeline folders (one path or a list); returns the result document."""
+    paths = [path] if isinstance(path, str | Path) else list(path)
+    if not paths:
+        raise InputError("no path given", hint="give a Mage project or pipeline folder")
     findings: list[Finding] = []
     pipelines = []
-    for folder in folders:
-        f, info = validate_pipeline_folder(folder, root)
-        info.pop("graph", None)
-        findings.extend(f)
-        pipelines.append(info)
-    return summarize("pipeline", findings, project=str(root), pipelines=pipelines)
+    projects = []
+    done: set[Path] = set()
+    for p in paths:
+        root, folders = pipeline_folders(p)
+        projects.append(str(root))
+        for folder in folders:
+            if folder.resolve() in done:
+                continue
+            done.add(folder.resolve())
+            f, info = validate_pipeline_folder(folder, root)
+            info.pop("graph", None)
+            findings.extend(f)
+            pipelines.append(info)
+    return summarize("pipeline", findings, projects=sorted(set(projects)), pipelines=pipelines)

@@ -4,11 +4,10 @@
 ``tests/requirements-airflow.txt`` installed, created on first use under
 ``$PIPEWARDEN_VENV_CACHE`` (default ``~/.cache/pipewarden/test-venvs``) and named after a hash of
 the requirements, so a changed pin builds a new one and an unchanged one is reused. Creation
-holds a file lock (parallel test runs wait instead of clashing) and builds in a temporary folder
-that is renamed into place only when the install succeeded, so a broken half-install is never
-reused. Installs use ``uv`` when it is importable (much faster), pip otherwise.
+holds a file lock (parallel test runs wait instead of clashing); a ``.complete`` marker is written
+only when the install succeeded, so a broken half-install is never reused but rebuilt. Installs use ``uv`` when it is importable (much faster), pip otherwise.
 
-Run ``python tests/venvs.py airflow mage`` to create them ahead of the tests.
+Run ``python tests/pipelines/venvs.py airflow mage`` to create them ahead of the tests.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(
     os.environ.get("PIPEWARDEN_VENV_CACHE", Path.home() / ".cache" / "pipewarden" / "test-venvs")
 )
@@ -96,33 +95,19 @@ def ensure_venv(kind: str) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another run may be building it: wait for it
         if (final / ".complete").exists():
             return final
-        tmp = final.with_name(final.name + f".tmp{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
+        # built in place (a venv's scripts hold absolute paths); the marker is written last, so a
+        # half-built one (a crash, a timeout) is never taken for ready and is rebuilt next time
+        shutil.rmtree(final, ignore_errors=True)
         started = time.monotonic()
         with open(CACHE / f"{final.name}.log", "w") as log:
             try:
-                _build(kind, tmp, log)
+                _build(kind, final, log)
             except (VenvError, subprocess.TimeoutExpired, OSError):
-                shutil.rmtree(tmp, ignore_errors=True)
+                shutil.rmtree(final, ignore_errors=True)
                 raise
             log.write(f"built in {time.monotonic() - started:.0f}s\n")
-        shutil.rmtree(final, ignore_errors=True)
-        # a venv's scripts hold absolute paths: build in place by renaming, then fix them up
-        tmp.rename(final)
-        _fix_paths(tmp, final)
         (final / ".complete").write_text(f"{time.monotonic() - started:.0f}s\n")
         return final
-
-
-def _fix_paths(old: Path, new: Path) -> None:
-    old_b, new_b = str(old).encode(), str(new).encode()
-    for path in (new / "bin").iterdir():
-        if path.is_file() and not path.is_symlink():
-            data = path.read_bytes()
-            if old_b in data[:4096]:
-                path.write_bytes(data.replace(old_b, new_b))
-    for cfg in [new / "pyvenv.cfg"]:
-        cfg.write_text(cfg.read_text().replace(str(old), str(new)))
 
 
 if __name__ == "__main__":
