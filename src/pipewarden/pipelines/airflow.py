@@ -690,10 +690,10 @@ def validate_dags(
         raise InputError("no path given", hint="give DAG files or folders")
     if mode not in ("static", "import"):
         raise InputError(f"unknown mode {mode!r}", hint="static or import")
+    files = _dag_files(paths)
     cfg = config if isinstance(config, ValidateConfig) else load_config(paths[0], config)
     findings: list[Finding] = []
     dags: list[DagInfo] = []
-    files = _dag_files(paths)
     checked = []
     for path, explicit in files:
         try:
