@@ -70,18 +70,13 @@ def graph_from_json(doc, file: str) -> tuple[Graph, str]:
         return g, "dbt-manifest"
     edges = doc.get("edges") if isinstance(doc, dict) and "edges" in doc else doc
     if isinstance(edges, list):
-        ids, node, succ = g.ids, g.node, g.succ
-        for i, item in enumerate(edges):
-            u, v = _pair(item, i, file)
-            u, v = _hashable(u), _hashable(v)
-            iu = ids.get(u)
-            if iu is None:
-                iu = node(u)
-            iv = ids.get(v)
-            if iv is None:
-                iv = node(v)
-            succ[iu].append(iv)
-        return g, "edge-list"
+
+        def pairs():
+            for i, item in enumerate(edges):
+                u, v = _pair(item, i, file)
+                yield _hashable(u), _hashable(v)
+
+        return Graph.from_edges(pairs()), "edge-list"
     if isinstance(doc, dict):
         for src, dsts in doc.items():
             g.node(src)

@@ -189,26 +189,26 @@ def validate_pipeline_folder(folder: Path, root: Path | None = None) -> tuple[li
         ], info
     lines = _lines(text)
     info["name"] = config.get("name")
-    ptype = config.get("type")
-    if ptype is not None and ptype not in PIPELINE_TYPES:
-        findings.append(
-            Finding(
-                file,
-                lines.get(("type",)),
-                "mage-block-type-invalid",
-                f"pipeline type {ptype!r} is not one of {', '.join(sorted(PIPELINE_TYPES))}",
-            )
-        )
-    pexec = config.get("executor_type")
-    if pexec is not None and pexec not in EXECUTOR_TYPES:
-        findings.append(
-            Finding(
-                file,
-                lines.get(("executor_type",)),
-                "mage-executor-type-invalid",
-                f"pipeline executor_type {pexec!r} is not one of {', '.join(sorted(EXECUTOR_TYPES))}",
-            )
-        )
+
+    def enum(value, allowed, rule: str, what: str, line) -> None:
+        if value is not None and value not in allowed:
+            msg = f"{what} {value!r} is not one of {', '.join(sorted(allowed))}"
+            findings.append(Finding(file, line, rule, msg))
+
+    enum(
+        config.get("type"),
+        PIPELINE_TYPES,
+        "mage-block-type-invalid",
+        "pipeline type",
+        lines.get(("type",)),
+    )
+    enum(
+        config.get("executor_type"),
+        EXECUTOR_TYPES,
+        "mage-executor-type-invalid",
+        "pipeline executor_type",
+        lines.get(("executor_type",)),
+    )
     _check_retry(
         config.get("retry_config"), "pipeline ", file, lines.get(("retry_config",)), findings
     )
@@ -269,25 +269,20 @@ def validate_pipeline_folder(folder: Path, root: Path | None = None) -> tuple[li
                 )
             )
         language = b.get("language") or "python"
-        if language not in LANGUAGES:
-            findings.append(
-                Finding(
-                    file,
-                    lines.get((list_name, i, "language"), line),
-                    "mage-language-invalid",
-                    f"block {uuid}: language {language!r} is not one of {', '.join(sorted(LANGUAGES))}",
-                )
-            )
-        ex = b.get("executor_type")
-        if ex is not None and ex not in EXECUTOR_TYPES:
-            findings.append(
-                Finding(
-                    file,
-                    lines.get((list_name, i, "executor_type"), line),
-                    "mage-executor-type-invalid",
-                    f"block {uuid}: executor_type {ex!r} is not one of {', '.join(sorted(EXECUTOR_TYPES))}",
-                )
-            )
+        enum(
+            language,
+            LANGUAGES,
+            "mage-language-invalid",
+            f"block {uuid}: language",
+            lines.get((list_name, i, "language"), line),
+        )
+        enum(
+            b.get("executor_type"),
+            EXECUTOR_TYPES,
+            "mage-executor-type-invalid",
+            f"block {uuid}: executor_type",
+            lines.get((list_name, i, "executor_type"), line),
+        )
         _check_retry(
             b.get("retry_config"),
             f"block {uuid}: ",
