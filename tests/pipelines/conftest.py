@@ -51,3 +51,9 @@ def run_cli(capsys):
         return code, (json.loads(out) if out.strip() else None)
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def _cache_in_tmp(tmp_path_factory, monkeypatch):
+    """The CLI caches DAG analyses by default: keep the tests' cache out of the home folder."""
+    monkeypatch.setenv("PIPEWARDEN_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "pw-cache"))

@@ -258,3 +258,37 @@ def test_import_mode_without_airflow_is_a_bad_call(tmp_path, run_cli):
         sys.executable,
     )
     assert code == 2 and "Airflow is not importable" in doc["error"]
+
+
+def test_cache_reuses_unchanged_files_and_notices_changes(tmp_path):
+    p = _dag(tmp_path, 'with DAG("d", schedule=None):\n    EmptyOperator(task_id="a")\n')
+    cache = tmp_path / "cache"
+    first = validate_dags([p], cache=cache)
+    (pickle_file,) = cache.glob("validate-dag-*.pickle")
+    stamp = pickle_file.stat().st_mtime_ns
+    again = validate_dags([p], cache=cache)
+    assert again == first and pickle_file.stat().st_mtime_ns == stamp  # all hits: not rewritten
+    p.write_text(p.read_text().replace('"d"', '"bad id"'))
+    changed = validate_dags([p], cache=cache)
+    assert _rules(changed) == ["dag-id-invalid"]
+    # a config applied to cached findings does not leak into the cache
+    esc = validate_dags([p], cache=cache, config=_cfg(tmp_path, "dag-id-invalid", "warning"))
+    assert esc["ok"] and validate_dags([p], cache=cache)["ok"] is False
+
+
+def _cfg(tmp_path, rule, severity):
+    f = tmp_path / "cfg.yaml"
+    f.write_text(f"validate:\n  severity:\n    {rule}: {severity}\n")
+    return f
+
+
+def test_parallel_analysis_gives_the_same_document(tmp_path):
+    for i in range(12):
+        _dag(
+            tmp_path,
+            f'with DAG("d{i % 10}", schedule=None):\n    EmptyOperator(task_id="a")\n',
+            f"f{i}.py",
+        )
+    serial = validate_dags([tmp_path / "dags"], jobs=1)
+    parallel = validate_dags([tmp_path / "dags"], jobs=2)
+    assert serial == parallel and _rules(serial).count("dag-id-duplicate") == 2

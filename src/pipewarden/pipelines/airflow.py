@@ -14,10 +14,13 @@ loop, a DAG factory) is skipped rather than guessed, so a finding is always a re
 from __future__ import annotations
 
 import ast
+import hashlib
 import os
+import pickle
 import re
+import sys
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import InputError
@@ -88,7 +91,7 @@ class DagInfo:
     file: str
     certain: bool
     kind: str  # "with", "call", "decorator"
-    default_args: dict | None  # keys known statically, or None when it cannot be told
+    default_args: frozenset | None  # keys known statically, or None when it cannot be told
     tasks: list[tuple[str, int, set, bool]] = field(
         default_factory=list
     )  # label, line, kwargs, certain
@@ -110,6 +113,43 @@ def _kw(call: ast.Call, name: str) -> ast.keyword | None:
         if k.arg == name:
             return k
     return None
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _scan(tree: ast.Module) -> tuple[list, list, set[str]]:
+    """One pass over every node: (imports in source order, function defs, names called)."""
+    imports: list = []
+    funcs: list = []
+    called: set[str] = set()
+    stack: list = [tree]
+    fields = _FIELDS
+    AST, Import, ImportFrom, Call, Name = ast.AST, ast.Import, ast.ImportFrom, ast.Call, ast.Name
+    FDef, AFDef = ast.FunctionDef, ast.AsyncFunctionDef
+    while stack:
+        node = stack.pop()
+        t = type(node)
+        if t is Import or t is ImportFrom:
+            imports.append(node)
+            continue
+        if t is FDef or t is AFDef:
+            funcs.append(node)
+        elif t is Call and type(node.func) is Name:
+            called.add(node.func.id)
+        names = fields.get(t)
+        if names is None:
+            names = fields[t] = tuple(f for f in t._fields if f not in ("ctx", "type_comment"))
+        for name in names:
+            v = getattr(node, name, None)
+            if type(v) is list:
+                for x in v:
+                    if isinstance(x, AST):
+                        stack.append(x)
+            elif isinstance(v, AST):
+                stack.append(v)
+    imports.sort(key=lambda n: (n.lineno, n.col_offset))
+    return imports, funcs, called
 
 
 class FileAnalyzer:
@@ -159,30 +199,27 @@ class FileAnalyzer:
 
     # ---- passes ------------------------------------------------------------------------
     def run(self) -> None:
-        self.collect_imports()
+        imports, funcs, self.called = _scan(self.tree)
+        self.collect_imports(imports)
         for stmt in self.tree.body:
             if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Dict):
                 for t in stmt.targets:
                     if isinstance(t, ast.Name):
                         self.module_dicts[t.id] = stmt.value
-        for node in ast.walk(self.tree):
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                for dec in node.decorator_list:
-                    if self.is_task_decorator(dec):
-                        kws = dec.keywords if isinstance(dec, ast.Call) else []
-                        tid = next((_const_str(k.value) for k in kws if k.arg == "task_id"), None)
-                        self.task_funcs[node.name] = (
-                            tid or node.name,
-                            {k.arg for k in kws if k.arg},
-                        )
-                        self.check_task_args(kws, node.lineno)
-                    elif self.is_group_decorator(dec):
-                        self.group_funcs.add(node.name)
+        for node in funcs:
+            for dec in node.decorator_list:
+                if self.is_task_decorator(dec):
+                    kws = dec.keywords if isinstance(dec, ast.Call) else []
+                    tid = next((_const_str(k.value) for k in kws if k.arg == "task_id"), None)
+                    self.task_funcs[node.name] = (tid or node.name, {k.arg for k in kws if k.arg})
+                    self.check_task_args(kws, node.lineno)
+                elif self.is_group_decorator(dec):
+                    self.group_funcs.add(node.name)
         self.walk(self.tree.body, dag=None, prefix="", certain=True, scope={})
         self.check_dag_calls()
 
-    def collect_imports(self) -> None:
-        for node in ast.walk(self.tree):
+    def collect_imports(self, imports: list) -> None:
+        for node in imports:
             if isinstance(node, ast.Import):
                 for a in node.names:
                     if a.asname:
@@ -191,7 +228,7 @@ class FileAnalyzer:
                         top = a.name.split(".")[0]
                         self.aliases[top] = top
                     self.check_import(a.name, None, node.lineno)
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            elif node.module and not node.level:
                 for a in node.names:
                     self.aliases[a.asname or a.name] = f"{node.module}.{a.name}"
                     self.check_import(node.module, a.name, node.lineno)
@@ -273,7 +310,8 @@ class FileAnalyzer:
                 default_args = None if da is None else default_args
         if kind == "decorator" and dag_id is None and (call is None or _kw(call, "dag_id") is None):
             dag_id = func_name
-        info = DagInfo(dag_id, line, self.path, certain, kind, default_args, func_name=func_name)
+        keys = None if default_args is None else frozenset(default_args)
+        info = DagInfo(dag_id, line, self.path, certain, kind, keys, func_name=func_name)
         self.dags.append(info)
         if dag_id is not None and (len(dag_id) > ID_MAX or not ID_RE.match(dag_id)):
             self.add(
@@ -319,12 +357,8 @@ class FileAnalyzer:
                 )
 
     def check_dag_calls(self) -> None:
-        called: set[str] = set()
-        for node in ast.walk(self.tree):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-                called.add(node.func.id)
         for name, info in self.dag_funcs.items():
-            if name not in called:
+            if name not in self.called:
                 self.add(
                     info.line,
                     "dag-not-called",
@@ -618,10 +652,13 @@ def analyze_file(path: str, source: str, findings: list[Finding]) -> list[DagInf
         return []
     fa = FileAnalyzer(path, tree, findings)
     fa.run()
+    for info in fa.dags:
+        _check_structure(info, findings)
     return fa.dags
 
 
-def _check_dag(info: DagInfo, config: ValidateConfig, findings: list[Finding]) -> None:
+def _check_structure(info: DagInfo, findings: list[Finding]) -> None:
+    """Findings of one DAG that depend on the file alone: duplicate task ids, cycles."""
     seen: dict[str, int] = {}
     for label, line, _kwargs, certain in info.tasks:
         if not certain or "__taskflow__" in _kwargs:
@@ -649,6 +686,10 @@ def _check_dag(info: DagInfo, config: ValidateConfig, findings: list[Finding]) -
                 extra={"path": cyc.path},
             )
         )
+
+
+def _check_dag(info: DagInfo, config: ValidateConfig, findings: list[Finding]) -> None:
+    """Findings of one DAG that depend on the project's config."""
     for key, want, rule in (
         ("retries", config.require_retries, "retries-missing"),
         ("owner", config.require_owner, "owner-missing"),
@@ -676,6 +717,79 @@ def _check_dag(info: DagInfo, config: ValidateConfig, findings: list[Finding]) -
             )
 
 
+def _analyze_one(item: tuple[str, str]) -> tuple[list[Finding], list[DagInfo]]:
+    name, source = item
+    found: list[Finding] = []
+    dags = analyze_file(name, source, found)
+    for info in dags:
+        info.edges = []  # checked already; not kept (smaller cache, cheaper to pass between processes)
+    return found, dags
+
+
+def _analyze_many(items: list[tuple[str, str]], jobs: int) -> list:
+    if jobs == 0:
+        jobs = os.cpu_count() or 1
+    if jobs <= 1 or len(items) < 2:
+        return [_analyze_one(i) for i in items]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        return list(pool.map(_analyze_one, items, chunksize=max(1, len(items) // (jobs * 4))))
+
+
+_CODE = hashlib.blake2b(
+    b"".join(
+        (Path(__file__).parent / n).read_bytes() for n in ("airflow.py", "findings.py", "graph.py")
+    ),
+    digest_size=8,
+).hexdigest()
+
+
+class _Cache:
+    """Per-file analysis results keyed by path and content hash, in one pickle per code version."""
+
+    MAX = 50_000
+
+    def __init__(self, where: str | Path | bool) -> None:
+        if where is True:
+            where = os.environ.get("PIPEWARDEN_CACHE_DIR") or Path.home() / ".cache" / "pipewarden"
+        self.path = Path(where) / f"validate-dag-{_CODE}.pickle"
+        self.entries: dict = {}
+        self.dirty = False
+        try:
+            with open(self.path, "rb") as fh:
+                self.entries = pickle.load(fh)
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
+            self.entries = {}
+
+    @staticmethod
+    def key(name: str, data: bytes) -> str:
+        return name + "\0" + hashlib.blake2b(data, digest_size=16).hexdigest()
+
+    def get(self, name: str, data: bytes):
+        return self.entries.get(self.key(name, data))
+
+    def put(self, name: str, data: bytes, result) -> None:
+        if len(self.entries) >= self.MAX:
+            self.entries.clear()
+        self.entries[self.key(name, data)] = result
+        self.dirty = True
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+            with open(tmp, "wb") as fh:
+                pickle.dump(self.entries, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, self.path)
+        except OSError:
+            pass  # a cache that cannot be written only costs speed
+
+
 def validate_dags(
     paths: Iterable[str | Path],
     *,
@@ -683,8 +797,15 @@ def validate_dags(
     config: ValidateConfig | str | Path | None = None,
     airflow_python: str | None = None,
     timeout: float = 120.0,
+    jobs: int = 1,
+    cache: str | Path | bool | None = None,
 ) -> dict:
-    """Validate Airflow DAG files; returns the result document (``ok`` False on any error)."""
+    """Validate Airflow DAG files; returns the result document (``ok`` False on any error).
+
+    ``jobs``: worker processes for the analysis (1 by default; 0: one per core).
+    ``cache``: a folder (or True for ``$PIPEWARDEN_CACHE_DIR`` / ``~/.cache/pipewarden``) where
+    each file's analysis is kept by content hash, so unchanged files are not parsed again.
+    """
     paths = list(paths)
     if not paths:
         raise InputError("no path given", hint="give DAG files or folders")
@@ -695,9 +816,13 @@ def validate_dags(
     findings: list[Finding] = []
     dags: list[DagInfo] = []
     checked = []
+    store = _Cache(cache) if cache else None
+    todo: list[tuple[str, str, bytes]] = []
+    results: dict[str, tuple[list[Finding], list[DagInfo]]] = {}
     for path, explicit in files:
         try:
-            source = path.read_text(encoding="utf-8")
+            data = path.read_bytes()
+            source = data.decode("utf-8")
         except UnicodeDecodeError:
             findings.append(Finding(str(path), None, "syntax-error", "not UTF-8 text"))
             continue
@@ -708,7 +833,23 @@ def validate_dags(
         if not explicit and ("airflow" not in low or "dag" not in low):
             continue
         checked.append(str(path))
-        dags.extend(analyze_file(str(path), source, findings))
+        hit = store.get(str(path), data) if store else None
+        if hit is not None:
+            results[str(path)] = hit
+        else:
+            todo.append((str(path), source, data))
+    for (name, _src, data), res in zip(
+        todo, _analyze_many([(n, s) for n, s, _ in todo], jobs), strict=True
+    ):
+        results[name] = res
+        if store:
+            store.put(name, data, res)
+    if store:
+        store.save()
+    for name in checked:
+        file_findings, file_dags = results[name]
+        findings.extend(replace(f) for f in file_findings)  # copies: severities change below
+        dags.extend(file_dags)
     by_id: dict[str, DagInfo] = {}
     for info in dags:
         _check_dag(info, cfg, findings)

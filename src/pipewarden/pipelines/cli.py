@@ -70,17 +70,34 @@ def validate() -> None:
     show_default=True,
     help="Seconds for --mode import.",
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Worker processes (0: one per core for 200+ files).",
+)
+@click.option(
+    "--cache/--no-cache",
+    default=True,
+    show_default=True,
+    help="Keep each file's analysis by content hash in $PIPEWARDEN_CACHE_DIR (default ~/.cache/pipewarden).",
+)
 @format_option
-def validate_dag(paths, mode, config, airflow_python, timeout, fmt) -> None:
+def validate_dag(paths, mode, config, airflow_python, timeout, jobs, cache, fmt) -> None:
     """Validate Airflow DAG files (files or folders) without running them."""
     from .airflow import validate_dags
 
-    _finish(
-        validate_dags(
-            paths, mode=mode, config=config, airflow_python=airflow_python, timeout=timeout
-        ),
-        fmt,
+    doc = validate_dags(
+        paths,
+        mode=mode,
+        config=config,
+        airflow_python=airflow_python,
+        timeout=timeout,
+        jobs=jobs,
+        cache=cache,
     )
+    _finish(doc, fmt)
 
 
 @validate.command("pipeline")

@@ -149,21 +149,7 @@ def _check_one(path: str | Path) -> dict:
             raise InputError(f"cannot read: {exc}", file=file) from None
         raw: list[Finding] = []
         dags = analyze_file(file, source, raw)
-        findings = [f for f in raw if f.rule == "syntax-error"]
-        for d in dags:
-            for cyc in find_cycles((a, b) for a, b, _ in d.edges):
-                line = next(
-                    (ln for a, b, ln in d.edges if (a, b) == (cyc.path[0], cyc.path[1])), d.line
-                )
-                findings.append(
-                    Finding(
-                        file,
-                        line,
-                        "cycle",
-                        f"DAG {d.dag_id} has a cycle: {cyc.render()}",
-                        extra={"path": cyc.path},
-                    )
-                )
+        findings = [f for f in raw if f.rule in ("syntax-error", "cycle")]
         return summarize(
             "cycles",
             findings,
