@@ -164,23 +164,34 @@ def _pipewarden_path(tmp_path: Path) -> str:
     return str(copy)
 
 
-def _mage_project(tmp_path: Path, mage_venv: Path) -> tuple[Path, dict]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": _pipewarden_path(tmp_path),
-        "MAGE_DATA_DIR": str(tmp_path / "mage_data"),
-    }
+@pytest.fixture(scope="module")
+def _mage_init(tmp_path_factory, mage_venv) -> Path:
+    """One `mage init` per module; each test works on its own copy of the project."""
+    where = tmp_path_factory.mktemp("mage_init")
+    env = {**os.environ, "MAGE_DATA_DIR": str(where / "mage_data")}
     env.pop("VIRTUAL_ENV", None)
     res = subprocess.run(
         [str(mage_venv / "bin" / "mage"), "init", "proj"],
-        cwd=tmp_path,
+        cwd=where,
         capture_output=True,
         text=True,
         env=env,
         timeout=300,
     )
     assert res.returncode == 0, res.stderr[-2000:]
-    return tmp_path / "proj", env
+    return where / "proj"
+
+
+def _mage_project(tmp_path: Path, template: Path) -> tuple[Path, dict]:
+    project = tmp_path / "proj"
+    shutil.copytree(template, project)
+    env = {
+        **os.environ,
+        "PYTHONPATH": _pipewarden_path(tmp_path),
+        "MAGE_DATA_DIR": str(tmp_path / "mage_data"),
+    }
+    env.pop("VIRTUAL_ENV", None)
+    return project, env
 
 
 def _mage_run(project: Path, name: str, mage_venv: Path, env: dict) -> subprocess.CompletedProcess:
@@ -195,8 +206,8 @@ def _mage_run(project: Path, name: str, mage_venv: Path, env: dict) -> subproces
 
 
 @pytest.mark.mage
-def test_scaffolded_mage_pipeline_runs_with_the_real_mage(tmp_path, mage_venv):
-    project, env = _mage_project(tmp_path, mage_venv)
+def test_scaffolded_mage_pipeline_runs_with_the_real_mage(tmp_path, mage_venv, _mage_init):
+    project, env = _mage_project(tmp_path, _mage_init)
     scaffold("mage", "orders", project)
     (project / "data").mkdir()
     (project / "data" / "orders.jsonl").write_text(
@@ -211,8 +222,8 @@ def test_scaffolded_mage_pipeline_runs_with_the_real_mage(tmp_path, mage_venv):
 
 
 @pytest.mark.mage
-def test_mage_exits_0_on_upstream_only_lists_and_we_catch_it(tmp_path, mage_venv):
-    project, env = _mage_project(tmp_path, mage_venv)
+def test_mage_exits_0_on_upstream_only_lists_and_we_catch_it(tmp_path, mage_venv, _mage_init):
+    project, env = _mage_project(tmp_path, _mage_init)
     scaffold("mage", "orders", project)
     meta_path = project / "pipelines" / "orders" / "metadata.yaml"
     meta = yaml.safe_load(meta_path.read_text())

@@ -69,7 +69,7 @@ def pipewarden___PW_NAME__():
         from pipewarden.run import run_pipeline
 
         try:
-            report = run_pipeline(config_path, fmt="json")
+            report = run_pipeline(config_path)
         except (GateFailed, InputError) as exc:  # deterministic: retrying cannot help
             raise AirflowFailException(f"pipewarden gate: {exc}") from exc
         log.info("pipewarden report: %s", {k: report.get(k) for k in sorted(report)[:12]})

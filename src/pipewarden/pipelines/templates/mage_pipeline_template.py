@@ -19,7 +19,7 @@ def guard_and_load(config_path, *args, **kwargs):
     from pipewarden.run import run_pipeline
 
     try:
-        report = run_pipeline(config_path, fmt='json')
+        report = run_pipeline(config_path)
     except GateFailed as exc:
         raise RuntimeError(f'pipewarden gate failed for __PW_NAME__: {exc}') from exc
     print('pipewarden report:', {k: report.get(k) for k in sorted(report)[:12]})
