@@ -237,3 +237,78 @@ def test_mage_exits_0_on_upstream_only_lists_and_we_catch_it(tmp_path, mage_venv
     doc = validate_pipeline(project)
     assert not doc["ok"]
     assert {f["rule"] for f in doc["findings"]} == {"mage-edge-mismatch"}
+
+
+_MAGE_LOAD = r"""
+import json, sys
+from mage_ai.data_preparation.models.pipeline import Pipeline
+out = {}
+for uuid in sys.argv[2:]:
+    try:
+        p = Pipeline(uuid, repo_path=sys.argv[1])
+        out[uuid] = "loaded: " + ",".join(f"{b.uuid}>{'|'.join(b.downstream_block_uuids)}" for b in p.blocks_by_uuid.values())
+    except Exception as exc:
+        out[uuid] = f"{type(exc).__name__}: {exc}"
+print("@@" + json.dumps(out))
+"""
+
+_LOADER = "@data_loader\ndef load(*a, **k):\n    return 1\n"
+_TRANSFORMER = "@transformer\ndef t(x, *a, **k):\n    return x\n"
+
+
+@pytest.mark.mage
+def test_we_report_what_the_real_mage_refuses_and_what_it_lets_through(
+    tmp_path, mage_venv, _mage_init
+):
+    project, env = _mage_project(tmp_path, _mage_init)
+    (project / "data_loaders" / "a.py").write_text(_LOADER)
+    (project / "transformers" / "b.py").write_text(_TRANSFORMER)
+    cases = {
+        "bad_type": (
+            "- {uuid: a, type: data_loder}\n",
+            "mage-block-type-invalid",
+            "Invalid block type",
+        ),
+        "dup": (
+            "- {uuid: a, type: data_loader}\n- {uuid: a, type: data_loader}\n",
+            "mage-block-duplicate",
+            "duplicate blocks",
+        ),
+        "down_cycle": (
+            "- {uuid: a, type: data_loader, upstream_blocks: [b], downstream_blocks: [b]}\n"
+            "- {uuid: b, type: transformer, upstream_blocks: [a], downstream_blocks: [a]}\n",
+            "cycle",
+            "A cycle was detected",
+        ),
+        # Mage loads these without a word
+        "unknown": (
+            "- {uuid: a, type: data_loader, downstream_blocks: [b, ghost]}\n"
+            "- {uuid: b, type: transformer, upstream_blocks: [a]}\n",
+            "mage-downstream-unknown",
+            "loaded: a>b,",
+        ),
+        "up_cycle": (
+            "- {uuid: a, type: data_loader, upstream_blocks: [b]}\n- {uuid: b, type: transformer, upstream_blocks: [a]}\n",
+            "cycle",
+            "loaded: a>,b>",
+        ),
+    }
+    for name, (blocks, _rule, _msg) in cases.items():
+        (project / "pipelines" / name).mkdir()
+        (project / "pipelines" / name / "metadata.yaml").write_text(
+            f"name: {name}\nuuid: {name}\ntype: python\nblocks:\n{blocks}"
+        )
+    res = subprocess.run(
+        [str(mage_venv / "bin" / "python"), "-c", _MAGE_LOAD, str(project), *cases],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=project,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    mage = json.loads(res.stdout.rsplit("@@", 1)[1])
+    for name, (_blocks, rule, msg) in cases.items():
+        assert msg in mage[name], (name, mage[name])
+        ours = validate_pipeline(project / "pipelines" / name)
+        assert rule in {f["rule"] for f in ours["findings"]}, (name, ours["findings"])
