@@ -292,3 +292,19 @@ def test_parallel_analysis_gives_the_same_document(tmp_path):
     serial = validate_dags([tmp_path / "dags"], jobs=1)
     parallel = validate_dags([tmp_path / "dags"], jobs=2)
     assert serial == parallel and _rules(serial).count("dag-id-duplicate") == 2
+
+
+def test_with_an_existing_dag_object_attaches_its_tasks(tmp_path):
+    _dag(
+        tmp_path,
+        """
+        dag = DAG("d", schedule=None)
+        with dag:
+            a = EmptyOperator(task_id="a")
+            b = EmptyOperator(task_id="a")
+            a >> b >> a
+        """,
+    )
+    doc = validate_dags([tmp_path / "dags"])
+    assert sorted(_rules(doc)) == ["cycle", "task-id-duplicate"]
+    assert doc["dags"][0]["tasks"] == 2

@@ -389,6 +389,9 @@ class FileAnalyzer:
                     inner_prefix = (
                         f"{prefix}{gid}." if gid is not None and prefix is not None else None
                     )
+                elif isinstance(ce, ast.Name) and isinstance(scope.get(ce.id), DagInfo):
+                    inner_dag = scope[ce.id]  # dag = DAG(...); with dag: ...
+                    inner_prefix = "" if inner_prefix is None else inner_prefix
                 else:
                     self.expr(ce, inner_dag, inner_prefix, certain, scope)
             self.walk(s.body, inner_dag, inner_prefix, certain, scope)
