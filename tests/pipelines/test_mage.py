@@ -102,3 +102,29 @@ def test_custom_blocks_sql_blocks_and_file_path_with_project_prefix(tmp_path):
     )
     doc = validate_pipeline(tmp_path)
     assert doc["findings"] == []
+
+
+def test_dbt_file_paths_resolve_like_mage(tmp_path):
+    _project(
+        tmp_path,
+        """
+        blocks:
+        - uuid: m1
+          type: dbt
+          language: sql
+          configuration: {file_path: demo/models/m1.sql}
+        - uuid: m2
+          type: dbt
+          language: sql
+          configuration: {file_path: models/m2.sql}
+        - uuid: m3
+          type: dbt
+          language: sql
+          configuration: {file_path: demo/models/missing.sql}
+        """,
+        {"dbt/demo/models/m1.sql": "select 1\n", "dbt/other/models/m2.sql": "select 2\n"},
+    )
+    doc = validate_pipeline(tmp_path)
+    assert [(f["rule"], "missing.sql" in f["message"]) for f in doc["findings"]] == [
+        ("mage-block-file-missing", True)
+    ]

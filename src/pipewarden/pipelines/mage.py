@@ -89,12 +89,7 @@ def _block_file(root: Path, block: dict, btype: str, language: str) -> Path | No
         fs = conf.get("file_source")
         fp = fs.get("path") if isinstance(fs, dict) else None
     if fp:
-        p = Path(fp)
-        if p.is_absolute():
-            return p
-        if p.parts and p.parts[0] == root.name and not (root / p).exists():
-            p = Path(*p.parts[1:])
-        return root / p
+        return _resolve_file_path(root, str(fp))
     if btype == "dbt":  # dbt blocks point at their model through configuration only
         return None
     ext = LANGUAGES.get(language)
@@ -102,6 +97,26 @@ def _block_file(root: Path, block: dict, btype: str, language: str) -> Path | No
         return None
     folder = btype if btype == "custom" else f"{btype}s"
     return root / folder / f"{block['uuid']}.{ext}"
+
+
+def _resolve_file_path(root: Path, fp: str) -> Path:
+    """Where Mage looks for ``configuration.file_path`` (its path fixer, for a project at root):
+    absolute as is; a path starting with the project's folder name is relative to the project;
+    else under the project when its first folder exists there, else under ``dbt/`` (dbt blocks),
+    else any file below the project whose path ends with it."""
+    p = Path(fp)
+    if p.is_absolute():
+        return p
+    if p.parts and p.parts[0] == root.name:
+        return root.joinpath(*p.parts[1:])
+    if p.parts and (root / p.parts[0]).exists():
+        return root / p
+    if p.parts and (root / "dbt" / p.parts[0]).exists():
+        return root / "dbt" / p
+    for hit in root.rglob(p.name):
+        if str(hit).endswith(fp):
+            return hit
+    return root / p
 
 
 def _decorators(tree: ast.Module) -> set[str]:
