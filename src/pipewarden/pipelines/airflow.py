@@ -75,6 +75,28 @@ DEPRECATED_MODULES = {
     "airflow.decorators": "import dag/task from airflow.sdk",
     "airflow.datasets": "datasets are assets now: airflow.sdk.Asset",
 }
+# template / context keys Airflow 3 removed (its Context has no such key any more)
+REMOVED_CONTEXT = {
+    "execution_date": "use logical_date",
+    "next_execution_date": "use data_interval_end",
+    "prev_execution_date": "use prev_data_interval_start_success or the dag_run",
+    "prev_execution_date_success": "use prev_data_interval_start_success",
+    "next_ds": "use data_interval_end | ds",
+    "next_ds_nodash": "use data_interval_end | ds_nodash",
+    "prev_ds": "use data_interval_start | ds",
+    "prev_ds_nodash": "use data_interval_start | ds_nodash",
+    "tomorrow_ds": "use macros.ds_add(ds, 1)",
+    "tomorrow_ds_nodash": "use macros.ds_add(ds, 1) without dashes",
+    "yesterday_ds": "use macros.ds_add(ds, -1)",
+    "yesterday_ds_nodash": "use macros.ds_add(ds, -1) without dashes",
+}
+_CTX_NAMES = "|".join(sorted(REMOVED_CONTEXT, key=len, reverse=True))
+# {{ execution_date }}, {{ prev_ds_nodash | ... }}, context["execution_date"], kwargs.get("next_ds")
+_CTX_RE = re.compile(
+    r"\{\{[^}]*?(?<![\w.])(" + _CTX_NAMES + r")\b"
+    r"|\[\s*['\"](" + _CTX_NAMES + r")['\"]\s*\]"
+    r"|\.get\(\s*['\"](" + _CTX_NAMES + r")['\"]"
+)
 _OLD_MODULE_RE = re.compile(r"^airflow\.(operators|sensors|hooks)\.\w+_(operator|sensor|hook)$")
 
 
@@ -647,6 +669,25 @@ def _dag_files(paths: Iterable[str | Path]) -> list[tuple[Path, bool]]:
     return out
 
 
+def _check_context(path: str, source: str, findings: list[Finding]) -> None:
+    """Template and context keys removed in Airflow 3 (a text search: comments are skipped)."""
+    if not _CTX_RE.search(source):
+        return
+    for m in _CTX_RE.finditer(source):
+        start = source.rfind("\n", 0, m.start()) + 1
+        if source[start : m.start()].lstrip().startswith("#"):
+            continue
+        key = next(g for g in m.groups() if g)
+        findings.append(
+            Finding(
+                path,
+                source.count("\n", 0, m.start()) + 1,
+                "airflow3-removed-context",
+                f"context key {key!r} was removed in Airflow 3: {REMOVED_CONTEXT[key]}",
+            )
+        )
+
+
 def analyze_file(path: str, source: str, findings: list[Finding]) -> list[DagInfo]:
     """Findings of one file (appended to ``findings``) and the DAGs it defines."""
     try:
@@ -659,6 +700,8 @@ def analyze_file(path: str, source: str, findings: list[Finding]) -> list[DagInf
         return []
     fa = FileAnalyzer(path, tree, findings)
     fa.run()
+    if fa.dags:  # a DAG file, not a library module that supports several Airflow versions
+        _check_context(path, source, findings)
     for info in fa.dags:
         _check_structure(info, findings)
     return fa.dags

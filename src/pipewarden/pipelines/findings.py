@@ -36,6 +36,11 @@ _RULES = [
     Rule("airflow3-removed-arg", ERROR, "A DAG or task argument removed in Airflow 3."),
     Rule("airflow3-removed-import", ERROR, "An import removed in Airflow 3."),
     Rule(
+        "airflow3-removed-context",
+        ERROR,
+        "A template or context key removed in Airflow 3 (execution_date, prev_ds, ...).",
+    ),
+    Rule(
         "airflow3-deprecated-import",
         WARNING,
         "An import that Airflow 3 only keeps as a deprecated alias.",
