@@ -21,6 +21,10 @@ def _render_findings(doc: dict, console) -> None:
             f"{escape(where)}: [{style}]{f['severity']}[/] [bold]{f['rule']}[/] {escape(f['message'])}"
         )
     extra = ""
+    if doc["validator"] == "dag" and doc["dags"]:
+        ids = [f"{d['dag_id'] or '(dynamic id)'} ({d['tasks']} tasks)" for d in doc["dags"][:20]]
+        more = f" and {len(doc['dags']) - 20} more" if len(doc["dags"]) > 20 else ""
+        console.print(f"DAGs found: {escape(', '.join(ids))}{more}")
     if doc["validator"] == "dag":
         extra = f" in {doc['files']} file(s), {len(doc['dags'])} DAG(s)"
     elif doc["validator"] == "pipeline":
