@@ -308,3 +308,13 @@ def test_with_an_existing_dag_object_attaches_its_tasks(tmp_path):
     doc = validate_dags([tmp_path / "dags"])
     assert sorted(_rules(doc)) == ["cycle", "task-id-duplicate"]
     assert doc["dags"][0]["tasks"] == 2
+
+
+def test_text_output_names_place_rule_and_dags(tmp_path, capsys):
+    from pipewarden.cli import main
+
+    p = _dag(tmp_path, 'with DAG("bad id", schedule=None):\n    EmptyOperator(task_id="a")\n')
+    assert main(["validate", "dag", str(p), "--no-cache"]) == 1
+    out = capsys.readouterr().out
+    assert f"{p}:4: error dag-id-invalid" in out
+    assert "DAGs found: bad id (1 tasks)" in out and "failed: 1 error(s)" in out
