@@ -3,7 +3,8 @@
 ``ensure_venv("airflow")`` returns the path of a virtualenv with the pinned requirements of
 ``tests/requirements-airflow.txt`` installed, created on first use under
 ``$PIPEWARDEN_VENV_CACHE`` (default ``~/.cache/pipewarden/test-venvs``) and named after a hash of
-the requirements, so a changed pin builds a new one and an unchanged one is reused. Creation
+the requirements (and, for Mage, of pyproject.toml: pipewarden is installed in it), so a changed
+pin or dependency builds a new one and an unchanged one is reused. Creation
 holds a file lock (parallel test runs wait instead of clashing); a ``.complete`` marker is written
 only when the install succeeded, so a broken half-install is never reused but rebuilt. Installs use ``uv`` when it is importable (much faster), pip otherwise.
 
@@ -38,6 +39,8 @@ def requirements(kind: str) -> Path:
 
 def venv_path(kind: str) -> Path:
     text = requirements(kind).read_bytes()
+    if kind == "mage":  # pipewarden is installed in it: new dependencies need a new venv
+        text += (ROOT / "pyproject.toml").read_bytes()
     tag = f"{sys.version_info.major}.{sys.version_info.minor}"
     digest = hashlib.sha256(text + tag.encode()).hexdigest()[:12]
     return CACHE / f"{kind}-{digest}"
