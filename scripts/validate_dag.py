@@ -1,0 +1,18 @@
+#!/usr/bin/env python3
+"""Validate Airflow DAG files statically (same as `pipewarden validate dag`).
+
+Usage: python scripts/validate_dag.py [OPTIONS] PATH... ; options, output and exit codes are exactly
+those of `pipewarden validate dag` (docs/cli.md).
+"""
+
+import sys
+from pathlib import Path
+
+try:
+    from pipewarden.cli import main
+except ImportError:  # run from a checkout without installing
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    from pipewarden.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["validate", "dag", *sys.argv[1:]]))

@@ -1,0 +1,935 @@
+"""Static validation of Airflow DAG files: the AST is read, the file is never executed.
+
+What is recognised: ``with DAG(...)``, ``x = DAG(...)``, ``@dag`` / ``@dag(...)`` functions and
+their calls, operators (any call with a ``task_id=`` keyword), TaskFlow ``@task`` functions
+(``@task.bash`` etc. too), ``TaskGroup`` / ``@task_group``, and dependencies written with
+``>>``, ``<<``, ``set_upstream`` / ``set_downstream``, ``chain``, ``cross_downstream`` and lists,
+with names imported from ``airflow.sdk`` or the legacy modules (``airflow``, ``airflow.models``,
+``airflow.decorators``, ...). Anything built dynamically (ids from f-strings, tasks made in a
+loop, a DAG factory) is skipped rather than guessed, so a finding is always a real problem.
+
+``--mode import`` also loads each file with the real Airflow (:mod:`.importcheck`).
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import os
+import pickle
+import re
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ..errors import InputError
+from .config import ValidateConfig, load_config
+from .findings import Finding, summarize
+from .graph import find_cycles
+
+ID_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+ID_MAX = 250
+
+# DAG constructor / @dag arguments Airflow 3 removed (value: what to use instead)
+REMOVED_DAG_ARGS = {
+    "schedule_interval": "use schedule=",
+    "timetable": "pass the timetable as schedule=",
+    "sla_miss_callback": "SLAs are gone: use deadline=DeadlineAlert(...)",
+    "concurrency": "use max_active_tasks=",
+    "full_filepath": "remove it",
+    "default_view": "remove it (the UI chooses)",
+    "orientation": "remove it (the UI chooses)",
+    "fail_stop": "use fail_fast=",
+}
+# operator / @task / default_args arguments Airflow 3 removed
+REMOVED_TASK_ARGS = {
+    "sla": "SLAs are gone: use a DAG deadline=DeadlineAlert(...)",
+    "task_concurrency": "use max_active_tis_per_dag=",
+}
+# imports gone in Airflow 3: (module, name or None for the whole module) -> hint
+REMOVED_IMPORTS = {
+    ("airflow.operators.subdag", None): "SubDAGs are gone: use TaskGroup or assets",
+    (
+        "airflow.operators.dummy",
+        None,
+    ): "use airflow.providers.standard.operators.empty.EmptyOperator",
+    ("airflow.operators.dummy_operator", None): "use EmptyOperator from the standard provider",
+    ("airflow.contrib", None): "use the provider packages",
+    (
+        "airflow.utils.dates",
+        "days_ago",
+    ): "use pendulum.today('UTC').add(days=-N) or a fixed start_date",
+    ("airflow.utils.dates", "date_range"): "use pendulum or pandas date ranges",
+    ("airflow.utils.decorators", "apply_defaults"): "remove it: defaults are applied automatically",
+    ("airflow.models.baseoperator", "BaseOperatorLink"): "use airflow.sdk.BaseOperatorLink",
+}
+REMOVED_NAMES = {
+    "SubDagOperator": "SubDAGs are gone: use TaskGroup",
+    "DummyOperator": "use EmptyOperator",
+}
+# modules Airflow 3 only keeps as deprecated aliases
+DEPRECATED_MODULES = {
+    "airflow.operators": "import operators from airflow.providers.standard.operators",
+    "airflow.sensors": "import sensors from airflow.providers.standard.sensors",
+    "airflow.decorators": "import dag/task from airflow.sdk",
+    "airflow.datasets": "datasets are assets now: airflow.sdk.Asset",
+}
+# template / context keys Airflow 3 removed (its Context has no such key any more)
+REMOVED_CONTEXT = {
+    "execution_date": "use logical_date",
+    "next_execution_date": "use data_interval_end",
+    "prev_execution_date": "use prev_data_interval_start_success or the dag_run",
+    "prev_execution_date_success": "use prev_data_interval_start_success",
+    "next_ds": "use data_interval_end | ds",
+    "next_ds_nodash": "use data_interval_end | ds_nodash",
+    "prev_ds": "use data_interval_start | ds",
+    "prev_ds_nodash": "use data_interval_start | ds_nodash",
+    "tomorrow_ds": "use macros.ds_add(ds, 1)",
+    "tomorrow_ds_nodash": "use macros.ds_add(ds, 1) without dashes",
+    "yesterday_ds": "use macros.ds_add(ds, -1)",
+    "yesterday_ds_nodash": "use macros.ds_add(ds, -1) without dashes",
+}
+_CTX_NAMES = "|".join(sorted(REMOVED_CONTEXT, key=len, reverse=True))
+# {{ execution_date }}, {{ prev_ds_nodash | ... }}, context["execution_date"], kwargs.get("next_ds")
+_CTX_RE = re.compile(
+    r"\{\{[^}]*?(?<![\w.])(" + _CTX_NAMES + r")\b"
+    r"|\[\s*['\"](" + _CTX_NAMES + r")['\"]\s*\]"
+    r"|\.get\(\s*['\"](" + _CTX_NAMES + r")['\"]"
+)
+_OLD_MODULE_RE = re.compile(r"^airflow\.(operators|sensors|hooks)\.\w+_(operator|sensor|hook)$")
+
+
+@dataclass
+class TaskRef:
+    label: str
+    dag: DagInfo | None
+
+
+@dataclass
+class DagInfo:
+    dag_id: str | None
+    line: int
+    file: str
+    certain: bool
+    kind: str  # "with", "call", "decorator"
+    default_args: frozenset | None  # keys known statically, or None when it cannot be told
+    tasks: list[tuple[str, int, set, bool]] = field(
+        default_factory=list
+    )  # label, line, kwargs, certain
+    edges: list[tuple[str, str, int]] = field(default_factory=list)
+    func_name: str | None = None
+
+
+LABEL = object()  # Label("...") in a dependency chain: passes the left side through
+
+
+def _const_str(node: ast.AST | None) -> str | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    return None
+
+
+def _kw(call: ast.Call, name: str) -> ast.keyword | None:
+    for k in call.keywords:
+        if k.arg == name:
+            return k
+    return None
+
+
+def _scan(tree: ast.Module) -> tuple[list, list]:
+    """Imports (in source order) and function definitions, found by walking statements only
+    (they cannot hide inside expressions), which is a fraction of the nodes of a full walk."""
+    imports: list = []
+    funcs: list = []
+    stack: list = [tree.body]
+    Import, ImportFrom, FDef, AFDef = (
+        ast.Import,
+        ast.ImportFrom,
+        ast.FunctionDef,
+        ast.AsyncFunctionDef,
+    )
+    while stack:
+        for st in stack.pop():
+            t = type(st)
+            if t is Import or t is ImportFrom:
+                imports.append(st)
+                continue
+            if t is FDef or t is AFDef:
+                funcs.append(st)
+            for name in ("body", "orelse", "finalbody"):
+                block = getattr(st, name, None)
+                if block:
+                    stack.append(block)
+            for h in getattr(st, "handlers", ()) or ():
+                stack.append(h.body)
+            for c in getattr(st, "cases", ()) or ():
+                stack.append(c.body)
+    imports.sort(key=lambda n: (n.lineno, n.col_offset))
+    return imports, funcs
+
+
+class FileAnalyzer:
+    def __init__(self, path: str, tree: ast.Module, findings: list[Finding]) -> None:
+        self.path = path
+        self.tree = tree
+        self.findings = findings
+        self.aliases: dict[str, str] = {}
+        self.dags: list[DagInfo] = []
+        self.dag_funcs: dict[str, DagInfo] = {}
+        self.task_funcs: dict[str, tuple[str, set]] = {}  # fn name -> (task_id, decorator kwargs)
+        self.group_funcs: set[str] = set()
+        self.module_dicts: dict[str, ast.Dict] = {}
+        self.taskflow_calls: dict[tuple[int, str], int] = {}
+
+    # ---- names -------------------------------------------------------------------------
+    def qualname(self, node: ast.AST) -> str | None:
+        if isinstance(node, ast.Name):
+            return self.aliases.get(node.id)
+        if isinstance(node, ast.Attribute):
+            base = self.qualname(node.value)
+            return f"{base}.{node.attr}" if base else None
+        return None
+
+    def _is(self, node: ast.AST, last: str) -> bool:
+        q = self.qualname(node)
+        return bool(q) and q.startswith("airflow") and q.rsplit(".", 1)[-1] == last
+
+    def is_dag_class(self, func: ast.AST) -> bool:
+        return self._is(func, "DAG")
+
+    def _decorator_target(self, dec: ast.AST) -> ast.AST:
+        return dec.func if isinstance(dec, ast.Call) else dec
+
+    def is_dag_decorator(self, dec: ast.AST) -> bool:
+        return self._is(self._decorator_target(dec), "dag")
+
+    def is_task_decorator(self, dec: ast.AST) -> bool:
+        q = self.qualname(self._decorator_target(dec))
+        if not q or not q.startswith("airflow"):
+            return False
+        parts = q.split(".")
+        return parts[-1] == "task" or (len(parts) >= 2 and parts[-2] == "task")
+
+    def is_group_decorator(self, dec: ast.AST) -> bool:
+        return self._is(self._decorator_target(dec), "task_group")
+
+    # ---- passes ------------------------------------------------------------------------
+    def run(self) -> None:
+        imports, funcs = _scan(self.tree)
+        self.collect_imports(imports)
+        for stmt in self.tree.body:
+            if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Dict):
+                for t in stmt.targets:
+                    if isinstance(t, ast.Name):
+                        self.module_dicts[t.id] = stmt.value
+        for node in funcs:
+            for dec in node.decorator_list:
+                if self.is_task_decorator(dec):
+                    kws = dec.keywords if isinstance(dec, ast.Call) else []
+                    tid = next((_const_str(k.value) for k in kws if k.arg == "task_id"), None)
+                    self.task_funcs[node.name] = (tid or node.name, {k.arg for k in kws if k.arg})
+                    self.check_task_args(kws, node.lineno)
+                elif self.is_group_decorator(dec):
+                    self.group_funcs.add(node.name)
+        self.walk(self.tree.body, dag=None, prefix="", certain=True, scope={})
+        self.check_dag_calls()
+
+    def collect_imports(self, imports: list) -> None:
+        for node in imports:
+            if isinstance(node, ast.Import):
+                for a in node.names:
+                    if a.asname:
+                        self.aliases[a.asname] = a.name
+                    else:
+                        top = a.name.split(".")[0]
+                        self.aliases[top] = top
+                    self.check_import(a.name, None, node.lineno)
+            elif node.module and not node.level:
+                for a in node.names:
+                    self.aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+                    self.check_import(node.module, a.name, node.lineno)
+
+    def check_import(self, module: str, name: str | None, line: int) -> None:
+        if not module.startswith("airflow"):
+            return
+        for (mod, nm), hint in REMOVED_IMPORTS.items():
+            if (module == mod or module.startswith(mod + ".")) and (nm is None or nm == name):
+                what = f"{module}.{name}" if name and nm else module
+                self.add(
+                    line, "airflow3-removed-import", f"{what} was removed in Airflow 3: {hint}"
+                )
+                return
+        if name in REMOVED_NAMES:
+            self.add(
+                line,
+                "airflow3-removed-import",
+                f"{name} was removed in Airflow 3: {REMOVED_NAMES[name]}",
+            )
+            return
+        if _OLD_MODULE_RE.match(module):
+            self.add(
+                line,
+                "airflow3-removed-import",
+                f"{module} was removed in Airflow 3: import from the provider packages",
+            )
+            return
+        for mod, hint in DEPRECATED_MODULES.items():
+            if module == mod or module.startswith(mod + "."):
+                self.add(
+                    line,
+                    "airflow3-deprecated-import",
+                    f"{module} is deprecated in Airflow 3: {hint}",
+                )
+                return
+
+    def add(self, line: int | None, rule: str, message: str, **extra) -> None:
+        self.findings.append(Finding(self.path, line, rule, message, extra=extra))
+
+    # ---- DAG objects -------------------------------------------------------------------
+    def default_args_keys(self, node: ast.AST | None) -> dict | None:
+        if node is None:
+            return {}
+        if isinstance(node, ast.Name):
+            node = self.module_dicts.get(node.id)
+        if not isinstance(node, ast.Dict):
+            return None
+        keys = {}
+        for k, v in zip(node.keys, node.values, strict=True):
+            if k is None:  # **other: cannot tell statically
+                return None
+            s = _const_str(k)
+            if s is not None:
+                keys[s] = v
+        return keys
+
+    def new_dag(
+        self, call_or_dec: ast.AST, line: int, kind: str, certain: bool, func_name=None
+    ) -> DagInfo:
+        call = call_or_dec if isinstance(call_or_dec, ast.Call) else None
+        dag_id: str | None = None
+        kwargs: set[str] = set()
+        has_star = False
+        default_args: dict | None = {}
+        if call is not None:
+            kwargs = {k.arg for k in call.keywords if k.arg}
+            has_star = any(k.arg is None for k in call.keywords)
+            k = _kw(call, "dag_id")
+            if k is not None:
+                dag_id = _const_str(k.value)
+            elif call.args and kind != "decorator":
+                dag_id = _const_str(call.args[0])
+            elif kind != "decorator" and not has_star:
+                dag_id = None
+            da = _kw(call, "default_args")
+            default_args = self.default_args_keys(da.value if da else None)
+            if has_star:
+                default_args = None if da is None else default_args
+        if kind == "decorator" and dag_id is None and (call is None or _kw(call, "dag_id") is None):
+            dag_id = func_name
+        keys = None if default_args is None else frozenset(default_args)
+        info = DagInfo(dag_id, line, self.path, certain, kind, keys, func_name=func_name)
+        self.dags.append(info)
+        if dag_id is not None and (len(dag_id) > ID_MAX or not ID_RE.match(dag_id)):
+            self.add(
+                line,
+                "dag-id-invalid",
+                f"dag_id {dag_id[:60]!r} must be 1-{ID_MAX} ASCII letters, digits, '_', '.' or '-'",
+            )
+        if call is not None:
+            for arg in sorted(kwargs & REMOVED_DAG_ARGS.keys()):
+                self.add(
+                    line,
+                    "airflow3-removed-arg",
+                    f"DAG argument {arg!r} was removed in Airflow 3: {REMOVED_DAG_ARGS[arg]}",
+                )
+            if default_args:
+                for arg in sorted(default_args.keys() & REMOVED_TASK_ARGS.keys()):
+                    self.add(
+                        line,
+                        "airflow3-removed-arg",
+                        f"default_args {arg!r} was removed in Airflow 3: {REMOVED_TASK_ARGS[arg]}",
+                    )
+        if (
+            "schedule" not in kwargs
+            and "schedule_interval" not in kwargs
+            and "timetable" not in kwargs
+            and not has_star
+        ):
+            self.add(
+                line,
+                "schedule-missing",
+                f"DAG {dag_id or '(dynamic id)'} has no explicit schedule: Airflow 3 then never "
+                "schedules it; pass schedule=... (schedule=None for manual runs)",
+            )
+        return info
+
+    def check_task_args(self, keywords: list[ast.keyword], line: int) -> None:
+        for k in keywords:
+            if k.arg in REMOVED_TASK_ARGS:
+                self.add(
+                    line,
+                    "airflow3-removed-arg",
+                    f"task argument {k.arg!r} was removed in Airflow 3: {REMOVED_TASK_ARGS[k.arg]}",
+                )
+
+    def check_dag_calls(self) -> None:
+        if not self.dag_funcs:
+            return
+        # a @dag function counts as called when some expression loads its name (a call, or a
+        # reference that may be called elsewhere): only a name never used is reported
+        used = {
+            n.id
+            for n in ast.walk(self.tree)
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id in self.dag_funcs
+        }
+        for name, info in self.dag_funcs.items():
+            if name not in used:
+                self.add(
+                    info.line,
+                    "dag-not-called",
+                    f"@dag function {name}() is never called, so DAG {info.dag_id} is not "
+                    f"registered: add `{name}()` at module level",
+                )
+                info.certain = False  # it registers nothing: no duplicate-id clash either
+
+    # ---- statements --------------------------------------------------------------------
+    def walk(
+        self, stmts: Iterable[ast.stmt], dag, prefix: str | None, certain: bool, scope: dict
+    ) -> None:
+        for stmt in stmts:
+            self.stmt(stmt, dag, prefix, certain, scope)
+
+    def stmt(self, s: ast.stmt, dag, prefix, certain, scope) -> None:
+        if isinstance(s, ast.With | ast.AsyncWith):
+            inner_dag, inner_prefix = dag, prefix
+            for item in s.items:
+                ce = item.context_expr
+                if isinstance(ce, ast.Call) and self.is_dag_class(ce.func):
+                    inner_dag = self.new_dag(ce, ce.lineno, "with", certain)
+                    if isinstance(item.optional_vars, ast.Name):
+                        scope[item.optional_vars.id] = inner_dag
+                elif isinstance(ce, ast.Call) and self._is(ce.func, "TaskGroup"):
+                    k = _kw(ce, "group_id")
+                    gid = _const_str(k.value if k else (ce.args[0] if ce.args else None))
+                    inner_prefix = (
+                        f"{prefix}{gid}." if gid is not None and prefix is not None else None
+                    )
+                elif isinstance(ce, ast.Name) and isinstance(scope.get(ce.id), DagInfo):
+                    inner_dag = scope[ce.id]  # dag = DAG(...); with dag: ...
+                    inner_prefix = "" if inner_prefix is None else inner_prefix
+                else:
+                    self.expr(ce, inner_dag, inner_prefix, certain, scope)
+            self.walk(s.body, inner_dag, inner_prefix, certain, scope)
+        elif isinstance(s, ast.FunctionDef | ast.AsyncFunctionDef):
+            decs = s.decorator_list
+            dag_dec = next((d for d in decs if self.is_dag_decorator(d)), None)
+            if dag_dec is not None:
+                info = self.new_dag(dag_dec, s.lineno, "decorator", certain, func_name=s.name)
+                self.dag_funcs[s.name] = info
+                self.walk(s.body, info, "", certain, dict(scope))
+            elif s.name in self.group_funcs or s.name in self.task_funcs:
+                return  # bodies of tasks and groups run per call: nothing certain to record
+            else:
+                self.walk(s.body, None, None, False, dict(scope))
+        elif isinstance(s, ast.ClassDef):
+            self.walk(s.body, None, None, False, dict(scope))
+        elif isinstance(s, ast.For | ast.AsyncFor | ast.While):
+            self.expr(
+                getattr(s, "iter", None) or getattr(s, "test", None), dag, prefix, certain, scope
+            )
+            self.walk(s.body, dag, prefix, False, scope)
+            self.walk(s.orelse, dag, prefix, False, scope)
+        elif isinstance(s, ast.If):
+            self.expr(s.test, dag, prefix, certain, scope)
+            self.walk(s.body, dag, prefix, False, scope)
+            self.walk(s.orelse, dag, prefix, False, scope)
+        elif isinstance(s, ast.Try):
+            self.walk(s.body, dag, prefix, certain, scope)
+            for h in s.handlers:
+                self.walk(h.body, dag, prefix, False, scope)
+            self.walk(s.orelse, dag, prefix, certain, scope)
+            self.walk(s.finalbody, dag, prefix, certain, scope)
+        elif isinstance(s, ast.Assign | ast.AnnAssign):
+            value = s.value
+            if value is None:
+                return
+            targets = s.targets if isinstance(s, ast.Assign) else [s.target]
+            if isinstance(value, ast.Call) and self.is_dag_class(value.func):
+                info = self.new_dag(value, value.lineno, "call", certain)
+                for t in targets:
+                    if isinstance(t, ast.Name):
+                        scope[t.id] = info
+                return
+            refs = self.expr(value, dag, prefix, certain, scope)
+            for t in targets:
+                if isinstance(t, ast.Name):
+                    if refs:
+                        scope[t.id] = refs
+                    else:
+                        scope.pop(t.id, None)
+                elif isinstance(t, ast.Tuple | ast.List) and isinstance(
+                    value, ast.Tuple | ast.List
+                ):
+                    for tt, vv in zip(t.elts, value.elts, strict=False):
+                        if isinstance(tt, ast.Name):
+                            r = self.expr(vv, dag, prefix, certain, {**scope, "__noreg__": True})
+                            if r:
+                                scope[tt.id] = r
+        elif isinstance(s, ast.Expr) or isinstance(s, ast.Return) and s.value is not None:
+            self.expr(s.value, dag, prefix, certain, scope)
+
+    # ---- expressions -------------------------------------------------------------------
+    def expr(self, node, dag, prefix, certain, scope):
+        """Evaluate an expression for tasks and dependencies; returns the task refs it denotes."""
+        if node is None:
+            return None
+        if isinstance(node, ast.Name):
+            v = scope.get(node.id)
+            return v if isinstance(v, list) else None
+        if isinstance(node, ast.List | ast.Tuple | ast.Set):
+            out = []
+            for e in node.elts:
+                r = self.expr(e, dag, prefix, certain, scope)
+                if r and r is not LABEL:
+                    out.extend(r)
+            return out or None
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.RShift | ast.LShift):
+            left = self.expr(node.left, dag, prefix, certain, scope)
+            right = self.expr(node.right, dag, prefix, certain, scope)
+            if right is LABEL:
+                return left
+            if left is LABEL:
+                return right
+            if left and right:
+                src, dst = (left, right) if isinstance(node.op, ast.RShift) else (right, left)
+                self.edges(src, dst, node.lineno)
+            return right
+        if isinstance(node, ast.Call):
+            return self.call(node, dag, prefix, certain, scope)
+        if isinstance(node, ast.Attribute):
+            return (
+                self.expr(node.value, dag, prefix, certain, scope)
+                if node.attr == "output"
+                else None
+            )
+        return None
+
+    def edges(self, src: list[TaskRef], dst: list[TaskRef], line: int) -> None:
+        for a in src:
+            for b in dst:
+                owner = a.dag or b.dag
+                if owner is not None:
+                    owner.edges.append((a.label, b.label, line))
+
+    def register(self, label: str, line: int, kwargs: set, dag, certain, scope) -> list[TaskRef]:
+        if dag is not None and not scope.get("__noreg__"):
+            dag.tasks.append((label, line, kwargs, certain))
+        return [TaskRef(label, dag)]
+
+    def call(self, node: ast.Call, dag, prefix, certain, scope):
+        func = node.func
+        # Label("...") between tasks
+        if self._is(func, "Label"):
+            return LABEL
+        # chain(a, b, [c, d]) / cross_downstream([a], [b])
+        if self._is(func, "chain") or self._is(func, "cross_downstream"):
+            parts = [self.expr(a, dag, prefix, certain, scope) for a in node.args]
+            if self._is(func, "cross_downstream") and len(parts) == 2 and parts[0] and parts[1]:
+                self.edges(parts[0], parts[1], node.lineno)
+                return None
+            for (a_node, a), (b_node, b) in zip(
+                zip(node.args, parts, strict=True),
+                list(zip(node.args, parts, strict=True))[1:],
+                strict=False,
+            ):
+                if not a or not b or a is LABEL or b is LABEL:
+                    continue
+                if (
+                    isinstance(a_node, ast.List | ast.Tuple)
+                    and isinstance(b_node, ast.List | ast.Tuple)
+                    and len(a) == len(b)
+                ):
+                    for x, y in zip(a, b, strict=True):
+                        self.edges([x], [y], node.lineno)
+                else:
+                    self.edges(a, b, node.lineno)
+            return None
+        # a.set_downstream(b) / a.set_upstream(b)
+        if isinstance(func, ast.Attribute) and func.attr in ("set_downstream", "set_upstream"):
+            me = self.expr(func.value, dag, prefix, certain, scope)
+            other = self.expr(node.args[0], dag, prefix, certain, scope) if node.args else None
+            if me and other and me is not LABEL and other is not LABEL:
+                if func.attr == "set_downstream":
+                    self.edges(me, other, node.lineno)
+                else:
+                    self.edges(other, me, node.lineno)
+            return None
+        # a DAG built inline
+        if self.is_dag_class(func):
+            self.new_dag(node, node.lineno, "call", certain)
+            return None
+        args_refs = []
+        for a in [*node.args, *(k.value for k in node.keywords)]:
+            r = self.expr(a, dag, prefix, certain, scope)
+            if r and r is not LABEL:
+                args_refs.extend(r)
+        # the DAG a task names with dag=...
+        k_dag = _kw(node, "dag")
+        if k_dag is not None and isinstance(k_dag.value, ast.Name):
+            d = scope.get(k_dag.value.id)
+            if isinstance(d, DagInfo):
+                dag = d
+                prefix = "" if prefix is None else prefix
+        # operator with an explicit task_id (also X.partial(task_id=...).expand(...))
+        tid_node = None
+        c = node
+        while isinstance(c, ast.Call):
+            k = _kw(c, "task_id")
+            if k is not None:
+                tid_node = k
+                break
+            c = (
+                c.func.value
+                if isinstance(c.func, ast.Attribute) and isinstance(c.func.value, ast.Call)
+                else None
+            )
+        if tid_node is not None:
+            tid = _const_str(tid_node.value)
+            kwargs = {k.arg for k in node.keywords if k.arg}
+            self.check_task_args(node.keywords, node.lineno)
+            if tid is None:
+                return None
+            if len(tid) > ID_MAX or not ID_RE.match(tid):
+                self.add(
+                    node.lineno,
+                    "task-id-invalid",
+                    f"task_id {tid[:60]!r} must be 1-{ID_MAX} ASCII letters, digits, '_', '.' or '-'",
+                )
+            if prefix is None:
+                return None
+            refs = self.register(prefix + tid, node.lineno, kwargs, dag, certain, scope)
+            self.edges(args_refs, refs, node.lineno)
+            return refs
+        # TaskFlow call: fn(), fn.override(...)(), fn.partial(...).expand(...)
+        base = func
+        while True:
+            if isinstance(base, ast.Call):
+                base = base.func
+            elif isinstance(base, ast.Attribute) and base.attr in (
+                "override",
+                "partial",
+                "expand",
+                "expand_kwargs",
+            ):
+                base = base.value
+            else:
+                break
+        if isinstance(base, ast.Name) and (
+            base.id in self.task_funcs or base.id in self.group_funcs
+        ):
+            if prefix is None:
+                return None
+            name, dec_kwargs = self.task_funcs.get(base.id, (base.id, set()))
+            if base.id in self.group_funcs:
+                name = f"{base.id}(group)"
+            key = (id(dag), prefix + name)
+            n = self.taskflow_calls.get(key, 0)
+            self.taskflow_calls[key] = n + 1
+            label = prefix + name + (f"__{n}" if n else "")
+            refs = self.register(
+                label, node.lineno, dec_kwargs | {"__taskflow__"}, dag, False, scope
+            )
+            self.edges(args_refs, refs, node.lineno)
+            return refs
+        return None
+
+
+def _dag_files(paths: Iterable[str | Path]) -> list[tuple[Path, bool]]:
+    """(file, named explicitly) for every .py file under the given paths, sorted."""
+    out: list[tuple[Path, bool]] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_file():
+            out.append((path, True))
+        elif path.is_dir():
+            for root, dirs, files in os.walk(path):
+                dirs[:] = sorted(
+                    d
+                    for d in dirs
+                    if not d.startswith(".") and d not in ("__pycache__", "node_modules")
+                )
+                for f in sorted(files):
+                    if f.endswith(".py"):
+                        out.append((Path(root) / f, False))
+        else:
+            raise InputError(
+                "no such file or folder", file=str(path), hint="give DAG files or folders"
+            )
+    return out
+
+
+def _check_context(path: str, source: str, findings: list[Finding]) -> None:
+    """Template and context keys removed in Airflow 3 (a text search: comments are skipped)."""
+    if not _CTX_RE.search(source):
+        return
+    for m in _CTX_RE.finditer(source):
+        start = source.rfind("\n", 0, m.start()) + 1
+        if source[start : m.start()].lstrip().startswith("#"):
+            continue
+        key = next(g for g in m.groups() if g)
+        findings.append(
+            Finding(
+                path,
+                source.count("\n", 0, m.start()) + 1,
+                "airflow3-removed-context",
+                f"context key {key!r} was removed in Airflow 3: {REMOVED_CONTEXT[key]}",
+            )
+        )
+
+
+def analyze_file(path: str, source: str, findings: list[Finding]) -> list[DagInfo]:
+    """Findings of one file (appended to ``findings``) and the DAGs it defines."""
+    try:
+        tree = ast.parse(source, filename=path)
+    except SyntaxError as exc:
+        findings.append(Finding(path, exc.lineno, "syntax-error", f"invalid Python: {exc.msg}"))
+        return []
+    except ValueError as exc:  # null bytes
+        findings.append(Finding(path, None, "syntax-error", f"invalid Python: {exc}"))
+        return []
+    fa = FileAnalyzer(path, tree, findings)
+    fa.run()
+    if fa.dags:  # a DAG file, not a library module that supports several Airflow versions
+        _check_context(path, source, findings)
+    for info in fa.dags:
+        _check_structure(info, findings)
+    return fa.dags
+
+
+def _check_structure(info: DagInfo, findings: list[Finding]) -> None:
+    """Findings of one DAG that depend on the file alone: duplicate task ids, cycles."""
+    seen: dict[str, int] = {}
+    for label, line, _kwargs, certain in info.tasks:
+        if not certain or "__taskflow__" in _kwargs:
+            continue
+        if label in seen:
+            findings.append(
+                Finding(
+                    info.file,
+                    line,
+                    "task-id-duplicate",
+                    f"task_id {label!r} is already used in DAG {info.dag_id} (line {seen[label]})",
+                )
+            )
+        else:
+            seen[label] = line
+    for cyc in find_cycles((a, b) for a, b, _ in info.edges):
+        first = cyc.path[0], cyc.path[1]
+        line = next((ln for a, b, ln in info.edges if (a, b) == first), info.line)
+        findings.append(
+            Finding(
+                info.file,
+                line,
+                "cycle",
+                f"DAG {info.dag_id} has a cycle: {cyc.render()}",
+                extra={"path": cyc.path},
+            )
+        )
+
+
+def _check_dag(info: DagInfo, config: ValidateConfig, findings: list[Finding]) -> None:
+    """Findings of one DAG that depend on the project's config."""
+    for key, want, rule in (
+        ("retries", config.require_retries, "retries-missing"),
+        ("owner", config.require_owner, "owner-missing"),
+    ):
+        if not want or info.default_args is None or key in info.default_args:
+            continue
+        lacking = [(lab, ln) for lab, ln, kw, _ in info.tasks if key not in kw]
+        if not info.tasks:
+            findings.append(
+                Finding(
+                    info.file,
+                    info.line,
+                    rule,
+                    f"DAG {info.dag_id}: the project requires {key}; set it in default_args",
+                )
+            )
+        for lab, ln in lacking:
+            findings.append(
+                Finding(
+                    info.file,
+                    ln,
+                    rule,
+                    f"task {lab!r} of DAG {info.dag_id} has no {key} (the project requires it): set {key}= or default_args",
+                )
+            )
+
+
+def _analyze_one(item: tuple[str, str]) -> tuple[list[Finding], list[DagInfo]]:
+    name, source = item
+    found: list[Finding] = []
+    dags = analyze_file(name, source, found)
+    for info in dags:
+        info.edges = []  # checked already; not kept (smaller cache, cheaper to pass between processes)
+    return found, dags
+
+
+def _analyze_many(items: list[tuple[str, str]], jobs: int) -> list:
+    if jobs == 0:
+        jobs = os.cpu_count() or 1
+    if jobs <= 1 or len(items) < 2:
+        return [_analyze_one(i) for i in items]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        return list(pool.map(_analyze_one, items, chunksize=max(1, len(items) // (jobs * 4))))
+
+
+_CODE = hashlib.blake2b(
+    b"".join(
+        (Path(__file__).parent / n).read_bytes() for n in ("airflow.py", "findings.py", "graph.py")
+    ),
+    digest_size=8,
+).hexdigest()
+
+
+class _Cache:
+    """Per-file analysis results keyed by path and content hash, in one pickle per code version."""
+
+    MAX = 50_000
+
+    def __init__(self, where: str | Path | bool) -> None:
+        if where is True:
+            where = os.environ.get("PIPEWARDEN_CACHE_DIR") or Path.home() / ".cache" / "pipewarden"
+        self.path = Path(where) / f"validate-dag-{_CODE}.pickle"
+        self.entries: dict = {}
+        self.dirty = False
+        try:
+            with open(self.path, "rb") as fh:
+                self.entries = pickle.load(fh)
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
+            self.entries = {}
+
+    @staticmethod
+    def key(name: str, data: bytes) -> str:
+        return name + "\0" + hashlib.blake2b(data, digest_size=16).hexdigest()
+
+    def get(self, name: str, data: bytes):
+        return self.entries.get(self.key(name, data))
+
+    def put(self, name: str, data: bytes, result) -> None:
+        if len(self.entries) >= self.MAX:
+            self.entries.clear()
+        self.entries[self.key(name, data)] = result
+        self.dirty = True
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+            with open(tmp, "wb") as fh:
+                pickle.dump(self.entries, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, self.path)
+        except OSError:
+            pass  # a cache that cannot be written only costs speed
+
+
+def validate_dags(
+    paths: Iterable[str | Path],
+    *,
+    mode: str = "static",
+    config: ValidateConfig | str | Path | None = None,
+    airflow_python: str | None = None,
+    timeout: float = 120.0,
+    jobs: int = 1,
+    cache: str | Path | bool | None = None,
+) -> dict:
+    """Validate Airflow DAG files; returns the result document (``ok`` False on any error).
+
+    ``jobs``: worker processes for the analysis (1 by default; 0: one per core).
+    ``cache``: a folder (or True for ``$PIPEWARDEN_CACHE_DIR`` / ``~/.cache/pipewarden``) where
+    each file's analysis is kept by content hash, so unchanged files are not parsed again.
+    """
+    paths = list(paths)
+    if not paths:
+        raise InputError("no path given", hint="give DAG files or folders")
+    if mode not in ("static", "import"):
+        raise InputError(f"unknown mode {mode!r}", hint="static or import")
+    files = _dag_files(paths)
+    cfg = config if isinstance(config, ValidateConfig) else load_config(paths[0], config)
+    findings: list[Finding] = []
+    dags: list[DagInfo] = []
+    checked = []
+    store = _Cache(cache) if cache else None
+    todo: list[tuple[str, str, bytes]] = []
+    results: dict[str, tuple[list[Finding], list[DagInfo]]] = {}
+    for path, explicit in files:
+        try:
+            data = path.read_bytes()
+            source = data.decode("utf-8")
+        except UnicodeDecodeError:
+            findings.append(Finding(str(path), None, "syntax-error", "not UTF-8 text"))
+            continue
+        except OSError as exc:
+            raise InputError(f"cannot read: {exc.strerror}", file=str(path)) from None
+        # Airflow's own heuristic: a file that mentions neither "airflow" nor "dag" holds no DAG
+        low = source.lower()
+        if not explicit and ("airflow" not in low or "dag" not in low):
+            continue
+        checked.append(str(path))
+        hit = store.get(str(path), data) if store else None
+        if hit is not None:
+            results[str(path)] = hit
+        else:
+            todo.append((str(path), source, data))
+    for (name, _src, data), res in zip(
+        todo, _analyze_many([(n, s) for n, s, _ in todo], jobs), strict=True
+    ):
+        results[name] = res
+        if store:
+            store.put(name, data, res)
+    if store:
+        store.save()
+    for name in checked:
+        file_findings, file_dags = results[name]
+        findings.extend(replace(f) for f in file_findings)  # copies: severities change below
+        dags.extend(file_dags)
+    by_id: dict[str, DagInfo] = {}
+    for info in dags:
+        _check_dag(info, cfg, findings)
+        if info.dag_id is None or not info.certain:
+            continue
+        first = by_id.get(info.dag_id)
+        if first is None:
+            by_id[info.dag_id] = info
+        else:
+            findings.append(
+                Finding(
+                    info.file,
+                    info.line,
+                    "dag-id-duplicate",
+                    f"dag_id {info.dag_id!r} is already defined at {first.file}:{first.line}",
+                )
+            )
+    if mode == "import" and checked:
+        from .importcheck import import_errors
+
+        findings.extend(import_errors(checked, python=airflow_python, timeout=timeout))
+    findings = cfg.apply(findings)
+    return summarize(
+        "dag",
+        findings,
+        files=len(checked),
+        dags=[
+            {"dag_id": d.dag_id, "file": d.file, "line": d.line, "tasks": len(d.tasks)}
+            for d in dags
+        ],
+        mode=mode,
+        config=cfg.source,
+    )

@@ -1,0 +1,271 @@
+"""``pipewarden scaffold airflow|mage|dbt``: a pipeline that ingests a source through pipewarden.
+
+Every scaffold writes a pipewarden pipeline config ``pipewarden/<name>.yaml`` (checked against
+``pipeline_config_schema.json``, the same schema ``pipewarden run`` uses) with the schema
+sentinel's contract, the ``guardian`` and ``anomaly`` steps and the warehouse store, plus the
+orchestrator's files that run it through :func:`pipewarden.run.run_pipeline`:
+
+- airflow: ``dags/<name>.py`` (Airflow 3, from ``airflow_dag_template.py``);
+- mage: ``pipelines/<name>/metadata.yaml`` (both upstream and downstream lists),
+  ``data_loaders/<name>_config.py``, ``transformers/<name>_guard.py``,
+  ``data_exporters/<name>_report.py`` in a Mage project (``mage init`` makes one);
+- dbt: ``models/pipewarden/<name>.sql`` (incremental) and ``models/pipewarden/_<name>_sources.yml``.
+
+Nothing is overwritten unless ``force``; every file is rendered and validated before the first
+one is written, so a failed scaffold writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from ..errors import InputError
+
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,47}$")
+KINDS = ("airflow", "mage", "dbt")
+
+
+def template(name: str) -> str:
+    """The text of a template shipped in ``pipewarden/pipelines/templates``."""
+    return (
+        resources.files("pipewarden.pipelines")
+        .joinpath("templates", name)
+        .read_text(encoding="utf-8")
+    )
+
+
+def config_schema() -> dict:
+    """``pipeline_config_schema.json``: the one schema of ``pipewarden run`` configs."""
+    text = (
+        resources.files("pipewarden")
+        .joinpath("pipeline_config_schema.json")
+        .read_text(encoding="utf-8")
+    )
+    return json.loads(text)
+
+
+def pipeline_config(name: str, source: str, store: str) -> dict:
+    doc: dict = {
+        "version": 1,
+        "name": name,
+        "dataset": name,
+        "source": {"path": source, "format": "auto"},
+        "contract": {"tables": "evolve", "columns": "evolve", "data_type": "quarantine"},
+        "steps": [{"type": "guardian"}, {"type": "anomaly"}],
+    }
+    if store == "postgres":
+        doc["store"] = {"kind": "postgres", "dsn": "${PIPEWARDEN_DSN}", "schema": "public"}
+    else:
+        doc["store"] = {"kind": "duckdb", "path": "warehouse.duckdb"}
+    import jsonschema
+
+    errors = sorted(jsonschema.Draft202012Validator(config_schema()).iter_errors(doc), key=str)
+    if errors:  # pragma: no cover - the scaffold and the schema disagree: a bug
+        raise InputError(f"scaffolded config does not fit the schema: {errors[0].message}")
+    return doc
+
+
+def _render(text: str, values: dict[str, str]) -> str:
+    for key, value in values.items():
+        text = text.replace(f"__PW_{key}__", value)
+    return text
+
+
+def _mage_block(
+    role: str, decorator: str, function: str, doc: str, body: str, test: str, values: dict
+) -> str:
+    text = template("mage_block_template.py")
+    return _render(
+        text,
+        {
+            **values,
+            "ROLE": role,
+            "DECORATOR": decorator,
+            "FUNCTION": function,
+            "DOC": doc,
+            "BODY": body,
+            "TEST": test,
+        },
+    )
+
+
+def _files(
+    kind: str, name: str, source: str, store: str, unique_key: str, updated_at: str
+) -> dict[str, str]:
+    cfg_rel = f"pipewarden/{name}.yaml"
+    files: dict[str, str] = {}
+    # the source path is relative to the pipeline config file
+    src = source if os.path.isabs(source) else os.path.relpath(source, "pipewarden")
+    cfg = pipeline_config(name, src, store)
+    header = (
+        f"# pipewarden pipeline `{name}`: `pipewarden run {cfg_rel}` (or pipewarden.run.run_pipeline)\n"
+        "# reads the source, checks every batch (schema sentinel, guardian, anomaly) and loads\n"
+        "# what passes into the store; the rest goes to the quarantine with its reason.\n"
+    )
+    files[cfg_rel] = header + yaml.safe_dump(cfg, sort_keys=False)
+    values = {"NAME": name}
+    if kind == "airflow":
+        values["CONFIG_REL"] = f"../{cfg_rel}"
+        files[f"dags/{name}.py"] = _render(template("airflow_dag_template.py"), values)
+    elif kind == "mage":
+        values["CONFIG_REL"] = cfg_rel
+        loader = _mage_block(
+            "data loader",
+            "data_loader",
+            "pipeline_config",
+            "The pipewarden config of this pipeline: the guard block runs it.",
+            "    from pathlib import Path\n\n"
+            "    from mage_ai.settings.repo import get_repo_path\n\n"
+            f"    config = Path(get_repo_path()) / '{cfg_rel}'\n"
+            "    if not config.is_file():\n"
+            "        raise FileNotFoundError(f'pipeline config {config} is missing')\n"
+            "    return str(config)",
+            "    assert str(output).endswith('.yaml'), 'not a pipeline config path'",
+            values,
+        )
+        guard = _render(template("mage_pipeline_template.py"), values)
+        exporter = _mage_block(
+            "data exporter",
+            "data_exporter",
+            "report",
+            "Print the run's summary; pipewarden's store has already loaded the rows.",
+            "    report = args[0] if args else {}\n"
+            "    print('pipewarden run of "
+            + name
+            + " finished:', report.get('status', report.get('ok')))\n"
+            "    return report",
+            "    assert isinstance(output, dict), 'no report'",
+            values,
+        )
+        files[f"data_loaders/{name}_config.py"] = loader
+        files[f"transformers/{name}_guard.py"] = guard
+        files[f"data_exporters/{name}_report.py"] = exporter
+        blocks = [
+            (f"{name}_config", "data_loader", [], [f"{name}_guard"]),
+            (f"{name}_guard", "transformer", [f"{name}_config"], [f"{name}_report"]),
+            (f"{name}_report", "data_exporter", [f"{name}_guard"], []),
+        ]
+        meta = {
+            "name": name,
+            "uuid": name,
+            "type": "python",
+            "description": f"Ingest {name} through pipewarden's sentinel, guardian and anomaly steps.",
+            "executor_type": "local_python",
+            "retry_config": {
+                "retries": 2,
+                "delay": 10,
+                "max_delay": 120,
+                "exponential_backoff": True,
+            },
+            "tags": ["pipewarden"],
+            "blocks": [
+                {
+                    "uuid": uuid,
+                    "name": uuid,
+                    "type": btype,
+                    "language": "python",
+                    "executor_type": "local_python",
+                    "upstream_blocks": up,
+                    "downstream_blocks": down,
+                    "configuration": {},
+                    "retry_config": None,
+                    "timeout": None,
+                }
+                for uuid, btype, up, down in blocks
+            ],
+            "callbacks": [],
+            "conditionals": [],
+            "widgets": [],
+        }
+        files[f"pipelines/{name}/metadata.yaml"] = yaml.safe_dump(meta, sort_keys=False)
+        files[f"pipelines/{name}/__init__.py"] = ""
+    elif kind == "dbt":
+        values.update(CONFIG_REL=cfg_rel, UNIQUE_KEY=unique_key, UPDATED_AT=updated_at)
+        files[f"models/pipewarden/{name}.sql"] = _render(template("dbt_model_template.sql"), values)
+        schema = "public" if store == "postgres" else "main"
+        sources = {
+            "version": 2,
+            "sources": [
+                {
+                    "name": "pipewarden",
+                    "description": "Tables pipewarden loads after its checks.",
+                    "schema": schema,
+                    "tables": [
+                        {"name": name, "description": f"Loaded by `pipewarden run {cfg_rel}`."}
+                    ],
+                }
+            ],
+            "models": [
+                {
+                    "name": name,
+                    "columns": [{"name": unique_key, "data_tests": ["unique", "not_null"]}],
+                }
+            ],
+        }
+        files[f"models/pipewarden/_{name}_sources.yml"] = yaml.safe_dump(sources, sort_keys=False)
+    else:
+        raise InputError(f"unknown scaffold kind {kind!r}", hint=f"one of {', '.join(KINDS)}")
+    return files
+
+
+def scaffold(
+    kind: str,
+    name: str,
+    directory: str | Path = ".",
+    *,
+    source: str | None = None,
+    store: str = "duckdb",
+    unique_key: str = "id",
+    updated_at: str = "updated_at",
+    force: bool = False,
+) -> dict:
+    """Write a pipeline of ``kind`` named ``name`` under ``directory``; returns what was written."""
+    if not NAME_RE.match(name or ""):
+        raise InputError(
+            f"pipeline name {name!r} is not valid",
+            hint="use letters, digits and '_' (not first), at most 48 characters: it names the dataset",
+        )
+    if store not in ("duckdb", "postgres"):
+        raise InputError(f"unknown store {store!r}", hint="duckdb or postgres")
+    for label, col in (("unique key", unique_key), ("updated-at column", updated_at)):
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", col):
+            raise InputError(f"{label} {col!r} is not a plain column name")
+    root = Path(directory)
+    if root.exists() and not root.is_dir():
+        raise InputError("not a folder", file=str(root))
+    source = source or f"data/{name}.jsonl"
+    files = _files(kind, name, source, store, unique_key, updated_at)
+    clashes = [p for p in files if (root / p).exists()]
+    if clashes and not force:
+        raise InputError(
+            f"would overwrite {', '.join(clashes)}",
+            file=str(root),
+            hint="pass --force to overwrite",
+        )
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    hints = {
+        "airflow": f"put {root / 'dags'} in Airflow's dags folder; the DAG runs pipewarden/{name}.yaml",
+        "mage": f"mage run {root} {name}",
+        "dbt": f"pipewarden run {root / 'pipewarden' / (name + '.yaml')} && dbt run -s {name}",
+    }
+    if kind == "mage" and not (root / "metadata.yaml").exists():
+        hints["mage"] = (
+            f"{root} is not a Mage project yet: run `mage init {root}` first, then {hints['mage']}"
+        )
+    return {
+        "kind": kind,
+        "name": name,
+        "directory": str(root),
+        "files": sorted(files),
+        "config": f"pipewarden/{name}.yaml",
+        "next": hints[kind],
+    }

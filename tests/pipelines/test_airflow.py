@@ -1,0 +1,320 @@
+"""Static Airflow validation beyond the one-rule examples of docs/rules.md."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from pipewarden.pipelines.airflow import validate_dags
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAD = """\
+import pendulum
+from airflow.sdk import DAG, Label, TaskGroup, chain, dag, task
+from airflow.providers.standard.operators.empty import EmptyOperator
+"""
+
+
+def _dag(tmp_path: Path, body: str, name: str = "d.py") -> Path:
+    p = tmp_path / "dags" / name
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(HEAD + textwrap.dedent(body))
+    return p
+
+
+def _rules(doc: dict) -> list[str]:
+    return [f["rule"] for f in doc["findings"]]
+
+
+def test_cycle_through_chain_lists_and_set_upstream_gives_the_full_path(tmp_path):
+    _dag(
+        tmp_path,
+        """
+        with DAG("d", schedule=None):
+            a = EmptyOperator(task_id="a")
+            b = EmptyOperator(task_id="b")
+            c = EmptyOperator(task_id="c")
+            d = EmptyOperator(task_id="d")
+            chain(a, [b, c])
+            b >> d
+            d.set_downstream(a)
+        """,
+    )
+    doc = validate_dags([tmp_path / "dags"])
+    cycles = [f for f in doc["findings"] if f["rule"] == "cycle"]
+    assert len(cycles) == 1
+    path = cycles[0]["extra"]["path"]
+    assert path[0] == path[-1] and set(path) == {"a", "b", "d"}
+    assert "a -> b -> d -> a" in cycles[0]["message"] or "d -> a -> b -> d" in cycles[0]["message"]
+    assert cycles[0]["line"] is not None and not doc["ok"]
+
+
+def test_lshift_and_set_upstream_are_reversed_edges(tmp_path):
+    _dag(
+        tmp_path,
+        """
+        with DAG("d", schedule=None):
+            a = EmptyOperator(task_id="a")
+            b = EmptyOperator(task_id="b")
+            a << b
+            b.set_upstream(a)
+        """,
+    )
+    doc = validate_dags([tmp_path / "dags"])
+    assert _rules(doc) == ["cycle"]
+
+
+def test_no_false_cycle_for_a_diamond_labels_and_taskflow(tmp_path):
+    _dag(
+        tmp_path,
+        """
+        @dag(schedule=None)
+        def flow():
+            @task
+            def extract():
+                return 1
+
+            @task
+            def load(x):
+                return x
+
+            start = EmptyOperator(task_id="start")
+            end = EmptyOperator(task_id="end")
+            x = extract()
+            start >> Label("go") >> x
+            start >> [load(x), load(x)] >> end
+
+        flow()
+        """,
+    )
+    doc = validate_dags([tmp_path / "dags"])
+    assert doc["findings"] == [] and doc["ok"]
+    assert doc["dags"][0]["dag_id"] == "flow"
+
+
+def test_task_groups_prefix_ids_so_equal_ids_do_not_clash(tmp_path):
+    _dag(
+        tmp_path,
+        """
+        with DAG("d", schedule=None):
+            with TaskGroup("one"):
+                EmptyOperator(task_id="load")
+            with TaskGroup("two"):
+                EmptyOperator(task_id="load")
+        """,
+    )
+    assert validate_dags([tmp_path / "dags"])["findings"] == []
+
+
+def test_dynamic_ids_and_loops_are_skipped_not_guessed(tmp_path):
+    _dag(
+        tmp_path,
+        """
+        for name in ["a", "b"]:
+            with DAG(f"dag_{name}", schedule=None):
+                EmptyOperator(task_id="same")
+        """,
+    )
+    assert validate_dags([tmp_path / "dags"])["findings"] == []
+
+
+def test_legacy_style_dag_argument_and_removed_args(tmp_path):
+    p = tmp_path / "dags" / "legacy.py"
+    p.parent.mkdir()
+    p.write_text(
+        textwrap.dedent(
+            """
+            from airflow import DAG
+            from airflow.operators.subdag import SubDagOperator
+            from airflow.providers.standard.operators.empty import EmptyOperator
+
+            dag = DAG("legacy", schedule_interval="@daily", concurrency=3, default_args={"sla": 5})
+            t1 = EmptyOperator(task_id="t1", dag=dag, task_concurrency=2)
+            t2 = EmptyOperator(task_id="t1", dag=dag)
+            """
+        )
+    )
+    doc = validate_dags([p])
+    msgs = " | ".join(f["message"] for f in doc["findings"])
+    rules = _rules(doc)
+    assert rules.count("airflow3-removed-arg") == 4, (
+        msgs
+    )  # schedule_interval, concurrency, sla, task_concurrency
+    assert "airflow3-removed-import" in rules
+    assert "task-id-duplicate" in rules
+    assert "schedule-missing" not in rules  # schedule_interval is reported instead
+    lines = {f["rule"]: f["line"] for f in doc["findings"]}
+    assert lines["task-id-duplicate"] == 8 and lines["airflow3-removed-import"] == 3
+
+
+def test_files_without_airflow_in_a_folder_are_skipped_but_named_files_are_checked(tmp_path):
+    (tmp_path / "dags").mkdir()
+    (tmp_path / "dags" / "helper.py").write_text("def broken(:\n")
+    assert validate_dags([tmp_path / "dags"])["files"] == 0
+    doc = validate_dags([tmp_path / "dags" / "helper.py"])
+    assert _rules(doc) == ["syntax-error"] and doc["findings"][0]["line"] == 1
+
+
+def test_config_in_pipewarden_yaml_escalates_and_ignores(tmp_path):
+    (tmp_path / ".pipewarden.yaml").write_text(
+        "validate:\n  severity:\n    schedule-missing: error\n  ignore: [airflow3-deprecated-import]\n"
+    )
+    p = tmp_path / "dags" / "d.py"
+    p.parent.mkdir()
+    p.write_text(
+        "from airflow.operators.bash import BashOperator\nfrom airflow.sdk import DAG\n"
+        'with DAG("d"):\n    BashOperator(task_id="t", bash_command="true")\n'
+    )
+    doc = validate_dags([tmp_path / "dags"])
+    assert _rules(doc) == ["schedule-missing"]
+    assert doc["findings"][0]["severity"] == "error" and not doc["ok"]
+    assert doc["config"].endswith(".pipewarden.yaml")
+
+
+def test_bad_config_and_missing_path_are_bad_calls(tmp_path, run_cli):
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.pipewarden.validate]\nrequire_retries = 'yes'\n"
+    )
+    (tmp_path / "d.py").write_text("import airflow\n")
+    code, doc = run_cli("validate", "dag", str(tmp_path / "d.py"))
+    assert code == 2 and "require_retries" in json.dumps(doc)
+    code, doc = run_cli("validate", "dag", str(tmp_path / "nope"))
+    assert code == 2 and doc["file"].endswith("nope")
+
+
+def test_script_behaves_exactly_like_the_command(tmp_path):
+    p = _dag(tmp_path, 'with DAG("bad id!", schedule=None):\n    EmptyOperator(task_id="a")\n')
+    script = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "validate_dag.py"), str(p), "--format", "json"],
+        capture_output=True,
+        text=True,
+    )
+    cli = subprocess.run(
+        [sys.executable, "-m", "pipewarden", "validate", "dag", str(p), "--format", "json"],
+        capture_output=True,
+        text=True,
+    )
+    assert script.returncode == cli.returncode == 1
+    assert json.loads(script.stdout) == json.loads(cli.stdout)
+
+
+def test_airflow_example_dags_validate_without_errors(airflow_python):
+    folder = (
+        subprocess.run(
+            [
+                airflow_python,
+                "-c",
+                "import airflow.example_dags as m, os; print(os.path.dirname(m.__file__))",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"AIRFLOW_HOME": "/tmp/pw-airflow-home-examples", "PATH": "/usr/bin:/bin"},
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    doc = validate_dags([folder])
+    errors = [f for f in doc["findings"] if f["severity"] == "error"]
+    assert errors == []
+    assert doc["files"] > 30 and len(doc["dags"]) > 50
+    # what is reported is true: the two example DAGs that really have no schedule
+    assert {f["rule"] for f in doc["findings"]} <= {
+        "schedule-missing",
+        "airflow3-deprecated-import",
+    }
+
+
+def test_import_mode_loads_with_the_real_airflow(tmp_path, airflow_python, run_cli):
+    _dag(tmp_path, 'with DAG("ok", schedule=None):\n    EmptyOperator(task_id="a")\n', "ok.py")
+    _dag(tmp_path, 'raise RuntimeError("boom at import")\n', "boom.py")
+    code, doc = run_cli(
+        "validate",
+        "dag",
+        str(tmp_path / "dags"),
+        "--mode",
+        "import",
+        "--airflow-python",
+        airflow_python,
+    )
+    errs = [f for f in doc["findings"] if f["rule"] == "import-error"]
+    assert code == 1 and len(errs) == 1
+    assert errs[0]["file"].endswith("boom.py") and "boom at import" in errs[0]["message"]
+    assert errs[0]["line"] == 4  # HEAD has three lines
+
+
+def test_import_mode_without_airflow_is_a_bad_call(tmp_path, run_cli):
+    _dag(tmp_path, 'with DAG("ok", schedule=None):\n    EmptyOperator(task_id="a")\n')
+    code, doc = run_cli(
+        "validate",
+        "dag",
+        str(tmp_path / "dags"),
+        "--mode",
+        "import",
+        "--airflow-python",
+        sys.executable,
+    )
+    assert code == 2 and "Airflow is not importable" in doc["error"]
+
+
+def test_cache_reuses_unchanged_files_and_notices_changes(tmp_path):
+    p = _dag(tmp_path, 'with DAG("d", schedule=None):\n    EmptyOperator(task_id="a")\n')
+    cache = tmp_path / "cache"
+    first = validate_dags([p], cache=cache)
+    (pickle_file,) = cache.glob("validate-dag-*.pickle")
+    stamp = pickle_file.stat().st_mtime_ns
+    again = validate_dags([p], cache=cache)
+    assert again == first and pickle_file.stat().st_mtime_ns == stamp  # all hits: not rewritten
+    p.write_text(p.read_text().replace('"d"', '"bad id"'))
+    changed = validate_dags([p], cache=cache)
+    assert _rules(changed) == ["dag-id-invalid"]
+    # a config applied to cached findings does not leak into the cache
+    esc = validate_dags([p], cache=cache, config=_cfg(tmp_path, "dag-id-invalid", "warning"))
+    assert esc["ok"] and validate_dags([p], cache=cache)["ok"] is False
+
+
+def _cfg(tmp_path, rule, severity):
+    f = tmp_path / "cfg.yaml"
+    f.write_text(f"validate:\n  severity:\n    {rule}: {severity}\n")
+    return f
+
+
+def test_parallel_analysis_gives_the_same_document(tmp_path):
+    for i in range(12):
+        _dag(
+            tmp_path,
+            f'with DAG("d{i % 10}", schedule=None):\n    EmptyOperator(task_id="a")\n',
+            f"f{i}.py",
+        )
+    serial = validate_dags([tmp_path / "dags"], jobs=1)
+    parallel = validate_dags([tmp_path / "dags"], jobs=2)
+    assert serial == parallel and _rules(serial).count("dag-id-duplicate") == 2
+
+
+def test_with_an_existing_dag_object_attaches_its_tasks(tmp_path):
+    _dag(
+        tmp_path,
+        """
+        dag = DAG("d", schedule=None)
+        with dag:
+            a = EmptyOperator(task_id="a")
+            b = EmptyOperator(task_id="a")
+            a >> b >> a
+        """,
+    )
+    doc = validate_dags([tmp_path / "dags"])
+    assert sorted(_rules(doc)) == ["cycle", "task-id-duplicate"]
+    assert doc["dags"][0]["tasks"] == 2
+
+
+def test_text_output_names_place_rule_and_dags(tmp_path, capsys):
+    from pipewarden.cli import main
+
+    p = _dag(tmp_path, 'with DAG("bad id", schedule=None):\n    EmptyOperator(task_id="a")\n')
+    assert main(["validate", "dag", str(p), "--no-cache"]) == 1
+    out = capsys.readouterr().out
+    assert f"{p}:4: error dag-id-invalid" in out
+    assert "DAGs found: bad id (1 tasks)" in out and "failed: 1 error(s)" in out
