@@ -147,23 +147,6 @@ def test_scaffolded_dag_is_parsed_by_the_real_airflow_dagbag(tmp_path, airflow_p
     assert doc["schedule"] == "@daily"
 
 
-def _pipewarden_path(tmp_path: Path) -> str:
-    """src/ when pipewarden.run exists; else a copy of src/ with a stand-in run module, so
-    the Mage wiring (blocks, decorators, edges) is still run by the real Mage."""
-    if (SRC / "pipewarden" / "run.py").exists() or (SRC / "pipewarden" / "run").is_dir():
-        return str(SRC)
-    copy = tmp_path / "pw_src"
-    shutil.copytree(
-        SRC / "pipewarden", copy / "pipewarden", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    (copy / "pipewarden" / "run.py").write_text(
-        "import yaml\n\n\ndef run_pipeline(config_path, fmt='text'):\n"
-        "    cfg = yaml.safe_load(open(config_path))\n"
-        "    return {'status': 'stand-in', 'dataset': cfg['dataset']}\n"
-    )
-    return str(copy)
-
-
 @pytest.fixture(scope="module")
 def _mage_init(tmp_path_factory, mage_venv) -> Path:
     """One `mage init` per module; each test works on its own copy of the project."""
@@ -187,7 +170,7 @@ def _mage_project(tmp_path: Path, template: Path) -> tuple[Path, dict]:
     shutil.copytree(template, project)
     env = {
         **os.environ,
-        "PYTHONPATH": _pipewarden_path(tmp_path),
+        "PYTHONPATH": str(SRC),
         "MAGE_DATA_DIR": str(tmp_path / "mage_data"),
     }
     env.pop("VIRTUAL_ENV", None)
