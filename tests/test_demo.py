@@ -32,6 +32,15 @@ def test_demo_shows_an_evolution_and_a_quarantine(tmp_path, capsys):
     assert len(rows) == 2 and {r["column"] for r in rows} == {"quantity"}
     assert "@example.com" not in json.dumps(doc["quarantine"], default=str)
     assert (target / "warehouse.duckdb").exists() and (target / "pipeline.yaml").exists()
+    # the guardian step masked every e-mail before it reached the warehouse
+    assert [b["steps"]["guardian"]["actions"]["mask"] for b in run["batches"]] == [8, 8, 8]
+    import duckdb
+
+    with duckdb.connect(str(target / "warehouse.duckdb"), read_only=True) as con:
+        emails = [r[0] for r in con.sql("select customer_email from orders").fetchall()]
+        raw = con.execute("select string_agg(payload::varchar, ' ') from orders__raw").fetchone()[0]
+    assert len(emails) == 22 and all(e.split("@")[0].endswith("***") for e in emails)
+    assert "grace.1@" not in raw and "***@example.com" in raw
     # again: nothing is loaded twice
     assert main(["demo", "--dir", str(target), "--format", "json"]) == 0
     again = json.loads(capsys.readouterr().out)
@@ -43,6 +52,7 @@ def test_demo_text_output(tmp_path, capsys, monkeypatch):
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
     assert "quarantine" in out and "ALTER TABLE" in out
+    assert "guardian: 8 findings (EMAIL_ADDRESS 8): masked 8" in out
     assert "@example.com" not in out
     assert (tmp_path / "pipewarden-demo" / "warehouse.duckdb").exists()
 

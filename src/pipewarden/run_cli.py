@@ -57,6 +57,10 @@ def _render_run(doc: dict, console: Any) -> None:
             )
         for stmt in b.get("ddl") or []:
             lines.append(f"  [dim]{escape(stmt)}[/]")
+        for name, rep in (b.get("steps") or {}).items():
+            for part in rep if isinstance(rep, list) else [rep]:
+                if isinstance(part, dict) and part.get("summary"):
+                    lines.append(f"  {escape(name)}: {escape(str(part['summary']))}")
         if b.get("reasons"):
             why = ", ".join(f"{k}: {v}" for k, v in sorted(b["reasons"].items()))
             lines.append(f"  quarantined because {escape(why)}")

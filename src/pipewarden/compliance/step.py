@@ -33,6 +33,7 @@ class GuardianStep:
     def check(self, batch: Batch, ctx: StepContext) -> Verdict:
         insp = self.guardian.inspect(batch, ctx.dataset)
         report = summarize(self.guardian, [insp], self.max_findings)
+        report["summary"] = _summary(report)
         issues = []
         for index in sorted(insp.quarantine):
             found = insp.quarantine[index]
@@ -60,6 +61,20 @@ class GuardianStep:
                 report=report,
             )
         return Verdict("guardian", issues=issues, patches=patches, report=report)
+
+
+def _summary(report: dict[str, Any]) -> str:
+    """One line for the run's text report: findings per entity and what the policy did."""
+    by_entity = report.get("by_entity") or {}
+    if not by_entity:
+        return "no PII found"
+    found = sum(e["findings"] for e in by_entity.values())
+    kinds = ", ".join(f"{k} {v['findings']}" for k, v in sorted(by_entity.items()))
+    verbs = {"allow": "allowed", "mask": "masked", "quarantine": "quarantined"}
+    done = ", ".join(
+        f"{verbs.get(a, a + 'ed')} {n}" for a, n in sorted(report.get("actions", {}).items()) if n
+    )
+    return f"{found} findings ({kinds}): {done}"
 
 
 def build_step(options: dict[str, Any], base_dir: Path) -> GuardianStep:
