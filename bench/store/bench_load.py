@@ -7,6 +7,8 @@ hands the store (``coerce_row`` output), and written ROWS / CHUNK times:
 - ``raw COPY``: ``cursor.copy("COPY ... FROM STDIN (FORMAT BINARY)")`` + ``set_types`` +
   ``write_row``, one COPY per chunk, one transaction;
 - ``pipewarden typed``: ``store.transaction()`` -> ``write_typed`` per chunk -> ``mark_done``;
+- ``raw COPY typed + jsonb``: the peer of the full landing: the same binary COPY plus a binary
+  COPY of the JSON payloads into a jsonb table, in one transaction;
 - ``pipewarden typed + raw``: the same plus the raw landing table (payload as jsonb), which is
   what ``pipewarden run`` writes for every loaded row unless ``store.raw_landing: false``;
 - ``raw COPY again``: the first measure repeated last, to show how much the shared machine
@@ -98,6 +100,38 @@ def raw_copy(dsn, schema, table, cols, chunk, repeats) -> float:
         return time.perf_counter() - t0
 
 
+def raw_copy_both(dsn, schema, table, cols, chunk, repeats, payloads) -> float:
+    """The peer of the full landing: the typed rows and the JSONB payloads, each with a plain
+    binary COPY, in one transaction (what a hand-written loader that keeps raw JSON does)."""
+    names = ", ".join(quote(n) for n, _, _ in cols)
+    types = [pg.split("(")[0] for _, _, pg in cols]
+    with psycopg.connect(dsn) as conn:
+        conn.execute(
+            f"CREATE TABLE {quote(schema)}.{quote(table + '__rawjson')} "
+            '(batch_id text, "offset" bigint, payload jsonb)'
+        )
+        conn.commit()
+        t0 = time.perf_counter()
+        with conn.transaction():
+            for k in range(repeats):
+                with conn.cursor() as cur:
+                    with cur.copy(
+                        f"COPY {quote(schema)}.{quote(table)} ({names}) FROM STDIN (FORMAT BINARY)"
+                    ) as cp:
+                        cp.set_types(types)
+                        for row in chunk:
+                            cp.write_row(row)
+                    with cur.copy(
+                        f"COPY {quote(schema)}.{quote(table + '__rawjson')} "
+                        '(batch_id, "offset", payload) FROM STDIN (FORMAT BINARY)'
+                    ) as cp:
+                        cp.set_types(["text", "int8", "jsonb"])
+                        base = k * len(chunk)
+                        for i, p in enumerate(payloads):
+                            cp.write_row(("bench", base + i, p))
+        return time.perf_counter() - t0
+
+
 def ours(dsn, schema, table, cols, chunk, repeats, payloads=None) -> float:
     store = open_store(dsn, namespace=schema)
     idents = [n for n, _, _ in cols]
@@ -142,7 +176,7 @@ def main() -> None:
             chunk = make_rows(cols, args.chunk)
             payloads = [jdump(dict(zip([n for n, _, _ in cols], r, strict=True))) for r in chunk]
             with psycopg.connect(args.dsn, autocommit=True) as c:
-                for t in ("raw", "ours", "full", "raw2"):
+                for t in ("raw", "ours", "both", "full", "raw2"):
                     create(c, schema, f"{shape.replace('-', '_')}_{t}", cols)
             base = shape.replace("-", "_")
             results = [
@@ -151,6 +185,10 @@ def main() -> None:
                     raw_copy(args.dsn, schema, f"{base}_raw", cols, chunk, repeats),
                 ),
                 ("pipewarden typed", ours(args.dsn, schema, f"{base}_ours", cols, chunk, repeats)),
+                (
+                    "raw COPY typed + jsonb",
+                    raw_copy_both(args.dsn, schema, f"{base}_both", cols, chunk, repeats, payloads),
+                ),
                 (
                     "pipewarden typed + raw",
                     ours(args.dsn, schema, f"{base}_full", cols, chunk, repeats, payloads),
