@@ -5,7 +5,10 @@ Each top-level column is classified once, on the reference (training) records:
 - ``numeric``: numbers, and strings that all parse as numbers (CSV); nulls take the median and,
   when the reference has nulls, a ``<col>__null`` indicator feature is added;
 - ``bool``: 0/1;
-- ``timestamp``: ISO-8601 strings or datetime values -> epoch seconds;
+- ``timestamp``: ISO-8601 strings or datetime values -> two features, ``<col>__hour`` (hour of
+  day with minutes as a fraction, UTC) and ``<col>__weekday`` (0 = Monday): the time of day and
+  week a record usually has. Absolute time is left to the freshness monitor: as epoch seconds,
+  every new batch would lie beyond its training data and look anomalous;
 - ``category``: strings with few distinct values -> the value's share in the reference
   (frequency encoding; an unseen value has share 0, the rarest possible); at most
   ``MAX_CATEGORIES`` shares are kept, the rest pool into one "other" share;
@@ -35,7 +38,7 @@ MIN_ROWS_FOR_HEURISTICS = 20
 class Feature:
     name: str  # feature name, e.g. "amount" or "amount__null"
     column: str  # the source column
-    kind: str  # numeric | bool | timestamp | category | null
+    kind: str  # numeric | bool | ts_hour | ts_weekday | category | null
     fill: float = 0.0  # value for a null (numeric/timestamp: the reference median)
     shares: dict[str, float] = field(default_factory=dict)  # category -> share
     other: float = 0.0  # share of categories beyond the cap
@@ -47,7 +50,7 @@ class Feature:
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"name": self.name, "column": self.column, "kind": self.kind}
-        if self.kind in ("numeric", "timestamp"):
+        if self.kind in ("numeric", "ts_hour", "ts_weekday"):
             d["fill"] = self.fill
         if self.kind == "category":
             d["shares"] = self.shares
@@ -64,6 +67,16 @@ class Feature:
             dict(d.get("shares", {})),
             float(d.get("other", 0.0)),
         )
+
+
+TS_PARTS = ("hour", "weekday")
+
+
+def _ts_parts(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Hour of day (fractional) and weekday (0 = Monday) of epoch seconds, UTC; NaN stays."""
+    hour = np.mod(t, 86400.0) / 3600.0
+    weekday = np.mod(np.floor(t / 86400.0) + 3, 7)  # 1970-01-01 was a Thursday
+    return hour, weekday
 
 
 def _is_number(v: Any) -> bool:
@@ -189,12 +202,15 @@ class Encoder:
             if kind is None:
                 excluded[name] = why
                 continue
-            if kind in ("numeric", "timestamp"):
-                x = (
-                    _numeric(values)
-                    if kind == "numeric"
-                    else np.array(list(map(_parse_ts, values)))
-                )
+            if kind == "timestamp":
+                t = np.array(list(map(_parse_ts, values)), dtype=float)
+                for part, x in zip(TS_PARTS, _ts_parts(t), strict=True):
+                    fill = float(np.nanmedian(x)) if np.isfinite(x).any() else 0.0
+                    features.append(Feature(f"{name}__{part}", name, f"ts_{part}", fill=fill))
+                if np.isnan(t).any():
+                    features.append(Feature(f"{name}__null", name, "null"))
+            elif kind == "numeric":
+                x = _numeric(values)
                 fill = float(np.nanmedian(x)) if np.isfinite(x).any() else 0.0
                 features.append(Feature(name, name, kind, fill=fill))
                 if np.isnan(x).any():
@@ -227,6 +243,7 @@ class Encoder:
         n = len(records)
         X = np.empty((n, len(self.features)), dtype=float)
         cache: dict[str, list[Any]] = {}
+        ts_cache: dict[str, np.ndarray] = {}
         for j, f in enumerate(self.features):
             values = cache.get(f.column)
             if values is None:
@@ -234,8 +251,11 @@ class Encoder:
             if f.kind == "numeric":
                 x = _numeric(values)
                 X[:, j] = np.where(np.isnan(x), f.fill, x)
-            elif f.kind == "timestamp":
-                x = np.array(list(map(_parse_ts, values)), dtype=float)
+            elif f.kind in ("ts_hour", "ts_weekday"):
+                t = ts_cache.get(f.column)
+                if t is None:
+                    t = ts_cache[f.column] = np.array(list(map(_parse_ts, values)), dtype=float)
+                x = _ts_parts(t)[TS_PARTS.index(f.kind[3:])]
                 X[:, j] = np.where(np.isnan(x), f.fill, x)
             elif f.kind == "bool":
                 X[:, j] = [

@@ -12,6 +12,7 @@ categorical column ``segment``) and 1% anomalies of four kinds, in equal parts:
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -74,6 +75,6 @@ def records(
         rec: dict[str, Any] = {"id": i + 1}
         rec.update({c: round(float(v), 4) for c, v in zip(names, X[i], strict=True)})
         rec["segment"] = segs[seg[i]]
-        rec["ts"] = f"2023-11-14T{(base + i) % 86400 // 3600:02d}:00:00"
+        rec["ts"] = datetime.fromtimestamp(base + i * 37, UTC).isoformat()
         out.append(rec)
     return out, labels
