@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import InputError
 from .calibrate import Calibrator
 from .encode import Encoder
-from .engines import Engine, _subsample, load_engine, make_engine
+from .engines import MAX_FIT_ROWS, Engine, _subsample, load_engine, make_engine
 from .robust import RobustScaler
 
 FORMAT = 1
@@ -30,10 +30,9 @@ EXPLAIN_Z = 3.0
 
 def _z(scaler: RobustScaler, sided: np.ndarray, X: np.ndarray) -> np.ndarray:
     Z = scaler.z(X)
-    if np.any(sided > 0):
-        Z[:, sided > 0] = np.maximum(Z[:, sided > 0], 0)
-    if np.any(sided < 0):
-        Z[:, sided < 0] = np.minimum(Z[:, sided < 0], 0)
+    for j in np.flatnonzero(sided):
+        col = Z[:, j]
+        (np.maximum if sided[j] > 0 else np.minimum)(col, 0, out=col)
     return Z
 
 
@@ -62,8 +61,9 @@ class Model:
 
     @classmethod
     def fit_matrix(cls, X: np.ndarray, encoder: Encoder, engine: Engine) -> Model:
-        scaler = RobustScaler.fit(_subsample(X, 200_000, 1))
-        Z = _z(scaler, encoder.sided, X)
+        sample = _subsample(X, MAX_FIT_ROWS, 1)
+        scaler = RobustScaler.fit(sample)
+        Z = _z(scaler, encoder.sided, sample)
         engine.fit(Z)
         ref = _subsample(Z, MAX_REF_ROWS, 2)
         calibrator = Calibrator.fit(engine.raw_scores(ref))

@@ -26,9 +26,11 @@ class RobustScaler:
 
     @classmethod
     def fit(cls, X: np.ndarray) -> RobustScaler:
-        q25, med, q75 = np.nanquantile(X, [0.25, 0.5, 0.75], axis=0)
+        nan = bool(np.isnan(X).any())
+        quantile, stdev = (np.nanquantile, np.nanstd) if nan else (np.quantile, np.std)
+        q25, med, q75 = quantile(X, [0.25, 0.5, 0.75], axis=0)
         med = np.nan_to_num(med)
-        std = np.nan_to_num(np.nanstd(X, axis=0))
+        std = np.nan_to_num(stdev(X, axis=0))
         floor = np.maximum(np.abs(med) * 1e-6, 1e-9)
         iqr_scale = (q75 - q25) / (2 * Q)
         left = np.nan_to_num((med - q25) / Q)
@@ -46,9 +48,12 @@ class RobustScaler:
         return cls(med, left, right)
 
     def z(self, X: np.ndarray) -> np.ndarray:
-        d = X - self.median
-        z = np.where(d >= 0, d / self.right, d / self.left)
-        return np.clip(np.nan_to_num(z, nan=0.0), -Z_CLIP, Z_CLIP)
+        d = np.subtract(X, self.median, dtype=float)
+        np.divide(d, np.where(d >= 0, self.right, self.left), out=d)
+        np.clip(d, -Z_CLIP, Z_CLIP, out=d)
+        if np.isnan(d).any():
+            np.nan_to_num(d, copy=False, nan=0.0)
+        return d
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k).tolist() for k in ("median", "left", "right")}
