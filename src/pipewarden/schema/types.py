@@ -55,3 +55,35 @@ class Schema:
             "hash": self.content_hash(),
             "columns": [c.to_dict() for c in self.columns.values()],
         }
+
+    @classmethod
+    def from_dict(cls, doc: dict) -> Schema:
+        """The inverse of :meth:`to_dict` (raises ``ValueError`` on a malformed document)."""
+        if not isinstance(doc, dict) or not isinstance(doc.get("columns"), list):
+            raise ValueError("a pipewarden schema has a 'columns' list")
+        columns: dict[str, Column] = {}
+        for i, c in enumerate(doc["columns"]):
+            if not isinstance(c, dict) or not isinstance(c.get("name"), str):
+                raise ValueError(f"columns[{i}] needs a 'name' string")
+            try:
+                dtype = DataType(c.get("type", "null"))
+            except ValueError:
+                raise ValueError(
+                    f"columns[{i}]: unknown type {c.get('type')!r} "
+                    f"(use one of {', '.join(t.value for t in DataType)})"
+                ) from None
+            if c["name"] in columns:
+                raise ValueError(f"columns[{i}]: column {c['name']!r} appears twice")
+            columns[c["name"]] = Column(
+                c["name"], dtype, bool(c.get("nullable", True)), str(c.get("ident") or "")
+            )
+        version = doc.get("version", 0)
+        if not isinstance(version, int) or version < 0:
+            raise ValueError("'version' must be a non-negative integer")
+        return cls(columns, version)
+
+    def copy(self) -> Schema:
+        return Schema(
+            {k: Column(c.name, c.type, c.nullable, c.ident) for k, c in self.columns.items()},
+            self.version,
+        )

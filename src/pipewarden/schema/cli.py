@@ -1,0 +1,117 @@
+"""``pipewarden sentinel``: a thin wrapper over :func:`pipewarden.schema.sentinel.sentinel`."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from ..cli import format_option
+from ..errors import GateFailed
+from ..output import emit, err_console
+from .sentinel import sentinel
+
+
+def ddl_script(ddl: list[str]) -> str:
+    """The DDL as one script, in a transaction (``SET LOCAL`` needs one)."""
+    if not ddl:
+        return "-- nothing to change\n"
+    return "BEGIN;\n" + "".join(f"{s};\n" for s in ddl) + "COMMIT;\n"
+
+
+def _render(doc: dict, console) -> None:
+    rows = doc["rows"]
+    colour = {"pass": "green", "evolve": "yellow", "reject": "red"}[doc["decision"]]
+    console.print(
+        f"[bold]{escape(doc['source'])}[/] -> table [bold]{escape(doc['table'])}[/] "
+        f"({doc['dialect']}): [bold {colour}]{doc['decision']}[/]"
+        + (f" - {escape(doc['reason'])}" if doc["reason"] else "")
+    )
+    console.print(
+        f"rows read {rows['read']}, accepted {rows['accepted']}, quarantined "
+        f"{rows['quarantined']}, discarded {rows['discarded']}; schema version "
+        f"{doc['from_version']} -> {doc['schema']['version']}"
+    )
+    changes = doc["delta"]["changes"]
+    if changes:
+        table = Table("op", "column", "from", "to", "breaking", "action", box=None)
+        for c in changes:
+            table.add_row(
+                c["op"], escape(repr(c["column"])), c["from"] or "", c["to"] or "",
+                "yes" if c["breaking"] else "", c["action"],
+            )  # fmt: skip
+        console.print(table)
+    for issue in doc["issues"][:5]:
+        console.print(f"  row {issue['row']}: {issue['reason']} {escape(issue['message'])}")
+    if doc["applied"]:
+        console.print("applied: DDL run and schema version recorded")
+    if doc["target_written"]:
+        console.print(f"target written: {escape(doc['target']['path'])}")
+
+
+@click.command("sentinel")
+@click.option(
+    "--source", required=True, help="JSON array, JSON Lines, CSV or Parquet file; - for stdin."
+)
+@click.option(
+    "--target", help="Schema file: ours (schema.json) or a JSON Schema. Missing = first load."
+)
+@click.option(
+    "--ddl",
+    "show_ddl",
+    is_flag=True,
+    help="Print the DDL script on stdout (the summary goes to stderr).",
+)
+@click.option(
+    "--dialect",
+    type=click.Choice(["postgres", "duckdb"]),
+    help="SQL dialect [default: postgres, or the --dsn's].",
+)
+@click.option("--table", help="Table (dataset) name [default: the source file's name].")
+@click.option("--namespace", help="Database schema that holds the table.")
+@click.option(
+    "--contract",
+    help="Contract file (YAML/JSON), one mode (freeze), or inline columns=freeze,data_type=quarantine,...",
+)
+@click.option(
+    "--apply", is_flag=True, help="Run the DDL and record the schema version, in one transaction."
+)
+@click.option(
+    "--dsn", help="PostgreSQL DSN or DuckDB file: the current schema comes from its history."
+)
+@click.option("--write-target", "write", is_flag=True, help="Write the evolved schema to --target.")
+@click.option(
+    "--input-format",
+    "input_format",
+    type=click.Choice(["auto", "json", "jsonl", "csv", "parquet"]),
+    default="auto",
+    show_default=True,
+)
+@click.option("--chunk-rows", type=click.IntRange(min=1), default=100_000, show_default=True)
+@click.option("--encoding", default="utf-8", show_default=True)
+@format_option
+def sentinel_command(
+    source, target, show_ddl, dialect, table, namespace, contract, apply, dsn, write,
+    input_format, chunk_rows, encoding, fmt,
+):  # fmt: skip
+    """Infer a batch's schema from every row, diff it against the target, plan safe DDL."""
+    doc = sentinel(
+        source, target, fmt=input_format, dialect=dialect, table=table, namespace=namespace,
+        contract=contract, apply=apply, dsn=dsn, write=write, chunk_rows=chunk_rows,
+        encoding=encoding,
+    )  # fmt: skip
+    if fmt == "json":
+        emit(doc, fmt)
+    elif show_ddl:
+        _render(doc, err_console())
+        sys.stdout.write(ddl_script(doc["ddl"]))
+    else:
+        emit(doc, fmt, _render)
+    if doc["decision"] == "reject":
+        raise GateFailed(doc["reason"] or "the contract rejects the batch", doc)
+    return 0
+
+
+COMMANDS = [sentinel_command]

@@ -1,0 +1,224 @@
+"""``pipewarden sentinel`` as a library call: :func:`sentinel`.
+
+Reads the source twice, streaming: the first pass infers the schema from every row, the second
+checks every row against the plan. Bad input fails in the first pass, before anything is
+written. With ``apply`` the DDL runs and the new schema version is recorded in
+``_pw_schema_history`` in one transaction; with ``write_target`` the target file is replaced
+(atomically) by the evolved schema.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..batch import iter_batches
+from ..errors import InputError, PipewardenError
+from . import history
+from .contract import Contract
+from .infer import Inferrer
+from .plan import plan as make_plan
+from .rows import check_rows
+from .target import Target, load_target, write_target
+
+ISSUE_SAMPLE = 20
+
+
+def dsn_dialect(dsn: str) -> str:
+    """``postgres`` for a PostgreSQL URL or key=value DSN, ``duckdb`` for a DuckDB path."""
+    low = dsn.lower()
+    if low.startswith(("postgres://", "postgresql://")) or "dbname=" in low or "host=" in low:
+        return "postgres"
+    return "duckdb"
+
+
+def _duckdb_path(dsn: str) -> str:
+    return dsn[len("duckdb://") :] if dsn.startswith("duckdb://") else dsn
+
+
+@contextlib.contextmanager
+def connect(dsn: str) -> Iterator[tuple[Any, str]]:
+    """A connection for ``dsn`` with no transaction open yet, and its dialect."""
+    dialect = dsn_dialect(dsn)
+    if dialect == "postgres":
+        import psycopg
+
+        try:
+            conn = psycopg.connect(dsn, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise PipewardenError(f"cannot connect to PostgreSQL: {exc}".strip()) from None
+    else:
+        import duckdb
+
+        try:
+            conn = duckdb.connect(_duckdb_path(dsn))
+            conn.begin()
+        except duckdb.Error as exc:
+            raise PipewardenError(f"cannot open the DuckDB database: {exc}") from None
+    try:
+        yield conn, dialect
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def _rereadable(source: str) -> Iterator[str]:
+    """stdin is spooled to a temporary file so that it can be read twice."""
+    if source != "-":
+        yield source
+        return
+    fd, tmp = tempfile.mkstemp(prefix="pipewarden-stdin-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
+        yield tmp
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def sentinel(
+    source: str,
+    target: str | None = None,
+    *,
+    fmt: str = "auto",
+    dialect: str | None = None,
+    table: str | None = None,
+    namespace: str | None = None,
+    contract: Contract | dict | str | None = None,
+    apply: bool = False,
+    dsn: str | None = None,
+    write: bool = False,
+    chunk_rows: int = 100_000,
+    encoding: str = "utf-8",
+) -> dict[str, Any]:
+    """Infer the schema of ``source``, compare it with the target (the schema file, or the
+    database's history when ``dsn`` is given), plan the DDL under ``contract``, check every
+    row, and optionally apply the DDL (``apply``) and write the target file (``write``).
+
+    Returns the result document; ``result["decision"] == "reject"`` means the contract refused
+    the batch (the CLI exits 1). Raises :class:`InputError` for bad input or a bad call.
+    """
+    if apply and not dsn:
+        raise InputError("--apply needs --dsn (a PostgreSQL DSN or a DuckDB file)", key="dsn")
+    if not target and not dsn:
+        raise InputError("give --target (a schema file) or --dsn", key="target")
+    if write and not target:
+        raise InputError("--write-target needs --target", key="target")
+    if dsn:
+        db_dialect = dsn_dialect(dsn)
+        if dialect and dialect.replace("postgresql", "postgres") != db_dialect:
+            raise InputError(
+                f"--dialect {dialect} does not match the database ({db_dialect})", key="dialect"
+            )
+        dialect = db_dialect
+    dialect = dialect or "postgres"
+    if not isinstance(contract, Contract):
+        contract = (
+            Contract.parse(contract)
+            if isinstance(contract, str)
+            else Contract.from_config(contract)
+        )
+    name = "<stdin>" if source == "-" else source
+    if table is None:
+        table = "data" if source == "-" else (Path(source).name.split(".")[0] or "data")
+
+    with _rereadable(source) as path:
+        # pass 1: every row, before anything is written
+        inferrer = Inferrer()
+        batches = 0
+        fmt_seen = fmt
+        for batch in iter_batches(path, fmt, chunk_rows, encoding):
+            batch.source = name
+            inferrer.update(batch)
+            batches += 1
+            fmt_seen = batch.fmt
+        observed = inferrer.schema()
+        tgt = load_target(target) if target else None
+
+        def run(current, conn=None) -> dict[str, Any]:
+            p = make_plan(
+                current, observed, contract, dialect, table, namespace,
+                conflicts=inferrer.conflicts(),
+            )  # fmt: skip
+            counts = {"read": 0, "accepted": 0, "quarantined": 0, "discarded": 0,
+                      "values_discarded": 0}  # fmt: skip
+            sample: list[dict] = []
+            blocked = None
+            if p.decision != "reject":
+                for batch in iter_batches(path, fmt, chunk_rows, encoding):
+                    batch.source = name
+                    verdict = check_rows(batch, p)
+                    counts["read"] += len(batch)
+                    if verdict.decision == "block":
+                        blocked = verdict.reason
+                        continue
+                    for k in ("accepted", "quarantined", "discarded", "values_discarded"):
+                        counts[k] += verdict.report[k]
+                    for issue in verdict.issues[: ISSUE_SAMPLE - len(sample)]:
+                        sample.append({**issue.to_dict(), "row": batch.row_number(issue.row)})
+            else:
+                counts["read"] = inferrer.rows
+            decision, reason = p.decision, p.reason
+            if blocked:
+                decision, reason = "reject", blocked
+            if decision == "reject":
+                counts.update(accepted=0, quarantined=0, discarded=0, values_discarded=0)
+            applied = False
+            if apply and decision != "reject" and conn is not None:
+                history.record_schema(conn, dialect, table, namespace, p.schema, p.ddl)
+                applied = True
+            return {
+                "source": name,
+                "format": fmt_seen if fmt_seen != "auto" else None,
+                "batches": batches,
+                "table": table,
+                "namespace": namespace,
+                "dialect": p.dialect,
+                "decision": decision,
+                "reason": reason,
+                "delta": p.delta.to_dict(),
+                "ddl": p.ddl if decision != "reject" else [],
+                "schema": p.schema.to_dict(),
+                "from_version": current.version if current else None,
+                "rows": counts,
+                "issues": sample,
+                "contract": p.contract.to_dict(),
+                "applied": applied,
+                "target": tgt.to_dict() if tgt else None,
+                "target_written": False,
+                "_schema": p.schema,
+            }
+
+        if dsn:
+            with connect(dsn) as (conn, _):
+                try:
+                    current = history.current_schema(conn, dialect, table, namespace)
+                    result = run(current, conn if apply else None)
+                    if result["applied"]:
+                        conn.commit()
+                    else:
+                        conn.rollback()
+                except PipewardenError:
+                    conn.rollback()
+                    raise
+                except Exception as exc:
+                    conn.rollback()
+                    if type(exc).__module__.split(".")[0] in ("psycopg", "duckdb", "_duckdb"):
+                        raise PipewardenError(
+                            f"the database refused the change, nothing was written: {exc}"
+                        ) from None
+                    raise
+        else:
+            result = run(tgt.schema if tgt else None)
+
+    schema = result.pop("_schema")
+    if write and result["decision"] != "reject" and isinstance(tgt, Target):
+        write_target(tgt, schema)
+        result["target_written"] = True
+    return result

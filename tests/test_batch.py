@@ -1,0 +1,159 @@
+"""Readers: every format, stdin, chunking, stable batch ids, and bad input named by row."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipewarden import batch as batch_mod
+from pipewarden.batch import iter_batches, read_batch
+from pipewarden.errors import InputError
+
+ROWS = [{"id": i, "name": f"n{i}", "tags": [i]} for i in range(7)]
+
+
+def write(tmp_path, name, data: bytes | str):
+    p = tmp_path / name
+    p.write_bytes(data.encode() if isinstance(data, str) else data)
+    return p
+
+
+@pytest.mark.parametrize("name", ["a.json", "a.txt"])
+def test_json_array(tmp_path, name):
+    p = write(tmp_path, name, json.dumps(ROWS, indent=2))
+    b = read_batch(p)
+    assert b.records == ROWS and b.fmt == "json" and b.source == str(p)
+
+
+@pytest.mark.parametrize("name", ["a.jsonl", "a.ndjson", "a.json", "a"])
+def test_json_lines(tmp_path, name):
+    p = write(tmp_path, name, "\n".join(json.dumps(r) for r in ROWS) + "\n\n")
+    b = read_batch(p)
+    assert b.records == ROWS and b.fmt == "jsonl"
+
+
+def test_csv_and_tsv(tmp_path):
+    p = write(tmp_path, "a.csv", '\ufeffid,name,note\n1,"x, y",\n2,z,"multi\nline"\n')
+    b = read_batch(p)
+    assert b.fmt == "csv"
+    assert b.records == [
+        {"id": "1", "name": "x, y", "note": None},
+        {"id": "2", "name": "z", "note": "multi\nline"},
+    ]
+    t = write(tmp_path, "a.tsv", "a\tb\n1\t2\n")
+    assert read_batch(t).records == [{"a": "1", "b": "2"}]
+    s = write(tmp_path, "semi.csv", "a;b\n1;2\n")
+    assert read_batch(s).records == [{"a": "1", "b": "2"}]
+
+
+def test_parquet(tmp_path):
+    p = tmp_path / "a.parquet"
+    pq.write_table(pa.Table.from_pylist(ROWS), p)
+    assert read_batch(p).records == ROWS
+    assert [len(b) for b in iter_batches(p, chunk_rows=3)] == [3, 3, 1]
+
+
+def test_stdin(tmp_path, monkeypatch):
+    data = "\n".join(json.dumps(r) for r in ROWS).encode()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    b = read_batch("-")
+    assert b.records == ROWS and b.source == "<stdin>"
+
+
+def test_chunks_offsets_and_stable_ids(tmp_path):
+    p = write(tmp_path, "a.jsonl", "\n".join(json.dumps(r) for r in ROWS))
+    first = list(iter_batches(p, chunk_rows=3))
+    assert [b.offset for b in first] == [0, 3, 6]
+    assert first[1].row_number(0) == 4
+    again = list(iter_batches(p, chunk_rows=3))
+    assert [b.batch_id for b in first] == [b.batch_id for b in again]
+    assert len({b.batch_id for b in first}) == 3
+    p.write_text("\n".join(json.dumps(r) for r in ROWS[::-1]))
+    assert [b.batch_id for b in iter_batches(p, chunk_rows=3)][0] != first[0].batch_id
+
+
+def test_streamed_json_array_matches_whole_parse(tmp_path, monkeypatch):
+    rows = [{"i": i, "s": "é" * (i % 5), "big": 2**70 + i} for i in range(3000)]
+    p = write(tmp_path, "a.json", json.dumps(rows))
+    whole = read_batch(p).records
+    monkeypatch.setattr(batch_mod, "WHOLE_JSON_BYTES", 0)
+    monkeypatch.setattr(batch_mod, "_READ_CHARS", 1000)
+    streamed = [r for b in iter_batches(p, chunk_rows=500) for r in b.records]
+    assert whole == streamed == rows
+    assert type(streamed[0]["big"]) is int  # not a float
+
+
+def test_huge_integers_stay_exact_in_jsonl(tmp_path):
+    p = write(tmp_path, "a.jsonl", '{"n": 123456789012345678901234567890}\n')
+    assert read_batch(p).records[0]["n"] == 123456789012345678901234567890
+
+
+BAD = [
+    ("empty.json", b"", "empty", None),
+    ("blank.jsonl", b"  \n\n", "empty", None),
+    ("trunc.json", b'[{"a": 1},\n {"a": 2},\n {"a": ', "truncated", 3),
+    ("unclosed.json", b'[{"a": 1},\n {"a": 2}\n', "not closed", 2),
+    ("object.json", b'{"a": 1,\n "b": 2}', "invalid JSON", 1),
+    ("scalar.json", b'[{"a": 1}, 5]', "not an object", 2),
+    ("mixed.json", b'[{"a": 1}]\n{"a": 2}\n', "after the end", None),
+    ("bad.jsonl", b'{"a": 1}\n{"a": }\n', "invalid JSON", 2),
+    ("array.jsonl", b'{"a": 1}\n[1, 2]\n', "array, not an object", 2),
+    ("trunc.jsonl", b'{"a": 1}\n{"a": 2', "invalid JSON", 2),
+    ("ragged.csv", b"a,b\n1,2\n3\n", "1 fields, the header has 2", 2),
+    ("dupe.csv", b"a,b,a\n1,2,3\n", "duplicate column", None),
+    ("header.csv", b"\n", "empty", None),
+]
+
+
+@pytest.mark.parametrize(("name", "data", "needle", "row"), BAD, ids=[b[0] for b in BAD])
+def test_bad_input_names_file_and_row(tmp_path, name, data, needle, row):
+    p = write(tmp_path, name, data)
+    with pytest.raises(InputError) as info:
+        list(iter_batches(p))
+    err = info.value
+    assert err.file == str(p)
+    assert needle in err.message
+    assert err.row == row
+    assert err.exit_code == 2
+    assert str(p) in err.render()
+
+
+@pytest.mark.parametrize("name", ["u.jsonl", "u.json", "u.csv"])
+def test_invalid_utf8_gives_byte_offset_and_line(tmp_path, name):
+    body = {
+        "u.jsonl": b'{"a": "ok"}\n{"a": "\xff"}\n',
+        "u.json": b'[{"a": "ok"},\n {"a": "\xff"}]',
+        "u.csv": b"a\nok\n\xff\n",
+    }[name]
+    p = write(tmp_path, name, body)
+    with pytest.raises(InputError) as info:
+        list(iter_batches(p))
+    assert info.value.line == (3 if name == "u.csv" else 2)
+    offset = body.index(b"\xff")
+    assert f"byte offset {offset}" in info.value.message
+
+
+def test_latin1_with_encoding(tmp_path):
+    p = write(tmp_path, "l.csv", "name\nJos\xe9\n".encode("latin-1"))
+    assert read_batch(p, encoding="latin-1").records == [{"name": "José"}]
+
+
+def test_no_such_file():
+    with pytest.raises(InputError, match="no such file"):
+        read_batch("/nonexistent/x.json")
+
+
+def test_damaged_parquet(tmp_path):
+    p = write(tmp_path, "x.parquet", b"PAR1 this is not parquet")
+    with pytest.raises(InputError, match="Parquet"):
+        read_batch(p)
+
+
+def test_empty_array_and_bare_header_are_zero_rows(tmp_path):
+    assert len(read_batch(write(tmp_path, "e.json", "[ ]"))) == 0
+    assert len(read_batch(write(tmp_path, "h.csv", "a,b\n"))) == 0
