@@ -147,7 +147,9 @@ def main(argv=None) -> int:
     ap.add_argument("--real", default="breast_cancer,wine,digits")
     ap.add_argument("--seeds", type=int, default=5, help="draws of the minority class (real sets)")
     ap.add_argument("--no-h2o", action="store_true")
-    ap.add_argument("--repeats", type=int, default=3, help="timing runs on generated data (best kept)")
+    ap.add_argument(
+        "--repeats", type=int, default=3, help="timing runs on generated data (best kept)"
+    )
     args = ap.parse_args(argv)
 
     methods = {

@@ -26,13 +26,18 @@ from .calibrate import Calibrator
 from .robust import Mahalanobis
 
 ENGINES = ("sklearn", "h2o")
-MAX_FIT_ROWS = 100_000  # rows used to fit the distance and the calibration of the components
+MAX_FIT_ROWS = 100_000  # rows the robust statistics are fitted on
+MAX_DISTANCE_ROWS = 50_000  # rows the covariance of the distance is fitted on
+MAX_REF_ROWS = 20_000  # reference rows scored to calibrate (the top 1% tail: 200 rows)
 
 
 class Engine(Protocol):
     name: str
 
-    def fit(self, Z: np.ndarray) -> None: ...
+    def fit(self, Z: np.ndarray) -> np.ndarray | None:
+        """Fit on Z; may return the raw scores of a reference sample it already scored (the
+        model calibrates on them instead of scoring a sample again)."""
+        ...
 
     def raw_scores(self, Z: np.ndarray) -> np.ndarray: ...
 
@@ -68,26 +73,32 @@ class SklearnEngine:
         d = self.distance.score(Z)
         return np.column_stack([np.clip(Z, -1e3, 1e3), np.sqrt(d)]), d
 
-    def fit(self, Z: np.ndarray) -> None:
+    def fit(self, Z: np.ndarray) -> np.ndarray:
         from sklearn.ensemble import IsolationForest
 
-        ref = _subsample(Z, MAX_FIT_ROWS, self.seed)
-        self.distance = Mahalanobis.fit(ref)
+        self.distance = Mahalanobis.fit(_subsample(Z, MAX_DISTANCE_ROWS, self.seed))
+        ref = _subsample(Z, MAX_REF_ROWS, self.seed + 1)
         A, d = self._augment(ref)
         self.forest = IsolationForest(
             n_estimators=self.n_estimators,
             max_samples=min(self.max_samples, A.shape[0]),
             random_state=self.seed,
         ).fit(A)
-        self.cal_forest = Calibrator.fit(-self.forest.score_samples(A))
+        forest = -self.forest.score_samples(A)
+        self.cal_forest = Calibrator.fit(forest)
         self.cal_distance = Calibrator.fit(d)
+        return self._combine(forest, d)
+
+    def _combine(self, forest: np.ndarray, d: np.ndarray) -> np.ndarray:
+        assert self.cal_forest and self.cal_distance
+        f = -np.log(self.cal_forest.tail_p(forest))
+        m = -np.log(self.cal_distance.tail_p(d))
+        return f + self.WEIGHT_DISTANCE * m
 
     def raw_scores(self, Z: np.ndarray) -> np.ndarray:
         assert self.forest is not None and self.cal_forest and self.cal_distance
         A, d = self._augment(Z)
-        f = -np.log(self.cal_forest.tail_p(-self.forest.score_samples(A)))
-        m = -np.log(self.cal_distance.tail_p(d))
-        return f + self.WEIGHT_DISTANCE * m
+        return self._combine(-self.forest.score_samples(A), d)
 
     def save(self, directory: Path) -> dict[str, Any]:
         import joblib

@@ -20,11 +20,10 @@ import numpy as np
 from ..errors import InputError
 from .calibrate import Calibrator
 from .encode import Encoder
-from .engines import MAX_FIT_ROWS, Engine, _subsample, load_engine, make_engine
+from .engines import MAX_FIT_ROWS, MAX_REF_ROWS, Engine, _subsample, load_engine, make_engine
 from .robust import RobustScaler
 
 FORMAT = 1
-MAX_REF_ROWS = 50_000  # reference rows scored to calibrate
 EXPLAIN_Z = 3.0
 
 
@@ -64,9 +63,10 @@ class Model:
         sample = _subsample(X, MAX_FIT_ROWS, 1)
         scaler = RobustScaler.fit(sample)
         Z = _z(scaler, encoder.sided, sample)
-        engine.fit(Z)
-        ref = _subsample(Z, MAX_REF_ROWS, 2)
-        calibrator = Calibrator.fit(engine.raw_scores(ref))
+        ref_raw = engine.fit(Z)
+        if ref_raw is None:
+            ref_raw = engine.raw_scores(_subsample(Z, MAX_REF_ROWS, 2))
+        calibrator = Calibrator.fit(ref_raw)
         info = {
             "engine": engine.name,
             "rows": int(X.shape[0]),
