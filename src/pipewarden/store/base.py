@@ -291,28 +291,31 @@ class SqlStore:
         )
         return dict(zip(keys, rows[0], strict=True))
 
-    def log_run(self, entry: dict[str, Any]) -> None:
-        """Append one run-log entry in its own transaction (so it survives a rolled back batch)."""
-        self._aux_execute(
-            self.sql(
-                f"INSERT INTO {self.qualify(RUNS)} (run_id, dataset, batch_id, source, rows_read, "
-                "rows_loaded, rows_quarantined, decision, status, started_at, finished_at, report) "
-                f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), CAST(? AS {self.json_type}))"
-            ),
-            (
-                entry["run_id"],
-                entry["dataset"],
-                entry.get("batch_id"),
-                entry.get("source"),
-                int(entry.get("rows_read", 0)),
-                int(entry.get("rows_loaded", 0)),
-                int(entry.get("rows_quarantined", 0)),
-                entry.get("decision"),
-                entry["status"],
-                entry.get("started_at"),
-                jdump(entry.get("report", {})),
-            ),
+    def run_log_statement(self, entry: dict[str, Any]) -> tuple[str, tuple]:
+        sql = self.sql(
+            f"INSERT INTO {self.qualify(RUNS)} (run_id, dataset, batch_id, source, rows_read, "
+            "rows_loaded, rows_quarantined, decision, status, started_at, finished_at, report) "
+            f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), CAST(? AS {self.json_type}))"
         )
+        params = (
+            entry["run_id"],
+            entry["dataset"],
+            entry.get("batch_id"),
+            entry.get("source"),
+            int(entry.get("rows_read", 0)),
+            int(entry.get("rows_loaded", 0)),
+            int(entry.get("rows_quarantined", 0)),
+            entry.get("decision"),
+            entry["status"],
+            entry.get("started_at"),
+            jdump(entry.get("report", {})),
+        )
+        return sql, params
+
+    def log_run(self, entry: dict[str, Any]) -> None:
+        """Append one run-log entry in its own transaction (so it survives a rolled back batch).
+        Inside a batch, use the writer's ``log_run`` so the entry commits with the batch."""
+        self._aux_execute(*self.run_log_statement(entry))
 
     def runs(self, dataset: str | None = None) -> list[dict[str, Any]]:
         where, params = ("WHERE dataset = ?", (dataset,)) if dataset else ("", ())
@@ -465,6 +468,9 @@ class WriterBase:
                 info.get("schema_version"),
             ),
         )
+
+    def log_run(self, entry: dict[str, Any]) -> None:
+        self.execute(*self.store.run_log_statement(entry))
 
     def update_quarantine(
         self,

@@ -1,0 +1,754 @@
+"""The main job: a pipeline config -> source files -> sentinel -> steps -> router -> store.
+
+Each source file is one batch. Pass 1 streams it in chunks through the ``Inferrer`` (every
+row, no sampling); the sentinel plans the schema change for the whole batch; pass 2 streams it
+again and writes chunk by chunk. Everything a batch writes (DDL and the new schema version,
+typed rows, raw landing, quarantine, the batch's idempotency mark and its run-log entry) goes in
+ONE transaction: either all rows are accounted for (``loaded + quarantined == read``) or
+nothing of the batch remains. A batch already loaded is skipped. A blocked batch writes
+nothing but its run-log entry.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+from .errors import EXIT_GATE, EXIT_OK, InputError, PipewardenError
+from .store.base import QuarantineRow, jdump
+
+# ---------------------------------------------------------------- config
+
+
+class ConfigError(InputError):
+    """A config that does not validate: the message starts with the key path."""
+
+    def render(self) -> str:
+        text = f"{self.file}: {self.message}" if self.file else self.message
+        return text + (f" ({self.hint})" if self.hint else "")
+
+
+def _schema() -> dict:
+    text = resources.files("pipewarden").joinpath("pipeline_config_schema.json").read_text()
+    return orjson.loads(text)
+
+
+def _key_path(parts) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+def validate_config(doc: Any, file: str = "<config>") -> None:
+    """Validate a parsed config against ``pipeline_config_schema.json``; raise
+    :class:`ConfigError` naming the key path of the first error (all errors in ``hint``)."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(_schema())
+    errors = sorted(validator.iter_errors(doc), key=lambda e: (list(e.absolute_path), e.message))
+    if not errors:
+        return
+    # prefer the most specific error (deepest path), e.g. inside a step's if/then
+    first = jsonschema.exceptions.best_match(errors)
+    path = _key_path(first.absolute_path)
+    msg = first.message
+    if first.validator == "additionalProperties":
+        msg += " (unknown key: check its spelling against docs/run.md)"
+    more = [f"{_key_path(e.absolute_path)}: {e.message}" for e in errors if e is not first]
+    err = ConfigError(
+        f"{path}: {msg}",
+        file=file,
+        hint=("also: " + "; ".join(more[:4])) if more else None,
+    )
+    err.key = path
+    raise err
+
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(text: str, key: str, file: str) -> str:
+    """Expand ``${VAR}`` and ``${VAR:-default}``; an unset variable without default is an error."""
+
+    def sub(m: re.Match) -> str:
+        value = os.environ.get(m.group(1))
+        if value is None:
+            if m.group(2) is not None:
+                return m.group(2)
+            err = ConfigError(
+                f"{key}: environment variable {m.group(1)} is not set",
+                file=file,
+                hint=f"export {m.group(1)}=... or write ${{{m.group(1)}:-default}}",
+            )
+            err.key = key
+            raise err
+        return value
+
+    return _ENV.sub(sub, text)
+
+
+def load_config(config_path: str | os.PathLike) -> dict[str, Any]:
+    """Read, parse and validate a pipeline config. Returns the config with ``_base_dir`` and
+    ``_file`` added; defaults filled in."""
+    path = Path(config_path)
+    file = str(config_path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("no such pipeline config", file=file, hint="check the path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the pipeline config: {exc}", file=file) from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise InputError(
+            f"not valid YAML: {getattr(exc, 'problem', None) or exc}",
+            file=file,
+            line=mark.line + 1 if mark else None,
+        ) from None
+    if doc is None:
+        raise InputError("the pipeline config is empty", file=file, hint="see docs/run.md")
+    validate_config(doc, file)
+    cfg = dict(doc)
+    cfg["_file"] = file
+    cfg["_base_dir"] = path.resolve().parent
+    src = dict(cfg["source"])
+    src.setdefault("format", "auto")
+    src.setdefault("chunk_rows", 100_000)
+    src.setdefault("encoding", "utf-8")
+    cfg["source"] = src
+    store = dict(cfg.get("store") or {})
+    store.setdefault("kind", "duckdb")
+    if store["kind"] == "postgres":
+        if not store.get("dsn"):
+            err = ConfigError(
+                "store.dsn: required when store.kind is postgres",
+                file=file,
+                hint="e.g. dsn: ${PIPEWARDEN_DSN}",
+            )
+            err.key = "store.dsn"
+            raise err
+        store["dsn"] = expand_env(store["dsn"], "store.dsn", file)
+        store.setdefault("schema", "public")
+    else:
+        store.setdefault("path", "warehouse.duckdb")
+        store.setdefault("schema", "main")
+    cfg["store"] = store
+    cfg.setdefault("name", cfg["dataset"])
+    cfg.setdefault("steps", [])
+    return cfg
+
+
+def open_config_store(cfg: dict[str, Any]):
+    """Open the store a config names (DuckDB paths are relative to the config file)."""
+    from .store import open_store
+
+    st = cfg["store"]
+    if st["kind"] == "postgres":
+        return open_store(st["dsn"], namespace=st["schema"])
+    path = Path(st["path"])
+    if not path.is_absolute():
+        path = cfg["_base_dir"] / path
+    return open_store(f"duckdb://{path}", namespace=st["schema"])
+
+
+def source_files(cfg: dict[str, Any]) -> list[str]:
+    """The files of ``source.path`` (a file or a glob, relative to the config), sorted."""
+    pattern = cfg["source"]["path"]
+    if pattern == "-":
+        return ["-"]
+    p = Path(pattern)
+    if not p.is_absolute():
+        p = cfg["_base_dir"] / p
+    if glob.has_magic(str(p)):
+        files = sorted(f for f in glob.glob(str(p), recursive=True) if Path(f).is_file())
+    else:
+        files = [str(p)] if p.is_file() else []
+    if not files:
+        err = ConfigError(
+            f"source.path: no file matches {pattern!r}",
+            file=cfg["_file"],
+            hint=f"paths are relative to the config's directory {cfg['_base_dir']}",
+        )
+        err.key = "source.path"
+        raise err
+    return files
+
+
+def build_steps(cfg: dict[str, Any]) -> list[Any]:
+    from .steps import build
+
+    steps = []
+    for i, options in enumerate(cfg.get("steps") or []):
+        try:
+            steps.append(build(options, cfg["_base_dir"]))
+        except ModuleNotFoundError as exc:
+            raise InputError(
+                f"step type {options.get('type')!r} is not available in this installation "
+                f"({exc.name})",
+                file=cfg["_file"],
+                key=f"steps[{i}].type",
+            ) from None
+    return steps
+
+
+# ---------------------------------------------------------------- batches
+
+
+def file_batch_id(path: str) -> str:
+    """The batch id of a file: a hash of its bytes (the same bytes give the same id)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:32]
+
+
+@contextmanager
+def _spooled(path: str) -> Iterator[tuple[str, str]]:
+    """(readable path, label): stdin is copied to a temporary file so it can be read twice."""
+    if path != "-":
+        yield path, path
+        return
+    fd, tmp = tempfile.mkstemp(prefix="pipewarden-stdin-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            shutil.copyfileobj(sys.stdin.buffer, out)
+        yield tmp, "<stdin>"
+    finally:
+        with suppress(OSError):
+            os.unlink(tmp)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class _Blocked(Exception):
+    """Raised inside a batch's transaction to roll it back: the batch is blocked."""
+
+    def __init__(self, decision: str, reason: str) -> None:
+        super().__init__(reason)
+        self.decision = decision
+        self.reason = reason
+
+
+class ConservationError(RuntimeError):
+    pass
+
+
+def _safe_error(exc: BaseException) -> str:
+    """Describe a failure without echoing values (database messages may quote row data)."""
+    if isinstance(exc, PipewardenError | ConservationError):
+        return str(exc)
+    sqlstate = getattr(exc, "sqlstate", None)
+    return type(exc).__name__ + (f" (SQLSTATE {sqlstate})" if sqlstate else "")
+
+
+def _issue_rows(batch, outcome, batch_id: str, version: int) -> tuple[list[QuarantineRow], Counter]:
+    rows, reasons = [], Counter()
+    for i, issues in sorted(outcome.quarantined.items()):
+        first = issues[0]
+        for it in issues:
+            reasons[it.reason] += 1
+        rows.append(
+            QuarantineRow(
+                batch_id=batch_id,
+                offset=batch.offset + i,
+                payload=jdump(batch.records[i]),
+                reason=first.reason,
+                message=first.message,
+                column=first.column,
+                issues=jdump([it.to_dict() for it in issues]),
+                schema_version=version,
+            )
+        )
+    return rows, reasons
+
+
+def _typed_rows(batch, outcome, schema, idents) -> tuple[list[tuple], list[int], list[str]]:
+    from .schema import coerce_row
+
+    typed, offsets, payloads = [], [], []
+    for i in outcome.loaded:
+        rec = batch.records[i]
+        patch = outcome.patches.get(i)
+        if patch:
+            rec = {**rec, **patch}
+        values = coerce_row(rec, schema)
+        typed.append(tuple(values.get(k) for k in idents))
+        offsets.append(batch.offset + i)
+        payloads.append(jdump(rec))
+    return typed, offsets, payloads
+
+
+def _check(batch, plan, steps, ctx_args) -> tuple[Any, dict[str, Any]]:
+    from .schema import check_rows
+    from .steps import StepContext
+    from .verdict import merge
+
+    verdicts = [check_rows(batch, plan)]
+    held = set(verdicts[0].quarantined_rows())
+    for step in steps:
+        ctx = StepContext(quarantined=set(held), **ctx_args)
+        v = step.check(batch, ctx)
+        verdicts.append(v)
+        held |= v.quarantined_rows()
+    return merge(len(batch), verdicts), {v.step: v.report for v in verdicts}
+
+
+def _merge_step_reports(acc: dict[str, Any], reports: dict[str, Any], chunk: int) -> None:
+    for name, rep in reports.items():
+        if chunk == 0:
+            acc[name] = rep
+        else:  # more than one chunk: a list of the chunks' reports
+            prev = acc.get(name)
+            acc[name] = (prev if isinstance(prev, list) else [prev]) + [rep]
+
+
+def load_file(
+    store, cfg: dict[str, Any], path: str, label: str, steps: list, run_id: str, progress=None
+) -> dict[str, Any]:
+    """Load one source file as one batch. Returns the batch's report entry."""
+    from .batch import iter_batches
+    from .schema import Contract, Inferrer, plan
+    from .schema import history as schema_history
+
+    dataset, src = cfg["dataset"], cfg["source"]
+    started = _now()
+    batch_id = file_batch_id(path)
+    entry: dict[str, Any] = {
+        "source": label,
+        "batch_id": batch_id,
+        "status": None,
+        "decision": None,
+        "rows_read": 0,
+        "rows_loaded": 0,
+        "rows_quarantined": 0,
+    }
+    done = store.is_done(dataset, batch_id)
+    if done is not None:
+        entry.update(
+            status="skipped",
+            decision="skipped",
+            reason=f"already loaded by run {done['run_id']}",
+            previous={k: done[k] for k in ("rows_read", "rows_loaded", "rows_quarantined")},
+        )
+        store.log_run({**entry, "run_id": run_id, "dataset": dataset, "started_at": started})
+        return entry
+
+    def chunks():
+        return iter_batches(
+            path, fmt=src["format"], chunk_rows=src["chunk_rows"], encoding=src["encoding"]
+        )
+
+    task = progress.add_task(f"read {Path(label).name}", total=None) if progress else None
+    inferrer = Inferrer()
+    n_read = 0
+    for chunk in chunks():  # pass 1: the whole batch, every row
+        inferrer.update(chunk)
+        n_read += len(chunk)
+        if progress:
+            progress.update(task, advance=len(chunk))
+    if n_read == 0:
+        raise InputError("the batch has no rows", file=label, hint="is the file empty?")
+    entry["rows_read"] = n_read
+    observed = inferrer.schema()
+    contract = Contract.from_config(cfg.get("contract"))
+    if progress:
+        progress.update(task, description=f"load {Path(label).name}", total=n_read, completed=0)
+
+    ns, dialect = store.namespace, store.dialect
+    step_reports: dict[str, Any] = {}
+    reasons: Counter = Counter()
+    t0 = time.perf_counter()
+    try:
+        with store.transaction() as w:
+            current = schema_history.current_schema(w.conn, dialect, dataset, ns)
+            p = plan(current, observed, contract, dialect, dataset, ns)
+            entry["delta"] = p.delta.to_dict()
+            entry["ddl"] = list(p.ddl)
+            entry["schema_version"] = p.schema.version
+            if p.decision == "reject":
+                raise _Blocked("reject", f"sentinel: {p.reason}")
+            entry["decision"] = p.decision
+            w.ensure_dataset(dataset)
+            if p.ddl:
+                schema_history.record_schema(w.conn, dialect, dataset, ns, p.schema, p.ddl)
+                if hasattr(w, "forget_types"):
+                    w.forget_types()
+            cols = list(p.schema.columns.values())
+            idents = [c.ident or c.name for c in cols]
+            types = [c.type for c in cols]
+            ctx_args = {
+                "dataset": dataset,
+                "batch_id": batch_id,
+                "store": store,
+                "base_dir": cfg["_base_dir"],
+                "schema": p.schema,
+            }
+            loaded = quarantined = seen = 0
+            for k, chunk in enumerate(chunks()):  # pass 2: check and write chunk by chunk
+                outcome, reports = _check(chunk, p, steps, ctx_args)
+                _merge_step_reports(step_reports, reports, k)
+                if outcome.decision == "block":
+                    raise _Blocked("block", outcome.reason or "blocked")
+                if outcome.decision == "quarantine_batch":
+                    entry["decision"] = "quarantine_batch"
+                    entry["reason"] = outcome.reason
+                typed, offsets, payloads = _typed_rows(chunk, outcome, p.schema, idents)
+                qrows, why = _issue_rows(chunk, outcome, batch_id, p.schema.version)
+                reasons.update(why)
+                loaded += w.write_typed(dataset, idents, types, typed)
+                w.write_raw(dataset, batch_id, offsets, payloads)
+                quarantined += w.write_quarantine(dataset, qrows)
+                seen += len(chunk)
+                if progress:
+                    progress.update(task, advance=len(chunk))
+            if seen != n_read or loaded + quarantined != n_read:
+                raise ConservationError(
+                    f"{label}: read {n_read} rows in pass 1 and {seen} in pass 2, loaded "
+                    f"{loaded} + quarantined {quarantined}: did the file change during the run?"
+                )
+            entry.update(
+                status="loaded",
+                rows_loaded=loaded,
+                rows_quarantined=quarantined,
+                reasons=dict(reasons),
+                steps=step_reports,
+                seconds=round(time.perf_counter() - t0, 3),
+            )
+            w.mark_done(dataset, batch_id, {**entry, "run_id": run_id})
+            w.log_run(
+                {
+                    **entry,
+                    "run_id": run_id,
+                    "dataset": dataset,
+                    "started_at": started,
+                    "report": entry,
+                }
+            )
+    except _Blocked as b:
+        entry.update(
+            status="blocked",
+            decision=b.decision,
+            reason=b.reason,
+            rows_loaded=0,
+            rows_quarantined=0,
+            steps=step_reports,
+        )
+        store.log_run(
+            {**entry, "run_id": run_id, "dataset": dataset, "started_at": started, "report": entry}
+        )
+    except PipewardenError:
+        raise
+    except Exception as exc:  # the load failed: the transaction rolled back, nothing remains
+        entry.update(
+            status="failed",
+            decision="failed",
+            error=_safe_error(exc),
+            rows_loaded=0,
+            rows_quarantined=0,
+        )
+        try:
+            store.log_run(
+                {
+                    **entry,
+                    "run_id": run_id,
+                    "dataset": dataset,
+                    "started_at": started,
+                    "report": entry,
+                }
+            )
+        except Exception as log_exc:  # the store is gone: say so in the report
+            entry["run_log"] = f"not written: {_safe_error(log_exc)}"
+    finally:
+        if progress:
+            progress.remove_task(task)
+    return entry
+
+
+def _progress(fmt: str):
+    if fmt == "json" or not sys.stdout.isatty():
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), transient=True
+    )
+
+
+def run_pipeline(
+    config_path: str | os.PathLike, fmt: str = "text", *, show_progress: bool | None = None
+) -> dict[str, Any]:
+    """Run a pipeline config: load every source file as one batch. Returns the report:
+    ``batches`` (per batch: status loaded/skipped/blocked/failed, decision, rows
+    read/loaded/quarantined, delta, ddl, reasons, step reports), ``totals`` and ``exit_code``
+    (0 all good, 1 a batch was blocked or failed). Bad input or config raises InputError."""
+    cfg = load_config(config_path)
+    files = source_files(cfg)
+    steps = build_steps(cfg)
+    run_id = uuid.uuid4().hex[:16]
+    store = open_config_store(cfg)
+    progress = (
+        _progress(fmt) if show_progress is None else (_progress("text") if show_progress else None)
+    )
+    batches: list[dict[str, Any]] = []
+    try:
+        if progress:
+            progress.start()
+        for f in files:
+            with _spooled(f) as (path, label):
+                entry = load_file(store, cfg, path, label, steps, run_id, progress)
+            batches.append(entry)
+            if entry["status"] == "failed":
+                break  # stop at the first failure; a re-run resumes with this batch
+    finally:
+        if progress:
+            progress.stop()
+        store.close()
+    not_run = [f for f in files[len(batches) :]]
+    totals = {
+        k: sum(b[k] for b in batches) for k in ("rows_read", "rows_loaded", "rows_quarantined")
+    }
+    statuses = Counter(b["status"] for b in batches)
+    bad = statuses["blocked"] + statuses["failed"]
+    return {
+        "pipeline": cfg["name"],
+        "dataset": cfg["dataset"],
+        "run_id": run_id,
+        "store": {"kind": store.dialect, "url": store.url, "schema": store.namespace},
+        "batches": batches,
+        "not_run": not_run,
+        "totals": {
+            **totals,
+            "batches": len(batches),
+            **{f"batches_{k}": v for k, v in statuses.items()},
+        },
+        "exit_code": EXIT_GATE if bad else EXIT_OK,
+    }
+
+
+# ---------------------------------------------------------------- quarantine
+
+
+def list_quarantine(
+    config_path: str | os.PathLike | None = None,
+    *,
+    store_url: str | None = None,
+    namespace: str | None = None,
+    dataset: str | None = None,
+    status: str | None = None,
+    reason: str | None = None,
+    limit: int | None = 100,
+) -> dict[str, Any]:
+    """Quarantined rows with masked previews (never the raw payload). The store comes from a
+    pipeline config or from ``store_url``; without ``dataset``, every dataset of the store."""
+    from .store import open_store
+
+    if config_path is not None:
+        cfg = load_config(config_path)
+        store = open_config_store(cfg)
+        dataset = dataset or cfg["dataset"]
+    elif store_url:
+        store = open_store(store_url, namespace=namespace)
+    else:
+        raise InputError("give a pipeline config or --store", hint="pipewarden quarantine list -h")
+    try:
+        names = [dataset] if dataset else store.datasets()
+        rows: list[dict[str, Any]] = []
+        counts: dict[str, dict[str, int]] = {}
+        for name in names:
+            got = store.quarantine_rows(name, status=status, reason=reason, limit=limit)
+            rows.extend(got)
+            for s in ("pending", "replayed"):
+                counts.setdefault(name, {})[s] = len(store.quarantine_rows(name, status=s))
+    finally:
+        store.close()
+    return {
+        "store": {"kind": store.dialect, "url": store.url, "schema": store.namespace},
+        "filters": {"dataset": dataset, "status": status, "reason": reason, "limit": limit},
+        "counts": counts,
+        "rows": rows,
+    }
+
+
+def replay_quarantine(
+    config_path: str | os.PathLike, *, reason: str | None = None, limit: int | None = None
+) -> dict[str, Any]:
+    """Re-evaluate pending quarantined rows against the pipeline's current schema, contract
+    and steps. Rows that now pass are loaded (typed + raw) and marked ``replayed``; the rest
+    stay ``pending`` with their updated reason. One transaction."""
+    from .batch import Batch
+    from .schema import Contract, infer, plan
+    from .schema import history as schema_history
+
+    cfg = load_config(config_path)
+    steps = build_steps(cfg)
+    dataset = cfg["dataset"]
+    run_id = uuid.uuid4().hex[:16]
+    store = open_config_store(cfg)
+    report: dict[str, Any] = {
+        "dataset": dataset,
+        "run_id": run_id,
+        "store": {"kind": store.dialect, "url": store.url, "schema": store.namespace},
+        "rows_considered": 0,
+        "rows_replayed": 0,
+        "rows_still_quarantined": 0,
+        "reasons": {},
+        "ddl": [],
+    }
+    try:
+        held = store.quarantine_rows(
+            dataset, status="pending", reason=reason, limit=limit, with_payload=True
+        )
+        report["rows_considered"] = len(held)
+        if not held:
+            return report
+        records = [h["payload"] if isinstance(h["payload"], dict) else {} for h in held]
+        batch = Batch(records=records, source="<quarantine>", batch_id=f"replay-{run_id}")
+        contract = Contract.from_config(cfg.get("contract"))
+        started = _now()
+        with store.transaction() as w:
+            w.ensure_dataset(dataset)
+            current = schema_history.current_schema(w.conn, store.dialect, dataset, store.namespace)
+            p = plan(current, infer(batch), contract, store.dialect, dataset, store.namespace)
+            report["delta"] = p.delta.to_dict()
+            if p.decision == "reject":
+                outcome = None
+                why = f"sentinel: {p.reason}"
+            else:
+                if p.ddl:
+                    schema_history.record_schema(
+                        w.conn, store.dialect, dataset, store.namespace, p.schema, p.ddl
+                    )
+                    report["ddl"] = list(p.ddl)
+                    if hasattr(w, "forget_types"):
+                        w.forget_types()
+                ctx_args = {
+                    "dataset": dataset,
+                    "batch_id": batch.batch_id,
+                    "store": store,
+                    "base_dir": cfg["_base_dir"],
+                    "schema": p.schema,
+                }
+                outcome, report["steps"] = _check(batch, p, steps, ctx_args)
+                why = outcome.reason if outcome.decision == "block" else None
+            reasons: Counter = Counter()
+            if outcome is None or outcome.decision == "block":
+                for h in held:
+                    msg = why or "blocked"
+                    w.update_quarantine(
+                        dataset,
+                        (h["batch_id"], h["offset"]),
+                        replayed=False,
+                        reason="replay_blocked",
+                        message=msg,
+                        column=None,
+                        issues=jdump([{"reason": "replay_blocked", "message": msg}]),
+                    )
+                    reasons["replay_blocked"] += 1
+                report["rows_still_quarantined"] = len(held)
+            else:
+                cols = list(p.schema.columns.values())
+                idents = [c.ident or c.name for c in cols]
+                typed, offsets, payloads = _typed_rows(batch, outcome, p.schema, idents)
+                w.write_typed(dataset, idents, [c.type for c in cols], typed)
+                by_batch: dict[str, list[int]] = {}
+                for j, i in enumerate(outcome.loaded):
+                    by_batch.setdefault(held[i]["batch_id"], []).append(j)
+                for bid, idxs in by_batch.items():
+                    w.write_raw(
+                        dataset,
+                        bid,
+                        [held[outcome.loaded[j]]["offset"] for j in idxs],
+                        [payloads[j] for j in idxs],
+                    )
+                for i in outcome.loaded:
+                    w.update_quarantine(
+                        dataset, (held[i]["batch_id"], held[i]["offset"]), replayed=True
+                    )
+                for i, issues in outcome.quarantined.items():
+                    first = issues[0]
+                    for it in issues:
+                        reasons[it.reason] += 1
+                    w.update_quarantine(
+                        dataset,
+                        (held[i]["batch_id"], held[i]["offset"]),
+                        replayed=False,
+                        reason=first.reason,
+                        message=first.message,
+                        column=first.column,
+                        issues=jdump([it.to_dict() for it in issues]),
+                    )
+                report["rows_replayed"] = len(outcome.loaded)
+                report["rows_still_quarantined"] = len(outcome.quarantined)
+            report["reasons"] = dict(reasons)
+            w.log_run(
+                {
+                    "run_id": run_id,
+                    "dataset": dataset,
+                    "batch_id": batch.batch_id,
+                    "source": "<quarantine>",
+                    "rows_read": len(held),
+                    "rows_loaded": report["rows_replayed"],
+                    "rows_quarantined": report["rows_still_quarantined"],
+                    "decision": "replay",
+                    "status": "replayed",
+                    "started_at": started,
+                    "report": report,
+                }
+            )
+    finally:
+        store.close()
+    return report
+
+
+# ---------------------------------------------------------------- demo
+
+
+def run_demo(directory: str | os.PathLike = "pipewarden-demo", fmt: str = "text") -> dict:
+    """Copy the bundled sample (batches + pipeline.yaml) into ``directory`` and run it into
+    ``directory/warehouse.duckdb``; then list the quarantine. Re-running skips the batches
+    already loaded."""
+    target = Path(directory)
+    target.mkdir(parents=True, exist_ok=True)
+    sample = resources.files("pipewarden").joinpath("data", "sample")
+    copied = []
+    for item in sorted(sample.iterdir(), key=lambda t: t.name):
+        if item.is_file() and not item.name.startswith((".", "__")):
+            (target / item.name).write_bytes(item.read_bytes())
+            copied.append(item.name)
+    config = target / "pipeline.yaml"
+    run = run_pipeline(config, fmt=fmt)
+    quarantine = list_quarantine(config, status="pending", limit=20)
+    return {
+        "directory": str(target),
+        "files": copied,
+        "run": run,
+        "quarantine": quarantine,
+        "exit_code": run["exit_code"],
+        "next": [
+            f"pipewarden quarantine list {config}",
+            f"duckdb {target / 'warehouse.duckdb'}",
+        ],
+    }

@@ -1,0 +1,219 @@
+"""Commands of the main job: ``pipewarden run``, ``pipewarden quarantine list|replay``,
+``pipewarden demo``. Each parses its arguments and calls one function of :mod:`pipewarden.run`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from .cli import format_option
+from .errors import EXIT_OK, GateFailed
+from .output import emit
+
+STATUS_STYLE = {"loaded": "green", "skipped": "dim", "blocked": "bold red", "failed": "bold red"}
+
+
+def _render_run(doc: dict, console: Any) -> None:
+    st = doc["store"]
+    console.print(
+        f"[bold]pipeline[/] {escape(doc['pipeline'])} -> dataset [bold]{escape(doc['dataset'])}[/]"
+        f" in {escape(st['kind'])} {escape(str(st['url']))} (schema {escape(st['schema'])})"
+    )
+    table = Table(show_edge=False)
+    for col in ("batch", "status", "decision", "read", "loaded", "quarantined", "schema"):
+        table.add_column(
+            col, justify="right" if col in ("read", "loaded", "quarantined") else "left"
+        )
+    for b in doc["batches"]:
+        style = STATUS_STYLE.get(b["status"], "")
+        table.add_row(
+            escape(b["source"]),
+            f"[{style}]{b['status']}[/]" if style else b["status"],
+            escape(str(b.get("decision") or "")),
+            str(b["rows_read"]),
+            str(b["rows_loaded"]),
+            str(b["rows_quarantined"]),
+            str(b.get("schema_version", "")),
+        )
+    console.print(table)
+    for b in doc["batches"]:
+        lines = []
+        for ch in (b.get("delta") or {}).get("changes", []):
+            desc = ", ".join(
+                f"{k}={v}" for k, v in ch.items() if k not in ("op",) and v not in (None, "")
+            )
+            lines.append(f"  {ch.get('op')}: {escape(desc)}")
+        for stmt in b.get("ddl") or []:
+            lines.append(f"  [dim]{escape(stmt)}[/]")
+        if b.get("reasons"):
+            why = ", ".join(f"{k}: {v}" for k, v in sorted(b["reasons"].items()))
+            lines.append(f"  quarantined because {escape(why)}")
+        if b.get("reason") and b["status"] != "loaded":
+            lines.append(f"  {escape(b['reason'])}")
+        if b.get("error"):
+            lines.append(
+                f"  [red]failed: {escape(b['error'])}; nothing of this batch was written[/]"
+            )
+        if lines:
+            console.print(f"[bold]{escape(b['source'])}[/]")
+            for line in lines:
+                console.print(line)
+    if doc.get("not_run"):
+        console.print(f"not run after the failure: {escape(', '.join(doc['not_run']))}")
+    t = doc["totals"]
+    console.print(
+        f"[bold]total[/]: {t['rows_read']} read = {t['rows_loaded']} loaded + "
+        f"{t['rows_quarantined']} quarantined, {t['batches']} batches"
+    )
+
+
+def _render_quarantine(doc: dict, console: Any) -> None:
+    for name, c in sorted(doc["counts"].items()):
+        console.print(f"[bold]{escape(name)}[/]: {c['pending']} pending, {c['replayed']} replayed")
+    if not doc["rows"]:
+        console.print("no quarantined rows match")
+        return
+    table = Table(show_edge=False)
+    for col in ("dataset", "batch", "row", "status", "reason", "column", "message", "preview"):
+        table.add_column(col)
+    for r in doc["rows"]:
+        prev = r["preview"]
+        prev_text = (
+            ", ".join(f"{k}={v}" for k, v in prev.items()) if isinstance(prev, dict) else prev
+        )
+        table.add_row(
+            escape(r["dataset"]),
+            escape(r["batch_id"][:12]),
+            str(r["row"]),
+            r["status"],
+            escape(r["reason"]),
+            escape(str(r["column"] or "")),
+            escape(str(r["message"] or "")),
+            escape(prev_text),
+        )
+    console.print(table)
+
+
+def _render_replay(doc: dict, console: Any) -> None:
+    console.print(
+        f"[bold]{escape(doc['dataset'])}[/]: {doc['rows_considered']} pending rows replayed: "
+        f"{doc['rows_replayed']} loaded, {doc['rows_still_quarantined']} still quarantined"
+    )
+    for stmt in doc.get("ddl") or []:
+        console.print(f"  [dim]{escape(stmt)}[/]")
+    if doc.get("reasons"):
+        why = ", ".join(f"{k}: {v}" for k, v in sorted(doc["reasons"].items()))
+        console.print(f"  still quarantined because {escape(why)}")
+
+
+def _render_demo(doc: dict, console: Any) -> None:
+    console.print(
+        f"[bold]demo[/]: copied {len(doc['files'])} files into {escape(doc['directory'])}"
+    )
+    _render_run(doc["run"], console)
+    console.print()
+    console.print("[bold]quarantine[/] (masked previews):")
+    _render_quarantine(doc["quarantine"], console)
+    console.print()
+    console.print("next: " + escape("  |  ".join(doc["next"])))
+
+
+def _finish(doc: dict, fmt: str, render) -> None:
+    emit(doc, fmt, render)
+    if doc.get("exit_code", EXIT_OK) != EXIT_OK:
+        bad = [
+            b for b in (doc.get("run") or doc)["batches"] if b["status"] in ("blocked", "failed")
+        ]
+        raise GateFailed(
+            "; ".join(f"{b['source']}: {b['status']}" for b in bad) or "run failed", doc
+        )
+
+
+@click.command("run")
+@click.argument("pipeline", type=click.Path(dir_okay=False))
+@format_option
+def run_command(pipeline: str, fmt: str) -> None:
+    """Run a pipeline config: load every source batch through the sentinel and the steps.
+
+    Exit 0 when every batch was loaded (or skipped: already loaded), 1 when a batch was blocked
+    or failed (nothing of it was written), 2 for a bad config or bad input.
+    """
+    from .run import run_pipeline
+
+    _finish(run_pipeline(pipeline, fmt=fmt), fmt, _render_run)
+
+
+@click.group("quarantine")
+def quarantine_group() -> None:
+    """List and replay the rows the runs held back."""
+
+
+@quarantine_group.command("list")
+@click.argument("pipeline", required=False, type=click.Path(dir_okay=False))
+@click.option("--store", "store_url", help="Store URL instead of a pipeline config.")
+@click.option("--schema", "namespace", help="Schema (namespace) of the store's tables.")
+@click.option("--dataset", help="Only this dataset (default: the config's, or every dataset).")
+@click.option("--status", type=click.Choice(["pending", "replayed"]), help="Only this status.")
+@click.option("--reason", help="Only this reason code (e.g. type_mismatch, pii).")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@format_option
+def quarantine_list(
+    pipeline: str | None,
+    store_url: str | None,
+    namespace: str | None,
+    dataset: str | None,
+    status: str | None,
+    reason: str | None,
+    limit: int,
+    fmt: str,
+) -> None:
+    """List quarantined rows with masked previews (the raw payload is never printed)."""
+    from .run import list_quarantine
+
+    doc = list_quarantine(
+        pipeline,
+        store_url=store_url,
+        namespace=namespace,
+        dataset=dataset,
+        status=status,
+        reason=reason,
+        limit=limit,
+    )
+    emit(doc, fmt, _render_quarantine)
+
+
+@quarantine_group.command("replay")
+@click.argument("pipeline", type=click.Path(dir_okay=False))
+@click.option("--reason", help="Only rows quarantined for this reason code.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many rows.")
+@format_option
+def quarantine_replay(pipeline: str, reason: str | None, limit: int | None, fmt: str) -> None:
+    """Re-evaluate pending rows against the pipeline's current schema, contract and steps; load
+    the rows that pass now (one transaction)."""
+    from .run import replay_quarantine
+
+    emit(replay_quarantine(pipeline, reason=reason, limit=limit), fmt, _render_replay)
+
+
+@click.command("demo")
+@click.option(
+    "--dir",
+    "directory",
+    default="pipewarden-demo",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where to copy the sample and create warehouse.duckdb.",
+)
+@format_option
+def demo_command(directory: str, fmt: str) -> None:
+    """Run the main job on bundled sample data into a local DuckDB file (an evolution and a
+    quarantine), then list the quarantine."""
+    from .run import run_demo
+
+    _finish(run_demo(directory, fmt=fmt), fmt, _render_demo)
+
+
+COMMANDS = [run_command, quarantine_group, demo_command]

@@ -1,0 +1,303 @@
+"""The main job on both stores: conservation (loaded + quarantined == read, or nothing written),
+idempotent re-runs, failures half way (raise inside the transaction, the PostgreSQL connection
+killed), blocked batches, quarantine list and replay."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pipewarden.cli import main
+from pipewarden.run import list_quarantine, replay_quarantine, run_pipeline
+from pipewarden.store import open_store
+
+
+def jsonl(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def orders(lo: int, hi: int, **extra) -> list[dict]:
+    return [
+        {
+            "order_id": i,
+            "email": f"user{i}@example.com",
+            "amount": round(i * 1.5, 2),
+            "quantity": i % 5,
+            **extra,
+        }
+        for i in range(lo, hi)
+    ]
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def project(request, tmp_path):
+    """A directory with a pipeline.yaml for the store under test; returns a helper."""
+    if request.param == "duckdb":
+        store_yaml = "store:\n  kind: duckdb\n  path: wh.duckdb\n"
+        url, ns = str(tmp_path / "wh.duckdb"), None
+    else:
+        dsn, schema = request.getfixturevalue("pg_schema")
+        store_yaml = f"store:\n  kind: postgres\n  dsn: {dsn}\n  schema: {schema}\n"
+        url, ns = dsn, schema
+    return Project(tmp_path, store_yaml, url, ns, request.param)
+
+
+class Project:
+    def __init__(self, root: Path, store_yaml: str, url: str, ns: str | None, kind: str):
+        self.root, self.store_yaml, self.url, self.ns, self.kind = root, store_yaml, url, ns, kind
+        (root / "in").mkdir()
+        self.config(contract="contract:\n  columns: evolve\n  data_type: quarantine\n")
+
+    def config(self, contract: str = "", chunk_rows: int = 4, extra: str = "") -> Path:
+        p = self.root / "pipeline.yaml"
+        p.write_text(
+            "version: 1\ndataset: orders\n"
+            f'source:\n  path: "in/*.jsonl"\n  chunk_rows: {chunk_rows}\n'
+            + self.store_yaml
+            + contract
+            + extra
+        )
+        return p
+
+    @property
+    def cfg(self) -> Path:
+        return self.root / "pipeline.yaml"
+
+    def store(self):
+        return open_store(self.url, namespace=self.ns)
+
+    def counts(self) -> dict[str, int]:
+        s = self.store()
+        try:
+            out = {}
+            for t in ("orders", "orders__raw", "orders__quarantine", "_pw_batches"):
+                out[t] = s.count(t) if s.has_table(t) else 0
+            out["history"] = (
+                s.count("_pw_schema_history") if s.has_table("_pw_schema_history") else 0
+            )
+            return out
+        finally:
+            s.close()
+
+
+def assert_conserved(report: dict) -> None:
+    for b in report["batches"]:
+        if b["status"] == "loaded":
+            assert b["rows_loaded"] + b["rows_quarantined"] == b["rows_read"], b
+        else:
+            assert b["rows_loaded"] == b["rows_quarantined"] == 0, b
+
+
+def test_run_loads_evolves_and_quarantines(project):
+    jsonl(project.root / "in" / "a_1.jsonl", orders(0, 10))
+    jsonl(project.root / "in" / "a_2.jsonl", orders(10, 20, channel="web"))
+    bad = orders(20, 30, channel="app")
+    bad[3]["quantity"] = "three"
+    bad[7]["quantity"] = "n/a"
+    jsonl(project.root / "in" / "a_3.jsonl", bad)
+    rep = run_pipeline(project.cfg, fmt="json")
+    assert rep["exit_code"] == 0
+    assert [b["status"] for b in rep["batches"]] == ["loaded"] * 3
+    assert [b["rows_quarantined"] for b in rep["batches"]] == [0, 0, 2]
+    assert rep["batches"][1]["ddl"], "the second batch adds a column"
+    assert rep["totals"] == {
+        "rows_read": 30,
+        "rows_loaded": 28,
+        "rows_quarantined": 2,
+        "batches": 3,
+        "batches_loaded": 3,
+    }
+    assert_conserved(rep)
+    c = project.counts()
+    assert c["orders"] == 28 and c["orders__raw"] == 28 and c["orders__quarantine"] == 2
+    assert c["_pw_batches"] == 3
+    q = list_quarantine(project.cfg)
+    assert sorted(r["row"] for r in q["rows"]) == [4, 8]
+    assert {r["column"] for r in q["rows"]} == {"quantity"}
+    text = json.dumps(q, default=str)
+    assert "user23@example.com" not in text and "three" not in text
+
+
+def test_rerun_is_idempotent(project):
+    jsonl(project.root / "in" / "a.jsonl", orders(0, 9))
+    first = run_pipeline(project.cfg, fmt="json")
+    before = project.counts()
+    # the same bytes under another name are the same batch
+    (project.root / "in" / "b.jsonl").write_bytes((project.root / "in" / "a.jsonl").read_bytes())
+    second = run_pipeline(project.cfg, fmt="json")
+    assert first["batches"][0]["status"] == "loaded"
+    assert [b["status"] for b in second["batches"]] == ["skipped", "skipped"]
+    assert second["exit_code"] == 0 and project.counts() == before
+    s = project.store()
+    try:
+        statuses = [r["status"] for r in s.runs("orders")]
+    finally:
+        s.close()
+    assert statuses == ["loaded", "skipped", "skipped"]
+
+
+def _writer_class(kind: str):
+    if kind == "duckdb":
+        from pipewarden.store.duckdb import DuckDBWriter
+
+        return DuckDBWriter
+    from pipewarden.store.postgres import PostgresWriter
+
+    return PostgresWriter
+
+
+def test_raise_half_way_writes_nothing_then_rerun_loads_once(project, monkeypatch, capsys):
+    rows = orders(0, 20)
+    rows[5]["quantity"] = "five"  # one quarantined row in the first chunk
+    jsonl(project.root / "in" / "a.jsonl", rows)
+    cls = _writer_class(project.kind)
+    original = cls.write_typed
+    calls = {"n": 0}
+
+    def flaky(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:  # two chunks already copied
+            raise RuntimeError("disk full")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, "write_typed", flaky)
+    assert main(["run", str(project.cfg), "--format", "json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    b = doc["batches"][0]
+    assert b["status"] == "failed" and b["error"] == "RuntimeError"
+    assert b["rows_loaded"] == 0 and b["rows_quarantined"] == 0
+    assert project.counts() == {
+        "orders": 0,
+        "orders__raw": 0,
+        "orders__quarantine": 0,
+        "_pw_batches": 0,
+        "history": 0,
+    }
+    monkeypatch.setattr(cls, "write_typed", original)
+    again = run_pipeline(project.cfg, fmt="json")
+    assert again["batches"][0]["status"] == "loaded"
+    assert again["batches"][0]["rows_loaded"] == 19
+    assert run_pipeline(project.cfg, fmt="json")["batches"][0]["status"] == "skipped"
+    c = project.counts()
+    assert c["orders"] == 19 and c["orders__quarantine"] == 1 and c["_pw_batches"] == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("where", ["between_copies", "inside_copy"])
+def test_postgres_connection_killed_mid_load(pg_schema, tmp_path, monkeypatch, where):
+    from pipewarden.store import postgres as pgmod
+
+    dsn, schema = pg_schema
+    proj = Project(
+        tmp_path,
+        f"store:\n  kind: postgres\n  dsn: {dsn}\n  schema: {schema}\n",
+        dsn,
+        schema,
+        "postgres",
+    )
+    jsonl(tmp_path / "in" / "a.jsonl", orders(0, 40))
+    jsonl(tmp_path / "in" / "b.jsonl", orders(40, 50))
+    original = pgmod.PostgresWriter.copy_rows
+    state = {"n": 0}
+
+    def kill(pid: int) -> None:
+        with psycopg.connect(dsn, autocommit=True) as other:
+            other.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+    def copy_then_die(self, table, names, rows):
+        state["n"] += 1
+        if state["n"] == 5 and where == "between_copies":
+            kill(self.conn.info.backend_pid)
+        if state["n"] == 5 and where == "inside_copy":
+            pid = self.conn.info.backend_pid
+
+            class KilledHalfWay(list):
+                def __iter__(self):
+                    for i, r in enumerate(list.__iter__(self)):
+                        if i == len(self) // 2:
+                            kill(pid)
+                        yield r
+
+            return original(self, table, names, KilledHalfWay(rows))
+        return original(self, table, names, rows)
+
+    monkeypatch.setattr(pgmod.PostgresWriter, "copy_rows", copy_then_die)
+    assert main(["run", str(proj.cfg), "--format", "json"]) == 1
+    assert proj.counts() == {
+        "orders": 0,
+        "orders__raw": 0,
+        "orders__quarantine": 0,
+        "_pw_batches": 0,
+        "history": 0,
+    }
+    monkeypatch.setattr(pgmod.PostgresWriter, "copy_rows", original)
+    rep = run_pipeline(proj.cfg, fmt="json")
+    assert [b["status"] for b in rep["batches"]] == ["loaded", "loaded"]
+    rep2 = run_pipeline(proj.cfg, fmt="json")
+    assert [b["status"] for b in rep2["batches"]] == ["skipped", "skipped"]
+    assert proj.counts()["orders"] == 50
+    s = open_store(dsn, namespace=schema)
+    try:
+        runs = s.runs("orders")
+    finally:
+        s.close()
+    assert [r["status"] for r in runs][0] == "failed"
+
+
+def test_blocked_batch_writes_only_its_run_log(project):
+    project.config(contract="contract:\n  columns: freeze\n")
+    jsonl(project.root / "in" / "a_1.jsonl", orders(0, 5))
+    jsonl(project.root / "in" / "a_2.jsonl", orders(5, 10, coupon="X1"))
+    rep = run_pipeline(project.cfg, fmt="json")
+    assert [b["status"] for b in rep["batches"]] == ["loaded", "blocked"]
+    assert rep["exit_code"] == 1
+    assert_conserved(rep)
+    c = project.counts()
+    assert c["orders"] == 5 and c["_pw_batches"] == 1 and c["orders__quarantine"] == 0
+    s = project.store()
+    try:
+        assert [r["status"] for r in s.runs("orders")] == ["loaded", "blocked"]
+    finally:
+        s.close()
+
+
+def test_replay_after_the_contract_was_relaxed(project):
+    project.config(contract="contract:\n  columns: quarantine\n")
+    jsonl(project.root / "in" / "a_1.jsonl", orders(0, 5))
+    jsonl(project.root / "in" / "a_2.jsonl", orders(5, 8) + orders(8, 10, coupon="X1"))
+    rep = run_pipeline(project.cfg, fmt="json")
+    assert [b["rows_quarantined"] for b in rep["batches"]] == [0, 2]
+    assert list_quarantine(project.cfg, status="pending")["counts"]["orders"]["pending"] == 2
+    # still the same contract: nothing changes, the reason is kept up to date
+    same = replay_quarantine(project.cfg)
+    assert same["rows_replayed"] == 0 and same["rows_still_quarantined"] == 2
+    project.config(contract="contract:\n  columns: evolve\n")
+    fixed = replay_quarantine(project.cfg)
+    assert fixed["rows_replayed"] == 2 and fixed["rows_still_quarantined"] == 0
+    assert fixed["ddl"]
+    c = project.counts()
+    assert c["orders"] == 10 and c["orders__raw"] == 10
+    q = list_quarantine(project.cfg)
+    assert {r["status"] for r in q["rows"]} == {"replayed"}
+    assert replay_quarantine(project.cfg)["rows_considered"] == 0
+
+
+def test_bad_input_exits_2_and_writes_nothing(project, capsys):
+    jsonl(project.root / "in" / "a.jsonl", orders(0, 5))
+    with (project.root / "in" / "a.jsonl").open("a") as f:
+        f.write('{"order_id": 6, "email": "trunc\n')
+    assert main(["run", str(project.cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "a.jsonl" in err and "Traceback" not in err
+    assert project.counts()["_pw_batches"] == 0
+
+
+def test_json_output_is_one_document_without_progress(project, capsys):
+    jsonl(project.root / "in" / "a.jsonl", orders(0, 5))
+    assert main(["run", str(project.cfg), "--format", "json"]) == 0
+    out = capsys.readouterr().out
+    doc = json.loads(out)
+    assert doc["batches"][0]["rows_loaded"] == 5
