@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from pipewarden.anomaly.synth import records
 from pipewarden.run import run_pipeline
 from pipewarden.store import open_store
@@ -70,3 +72,30 @@ def test_open_breaker_quarantines_the_whole_batch(tmp_path):
     anomaly = last["steps"]["anomaly"]
     assert anomaly["breaker"]["state"] == "open"
     assert any(m["monitor"] == "row_count" and m["status"] == "severe" for m in anomaly["monitors"])
+    # the breaker commands find the store and dataset through the pipeline config
+    from pipewarden.cli import main
+
+    assert main(["breaker", "status", "--config", str(cfg)]) == 1
+    assert main(["breaker", "reset", "--config", str(cfg)]) == 0
+    assert main(["breaker", "status", "--config", str(cfg)]) == 0
+
+
+@pytest.mark.postgres
+def test_breaker_commands_use_the_configured_postgres_schema(pg_schema, tmp_path, capsys):
+    from pipewarden.anomaly.breaker import Breaker
+    from pipewarden.cli import main
+
+    dsn, schema = pg_schema
+    cfg = tmp_path / "pipeline.yaml"
+    cfg.write_text(
+        "version: 1\ndataset: sales\nsource: {path: x.jsonl}\n"
+        f"store:\n  kind: postgres\n  dsn: {dsn}\n  schema: {schema}\n"
+    )
+    store = open_store(dsn, namespace=schema)
+    try:
+        Breaker(store, "sales").record(True, True, "row count 3 against 300")
+    finally:
+        store.close()
+    assert main(["breaker", "status", "--config", str(cfg), "--format", "json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["state"] == "open" and "row count 3" in doc["reason"]

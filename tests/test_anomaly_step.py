@@ -93,3 +93,15 @@ def test_pipeline_schema_accepts_a_full_anomaly_step():
     config["steps"][0]["breaker"]["nope"] = 1
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(config, schema)
+
+
+def test_a_batch_in_several_chunks_is_one_call_for_the_breaker_and_monitors():
+    recs, _ = records(600, anomaly_share=0.0, seed=2)
+    store = MemoryStateStore()
+    step = build({"type": "anomaly"}, Path("."))
+    for offset in (0, 250, 500):  # one file read in chunks of 250 rows
+        chunk = Batch(recs[offset : offset + 250], "big.json", offset=offset, batch_id="big")
+        verdict = step.check(chunk, _ctx(store))
+        assert verdict.decision == "pass"
+    assert len(store.metrics_history("sales", "anomaly.batch")) == 1
+    assert store.load_state("sales", "anomaly.breaker")["batches"] == 1

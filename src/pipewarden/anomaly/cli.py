@@ -51,10 +51,10 @@ def _expand(text: str) -> str:
     return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: os.environ.get(m.group(1), ""), text)
 
 
-def _pipeline(config_path: str | None) -> tuple[dict[str, Any], str | None, str | None, Path]:
-    """(anomaly step options, store url, dataset) of a pipeline config."""
+def _pipeline(config_path: str | None) -> tuple[dict[str, Any], dict[str, Any], Path]:
+    """(anomaly step options, {store, namespace, dataset}, base directory) of a pipeline config."""
     if not config_path:
-        return {}, None, None, Path.cwd()
+        return {}, {}, Path.cwd()
     import yaml
 
     p = Path(config_path)
@@ -81,7 +81,8 @@ def _pipeline(config_path: str | None) -> tuple[dict[str, Any], str | None, str 
     else:
         path = Path(store.get("path", "warehouse.duckdb"))
         url = "duckdb:///" + str(path if path.is_absolute() else base / path).lstrip("/")
-    return options, url, doc.get("dataset"), base
+    target = {"store": url, "namespace": store.get("schema"), "dataset": doc.get("dataset")}
+    return options, target, base
 
 
 def _config(
@@ -94,7 +95,7 @@ def _config(
     h2o_url=None,
     h2o_algorithm=None,
 ):
-    options, store_url, dataset, base = _pipeline(config_path)
+    options, target, base = _pipeline(config_path)
     key = "steps[]." if config_path else ""
     if threshold is not None:
         options["threshold"] = threshold
@@ -116,7 +117,7 @@ def _config(
             h["algorithm"] = H2O_ALGOS[h2o_algorithm]
         options["h2o"] = h
     cfg = detector.parse_config(options, key=key)
-    return cfg, store_url, dataset
+    return cfg, target
 
 
 def _finish_h2o(cfg) -> None:
@@ -217,7 +218,7 @@ def score_cmd(
     fmt,
 ):
     """Score the rows of a batch in [0, 1]; flag those at or above the threshold."""
-    cfg, cfg_store, cfg_dataset = _config(
+    cfg, target = _config(
         config_path, threshold, model, engine, include, exclude, h2o_url, h2o_algorithm
     )
     try:
@@ -225,8 +226,9 @@ def score_cmd(
             data,
             cfg,
             circuit_breaker=circuit_breaker,
-            store_url=store_url or cfg_store,
-            dataset=dataset or cfg_dataset,
+            store_url=store_url or target.get("store"),
+            dataset=dataset or target.get("dataset"),
+            namespace=None if store_url else target.get("namespace"),
         )
     finally:
         _finish_h2o(cfg)
@@ -244,7 +246,7 @@ def score_cmd(
 @format_option
 def train_cmd(data, out, config_path, include, exclude, engine, h2o_url, h2o_algorithm, fmt):
     """Fit a model on history and save it; score new batches with `score --model`."""
-    cfg, _, _ = _config(config_path, None, None, engine, include, exclude, h2o_url, h2o_algorithm)
+    cfg, _ = _config(config_path, None, None, engine, include, exclude, h2o_url, h2o_algorithm)
     cfg.model = None
     try:
         doc = detector.train(data, out, cfg)
@@ -283,11 +285,12 @@ def _breaker_args(f):
 
 
 def _breaker_target(store_url, dataset, config_path):
-    cfg, cfg_store, cfg_dataset = _config(config_path)
-    dataset = dataset or cfg_dataset
+    cfg, target = _config(config_path)
+    dataset = dataset or target.get("dataset")
     if not dataset:
         raise InputError("which dataset?", key="--dataset", hint="pass --dataset NAME or --config")
-    return cfg, store_url or cfg_store, dataset
+    namespace = None if store_url else target.get("namespace")
+    return cfg, store_url or target.get("store"), dataset, namespace
 
 
 def _render_breaker(doc, console):
@@ -315,8 +318,8 @@ def breaker_group() -> None:
 @format_option
 def status_cmd(store_url, dataset, config_path, fmt):
     """Show the breaker's state; exit 1 when it is open."""
-    cfg, url, dataset = _breaker_target(store_url, dataset, config_path)
-    doc = detector.breaker_status(url, dataset, cfg)
+    cfg, url, dataset, namespace = _breaker_target(store_url, dataset, config_path)
+    doc = detector.breaker_status(url, dataset, cfg, namespace)
     emit(doc, fmt, _render_breaker)
     if doc["state"] == "open":
         raise GateFailed(f"circuit breaker of {dataset} is open: {doc['reason']}", doc)
@@ -332,8 +335,8 @@ def status_cmd(store_url, dataset, config_path, fmt):
 @format_option
 def reset_cmd(store_url, dataset, config_path, rebaseline, fmt):
     """Close the breaker by hand."""
-    cfg, url, dataset = _breaker_target(store_url, dataset, config_path)
-    doc = detector.breaker_reset(url, dataset, cfg, rebaseline=rebaseline)
+    cfg, url, dataset, namespace = _breaker_target(store_url, dataset, config_path)
+    doc = detector.breaker_reset(url, dataset, cfg, rebaseline=rebaseline, namespace=namespace)
     emit(doc, fmt, _render_breaker)
 
 

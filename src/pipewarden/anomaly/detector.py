@@ -207,15 +207,24 @@ def check(
     batch_id: str = "",
     clock: Callable[[], float] = time.time,
     use_breaker: bool = True,
+    first_chunk: bool = True,
 ) -> tuple[Verdict, dict[str, Any]]:
     """One batch: breaker gate, row scores, monitors, breaker outcome. Writes only through the
-    store's StateStore methods (breaker state and the batch's statistics)."""
+    store's StateStore methods (breaker state and the batch's statistics).
+
+    A batch read in several chunks is one call: only its first chunk (``first_chunk``) runs
+    the monitors and counts for the breaker; later chunks are scored and follow the breaker's
+    state (quarantined whole while it is open)."""
     cfg = cfg or DetectorConfig()
     use_breaker = use_breaker and cfg.breaker.enabled
     breaker = Breaker(store, dataset, cfg.breaker, clock)
     report: dict[str, Any] = {"dataset": dataset, "batch_id": batch_id, "rows": len(records)}
     if use_breaker:
-        allowed, state = breaker.allow()
+        if first_chunk:
+            allowed, state = breaker.allow()
+        else:
+            state = breaker.load()
+            allowed = state["state"] != "open"
         if not allowed:
             desc = breaker.describe(state)
             reason = (
@@ -235,7 +244,7 @@ def check(
     if use_breaker:
         epoch = int(breaker.load().get("epoch", 0))
     metrics: dict[str, Any] | None = None
-    if cfg.monitors.enabled:
+    if cfg.monitors.enabled and first_chunk:
         metrics = batch_metrics(records, clock())
         metrics["epoch"] = epoch
         metrics["anomaly_rate"] = rate
@@ -266,7 +275,8 @@ def check(
     decision = "pass"
     reason = None
     if use_breaker:
-        state = breaker.record(failed, severe, "; ".join(causes) if causes else None)
+        if first_chunk:
+            state = breaker.record(failed, severe, "; ".join(causes) if causes else None)
         report["breaker"] = breaker.describe(state)
         if state["state"] == "open":
             decision = "quarantine_batch"
@@ -359,6 +369,7 @@ def score(
     circuit_breaker: bool = False,
     store_url: str | None = None,
     dataset: str | None = None,
+    namespace: str | None = None,
     clock: Callable[[], float] = time.time,
 ) -> dict[str, Any]:
     """Score one batch file; with ``circuit_breaker`` also run the monitors and the breaker
@@ -384,7 +395,7 @@ def score(
             )
             report.pop("monitors", None)
             return report
-        store = open_state_store(store_url)
+        store = open_state_store(store_url, namespace)
         try:
             batch_id = _batch_id(records)
             _, report = check(
@@ -418,7 +429,7 @@ def _batch_id(records: list[dict[str, Any]]) -> str:
 DEFAULT_STORE = "duckdb://.pipewarden/state.duckdb"
 
 
-def open_state_store(url: str | None) -> Any:
+def open_state_store(url: str | None, namespace: str | None = None) -> Any:
     import os
 
     from ..store import open_store
@@ -426,14 +437,17 @@ def open_state_store(url: str | None) -> Any:
     url = url or os.environ.get("PIPEWARDEN_STORE") or DEFAULT_STORE
     if url.startswith("duckdb://") and not url.startswith("duckdb:///"):
         Path(url[len("duckdb://") :]).parent.mkdir(parents=True, exist_ok=True)
-    return open_store(url)
+    return open_store(url, namespace=namespace)
 
 
 def breaker_status(
-    store_url: str | None, dataset: str, cfg: DetectorConfig | None = None
+    store_url: str | None,
+    dataset: str,
+    cfg: DetectorConfig | None = None,
+    namespace: str | None = None,
 ) -> dict[str, Any]:
     cfg = cfg or DetectorConfig()
-    store = open_state_store(store_url)
+    store = open_state_store(store_url, namespace)
     try:
         return Breaker(store, dataset, cfg.breaker).describe()
     finally:
@@ -445,9 +459,10 @@ def breaker_reset(
     dataset: str,
     cfg: DetectorConfig | None = None,
     rebaseline: bool = False,
+    namespace: str | None = None,
 ) -> dict[str, Any]:
     cfg = cfg or DetectorConfig()
-    store = open_state_store(store_url)
+    store = open_state_store(store_url, namespace)
     try:
         b = Breaker(store, dataset, cfg.breaker)
         return b.describe(b.reset(rebaseline=rebaseline))

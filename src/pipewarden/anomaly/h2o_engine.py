@@ -148,6 +148,7 @@ def ensure_cluster(
             hint="the h2o engine needs Java 11+ on PATH (or set h2o.url to a running cluster)",
         ) from exc
     h2o.no_progress()
+    _stop_on_sigterm()
     conn = h2o.connection()
     server = getattr(conn, "local_server", None)
     _SESSION.update(
@@ -156,6 +157,25 @@ def ensure_cluster(
         pid=getattr(getattr(server, "_process", None), "pid", None),
     )
     return _SESSION["url"]
+
+
+def _stop_on_sigterm() -> None:
+    """``atexit`` does not run on SIGTERM (a scheduler stopping a task): stop the local H2O
+    then too, instead of leaving its JVM behind. Only when nobody else handles SIGTERM."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def handler(signum, frame):  # pragma: no cover - exercised by a signal
+        shutdown()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def local_pid() -> int | None:

@@ -42,6 +42,7 @@ class AnomalyStep:
             cfg=self.cfg,
             model=self.model(),
             batch_id=batch.batch_id or ctx.batch_id,
+            first_chunk=batch.offset == 0,
         )
         return verdict
 
