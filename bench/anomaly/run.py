@@ -116,12 +116,16 @@ def h2o_direct(algorithm):
         up = H2OEngine()._upload  # the same CSV upload our engine uses
         t0 = time.perf_counter()
         frame = up(F)
+        sample = min(256, F.shape[0])  # H2O refuses a sample larger than the frame
         if algorithm == "isolation_forest":
-            est = H2OIsolationForestEstimator(ntrees=100, sample_size=256, seed=1)
-        else:
-            est = H2OExtendedIsolationForestEstimator(
-                ntrees=100, sample_size=256, extension_level=F.shape[1] - 1, seed=1
+            est = H2OIsolationForestEstimator(
+                ntrees=100, sample_size=sample, seed=1, ignore_const_cols=False
             )
+        else:  # constant columns kept, so extension_level = columns - 1 stays valid
+            est = H2OExtendedIsolationForestEstimator(
+                ntrees=100, sample_size=sample, extension_level=F.shape[1] - 1, seed=1,
+                ignore_const_cols=False,
+            )  # fmt: skip
         est.train(training_frame=frame)
         t1 = time.perf_counter()
         pred = est.predict(frame)
@@ -214,7 +218,16 @@ def main(argv=None) -> int:
         "machine": f"{platform.machine()}, {platform.processor() or ''} {__import__('os').cpu_count()} cores, Python {platform.python_version()}",
         "results": results,
     }
-    (HERE / "results.json").write_text(json.dumps(doc, indent=2))
+    # results of earlier runs for other data sets are kept (H2O at 1M rows is run once)
+    out = HERE / "results.json"
+    if out.exists():
+        done = {r["case"] for r in results}
+        old = json.loads(out.read_text())
+        kept = [r for r in old.get("results", []) if r["case"] not in done]
+        doc["results"] = kept + results
+        doc["runs"] = old.get("runs", [old.get("command")]) + [doc["command"]]
+    out.write_text(json.dumps(doc, indent=2))
+    results = doc["results"]
     print("| data | method | ROC AUC | AP | fit s | score s | share >= 0.7 |")
     print("|---|---|---|---|---|---|---|")
     for r in results:

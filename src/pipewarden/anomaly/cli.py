@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -120,11 +121,13 @@ def _config(
     return cfg, target
 
 
-def _finish_h2o(cfg) -> None:
-    if cfg.engine == "h2o":
-        from .h2o_engine import shutdown
+def _h2o_session(cfg):
+    """The H2O this command starts is shut down when it ends (see h2o_engine.session)."""
+    if cfg.engine != "h2o":
+        return contextlib.nullcontext()
+    from .h2o_engine import session
 
-        shutdown()
+    return session()
 
 
 def _render_score(doc: dict, console) -> None:
@@ -221,7 +224,7 @@ def score_cmd(
     cfg, target = _config(
         config_path, threshold, model, engine, include, exclude, h2o_url, h2o_algorithm
     )
-    try:
+    with _h2o_session(cfg):
         doc = detector.score(
             data,
             cfg,
@@ -230,8 +233,6 @@ def score_cmd(
             dataset=dataset or target.get("dataset"),
             namespace=None if store_url else target.get("namespace"),
         )
-    finally:
-        _finish_h2o(cfg)
     emit(doc, fmt, _render_score)
     if doc.get("decision") == "quarantine_batch":
         raise GateFailed(str(doc.get("reason")), doc)
@@ -248,10 +249,8 @@ def train_cmd(data, out, config_path, include, exclude, engine, h2o_url, h2o_alg
     """Fit a model on history and save it; score new batches with `score --model`."""
     cfg, _ = _config(config_path, None, None, engine, include, exclude, h2o_url, h2o_algorithm)
     cfg.model = None
-    try:
+    with _h2o_session(cfg):
         doc = detector.train(data, out, cfg)
-    finally:
-        _finish_h2o(cfg)
 
     def render(d, console):
         console.print(

@@ -193,11 +193,12 @@ def shutdown() -> bool:
 
     conn = h2o.connection()
     server = getattr(conn, "local_server", None) if conn else None
-    with contextlib.suppress(Exception), _quiet():
-        h2o.cluster().shutdown()
-    if server is not None:
+    with _quiet():
         with contextlib.suppress(Exception):
-            server.shutdown()
+            h2o.cluster().shutdown()
+        if server is not None:
+            with contextlib.suppress(Exception):
+                server.shutdown()
     proc = getattr(server, "_process", None)
     if proc is not None:
         with contextlib.suppress(Exception):
@@ -207,6 +208,18 @@ def shutdown() -> bool:
 
 
 atexit.register(shutdown)
+
+
+@contextlib.contextmanager
+def session():
+    """Shut down, on leaving, a local H2O started inside the block, and only that one (an H2O
+    this process already ran before the block, e.g. a test session's, is left running)."""
+    running = _SESSION["started"]
+    try:
+        yield
+    finally:
+        if not running:
+            shutdown()
 
 
 class H2OEngine:
