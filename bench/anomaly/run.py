@@ -1,0 +1,241 @@
+"""Anomaly detector benchmark: our engines against scikit-learn, PyOD and H2O used directly.
+
+    .venv/bin/python bench/anomaly/run.py            # everything (about 10 minutes on 2 cores)
+    .venv/bin/python bench/anomaly/run.py --sizes 100000 --no-h2o
+
+Data: generated (pipewarden.anomaly.synth: 10 correlated numeric columns + a categorical
+segment, 1% anomalies: spikes, joint shifts, broken correlations, unseen segments) and real
+data sets bundled with scikit-learn (no download): a minority class as the anomalies.
+Every method reads the same matrix: the numeric columns plus the segment frequency-encoded.
+Times are wall-clock seconds on one thread for the Python methods (H2O: nthreads=2).
+Writes bench/anomaly/results.json and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn import datasets
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from pipewarden.anomaly.encode import Encoder, Feature
+from pipewarden.anomaly.engines import make_engine
+from pipewarden.anomaly.model import Model
+from pipewarden.anomaly.synth import generate
+
+HERE = Path(__file__).resolve().parent
+
+
+def generated(n: int, seed: int = 1):
+    X, seg, y, _ = generate(n, 0.01, seed)
+    freq = np.bincount(seg, minlength=6) / n
+    F = np.column_stack([X, freq[seg]])
+    kinds = ["numeric"] * X.shape[1] + ["category"]
+    return F, y, kinds
+
+
+def real(name: str, seed: int):
+    rng = np.random.default_rng(seed)
+    if name == "breast_cancer":  # benign rows + 20 malignant
+        d = datasets.load_breast_cancer()
+        normal, anom, k = d.target == 1, d.target == 0, 20
+    elif name == "wine":  # classes 0 and 1 + 10 rows of class 2
+        d = datasets.load_wine()
+        normal, anom, k = d.target != 2, d.target == 2, 10
+    elif name == "digits":  # digits 1-9 + 30 zeros
+        d = datasets.load_digits()
+        normal, anom, k = d.target != 0, d.target == 0, 30
+    else:
+        raise ValueError(name)
+    pick = rng.choice(np.flatnonzero(anom), k, replace=False)
+    idx = np.concatenate([np.flatnonzero(normal), pick])
+    y = np.r_[np.zeros(int(normal.sum()), dtype=int), np.ones(k, dtype=int)]
+    F = d.data[idx].astype(float)
+    return F, y, ["numeric"] * F.shape[1]
+
+
+def _encoder(kinds):
+    return Encoder([Feature(f"f{j}", f"f{j}", k) for j, k in enumerate(kinds)], {})
+
+
+def ours(engine: str, options: dict | None = None):
+    def run(F, kinds):
+        t0 = time.perf_counter()
+        model = Model.fit_matrix(F, _encoder(kinds), make_engine(engine, options))
+        t1 = time.perf_counter()
+        s, _ = model.score_matrix(F)
+        t2 = time.perf_counter()
+        model.close()
+        return s, t1 - t0, t2 - t1, float((s >= 0.7).mean())
+
+    return run
+
+
+def sk_iforest(F, kinds):
+    from sklearn.ensemble import IsolationForest
+
+    t0 = time.perf_counter()
+    m = IsolationForest(random_state=0).fit(F)
+    t1 = time.perf_counter()
+    s = -m.score_samples(F)
+    return s, t1 - t0, time.perf_counter() - t1, None
+
+
+def pyod(kind):
+    def run(F, kinds):
+        from pyod.models.ecod import ECOD
+        from pyod.models.iforest import IForest
+
+        m = IForest(random_state=0) if kind == "iforest" else ECOD()
+        t0 = time.perf_counter()
+        m.fit(F)
+        t1 = time.perf_counter()
+        s = m.decision_function(F)
+        return s, t1 - t0, time.perf_counter() - t1, None
+
+    return run
+
+
+def h2o_direct(algorithm):
+    def run(F, kinds):
+        import h2o
+        from h2o.estimators import (
+            H2OExtendedIsolationForestEstimator,
+            H2OIsolationForestEstimator,
+        )
+
+        from pipewarden.anomaly.h2o_engine import H2OEngine, ensure_cluster
+
+        ensure_cluster(max_mem="3g", nthreads=2)
+        up = H2OEngine()._upload  # the same CSV upload our engine uses
+        t0 = time.perf_counter()
+        frame = up(F)
+        sample = min(256, F.shape[0])  # H2O refuses a sample larger than the frame
+        if algorithm == "isolation_forest":
+            est = H2OIsolationForestEstimator(
+                ntrees=100, sample_size=sample, seed=1, ignore_const_cols=False
+            )
+        else:  # constant columns kept, so extension_level = columns - 1 stays valid
+            est = H2OExtendedIsolationForestEstimator(
+                ntrees=100, sample_size=sample, extension_level=F.shape[1] - 1, seed=1,
+                ignore_const_cols=False,
+            )  # fmt: skip
+        est.train(training_frame=frame)
+        t1 = time.perf_counter()
+        pred = est.predict(frame)
+        import os
+        import tempfile
+
+        fd, path = tempfile.mkstemp(suffix=".csv")
+        os.close(fd)
+        h2o.download_csv(pred["mean_length"], path)
+        s = -np.loadtxt(path, delimiter=",", skiprows=1, ndmin=1)
+        os.unlink(path)
+        h2o.remove(frame)
+        h2o.remove(pred)
+        h2o.remove(est)
+        return s, t1 - t0, time.perf_counter() - t1, None
+
+    return run
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="100000,1000000")
+    ap.add_argument("--real", default="breast_cancer,wine,digits")
+    ap.add_argument("--seeds", type=int, default=5, help="draws of the minority class (real sets)")
+    ap.add_argument("--no-h2o", action="store_true")
+    ap.add_argument(
+        "--repeats", type=int, default=3, help="timing runs on generated data (best kept)"
+    )
+    args = ap.parse_args(argv)
+
+    methods = {
+        "pipewarden sklearn (default)": ours("sklearn"),
+        "scikit-learn IsolationForest": sk_iforest,
+        "PyOD IForest": pyod("iforest"),
+        "PyOD ECOD": pyod("ecod"),
+    }
+    if not args.no_h2o:
+        methods["pipewarden h2o (EIF)"] = ours("h2o", {"max_mem": "3g", "nthreads": 2})
+        methods["H2O IF"] = h2o_direct("isolation_forest")
+        methods["H2O EIF"] = h2o_direct("extended_isolation_forest")
+
+    cases = []
+    for size in [int(s) for s in args.sizes.split(",") if s]:
+        cases.append((f"generated {size:,}", [generated(size)]))
+    for name in [s for s in args.real.split(",") if s]:
+        cases.append((name, [real(name, seed) for seed in range(args.seeds)]))
+
+    results = []
+    for case, draws in cases:
+        F0, y0, _ = draws[0]
+        print(f"## {case}: {F0.shape[0]:,} rows x {F0.shape[1]} features, {int(y0.sum())} anomalies",
+              file=sys.stderr)  # fmt: skip
+        for method, run in methods.items():
+            if case == "generated 1,000,000" and method == "pipewarden h2o (EIF)":
+                continue  # H2O at 1M is run once, directly (60-120 s per fit)
+            aucs, aps, fits, scores, flags = [], [], [], [], []
+            slow = method.startswith("H2O") or "h2o" in method
+            repeats = 1 if slow else (args.repeats if len(draws) == 1 else 1)
+            for F, y, kinds in draws:
+                # shared machine: the best of `repeats` runs for the time, the first for accuracy
+                s, tf, ts, flag = run(F, kinds)
+                for _ in range(repeats - 1):
+                    _, tf2, ts2, _ = run(F, kinds)
+                    if tf2 + ts2 < tf + ts:
+                        tf, ts = tf2, ts2
+                aucs.append(roc_auc_score(y, s))
+                aps.append(average_precision_score(y, s))
+                fits.append(tf)
+                scores.append(ts)
+                if flag is not None:
+                    flags.append(flag)
+            row = {
+                "case": case,
+                "method": method,
+                "roc_auc": round(float(np.mean(aucs)), 4),
+                "avg_precision": round(float(np.mean(aps)), 4),
+                "fit_s": round(float(np.mean(fits)), 3),
+                "score_s": round(float(np.mean(scores)), 3),
+                "share_at_0.7": round(float(np.mean(flags)), 4) if flags else None,
+            }
+            results.append(row)
+            print(f"   {method:32s} AUC {row['roc_auc']:.4f}  AP {row['avg_precision']:.4f}  "
+                  f"fit {row['fit_s']:.2f}s  score {row['score_s']:.2f}s", file=sys.stderr)  # fmt: skip
+    if not args.no_h2o:
+        from pipewarden.anomaly.h2o_engine import shutdown
+
+        shutdown()
+    doc = {
+        "command": "python bench/anomaly/run.py " + " ".join(argv or sys.argv[1:]),
+        "machine": f"{platform.machine()}, {platform.processor() or ''} {__import__('os').cpu_count()} cores, Python {platform.python_version()}",
+        "results": results,
+    }
+    # results of earlier runs for other data sets are kept (H2O at 1M rows is run once)
+    out = HERE / "results.json"
+    if out.exists():
+        done = {r["case"] for r in results}
+        old = json.loads(out.read_text())
+        kept = [r for r in old.get("results", []) if r["case"] not in done]
+        doc["results"] = kept + results
+        doc["runs"] = old.get("runs", [old.get("command")]) + [doc["command"]]
+    out.write_text(json.dumps(doc, indent=2))
+    results = doc["results"]
+    print("| data | method | ROC AUC | AP | fit s | score s | share >= 0.7 |")
+    print("|---|---|---|---|---|---|---|")
+    for r in results:
+        share = "" if r["share_at_0.7"] is None else f"{r['share_at_0.7']:.2%}"
+        print(f"| {r['case']} | {r['method']} | {r['roc_auc']:.4f} | {r['avg_precision']:.4f} | "
+              f"{r['fit_s']:.2f} | {r['score_s']:.2f} | {share} |")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,470 @@
+"""The anomaly detector's library API: score rows, watch batch health, drive the breaker.
+
+- :func:`score_rows`: normalised row scores and the flagged rows with the columns to blame;
+- :func:`check`: one batch through the breaker, the row scores and the monitors -> a
+  :class:`~pipewarden.verdict.Verdict` and a JSON-ready report (what the run step calls);
+- :func:`score` / :func:`train`: the files-in, dict-out functions behind ``pipewarden anomaly``;
+- :func:`breaker_status` / :func:`breaker_reset`: behind ``pipewarden breaker``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from ..verdict import RowIssue, Verdict
+from .breaker import Breaker, BreakerConfig
+from .calibrate import share_above
+from .model import Model, NoFeatures
+from .monitors import KIND, MonitorConfig, batch_metrics, evaluate
+
+STEP = "anomaly"
+MAX_LISTED = 100  # flagged rows listed in a report
+
+
+@dataclass
+class DetectorConfig:
+    engine: str = "sklearn"
+    model: str | None = None
+    threshold: float = 0.7
+    quarantine_rows: bool = True
+    min_fit_rows: int = 10
+    include: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    sklearn: dict[str, Any] = field(default_factory=dict)
+    h2o: dict[str, Any] = field(default_factory=dict)
+    monitors: MonitorConfig = field(default_factory=MonitorConfig)
+    breaker: BreakerConfig = field(default_factory=BreakerConfig)
+
+    @property
+    def engine_options(self) -> dict[str, Any]:
+        return self.h2o if self.engine == "h2o" else self.sklearn
+
+
+def _step_schema() -> dict[str, Any]:
+    text = resources.files("pipewarden").joinpath("pipeline_config_schema.json").read_text()
+    doc = json.loads(text)
+    return {"$ref": "#/$defs/anomaly_step", "$defs": doc["$defs"]}
+
+
+def parse_config(options: dict[str, Any] | None, key: str = "steps[].") -> DetectorConfig:
+    """Validate an ``anomaly`` step's options against the pipeline config schema.
+
+    An error names the key, e.g. ``steps[].breaker.window``."""
+    import jsonschema
+
+    options = dict(options or {})
+    options.setdefault("type", "anomaly")
+    validator = jsonschema.Draft202012Validator(_step_schema())
+    errors = sorted(validator.iter_errors(options), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        path = ".".join(str(p) for p in err.absolute_path)
+        if err.validator == "additionalProperties":
+            extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+            if extra:
+                path = ".".join([p for p in (path, extra[0]) if p])
+                raise InputError("unknown option", key=key + path, hint=_hint(err.schema))
+        raise InputError(err.message, key=key + path if path else key.rstrip("."))
+    options.pop("type")
+    return DetectorConfig(
+        engine=options.get("engine", "sklearn"),
+        model=options.get("model"),
+        threshold=float(options.get("threshold", 0.7)),
+        quarantine_rows=bool(options.get("quarantine_rows", True)),
+        min_fit_rows=int(options.get("min_fit_rows", 10)),
+        include=list(options.get("include", [])),
+        exclude=list(options.get("exclude", [])),
+        sklearn=dict(options.get("sklearn", {})),
+        h2o=dict(options.get("h2o", {})),
+        monitors=MonitorConfig.from_dict(options.get("monitors")),
+        breaker=BreakerConfig.from_dict(options.get("breaker")),
+    )
+
+
+def _hint(schema: dict[str, Any]) -> str:
+    return "known: " + ", ".join(sorted(schema.get("properties", {})))
+
+
+# ---- row scores ------------------------------------------------------------------------------
+
+
+def fit_model(records: list[dict[str, Any]], cfg: DetectorConfig) -> Model:
+    """Fit a model on records with the config's engine and column choices."""
+    return Model.fit(
+        records,
+        engine=cfg.engine,
+        engine_options=cfg.engine_options,
+        include=cfg.include,
+        exclude=cfg.exclude,
+    )
+
+
+def _why(exc: NoFeatures) -> str:
+    return ", ".join(f"{c}: {w}" for c, w in sorted(exc.excluded.items())) or "no columns"
+
+
+def score_rows(
+    records: list[dict[str, Any]],
+    cfg: DetectorConfig | None = None,
+    model: Model | None = None,
+) -> dict[str, Any]:
+    """Score every row. Without ``model`` the detector fits on the batch itself.
+
+    Returns ``status`` (``scored``, ``empty``, ``too_few_rows``, ``no_features``), a
+    ``message``, ``scores`` (a numpy array or None), ``flagged`` rows (row, score, columns,
+    reason) and what was encoded or left out."""
+    cfg = cfg or DetectorConfig()
+    n = len(records)
+    out: dict[str, Any] = {
+        "status": "scored",
+        "message": "",
+        "engine": cfg.engine if model is None else model.info.get("engine", cfg.engine),
+        "threshold": cfg.threshold,
+        "expected_clean_share": round(share_above(cfg.threshold), 6),
+        "rows": n,
+        "scores": None,
+        "flagged": [],
+        "features": [],
+        "excluded": {},
+        "fitted_on": "model" if model is not None else "batch",
+    }
+    if n == 0:
+        out.update(status="empty", message="the batch has no rows: nothing to score")
+        return out
+    own = model is None
+    if own and n < cfg.min_fit_rows:
+        out.update(
+            status="too_few_rows",
+            message=(
+                f"cannot fit on a batch of {n} row(s) (at least {cfg.min_fit_rows} needed); "
+                "train a model on history with `pipewarden anomaly train` and pass --model"
+            ),
+        )
+        return out
+    try:
+        if own:
+            model = fit_model(records, cfg)
+        assert model is not None
+        out["features"] = model.encoder.names
+        out["excluded"] = model.encoder.excluded
+        if not model.encoder.features:
+            raise NoFeatures(model.encoder.excluded)
+        scores, Z = model.score(records)
+    except NoFeatures as exc:
+        why = _why(exc)
+        out.update(
+            status="no_features",
+            excluded=exc.excluded,
+            message=f"no column can be scored ({why}); name columns to score with --include",
+        )
+        return out
+    finally:
+        if own and model is not None:
+            model.close()
+    out["scores"] = scores
+    flagged = np.flatnonzero(scores >= cfg.threshold)
+    flagged = flagged[np.argsort(-scores[flagged], kind="stable")]
+    rows = []
+    for i in flagged:
+        columns, reason = model.explain(Z[i])
+        rows.append(
+            {
+                "row": int(i),
+                "score": round(float(scores[i]), 4),
+                "columns": columns,
+                "reason": reason,
+            }
+        )
+    out["flagged"] = rows
+    spread = "constant" if np.ptp(scores) == 0 else "varied"
+    out["message"] = (
+        f"{len(rows)} of {n} rows scored >= {cfg.threshold:g} "
+        f"(expected for clean data like the reference: {share_above(cfg.threshold):.2%})"
+        + ("; every row looks the same to the detector" if spread == "constant" else "")
+    )
+    return out
+
+
+# ---- one batch through breaker, scores and monitors --------------------------------------------
+
+
+def check(
+    records: list[dict[str, Any]],
+    *,
+    dataset: str,
+    store: Any,
+    cfg: DetectorConfig | None = None,
+    model: Model | None = None,
+    batch_id: str = "",
+    clock: Callable[[], float] = time.time,
+    use_breaker: bool = True,
+    first_chunk: bool = True,
+) -> tuple[Verdict, dict[str, Any]]:
+    """One batch: breaker gate, row scores, monitors, breaker outcome. Writes only through the
+    store's StateStore methods (breaker state and the batch's statistics).
+
+    A batch read in several chunks is one call: only its first chunk (``first_chunk``) runs
+    the monitors and counts for the breaker; later chunks are scored and follow the breaker's
+    state (quarantined whole while it is open)."""
+    cfg = cfg or DetectorConfig()
+    use_breaker = use_breaker and cfg.breaker.enabled
+    breaker = Breaker(store, dataset, cfg.breaker, clock)
+    report: dict[str, Any] = {"dataset": dataset, "batch_id": batch_id, "rows": len(records)}
+    if use_breaker:
+        if first_chunk:
+            allowed, state = breaker.allow()
+        else:
+            state = breaker.load()
+            allowed = state["state"] != "open"
+        if not allowed:
+            desc = breaker.describe(state)
+            reason = (
+                f"circuit breaker open since {desc['opened_at']} ({desc['reason']}); "
+                f"canary batches from {desc['retry_at']}"
+            )
+            report.update(decision="quarantine_batch", breaker=desc, monitors=[], scored=None)
+            return Verdict(STEP, "quarantine_batch", reason, report=report), report
+
+    scored = score_rows(records, cfg, model)
+    scores = scored.pop("scores")
+    n_flagged = len(scored["flagged"])
+    rate = n_flagged / len(records) if records and scores is not None else 0.0
+
+    monitors: list[dict[str, Any]] = []
+    epoch = 0
+    if use_breaker:
+        epoch = int(breaker.load().get("epoch", 0))
+    metrics: dict[str, Any] | None = None
+    if cfg.monitors.enabled and first_chunk:
+        metrics = batch_metrics(records, clock())
+        metrics["epoch"] = epoch
+        metrics["anomaly_rate"] = rate
+        history = [
+            h
+            for h in store.metrics_history(dataset, KIND, limit=cfg.monitors.window * 3)
+            if not h.get("failed") and h.get("epoch", 0) == epoch
+        ][-cfg.monitors.window :]
+        monitors = evaluate(metrics, history, cfg.monitors)
+
+    alarms = [m for m in monitors if m["status"] in ("alarm", "severe")]
+    causes = [
+        f"{m['monitor']}{'(' + m['column'] + ')' if m['column'] else ''}: {m['message']}"
+        for m in alarms
+    ]
+    if scores is not None and rate >= cfg.breaker.anomaly_rate:
+        causes.insert(
+            0, f"{rate:.1%} of rows flagged (batch threshold {cfg.breaker.anomaly_rate:.1%})"
+        )
+    failed = bool(causes)
+    severe = any(m["status"] == "severe" for m in alarms) or (
+        scores is not None and rate >= cfg.breaker.severe_anomaly_rate
+    )
+    if metrics is not None:
+        metrics["failed"] = failed
+        store.append_metrics(dataset, batch_id, KIND, metrics)
+
+    decision = "pass"
+    reason = None
+    if use_breaker:
+        if first_chunk:
+            state = breaker.record(failed, severe, "; ".join(causes) if causes else None)
+        report["breaker"] = breaker.describe(state)
+        if state["state"] == "open":
+            decision = "quarantine_batch"
+            reason = f"circuit breaker opened: {state['reason']}"
+    issues = []
+    if cfg.quarantine_rows:
+        issues = [
+            RowIssue(
+                f["row"],
+                "anomaly",
+                f"anomaly score {f['score']:.3f} >= {cfg.threshold:g}: {f['reason']}",
+                column=", ".join(f["columns"]) or None,
+                score=f["score"],
+            )
+            for f in scored["flagged"]
+        ]
+    scored["flagged_rows"] = n_flagged
+    scored["anomaly_rate"] = round(rate, 6)
+    scored["flagged"] = scored["flagged"][:MAX_LISTED]
+    report.update(
+        decision=decision,
+        reason=reason,
+        failed=failed,
+        severe=severe,
+        causes=causes,
+        scored=scored,
+        monitors=monitors,
+    )
+    return Verdict(STEP, decision, reason, issues=issues, report=report), report
+
+
+# ---- files in, dicts out: the CLI's functions ----------------------------------------------------
+
+
+def _read(path: str) -> list[dict[str, Any]]:
+    from .. import batch
+
+    if path != "-" and not Path(path).exists():
+        raise InputError("no such file", file=path, hint="pass the batch file with --data")
+    return batch.read_batch(path).records
+
+
+def load_model(path: str | Path, cfg: DetectorConfig | None = None) -> Model:
+    cfg = cfg or DetectorConfig()
+    return Model.load(path, cfg.h2o)
+
+
+def train(
+    data: str,
+    out: str,
+    cfg: DetectorConfig | None = None,
+) -> dict[str, Any]:
+    """Fit a model on history (a file) and save it as a directory."""
+    cfg = cfg or DetectorConfig()
+    records = _read(data)
+    if len(records) < cfg.min_fit_rows:
+        raise InputError(
+            f"{len(records)} row(s) are too few to train on (at least {cfg.min_fit_rows})",
+            file=data,
+            hint="train on more history",
+        )
+    started = time.perf_counter()
+    try:
+        model = fit_model(records, cfg)
+    except NoFeatures as exc:
+        raise InputError(
+            f"no column can be scored ({_why(exc)})", file=data, hint="name columns with --include"
+        ) from exc
+    try:
+        path = model.save(out)
+    finally:
+        model.close()
+    return {
+        "model": str(path),
+        "engine": model.info["engine"],
+        "rows": len(records),
+        "features": model.encoder.names,
+        "excluded": model.encoder.excluded,
+        "seconds": round(time.perf_counter() - started, 3),
+        "threshold_share": {
+            f"{t:.1f}": round(share_above(t), 6) for t in (0.5, 0.6, 0.7, 0.8, 0.9)
+        },
+    }
+
+
+def score(
+    data: str,
+    cfg: DetectorConfig | None = None,
+    *,
+    circuit_breaker: bool = False,
+    store_url: str | None = None,
+    dataset: str | None = None,
+    namespace: str | None = None,
+    clock: Callable[[], float] = time.time,
+) -> dict[str, Any]:
+    """Score one batch file; with ``circuit_breaker`` also run the monitors and the breaker
+    against the store. Returns the report (``decision`` is ``quarantine_batch`` when the breaker
+    is open)."""
+    cfg = cfg or DetectorConfig()
+    records = _read(data)
+    model = load_model(cfg.model, cfg) if cfg.model else None
+    if not dataset:
+        dataset = "stdin" if data == "-" else Path(data).stem.split(".")[0].replace("-", "_")
+    try:
+        if not circuit_breaker:
+            from ..store.base import MemoryStateStore
+
+            _, report = check(
+                records,
+                dataset=dataset,
+                store=MemoryStateStore(),
+                cfg=cfg,
+                model=model,
+                clock=clock,
+                use_breaker=False,
+            )
+            report.pop("monitors", None)
+            return report
+        store = open_state_store(store_url, namespace)
+        try:
+            batch_id = _batch_id(records)
+            _, report = check(
+                records,
+                dataset=dataset,
+                store=store,
+                cfg=cfg,
+                model=model,
+                batch_id=batch_id,
+                clock=clock,
+            )
+        finally:
+            store.close()
+        return report
+    finally:
+        if model is not None:
+            model.close()
+
+
+def _batch_id(records: list[dict[str, Any]]) -> str:
+    import hashlib
+
+    import orjson
+
+    h = hashlib.sha256()
+    for r in records:
+        h.update(orjson.dumps(r, option=orjson.OPT_SORT_KEYS, default=str))
+    return h.hexdigest()[:16]
+
+
+DEFAULT_STORE = "duckdb://.pipewarden/state.duckdb"
+
+
+def open_state_store(url: str | None, namespace: str | None = None) -> Any:
+    import os
+
+    from ..store import open_store
+
+    url = url or os.environ.get("PIPEWARDEN_STORE") or DEFAULT_STORE
+    if url.startswith("duckdb://") and not url.startswith("duckdb:///"):
+        Path(url[len("duckdb://") :]).parent.mkdir(parents=True, exist_ok=True)
+    return open_store(url, namespace=namespace)
+
+
+def breaker_status(
+    store_url: str | None,
+    dataset: str,
+    cfg: DetectorConfig | None = None,
+    namespace: str | None = None,
+) -> dict[str, Any]:
+    cfg = cfg or DetectorConfig()
+    store = open_state_store(store_url, namespace)
+    try:
+        return Breaker(store, dataset, cfg.breaker).describe()
+    finally:
+        store.close()
+
+
+def breaker_reset(
+    store_url: str | None,
+    dataset: str,
+    cfg: DetectorConfig | None = None,
+    rebaseline: bool = False,
+    namespace: str | None = None,
+) -> dict[str, Any]:
+    cfg = cfg or DetectorConfig()
+    store = open_state_store(store_url, namespace)
+    try:
+        b = Breaker(store, dataset, cfg.breaker)
+        return b.describe(b.reset(rebaseline=rebaseline))
+    finally:
+        store.close()

@@ -1,0 +1,276 @@
+"""Feature encoding: JSON-like records -> a float matrix every engine reads.
+
+Each top-level column is classified once, on the reference (training) records:
+
+- ``numeric``: numbers, and strings that all parse as numbers (CSV); nulls take the median and,
+  when the reference has nulls, a ``<col>__null`` indicator feature is added;
+- ``bool``: 0/1;
+- ``timestamp``: ISO-8601 strings or datetime values -> two features, ``<col>__hour`` (hour of
+  day with minutes as a fraction, UTC) and ``<col>__weekday`` (0 = Monday): the time of day and
+  week a record usually has. Absolute time is left to the freshness monitor: as epoch seconds,
+  every new batch would lie beyond its training data and look anomalous;
+- ``category``: strings with few distinct values -> the value's share in the reference
+  (frequency encoding; an unseen value has share 0, the rarest possible); at most
+  ``MAX_CATEGORIES`` shares are kept, the rest pool into one "other" share;
+- left out, with the reason in ``excluded``: ``id`` (integers or strings unique per row, or a
+  name like ``id``/``*_id`` with unique values), ``text`` (strings with many distinct values),
+  ``nested`` (objects and arrays), ``all_null``.
+
+``include`` forces columns in (an id becomes numeric, text a category); ``exclude`` drops them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import numpy as np
+
+MAX_CATEGORIES = 1000
+ID_NAME = re.compile(r"(^|_)(id|uuid|guid|key)$", re.I)
+MIN_ROWS_FOR_HEURISTICS = 20
+
+
+@dataclass
+class Feature:
+    name: str  # feature name, e.g. "amount" or "amount__null"
+    column: str  # the source column
+    kind: str  # numeric | bool | ts_hour | ts_weekday | category | null
+    fill: float = 0.0  # value for a null (numeric/timestamp: the reference median)
+    shares: dict[str, float] = field(default_factory=dict)  # category -> share
+    other: float = 0.0  # share of categories beyond the cap
+
+    @property
+    def sided(self) -> int:
+        """+1: only high values are unusual; -1: only low ones; 0: both."""
+        return {"category": -1, "null": 1}.get(self.kind, 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name, "column": self.column, "kind": self.kind}
+        if self.kind in ("numeric", "ts_hour", "ts_weekday"):
+            d["fill"] = self.fill
+        if self.kind == "category":
+            d["shares"] = self.shares
+            d["other"] = self.other
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Feature:
+        return cls(
+            d["name"],
+            d["column"],
+            d["kind"],
+            float(d.get("fill", 0.0)),
+            dict(d.get("shares", {})),
+            float(d.get("other", 0.0)),
+        )
+
+
+TS_PARTS = ("hour", "weekday")
+
+
+def _ts_parts(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Hour of day (fractional) and weekday (0 = Monday) of epoch seconds, UTC; NaN stays."""
+    hour = np.mod(t, 86400.0) / 3600.0
+    weekday = np.mod(np.floor(t / 86400.0) + 3, 7)  # 1970-01-01 was a Thursday
+    return hour, weekday
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _parse_float(v: Any) -> float:
+    if v is None:
+        return math.nan
+    if isinstance(v, bool):
+        return float(v)
+    if isinstance(v, int | float):
+        return float(v)
+    if isinstance(v, str):
+        s = v.strip()
+        if not s:
+            return math.nan
+        try:
+            return float(s)
+        except ValueError:
+            return math.nan
+    return math.nan
+
+
+def _parse_ts(v: Any) -> float:
+    if v is None:
+        return math.nan
+    if isinstance(v, datetime):
+        dt = v
+    elif isinstance(v, date):
+        dt = datetime(v.year, v.month, v.day)
+    elif isinstance(v, str):
+        try:
+            dt = datetime.fromisoformat(v.strip())
+        except ValueError:
+            return math.nan
+    else:
+        return math.nan
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+def _looks_like_ts(v: Any) -> bool:
+    if isinstance(v, datetime | date):
+        return True
+    if isinstance(v, str) and len(v) >= 10 and v[4:5] == "-" and v[7:8] == "-":
+        return not math.isnan(_parse_ts(v))
+    return False
+
+
+def _numeric(values: list[Any]) -> np.ndarray:
+    try:
+        return np.array(values, dtype=float)
+    except (ValueError, TypeError):
+        return np.array([_parse_float(v) for v in values], dtype=float)
+
+
+def classify(name: str, values: list[Any], forced: bool = False) -> tuple[str | None, str]:
+    """The kind of a column (None: left out) and why."""
+    present = [v for v in values if v is not None and v != ""]
+    n = len(present)
+    if n == 0:
+        return None, "all_null"
+    if any(isinstance(v, dict | list) for v in present[:1000]):
+        return None, "nested"
+    if all(isinstance(v, bool) for v in present):
+        return "bool", "boolean"
+    sample = present[:200]
+    if all(_looks_like_ts(v) for v in sample) and all(_looks_like_ts(v) for v in present):
+        return "timestamp", "timestamp"
+    numeric = all(_is_number(v) for v in present) or (
+        all(isinstance(v, str | int | float) and not math.isnan(_parse_float(v)) for v in sample)
+        and not np.isnan(_numeric(present)).any()
+    )
+    distinct = len(set(map(str, present)))
+    unique = distinct == n
+    if numeric:
+        if not forced:
+            ints = all(float(_parse_float(v)).is_integer() for v in present[:1000])
+            if ints and unique and (ID_NAME.search(name) or n >= MIN_ROWS_FOR_HEURISTICS):
+                return None, "id"
+        return "numeric", "numeric"
+    if forced:
+        return "category", "category (included)"
+    if unique and (ID_NAME.search(name) or n >= MIN_ROWS_FOR_HEURISTICS):
+        return None, "id"
+    cap = max(50, int(0.05 * n))
+    if n >= MIN_ROWS_FOR_HEURISTICS and (distinct > cap or distinct > 0.5 * n):
+        return None, "text"
+    return "category", "category"
+
+
+@dataclass
+class Encoder:
+    features: list[Feature]
+    excluded: dict[str, str]  # column -> why it was left out
+
+    @classmethod
+    def fit(
+        cls,
+        records: list[dict[str, Any]],
+        include: list[str] | None = None,
+        exclude: list[str] | None = None,
+        columns: list[str] | None = None,
+    ) -> Encoder:
+        include = list(include or [])
+        exclude = set(exclude or [])
+        names: dict[str, None] = {}
+        for r in records:
+            for k in r:
+                names.setdefault(k, None)
+        for k in include:
+            names.setdefault(k, None)
+        features: list[Feature] = []
+        excluded: dict[str, str] = {}
+        for name in columns or list(names):
+            if name in exclude:
+                excluded[name] = "excluded"
+                continue
+            values = [r.get(name) for r in records]
+            kind, why = classify(name, values, forced=name in include)
+            if kind is None:
+                excluded[name] = why
+                continue
+            if kind == "timestamp":
+                t = np.array(list(map(_parse_ts, values)), dtype=float)
+                for part, x in zip(TS_PARTS, _ts_parts(t), strict=True):
+                    fill = float(np.nanmedian(x)) if np.isfinite(x).any() else 0.0
+                    features.append(Feature(f"{name}__{part}", name, f"ts_{part}", fill=fill))
+                if np.isnan(t).any():
+                    features.append(Feature(f"{name}__null", name, "null"))
+            elif kind == "numeric":
+                x = _numeric(values)
+                fill = float(np.nanmedian(x)) if np.isfinite(x).any() else 0.0
+                features.append(Feature(name, name, kind, fill=fill))
+                if np.isnan(x).any():
+                    features.append(Feature(f"{name}__null", name, "null"))
+            elif kind == "bool":
+                features.append(Feature(name, name, "bool"))
+                if any(v is None for v in values):
+                    features.append(Feature(f"{name}__null", name, "null"))
+            else:
+                counts: dict[str, int] = {}
+                for v in values:
+                    key = "\x00null" if v is None else str(v)
+                    counts[key] = counts.get(key, 0) + 1
+                total = len(values)
+                top = sorted(counts.items(), key=lambda kv: -kv[1])
+                shares = {k: c / total for k, c in top[:MAX_CATEGORIES]}
+                other = sum(c for _, c in top[MAX_CATEGORIES:]) / total
+                features.append(Feature(name, name, "category", shares=shares, other=other))
+        return cls(features, excluded)
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def sided(self) -> np.ndarray:
+        return np.array([f.sided for f in self.features], dtype=int)
+
+    def transform(self, records: list[dict[str, Any]]) -> np.ndarray:
+        n = len(records)
+        X = np.empty((n, len(self.features)), dtype=float)
+        cache: dict[str, list[Any]] = {}
+        ts_cache: dict[str, np.ndarray] = {}
+        for j, f in enumerate(self.features):
+            values = cache.get(f.column)
+            if values is None:
+                values = cache[f.column] = [r.get(f.column) for r in records]
+            if f.kind == "numeric":
+                x = _numeric(values)
+                X[:, j] = np.where(np.isnan(x), f.fill, x)
+            elif f.kind in ("ts_hour", "ts_weekday"):
+                t = ts_cache.get(f.column)
+                if t is None:
+                    t = ts_cache[f.column] = np.array(list(map(_parse_ts, values)), dtype=float)
+                x = _ts_parts(t)[TS_PARTS.index(f.kind[3:])]
+                X[:, j] = np.where(np.isnan(x), f.fill, x)
+            elif f.kind == "bool":
+                X[:, j] = [
+                    1.0 if v is True or str(v).lower() in ("true", "1") else 0.0 for v in values
+                ]
+            elif f.kind == "null":
+                X[:, j] = [1.0 if v is None or v == "" else 0.0 for v in values]
+            else:
+                get = f.shares.get
+                X[:, j] = [get("\x00null" if v is None else str(v), 0.0) for v in values]
+        return X
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"features": [f.to_dict() for f in self.features], "excluded": self.excluded}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Encoder:
+        return cls([Feature.from_dict(f) for f in d["features"]], dict(d.get("excluded", {})))

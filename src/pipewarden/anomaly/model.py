@@ -1,0 +1,185 @@
+"""A fitted detector: encoder + robust scaler + engine + calibration, saved as a directory.
+
+A model directory holds ``model.json`` (encoding, robust statistics, calibration, engine
+parameters, versions) and the engine's artifact: ``iforest.joblib`` for ``sklearn``, the H2O
+binary model for ``h2o``. Loading a model unpickles the forest: load models you trained.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from .calibrate import Calibrator
+from .encode import Encoder
+from .engines import MAX_FIT_ROWS, MAX_REF_ROWS, Engine, _subsample, load_engine, make_engine
+from .robust import RobustScaler
+
+FORMAT = 1
+EXPLAIN_Z = 3.0
+
+
+def _z(scaler: RobustScaler, sided: np.ndarray, X: np.ndarray) -> np.ndarray:
+    Z = scaler.z(X)
+    for j in np.flatnonzero(sided):
+        col = Z[:, j]
+        (np.maximum if sided[j] > 0 else np.minimum)(col, 0, out=col)
+    return Z
+
+
+@dataclass
+class Model:
+    encoder: Encoder
+    scaler: RobustScaler
+    engine: Engine
+    calibrator: Calibrator
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def fit(
+        cls,
+        records: list[dict[str, Any]],
+        engine: str = "sklearn",
+        engine_options: dict[str, Any] | None = None,
+        include: list[str] | None = None,
+        exclude: list[str] | None = None,
+    ) -> Model:
+        encoder = Encoder.fit(records, include=include, exclude=exclude)
+        if not encoder.features:
+            raise NoFeatures(encoder.excluded)
+        X = encoder.transform(records)
+        return cls.fit_matrix(X, encoder, make_engine(engine, engine_options))
+
+    @classmethod
+    def fit_matrix(cls, X: np.ndarray, encoder: Encoder, engine: Engine) -> Model:
+        sample = _subsample(X, MAX_FIT_ROWS, 1)
+        scaler = RobustScaler.fit(sample)
+        Z = _z(scaler, encoder.sided, sample)
+        ref_raw = engine.fit(Z)
+        if ref_raw is None:
+            ref_raw = engine.raw_scores(_subsample(Z, MAX_REF_ROWS, 2))
+        calibrator = Calibrator.fit(ref_raw)
+        info = {
+            "engine": engine.name,
+            "rows": int(X.shape[0]),
+            "features": encoder.names,
+            "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        return cls(encoder, scaler, engine, calibrator, info)
+
+    def z(self, X: np.ndarray) -> np.ndarray:
+        return _z(self.scaler, self.encoder.sided, X)
+
+    def score_matrix(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Normalised scores in [0, 1] and the robust z-scores (for the explanations)."""
+        Z = self.z(X)
+        if X.shape[0] == 0:
+            return np.zeros(0), Z
+        return self.calibrator.normalise(self.engine.raw_scores(Z)), Z
+
+    def score(self, records: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+        return self.score_matrix(self.encoder.transform(records))
+
+    def explain(self, z_row: np.ndarray, top: int = 3) -> tuple[list[str], str]:
+        """The columns that made one row unusual, and a sentence without any raw value."""
+        feats = self.encoder.features
+        order = np.argsort(-np.abs(z_row))
+        strong = [j for j in order if abs(z_row[j]) >= EXPLAIN_Z]
+        columns: list[str] = []
+        parts: list[str] = []
+        for j in strong:
+            f = feats[j]
+            if f.column in columns:
+                continue
+            columns.append(f.column)
+            if f.kind == "category":
+                parts.append(f"{f.column}: rare value")
+            elif f.kind == "null":
+                parts.append(f"{f.column}: unexpected null")
+            else:
+                side = "high" if z_row[j] > 0 else "low"
+                parts.append(f"{f.column}: unusually {side} (robust z {z_row[j]:+.1f})")
+            if len(columns) >= top:
+                break
+        if parts:
+            return columns, "; ".join(parts)
+        for j in order[:2]:
+            if feats[j].column not in columns:
+                columns.append(feats[j].column)
+        return columns, "unusual combination of " + ", ".join(columns)
+
+    # persistence ---------------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> Path:
+        """Write the model directory atomically (a half-written model is never left behind)."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".pwmodel-", dir=target.parent))
+        try:
+            params = self.engine.save(tmp)
+            doc = {
+                "format": FORMAT,
+                "info": self.info,
+                "encoder": self.encoder.to_dict(),
+                "scaler": self.scaler.to_dict(),
+                "calibrator": self.calibrator.to_dict(),
+                "engine": {"name": self.engine.name, "params": params},
+            }
+            (tmp / "model.json").write_text(json.dumps(doc))
+            if target.exists():
+                shutil.rmtree(target)
+            tmp.rename(target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return target
+
+    @classmethod
+    def load(cls, path: str | Path, engine_options: dict[str, Any] | None = None) -> Model:
+        p = Path(path)
+        meta = p / "model.json"
+        if not meta.is_file():
+            raise InputError(
+                "not a model directory (no model.json)",
+                file=str(p),
+                hint="train one with `pipewarden anomaly train --data FILE --out DIR`",
+            )
+        try:
+            doc = json.loads(meta.read_text())
+            if doc.get("format") != FORMAT:
+                raise ValueError(f"model format {doc.get('format')!r}, expected {FORMAT}")
+            engine = load_engine(
+                doc["engine"]["name"], p, doc["engine"]["params"], engine_options or {}
+            )
+            return cls(
+                Encoder.from_dict(doc["encoder"]),
+                RobustScaler.from_dict(doc["scaler"]),
+                engine,
+                Calibrator.from_dict(doc["calibrator"]),
+                doc.get("info", {}),
+            )
+        except InputError:
+            raise
+        except (KeyError, ValueError, TypeError, OSError) as exc:
+            raise InputError(
+                f"cannot read the model: {exc}", file=str(p), hint="train the model again"
+            ) from exc
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+class NoFeatures(Exception):
+    """No column of the batch can be scored."""
+
+    def __init__(self, excluded: dict[str, str]) -> None:
+        self.excluded = excluded
+        super().__init__("no column can be scored")

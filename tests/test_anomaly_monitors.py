@@ -1,0 +1,113 @@
+"""Batch health monitors catch what row scores miss: fewer rows, nulls, a shifted mean, a new mix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipewarden.anomaly.detector import DetectorConfig, check
+from pipewarden.anomaly.model import Model
+from pipewarden.anomaly.monitors import MonitorConfig, batch_metrics, evaluate
+from pipewarden.anomaly.synth import records
+from pipewarden.store.base import MemoryStateStore
+
+N = 400
+DAYS = 8
+
+
+@pytest.fixture(scope="module")
+def pool():
+    recs, _ = records(N * (DAYS + 6), anomaly_share=0.0, seed=11)
+    for r in recs:
+        r.pop("ts")  # freshness is tested on its own
+    return recs
+
+
+@pytest.fixture(scope="module")
+def model(pool):
+    return Model.fit(pool[: N * DAYS])
+
+
+def _history(pool, model, store, clock):
+    cfg = DetectorConfig()
+    for d in range(DAYS):
+        verdict, report = check(
+            pool[d * N : (d + 1) * N], dataset="daily", store=store, cfg=cfg, model=model,
+            batch_id=f"day{d}", clock=clock,
+        )  # fmt: skip
+        assert verdict.decision == "pass", report["causes"]
+    return cfg
+
+
+def _shifted(pool, kind):
+    fresh = [dict(r) for r in pool[N * DAYS : N * (DAYS + 1)]]
+    if kind == "row_count":
+        return fresh[: N // 3]
+    if kind == "null_rate":
+        for r in fresh[: int(0.4 * N)]:
+            r["x3"] = None
+        return fresh
+    if kind == "numeric_shift":
+        sd = np.std([r["x2"] for r in pool[: N * DAYS]])
+        for r in fresh:
+            r["x2"] += 0.75 * sd
+        return fresh
+    if kind == "category_mix":
+        rest = pool[N * (DAYS + 1) :]
+        west = [dict(r) for r in rest if r["segment"] == "west"][: N // 2]
+        other = [dict(r) for r in rest if r["segment"] != "west"][: N - len(west)]
+        return west + other
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize(
+    ("kind", "column"),
+    [
+        ("row_count", None),
+        ("null_rate", "x3"),
+        ("numeric_shift", "x2"),
+        ("category_mix", "segment"),
+    ],
+)
+def test_monitor_catches_what_row_scores_miss(pool, model, kind, column):
+    store = MemoryStateStore()
+    clock = iter(range(1_700_000_000, 1_800_000_000, 86400)).__next__
+    cfg = _history(pool, model, store, clock)
+    batch = _shifted(pool, kind)
+    verdict, report = check(
+        batch, dataset="daily", store=store, cfg=cfg, model=model, batch_id="bad", clock=clock
+    )
+    # the row scores alone stay under the batch threshold ...
+    assert report["scored"]["anomaly_rate"] < cfg.breaker.anomaly_rate
+    # ... the monitor does not
+    hits = [m for m in report["monitors"] if m["monitor"] == kind and m["column"] == column]
+    assert hits and hits[0]["status"] in ("alarm", "severe"), report["monitors"]
+    assert report["failed"] is True
+    assert any(kind in c for c in report["causes"])
+    # and nothing else raised a false alarm on the healthy history
+    assert all(not m.get("failed") for m in store.metrics_history("daily", "anomaly.batch")[:DAYS])
+
+
+def test_monitors_learn_before_they_alarm(pool):
+    cfg = MonitorConfig(min_history=5)
+    cur = batch_metrics(pool[:10], now=0.0)
+    hist = [batch_metrics(pool[:N], now=0.0)] * 3
+    out = evaluate(cur, hist, cfg)
+    assert [m["status"] for m in out] == ["learning"]
+
+
+def test_freshness_alarms_when_data_stops_moving():
+    cfg = MonitorConfig(min_history=3)
+    day = 86400.0
+    hist = [
+        batch_metrics([{"at": f"2024-01-{d:02d}T23:00:00+00:00", "v": 1}], now=(19723 + d) * day)
+        for d in range(1, 6)
+    ]
+    stale = batch_metrics([{"at": "2024-01-05T23:00:00+00:00", "v": 1}], now=(19723 + 9) * day)
+    out = {m["monitor"]: m for m in evaluate(stale, hist, cfg)}
+    assert out["freshness"]["status"] == "alarm"
+
+
+def test_category_values_are_not_stored_in_clear(pool):
+    m = batch_metrics(pool[:50], now=0.0)
+    assert not any(s in str(m) for s in ("north", "south", "west"))

@@ -1,0 +1,145 @@
+"""`pipewarden anomaly score|train`, `pipewarden breaker status|reset` and the script."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipewarden.anomaly.synth import records
+from pipewarden.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _write(path: Path, recs) -> str:
+    path.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    return str(path)
+
+
+def _json(capsys) -> dict:
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.fixture
+def files(tmp_path):
+    recs, _ = records(1200, anomaly_share=0.0, seed=6)
+    history = _write(tmp_path / "history.jsonl", recs[:1000])
+    batch = [dict(r) for r in recs[1000:1100]]
+    batch[3]["x2"] = batch[3]["x2"] + 1e6
+    return tmp_path, history, _write(tmp_path / "batch.jsonl", batch)
+
+
+def test_score_fits_on_the_batch_and_names_columns(files, capsys):
+    _, _, batch = files
+    assert main(["anomaly", "score", "--data", batch, "--format", "json"]) == 0
+    doc = _json(capsys)
+    top = doc["scored"]["flagged"][0]
+    assert top["row"] == 3 and top["columns"][0] == "x2" and top["score"] >= 0.7
+    assert doc["scored"]["excluded"] == {"id": "id"}
+
+
+def test_train_then_score_with_the_model(files, capsys):
+    tmp, history, batch = files
+    model = str(tmp / "model")
+    assert main(["anomaly", "train", "--data", history, "--out", model, "--format", "json"]) == 0
+    trained = _json(capsys)
+    assert trained["rows"] == 1000 and "x0" in trained["features"]
+    assert main(["anomaly", "score", "--data", batch, "--model", model, "--format", "json"]) == 0
+    doc = _json(capsys)
+    assert doc["scored"]["fitted_on"] == "model"
+    assert doc["scored"]["flagged"][0]["row"] == 3
+
+
+def test_breaker_opens_exits_1_and_can_be_reset(files, capsys, tmp_path):
+    _, history, _ = files
+    store = f"duckdb:///{tmp_path}/state.duckdb"
+    recs, _ = records(1000, anomaly_share=0.0, seed=6)
+    model = str(tmp_path / "m")
+    assert main(["anomaly", "train", "--data", history, "--out", model, "--format", "json"]) == 0
+    capsys.readouterr()
+    bad = _write(tmp_path / "bad.jsonl", [dict(r, x1=r["x1"] * 50 + 1e5) for r in recs[:100]])
+    args = ["anomaly", "score", "--data", bad, "--model", model, "--circuit-breaker",
+            "--store", store, "--dataset", "sales", "--format", "json"]  # fmt: skip
+    assert main(args) == 1
+    doc = _json(capsys)
+    assert doc["decision"] == "quarantine_batch" and doc["breaker"]["state"] == "open"
+    assert "severe breach" in doc["reason"]
+    # status says open, with the reason, and exits 1
+    assert (
+        main(["breaker", "status", "--store", store, "--dataset", "sales", "--format", "json"]) == 1
+    )
+    status = _json(capsys)
+    assert status["state"] == "open" and "flagged" in status["reason"]
+    assert (
+        main(["breaker", "reset", "--store", store, "--dataset", "sales", "--format", "json"]) == 0
+    )
+    assert _json(capsys)["state"] == "closed"
+    assert main(["breaker", "status", "--store", store, "--dataset", "sales"]) == 0
+
+
+def test_script_behaves_like_the_command(files, tmp_path):
+    _, _, batch = files
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "anomaly_detector.py"),
+            "score",
+            "--data",
+            batch,
+            "--threshold",
+            "0.7",
+            "--circuit-breaker",
+            "--store",
+            f"duckdb:///{tmp_path}/s.duckdb",
+            "--format",
+            "json",
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["breaker"]["state"] == "closed" and doc["scored"]["flagged"][0]["row"] == 3
+    assert doc["monitors"][0]["status"] == "learning"
+
+
+def test_missing_file_is_a_clear_error(capsys, tmp_path):
+    assert main(["anomaly", "score", "--data", str(tmp_path / "nope.json")]) == 2
+    assert "nope.json" in capsys.readouterr().err
+
+
+def test_config_error_names_the_key(tmp_path, capsys):
+    cfg = tmp_path / "pipeline.yml"
+    cfg.write_text(
+        "version: 1\ndataset: sales\nsource: {path: x.json}\n"
+        "steps:\n  - type: anomaly\n    breaker: {window: -1}\n"
+    )
+    assert main(["breaker", "status", "--config", str(cfg)]) == 2
+    assert "steps[].breaker.window" in capsys.readouterr().err
+
+
+def test_breaker_needs_a_dataset(capsys):
+    assert main(["breaker", "status", "--store", "duckdb:///tmp/x.duckdb"]) == 2
+    assert "--dataset" in capsys.readouterr().err
+
+
+def test_unreachable_h2o_url_is_exit_2_naming_the_key(files, capsys):
+    _, _, batch = files
+    code = main(["anomaly", "score", "--data", batch, "--engine", "h2o",
+                 "--h2o-url", "http://127.0.0.1:9", "--format", "json"])  # fmt: skip
+    assert code == 2
+    doc = _json(capsys)
+    assert doc["key"] == "h2o.url" and "unreachable" in doc["error"]
+
+
+def test_one_row_batch_gets_a_clear_answer(tmp_path, capsys):
+    one = _write(tmp_path / "one.jsonl", [{"a": 1.5, "b": "x"}])
+    assert main(["anomaly", "score", "--data", one, "--format", "json"]) == 0
+    assert _json(capsys)["scored"]["status"] == "too_few_rows"
+    assert main(["anomaly", "score", "--data", one]) == 0
+    assert "anomaly train" in capsys.readouterr().out
