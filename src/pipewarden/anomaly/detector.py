@@ -232,6 +232,7 @@ def check(
                 f"canary batches from {desc['retry_at']}"
             )
             report.update(decision="quarantine_batch", breaker=desc, monitors=[], scored=None)
+            report["summary"] = f"whole batch quarantined: {reason}"
             return Verdict(STEP, "quarantine_batch", reason, report=report), report
 
     scored = score_rows(records, cfg, model)
@@ -305,7 +306,27 @@ def check(
         scored=scored,
         monitors=monitors,
     )
+    report["summary"] = _summary(report, cfg.threshold)
     return Verdict(STEP, decision, reason, issues=issues, report=report), report
+
+
+def _summary(report: dict[str, Any], threshold: float) -> str:
+    """One line for the run's text report: rows flagged, monitors, breaker state."""
+    scored = report.get("scored") or {}
+    parts = []
+    if scored.get("status") == "scored":
+        parts.append(f"{scored['flagged_rows']} of {report['rows']} rows scored >= {threshold:g}")
+    elif scored.get("message"):
+        parts.append(f"not scored: {scored['message']}")
+    monitors = report.get("monitors") or []
+    if monitors:
+        alarms = [m for m in monitors if m["status"] in ("alarm", "severe")]
+        parts.append(f"{len(monitors)} monitors, {len(alarms)} alarms")
+    if report.get("causes"):
+        parts.append("; ".join(report["causes"]))
+    if report.get("breaker"):
+        parts.append(f"breaker {report['breaker'].get('state')}")
+    return ", ".join(parts)
 
 
 # ---- files in, dicts out: the CLI's functions ----------------------------------------------------
