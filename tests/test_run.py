@@ -387,3 +387,19 @@ def test_a_batch_a_concurrent_run_loaded_first_is_reported_skipped(project, monk
     b = rep["batches"][0]
     assert b["status"] == "skipped" and "concurrent run other" in b["reason"]
     assert rep["exit_code"] == 0 and project.counts()["orders"] == 0
+
+
+def test_a_bad_file_after_good_ones_stops_the_run_with_a_report(project, capsys):
+    """Earlier batches stay committed and the report says so; the bad file writes nothing;
+    exit 2 with the file and line on stderr, and still exactly one JSON document on stdout."""
+    jsonl(project.root / "in" / "a.jsonl", orders(0, 5))
+    (project.root / "in" / "b.jsonl").write_text('{"order_id": 6, "email": "x@y.z", "qty"\n')
+    jsonl(project.root / "in" / "c.jsonl", orders(10, 5))
+    assert main(["run", str(project.cfg), "--format", "json"]) == 2
+    out = capsys.readouterr()
+    doc = json.loads(out.out)
+    assert [b["status"] for b in doc["batches"]] == ["loaded", "invalid"]
+    assert doc["not_run"] and doc["not_run"][0].endswith("c.jsonl")
+    assert "b.jsonl" in doc["batches"][1]["error"] and "line 1" in doc["batches"][1]["error"]
+    assert "b.jsonl" in out.err and "Traceback" not in out.err
+    assert project.counts()["_pw_batches"] == 1 and project.counts()["orders"] == 5

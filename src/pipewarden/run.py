@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 import yaml
 
-from .errors import EXIT_GATE, EXIT_OK, InputError, PipewardenError
+from .errors import EXIT_GATE, EXIT_INPUT, EXIT_OK, InputError, PipewardenError
 from .store.base import QuarantineRow, jdump
 
 # ---------------------------------------------------------------- config
@@ -548,10 +548,23 @@ def run_pipeline(
         if progress:
             progress.start()
         for f in files:
-            with _spooled(f) as (path, label):
-                entry = load_file(store, cfg, path, label, steps, run_id, progress)
+            try:
+                with _spooled(f) as (path, label):
+                    entry = load_file(store, cfg, path, label, steps, run_id, progress)
+            except InputError as exc:
+                # a bad file: nothing of it was written; the report still says what earlier
+                # batches committed, and the run stops here with exit 2
+                entry = {
+                    "source": exc.file or str(f),
+                    "status": "invalid",
+                    "decision": "invalid",
+                    "error": exc.render(),
+                    "rows_read": 0,
+                    "rows_loaded": 0,
+                    "rows_quarantined": 0,
+                }
             batches.append(entry)
-            if entry["status"] == "failed":
+            if entry["status"] in ("failed", "invalid"):
                 break  # stop at the first failure; a re-run resumes with this batch
     finally:
         if progress:
@@ -567,6 +580,7 @@ def run_pipeline(
     )
     statuses = Counter(b["status"] for b in batches)
     bad = statuses["blocked"] + statuses["failed"]
+    exit_code = EXIT_INPUT if statuses["invalid"] else EXIT_GATE if bad else EXIT_OK
     return {
         "pipeline": cfg["name"],
         "dataset": cfg["dataset"],
@@ -579,7 +593,7 @@ def run_pipeline(
             "batches": len(batches),
             **{f"batches_{k}": v for k, v in statuses.items()},
         },
-        "exit_code": EXIT_GATE if bad else EXIT_OK,
+        "exit_code": exit_code,
     }
 
 

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .cli import format_option
-from .errors import EXIT_OK, GateFailed
+from .errors import EXIT_OK, GateFailed, PipewardenError
 from .output import emit
 
 
@@ -20,7 +20,13 @@ def _short(source: str) -> str:
     return Path(source).name if source not in ("-", "<stdin>") else source
 
 
-STATUS_STYLE = {"loaded": "green", "skipped": "dim", "blocked": "bold red", "failed": "bold red"}
+STATUS_STYLE = {
+    "loaded": "green",
+    "skipped": "dim",
+    "blocked": "bold red",
+    "failed": "bold red",
+    "invalid": "bold red",
+}
 
 
 def _render_run(doc: dict, console: Any) -> None:
@@ -134,6 +140,10 @@ def _render_demo(doc: dict, console: Any) -> None:
 
 def _finish(doc: dict, fmt: str, render) -> None:
     emit(doc, fmt, render)
+    batches = (doc.get("run") or doc).get("batches", [])
+    invalid = [b for b in batches if b["status"] == "invalid"]
+    if invalid:  # the report is printed (one JSON document); the error goes to stderr
+        raise PipewardenError(invalid[0]["error"])
     if doc.get("exit_code", EXIT_OK) != EXIT_OK:
         bad = [
             b for b in (doc.get("run") or doc)["batches"] if b["status"] in ("blocked", "failed")
