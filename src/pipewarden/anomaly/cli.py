@@ -13,7 +13,10 @@ import click
 from ..cli import format_option
 from ..errors import GateFailed, InputError
 from ..output import emit
-from . import detector
+
+# the detector (numpy, scikit-learn) is imported inside each command, so that the start-up
+# of every other pipewarden command does not pay for it
+from . import DEFAULT_STORE
 
 H2O_ALGOS = {"if": "isolation_forest", "eif": "extended_isolation_forest"}
 
@@ -96,6 +99,8 @@ def _config(
     h2o_url=None,
     h2o_algorithm=None,
 ):
+    from . import detector
+
     options, target, base = _pipeline(config_path)
     key = "steps[]." if config_path else ""
     if threshold is not None:
@@ -194,7 +199,7 @@ def anomaly_group() -> None:
     "--store",
     "store_url",
     default=None,
-    help=f"Store URL for the breaker and the history (default: $PIPEWARDEN_STORE or {detector.DEFAULT_STORE}).",
+    help=f"Store URL for the breaker and the history (default: $PIPEWARDEN_STORE or {DEFAULT_STORE}).",
 )
 @click.option(
     "--dataset",
@@ -221,6 +226,8 @@ def score_cmd(
     fmt,
 ):
     """Score the rows of a batch in [0, 1]; flag those at or above the threshold."""
+    from . import detector
+
     cfg, target = _config(
         config_path, threshold, model, engine, include, exclude, h2o_url, h2o_algorithm
     )
@@ -247,6 +254,8 @@ def score_cmd(
 @format_option
 def train_cmd(data, out, config_path, include, exclude, engine, h2o_url, h2o_algorithm, fmt):
     """Fit a model on history and save it; score new batches with `score --model`."""
+    from . import detector
+
     cfg, _ = _config(config_path, None, None, engine, include, exclude, h2o_url, h2o_algorithm)
     cfg.model = None
     with _h2o_session(cfg):
@@ -278,7 +287,7 @@ def _breaker_args(f):
         "--store",
         "store_url",
         default=None,
-        help=f"Store URL (default: $PIPEWARDEN_STORE or {detector.DEFAULT_STORE}).",
+        help=f"Store URL (default: $PIPEWARDEN_STORE or {DEFAULT_STORE}).",
     )(f)
     return f
 
@@ -317,6 +326,8 @@ def breaker_group() -> None:
 @format_option
 def status_cmd(store_url, dataset, config_path, fmt):
     """Show the breaker's state; exit 1 when it is open."""
+    from . import detector
+
     cfg, url, dataset, namespace = _breaker_target(store_url, dataset, config_path)
     doc = detector.breaker_status(url, dataset, cfg, namespace)
     emit(doc, fmt, _render_breaker)
@@ -334,6 +345,8 @@ def status_cmd(store_url, dataset, config_path, fmt):
 @format_option
 def reset_cmd(store_url, dataset, config_path, rebaseline, fmt):
     """Close the breaker by hand."""
+    from . import detector
+
     cfg, url, dataset, namespace = _breaker_target(store_url, dataset, config_path)
     doc = detector.breaker_reset(url, dataset, cfg, rebaseline=rebaseline, namespace=namespace)
     emit(doc, fmt, _render_breaker)

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..verdict import RowIssue, Verdict
+from . import DEFAULT_STORE
 from .breaker import Breaker, BreakerConfig
 from .calibrate import share_above
 from .model import Model, NoFeatures
@@ -445,9 +446,6 @@ def _batch_id(records: list[dict[str, Any]]) -> str:
     for r in records:
         h.update(orjson.dumps(r, option=orjson.OPT_SORT_KEYS, default=str))
     return h.hexdigest()[:16]
-
-
-DEFAULT_STORE = "duckdb://.pipewarden/state.duckdb"
 
 
 def open_state_store(url: str | None, namespace: str | None = None) -> Any:
