@@ -4,9 +4,9 @@ Every engine reads the same input, the robust z-score matrix of the encoded feat
 (:mod:`pipewarden.anomaly.robust`), so scaling and encoding never differ between engines, and
 every engine's raw scores go through the same calibration (:mod:`pipewarden.anomaly.calibrate`).
 
-- ``sklearn`` (default, embedded, no JVM): the weighted sum of three components, each first
-  put on a common scale by its median and 90th percentile on the reference
-  (``(x - median) / (q90 - median)``), then calibrated as a whole:
+- ``sklearn`` (default, embedded, no JVM): three components, each put on a common scale by
+  its median and 90th percentile on the reference (``(x - median) / (q90 - median)``),
+  weighted, combined by a smooth maximum (``log sum exp``) and calibrated as a whole:
 
   - *forest* (weight 1): a 50-tree Isolation Forest on the z-scores capped at +-5. The cap
     keeps nearly constant columns (a pixel that is blank in 99% of rows) from dominating
@@ -92,11 +92,16 @@ class SklearnEngine:
         }
 
     def _combine(self, parts: dict[str, np.ndarray]) -> np.ndarray:
-        raw = np.zeros(next(iter(parts.values())).shape[0])
-        for key, weight in self.WEIGHTS.items():
-            median, scale = self.norms[key]
-            raw += weight * (parts[key] - median) / scale
-        return raw
+        """A smooth maximum (log-sum-exp) of the weighted, scaled components: a row is about
+        as anomalous as its most anomalous view, and a second view adds a little."""
+        P = np.stack(
+            [
+                weight * (parts[key] - self.norms[key][0]) / self.norms[key][1]
+                for key, weight in self.WEIGHTS.items()
+            ]
+        )
+        top = P.max(axis=0)
+        return top + np.log(np.exp(P - top).sum(axis=0))
 
     def fit(self, Z: np.ndarray) -> np.ndarray:
         from sklearn.ensemble import IsolationForest
