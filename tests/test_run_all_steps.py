@@ -70,6 +70,11 @@ def test_the_whole_gate(project, capsys):
     assert b["rows_read"] == 400
     assert b["reasons"].get("pii") == 1 and b["reasons"].get("type_mismatch") == 1
     assert b["reasons"].get("anomaly", 0) >= 1
+    # each step gives the one-line summary the text report prints
+    assert b["steps"]["guardian"]["summary"].startswith(
+        "401 findings (EMAIL_ADDRESS 400, US_SSN 1)"
+    )
+    assert "of 400 rows scored >= 0.7" in b["steps"]["anomaly"]["summary"]
 
     store = open_store(url, namespace=schema)
     try:
