@@ -690,7 +690,8 @@ class FileAnalyzer:
             if prefix is None:
                 return None
             refs = self.register(prefix + tid, node.lineno, kwargs, dag, certain, scope)
-            self.edges(args_refs, refs, node.lineno)
+            if args_refs:
+                self.edges(args_refs, refs, node.lineno)
             return refs
         # TaskFlow call: fn(), fn.override(...)(), fn.partial(...).expand(...)
         base = func
@@ -726,27 +727,29 @@ class FileAnalyzer:
         return None
 
 
-def _dag_files(paths: Iterable[str | Path]) -> list[tuple[Path, bool]]:
+def _dag_files(paths: Iterable[str | Path]) -> list[tuple[str, bool]]:
     """(file, named explicitly) for every .py file under the given paths, sorted."""
-    out: list[tuple[Path, bool]] = []
+    out: list[tuple[str, bool]] = []
+    join = os.path.join
     for p in paths:
-        path = Path(p)
-        if path.is_file():
+        path = str(Path(p))  # names as pathlib spells them ("./a/" -> "a"), once per argument
+        if os.path.isfile(path):
             out.append((path, True))
-        elif path.is_dir():
+        elif os.path.isdir(path):
             for root, dirs, files in os.walk(path):
                 dirs[:] = sorted(
                     d
                     for d in dirs
                     if not d.startswith(".") and d not in ("__pycache__", "node_modules")
                 )
-                for f in sorted(files):
-                    if f.endswith(".py"):
-                        out.append((Path(root) / f, False))
+                base = str(Path(root))
+                out.extend(
+                    (f if base == "." else join(base, f), False)
+                    for f in sorted(files)
+                    if f.endswith(".py")
+                )
         else:
-            raise InputError(
-                "no such file or folder", file=str(path), hint="give DAG files or folders"
-            )
+            raise InputError("no such file or folder", file=path, hint="give DAG files or folders")
     return out
 
 
@@ -1006,23 +1009,24 @@ def validate_dags(
         store = _Cache(cache) if cache else None
         for path, explicit in files:
             try:
-                data = path.read_bytes()
+                with open(path, "rb") as fh:
+                    data = fh.read()
                 source = data.decode("utf-8")
             except UnicodeDecodeError:
-                findings.append(Finding(str(path), None, "syntax-error", "not UTF-8 text"))
+                findings.append(Finding(path, None, "syntax-error", "not UTF-8 text"))
                 continue
             except OSError as exc:
-                raise InputError(f"cannot read: {exc.strerror}", file=str(path)) from None
+                raise InputError(f"cannot read: {exc.strerror}", file=path) from None
             # Airflow's own heuristic: a file that mentions neither "airflow" nor "dag" holds no DAG
             low = source.lower()
             if not explicit and ("airflow" not in low or "dag" not in low):
                 continue
-            checked.append(str(path))
-            hit = store.get(str(path), data) if store else None
+            checked.append(path)
+            hit = store.get(path, data) if store else None
             if hit is not None:
-                results[str(path)] = hit
+                results[path] = hit
             else:
-                todo.append((str(path), source, data))
+                todo.append((path, source, data))
         for (name, _src, data), res in zip(
             todo, _analyze_many([(n, s) for n, s, _ in todo], jobs), strict=True
         ):
