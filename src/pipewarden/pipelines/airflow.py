@@ -890,7 +890,7 @@ def _analyze_slice(items: list[tuple[str, str]]) -> list:
 
 # with --jobs 0, worker processes start from this many files to parse: below it, starting them
 # and sending the results back costs more than they save (bench/architect/README.md)
-PARALLEL_MIN_FILES = 500
+PARALLEL_MIN_FILES = 300
 
 
 def _analyze_many(items: list[tuple[str, str]], jobs: int) -> list:
@@ -987,7 +987,8 @@ def validate_dags(
 ) -> dict:
     """Validate Airflow DAG files; returns the result document (``ok`` False on any error).
 
-    ``jobs``: worker processes for the analysis (1 by default; 0: one per core).
+    ``jobs``: processes for the analysis (1 by default; 0: one per core when at least
+    :data:`PARALLEL_MIN_FILES` files are to be parsed, else 1).
     ``cache``: a folder (or True for ``$PIPEWARDEN_CACHE_DIR`` / ``~/.cache/pipewarden``) where
     each file's analysis is kept by content hash, so unchanged files are not parsed again.
     """

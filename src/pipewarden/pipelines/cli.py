@@ -79,7 +79,7 @@ def validate() -> None:
     type=click.IntRange(min=0),
     default=0,
     show_default=True,
-    help="Worker processes (0: one per core for 200+ files).",
+    help="Worker processes (0: one per core when there are 300 files or more to parse, else none).",
 )
 @click.option(
     "--cache/--no-cache",
