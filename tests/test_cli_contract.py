@@ -1,14 +1,52 @@
 from __future__ import annotations
 
+import importlib
 import json
+import subprocess
+import sys
 
-from pipewarden.cli import main
+from pipewarden.cli import COMMAND_MODULES, main
 from pipewarden.errors import InputError, preview
 from pipewarden.verdict import RowIssue, Verdict, merge
 
 
 def test_unknown_command_is_a_bad_call(capsys):
     assert main(["no-such-command"]) == 2
+
+
+def test_every_command_is_mapped_to_its_module():
+    by_module: dict[str, set] = {}
+    for command, module in COMMAND_MODULES.items():
+        by_module.setdefault(module, set()).add(command)
+    for module, commands in by_module.items():
+        assert {c.name for c in importlib.import_module(module).COMMANDS} == commands, module
+
+
+def test_validate_dag_loads_only_its_own_part(tmp_path):
+    """pre-commit runs `validate dag` on every commit: it must not import the other parts."""
+    dag = tmp_path / "d.py"
+    dag.write_text("from airflow.sdk import DAG\nwith DAG('d', schedule=None):\n    pass\n")
+    code = (
+        "import sys\n"
+        "from pipewarden.cli import main\n"
+        f"assert main(['validate', 'dag', {str(dag)!r}, '--no-cache']) == 0\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split("\n")[-2]
+    loaded = set(out.split())
+    assert "pipewarden.pipelines.airflow" in loaded
+    for other in ("pipewarden.schema", "pipewarden.run_cli", "pipewarden.compliance", "yaml"):
+        assert other not in loaded, other
+    assert "pipewarden.anomaly" not in loaded
+
+
+def test_help_lists_every_command(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in COMMAND_MODULES:
+        assert command in out
 
 
 def test_version(capsys):

@@ -13,7 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _commands(group: click.Group, prefix: str):
-    for name, cmd in sorted(group.commands.items()):
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):  # the top group registers its commands lazily
+        cmd = group.get_command(ctx, name)
         full = f"{prefix} {name}"
         yield full
         if isinstance(cmd, click.Group):

@@ -1,7 +1,8 @@
 """The command line. Each command is a thin wrapper over one library call.
 
 Commands live beside their library code (``pipewarden/<part>/cli.py``) and export ``COMMANDS``,
-a list of click commands or groups registered here. Exit codes: 0 passed, 1 the gate failed,
+a list of click commands or groups registered here (:data:`COMMAND_MODULES` names the module of
+each command, which is imported when the command runs). Exit codes: 0 passed, 1 the gate failed,
 2 the input or the call was wrong (click's own usage errors are 2 as well).
 """
 
@@ -15,13 +16,20 @@ import click
 from . import __version__
 from .errors import EXIT_INPUT, GateFailed, InputError, PipewardenError
 
-COMMAND_MODULES = [
-    "pipewarden.schema.cli",  # sentinel
-    "pipewarden.run_cli",  # run, quarantine, demo
-    "pipewarden.compliance.cli",  # guard
-    "pipewarden.anomaly.cli",  # anomaly, breaker
-    "pipewarden.pipelines.cli",  # validate, scaffold
-]
+# command name -> the module that defines it (in its ``COMMANDS``). A module is imported only
+# when one of its commands runs (or for --help), so `pipewarden validate dag`, which pre-commit
+# runs on every commit, does not load the other parts and their dependencies.
+COMMAND_MODULES = {
+    "sentinel": "pipewarden.schema.cli",
+    "run": "pipewarden.run_cli",
+    "quarantine": "pipewarden.run_cli",
+    "demo": "pipewarden.run_cli",
+    "guard": "pipewarden.compliance.cli",
+    "anomaly": "pipewarden.anomaly.cli",
+    "breaker": "pipewarden.anomaly.cli",
+    "validate": "pipewarden.pipelines.cli",
+    "scaffold": "pipewarden.pipelines.cli",
+}
 
 format_option = click.option(
     "--format",
@@ -33,25 +41,40 @@ format_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """A group whose commands are registered from their module on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        load_all()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in COMMAND_MODULES:
+            _load(COMMAND_MODULES[name])
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pipewarden")
 def cli() -> None:
     """pipewarden: guardrails in front of the warehouse."""
 
 
-def _register() -> None:
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:  # that part is not built yet
-                continue
-            raise
-        for command in getattr(module, "COMMANDS", []):
-            cli.add_command(command)
+def _load(name: str) -> None:
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name == name:  # that part is not built yet
+            return
+        raise
+    for command in getattr(module, "COMMANDS", []):
+        cli.add_command(command)
 
 
-_register()
+def load_all() -> None:
+    """Register every command (for --help and for tools that walk the whole command tree)."""
+    for name in dict.fromkeys(COMMAND_MODULES.values()):
+        _load(name)
 
 
 def _wants_json(argv: list[str]) -> bool:
@@ -65,7 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     from .output import dumps, err_console
 
     args = list(sys.argv[1:] if argv is None else argv)
-    from rich.markup import escape
+
+    def escape(text: str) -> str:
+        from rich.markup import escape
+
+        return escape(text)
 
     try:
         rv = cli.main(args=args, prog_name="pipewarden", standalone_mode=False)

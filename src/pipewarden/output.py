@@ -29,7 +29,9 @@ def emit(doc: dict, fmt: str, render_text: Callable[[dict, Any], None] | None = 
         return
     from rich.console import Console
 
-    console = Console(highlight=False, soft_wrap=True)
+    # emoji=False: a ":name:" in a file name or a value is printed as is (and rich's emoji table,
+    # a noticeable part of the start-up of short commands, is not loaded)
+    console = Console(highlight=False, soft_wrap=True, emoji=False)
     if render_text is None:
         console.print_json(dumps(doc))
     else:
@@ -39,4 +41,4 @@ def emit(doc: dict, fmt: str, render_text: Callable[[dict, Any], None] | None = 
 def err_console():
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)

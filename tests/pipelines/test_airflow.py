@@ -95,6 +95,34 @@ def test_no_false_cycle_for_a_diamond_labels_and_taskflow(tmp_path):
     assert doc["dags"][0]["dag_id"] == "flow"
 
 
+def test_edges_against_the_task_order_are_searched_for_cycles(tmp_path):
+    """Edges that follow the order tasks are written in cannot close a cycle and skip the
+    search; edges against that order are searched, with or without a cycle."""
+    _dag(
+        tmp_path,
+        """
+        with DAG("fine", schedule=None):
+            a = EmptyOperator(task_id="a")
+            b = EmptyOperator(task_id="b")
+            c = EmptyOperator(task_id="c")
+            c >> b >> a
+
+        with DAG("loop", schedule=None):
+            a = EmptyOperator(task_id="a")
+            b = EmptyOperator(task_id="b")
+            a >> b
+            b >> a
+
+        with DAG("self", schedule=None):
+            a = EmptyOperator(task_id="a")
+            a >> a
+        """,
+    )
+    doc = validate_dags([tmp_path / "dags"])
+    cycles = [f["message"] for f in doc["findings"] if f["rule"] == "cycle"]
+    assert cycles == ["DAG loop has a cycle: a -> b -> a", "DAG self has a cycle: a -> a"]
+
+
 def test_task_groups_prefix_ids_so_equal_ids_do_not_clash(tmp_path):
     _dag(
         tmp_path,

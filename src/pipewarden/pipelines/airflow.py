@@ -14,13 +14,15 @@ loop, a DAG factory) is skipped rather than guessed, so a finding is always a re
 from __future__ import annotations
 
 import ast
+import contextlib
+import gc
 import hashlib
 import os
 import pickle
 import re
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
@@ -100,7 +102,7 @@ _CTX_RE = re.compile(
 _OLD_MODULE_RE = re.compile(r"^airflow\.(operators|sensors|hooks)\.\w+_(operator|sensor|hook)$")
 
 
-@dataclass
+@dataclass(slots=True)
 class TaskRef:
     label: str
     dag: DagInfo | None
@@ -124,6 +126,15 @@ class DagInfo:
 LABEL = object()  # Label("...") in a dependency chain: passes the left side through
 
 
+# node classes bound once: the analysis compares type(node) with them, which is cheaper than
+# isinstance and matches the same nodes (the parser makes no subclasses)
+_Name, _Attribute, _Call, _Constant = ast.Name, ast.Attribute, ast.Call, ast.Constant
+_Import, _ImportFrom = ast.Import, ast.ImportFrom
+_Assign, _AnnAssign, _Expr = ast.Assign, ast.AnnAssign, ast.Expr
+_BinOp, _RShift, _LShift = ast.BinOp, ast.RShift, ast.LShift
+_List, _Tuple, _Set = ast.List, ast.Tuple, ast.Set
+
+
 def _const_str(node: ast.AST | None) -> str | None:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return node.value
@@ -137,36 +148,81 @@ def _kw(call: ast.Call, name: str) -> ast.keyword | None:
     return None
 
 
+_FUNC_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef)
+# statements that hold other statements (the only ones _scan descends into)
+_COMPOUND = {
+    ast.FunctionDef,
+    ast.AsyncFunctionDef,
+    ast.ClassDef,
+    ast.With,
+    ast.AsyncWith,
+    ast.For,
+    ast.AsyncFor,
+    ast.While,
+    ast.If,
+    ast.Try,
+    ast.TryStar,
+    ast.Match,
+}
+
+
 def _scan(tree: ast.Module) -> tuple[list, list]:
     """Imports (in source order) and function definitions, found by walking statements only
     (they cannot hide inside expressions), which is a fraction of the nodes of a full walk."""
     imports: list = []
     funcs: list = []
     stack: list = [tree.body]
-    Import, ImportFrom, FDef, AFDef = (
-        ast.Import,
-        ast.ImportFrom,
-        ast.FunctionDef,
-        ast.AsyncFunctionDef,
-    )
+    compound = _COMPOUND
     while stack:
         for st in stack.pop():
             t = type(st)
-            if t is Import or t is ImportFrom:
+            if t is _Import or t is _ImportFrom:
                 imports.append(st)
                 continue
-            if t is FDef or t is AFDef:
+            if t not in compound:
+                continue
+            if t in _FUNC_TYPES:
                 funcs.append(st)
-            for name in ("body", "orelse", "finalbody"):
-                block = getattr(st, name, None)
-                if block:
-                    stack.append(block)
-            for h in getattr(st, "handlers", ()) or ():
-                stack.append(h.body)
-            for c in getattr(st, "cases", ()) or ():
-                stack.append(c.body)
+            if t is ast.Match:
+                for c in st.cases:
+                    stack.append(c.body)
+                continue
+            stack.append(st.body)
+            orelse = getattr(st, "orelse", None)
+            if orelse:
+                stack.append(orelse)
+            if t is ast.Try or t is ast.TryStar:
+                if st.finalbody:
+                    stack.append(st.finalbody)
+                for h in st.handlers:
+                    stack.append(h.body)
     imports.sort(key=lambda n: (n.lineno, n.col_offset))
     return imports, funcs
+
+
+_IMPORT_VERDICTS: dict[tuple[str, str | None], tuple[str, str] | None] = {}
+
+
+def _import_verdict(module: str, name: str | None) -> tuple[str, str] | None:
+    """(rule, message) for an import from an airflow module, or None when it is fine."""
+    for (mod, nm), hint in REMOVED_IMPORTS.items():
+        if (module == mod or module.startswith(mod + ".")) and (nm is None or nm == name):
+            what = f"{module}.{name}" if name and nm else module
+            return "airflow3-removed-import", f"{what} was removed in Airflow 3: {hint}"
+    if name in REMOVED_NAMES:
+        return (
+            "airflow3-removed-import",
+            f"{name} was removed in Airflow 3: {REMOVED_NAMES[name]}",
+        )
+    if _OLD_MODULE_RE.match(module):
+        return (
+            "airflow3-removed-import",
+            f"{module} was removed in Airflow 3: import from the provider packages",
+        )
+    for mod, hint in DEPRECATED_MODULES.items():
+        if module == mod or module.startswith(mod + "."):
+            return "airflow3-deprecated-import", f"{module} is deprecated in Airflow 3: {hint}"
+    return None
 
 
 class FileAnalyzer:
@@ -181,6 +237,7 @@ class FileAnalyzer:
         self.group_funcs: set[str] = set()
         self.module_dicts: dict[str, ast.Dict] = {}
         self.taskflow_calls: dict[tuple[int, str], int] = {}
+        self.airflow_names: dict[str, str] = {}  # local name -> last part, for airflow imports
 
     # ---- names -------------------------------------------------------------------------
     def qualname(self, node: ast.AST) -> str | None:
@@ -191,12 +248,21 @@ class FileAnalyzer:
             return f"{base}.{node.attr}" if base else None
         return None
 
+    def airflow_name(self, node: ast.AST) -> str | None:
+        """The last part of the node's qualified name when it comes from an airflow module."""
+        t = type(node)
+        if t is _Name:
+            return self.airflow_names.get(node.id)
+        if t is _Attribute:
+            base = self.qualname(node.value)
+            return node.attr if base and base.startswith("airflow") else None
+        return None
+
     def _is(self, node: ast.AST, last: str) -> bool:
-        q = self.qualname(node)
-        return bool(q) and q.startswith("airflow") and q.rsplit(".", 1)[-1] == last
+        return self.airflow_name(node) == last
 
     def is_dag_class(self, func: ast.AST) -> bool:
-        return self._is(func, "DAG")
+        return self.airflow_name(func) == "DAG"
 
     def _decorator_target(self, dec: ast.AST) -> ast.AST:
         return dec.func if isinstance(dec, ast.Call) else dec
@@ -218,6 +284,11 @@ class FileAnalyzer:
     def run(self) -> None:
         imports, funcs = _scan(self.tree)
         self.collect_imports(imports)
+        self.airflow_names = {
+            local: q.rsplit(".", 1)[-1]
+            for local, q in self.aliases.items()
+            if q.startswith("airflow")
+        }
         for stmt in self.tree.body:
             if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Dict):
                 for t in stmt.targets:
@@ -253,35 +324,12 @@ class FileAnalyzer:
     def check_import(self, module: str, name: str | None, line: int) -> None:
         if not module.startswith("airflow"):
             return
-        for (mod, nm), hint in REMOVED_IMPORTS.items():
-            if (module == mod or module.startswith(mod + ".")) and (nm is None or nm == name):
-                what = f"{module}.{name}" if name and nm else module
-                self.add(
-                    line, "airflow3-removed-import", f"{what} was removed in Airflow 3: {hint}"
-                )
-                return
-        if name in REMOVED_NAMES:
-            self.add(
-                line,
-                "airflow3-removed-import",
-                f"{name} was removed in Airflow 3: {REMOVED_NAMES[name]}",
-            )
-            return
-        if _OLD_MODULE_RE.match(module):
-            self.add(
-                line,
-                "airflow3-removed-import",
-                f"{module} was removed in Airflow 3: import from the provider packages",
-            )
-            return
-        for mod, hint in DEPRECATED_MODULES.items():
-            if module == mod or module.startswith(mod + "."):
-                self.add(
-                    line,
-                    "airflow3-deprecated-import",
-                    f"{module} is deprecated in Airflow 3: {hint}",
-                )
-                return
+        key = (module, name)
+        verdict = _IMPORT_VERDICTS.get(key, False)
+        if verdict is False:
+            verdict = _IMPORT_VERDICTS[key] = _import_verdict(module, name)
+        if verdict is not None:
+            self.add(line, *verdict)
 
     def add(self, line: int | None, rule: str, message: str, **extra) -> None:
         self.findings.append(Finding(self.path, line, rule, message, extra=extra))
@@ -401,15 +449,49 @@ class FileAnalyzer:
             self.stmt(stmt, dag, prefix, certain, scope)
 
     def stmt(self, s: ast.stmt, dag, prefix, certain, scope) -> None:
-        if isinstance(s, ast.With | ast.AsyncWith):
+        t = type(s)
+        if t is _Assign or t is _AnnAssign:
+            value = s.value
+            if value is None:
+                return
+            targets = s.targets if t is _Assign else [s.target]
+            if type(value) is _Call:
+                name = self.airflow_name(value.func)
+                if name == "DAG":
+                    info = self.new_dag(value, value.lineno, "call", certain)
+                    for tg in targets:
+                        if isinstance(tg, ast.Name):
+                            scope[tg.id] = info
+                    return
+                refs = self.call(value, dag, prefix, certain, scope, name)
+            else:
+                refs = self.expr(value, dag, prefix, certain, scope)
+            for tg in targets:
+                if isinstance(tg, ast.Name):
+                    if refs:
+                        scope[tg.id] = refs
+                    else:
+                        scope.pop(tg.id, None)
+                elif isinstance(tg, ast.Tuple | ast.List) and isinstance(
+                    value, ast.Tuple | ast.List
+                ):
+                    for tt, vv in zip(tg.elts, value.elts, strict=False):
+                        if isinstance(tt, ast.Name):
+                            r = self.expr(vv, dag, prefix, certain, {**scope, "__noreg__": True})
+                            if r:
+                                scope[tt.id] = r
+        elif t is _Expr:
+            self.expr(s.value, dag, prefix, certain, scope)
+        elif t is ast.With or t is ast.AsyncWith:
             inner_dag, inner_prefix = dag, prefix
             for item in s.items:
                 ce = item.context_expr
-                if isinstance(ce, ast.Call) and self.is_dag_class(ce.func):
+                name = self.airflow_name(ce.func) if type(ce) is _Call else None
+                if name == "DAG":
                     inner_dag = self.new_dag(ce, ce.lineno, "with", certain)
                     if isinstance(item.optional_vars, ast.Name):
                         scope[item.optional_vars.id] = inner_dag
-                elif isinstance(ce, ast.Call) and self._is(ce.func, "TaskGroup"):
+                elif name == "TaskGroup":
                     k = _kw(ce, "group_id")
                     gid = _const_str(k.value if k else (ce.args[0] if ce.args else None))
                     inner_prefix = (
@@ -421,7 +503,7 @@ class FileAnalyzer:
                 else:
                     self.expr(ce, inner_dag, inner_prefix, certain, scope)
             self.walk(s.body, inner_dag, inner_prefix, certain, scope)
-        elif isinstance(s, ast.FunctionDef | ast.AsyncFunctionDef):
+        elif t is ast.FunctionDef or t is ast.AsyncFunctionDef:
             decs = s.decorator_list
             dag_dec = next((d for d in decs if self.is_dag_decorator(d)), None)
             if dag_dec is not None:
@@ -432,69 +514,42 @@ class FileAnalyzer:
                 return  # bodies of tasks and groups run per call: nothing certain to record
             else:
                 self.walk(s.body, None, None, False, dict(scope))
-        elif isinstance(s, ast.ClassDef):
+        elif t is ast.ClassDef:
             self.walk(s.body, None, None, False, dict(scope))
-        elif isinstance(s, ast.For | ast.AsyncFor | ast.While):
+        elif t is ast.For or t is ast.AsyncFor or t is ast.While:
             self.expr(
                 getattr(s, "iter", None) or getattr(s, "test", None), dag, prefix, certain, scope
             )
             self.walk(s.body, dag, prefix, False, scope)
             self.walk(s.orelse, dag, prefix, False, scope)
-        elif isinstance(s, ast.If):
+        elif t is ast.If:
             self.expr(s.test, dag, prefix, certain, scope)
             self.walk(s.body, dag, prefix, False, scope)
             self.walk(s.orelse, dag, prefix, False, scope)
-        elif isinstance(s, ast.Try):
+        elif t is ast.Try:
             self.walk(s.body, dag, prefix, certain, scope)
             for h in s.handlers:
                 self.walk(h.body, dag, prefix, False, scope)
             self.walk(s.orelse, dag, prefix, certain, scope)
             self.walk(s.finalbody, dag, prefix, certain, scope)
-        elif isinstance(s, ast.Assign | ast.AnnAssign):
-            value = s.value
-            if value is None:
-                return
-            targets = s.targets if isinstance(s, ast.Assign) else [s.target]
-            if isinstance(value, ast.Call) and self.is_dag_class(value.func):
-                info = self.new_dag(value, value.lineno, "call", certain)
-                for t in targets:
-                    if isinstance(t, ast.Name):
-                        scope[t.id] = info
-                return
-            refs = self.expr(value, dag, prefix, certain, scope)
-            for t in targets:
-                if isinstance(t, ast.Name):
-                    if refs:
-                        scope[t.id] = refs
-                    else:
-                        scope.pop(t.id, None)
-                elif isinstance(t, ast.Tuple | ast.List) and isinstance(
-                    value, ast.Tuple | ast.List
-                ):
-                    for tt, vv in zip(t.elts, value.elts, strict=False):
-                        if isinstance(tt, ast.Name):
-                            r = self.expr(vv, dag, prefix, certain, {**scope, "__noreg__": True})
-                            if r:
-                                scope[tt.id] = r
-        elif isinstance(s, ast.Expr) or isinstance(s, ast.Return) and s.value is not None:
+        elif t is ast.Return and s.value is not None:
             self.expr(s.value, dag, prefix, certain, scope)
 
     # ---- expressions -------------------------------------------------------------------
     def expr(self, node, dag, prefix, certain, scope):
         """Evaluate an expression for tasks and dependencies; returns the task refs it denotes."""
-        if node is None:
-            return None
-        if isinstance(node, ast.Name):
+        t = type(node)
+        if t is _Call:
+            return self.call(node, dag, prefix, certain, scope)
+        if t is _Name:
             v = scope.get(node.id)
             return v if isinstance(v, list) else None
-        if isinstance(node, ast.List | ast.Tuple | ast.Set):
-            out = []
-            for e in node.elts:
-                r = self.expr(e, dag, prefix, certain, scope)
-                if r and r is not LABEL:
-                    out.extend(r)
-            return out or None
-        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.RShift | ast.LShift):
+        if t is _Constant:
+            return None
+        if t is _BinOp:
+            op = type(node.op)
+            if op is not _RShift and op is not _LShift:
+                return None
             left = self.expr(node.left, dag, prefix, certain, scope)
             right = self.expr(node.right, dag, prefix, certain, scope)
             if right is LABEL:
@@ -502,12 +557,17 @@ class FileAnalyzer:
             if left is LABEL:
                 return right
             if left and right:
-                src, dst = (left, right) if isinstance(node.op, ast.RShift) else (right, left)
+                src, dst = (left, right) if op is _RShift else (right, left)
                 self.edges(src, dst, node.lineno)
             return right
-        if isinstance(node, ast.Call):
-            return self.call(node, dag, prefix, certain, scope)
-        if isinstance(node, ast.Attribute):
+        if t is _List or t is _Tuple or t is _Set:
+            out = []
+            for e in node.elts:
+                r = self.expr(e, dag, prefix, certain, scope)
+                if r and r is not LABEL:
+                    out.extend(r)
+            return out or None
+        if t is _Attribute:
             return (
                 self.expr(node.value, dag, prefix, certain, scope)
                 if node.attr == "output"
@@ -527,15 +587,18 @@ class FileAnalyzer:
             dag.tasks.append((label, line, kwargs, certain))
         return [TaskRef(label, dag)]
 
-    def call(self, node: ast.Call, dag, prefix, certain, scope):
+    def call(self, node: ast.Call, dag, prefix, certain, scope, name: str | None | bool = False):
+        """``name``: the callee's airflow name when the caller has resolved it already."""
         func = node.func
+        if name is False:
+            name = self.airflow_name(func)
         # Label("...") between tasks
-        if self._is(func, "Label"):
+        if name == "Label":
             return LABEL
         # chain(a, b, [c, d]) / cross_downstream([a], [b])
-        if self._is(func, "chain") or self._is(func, "cross_downstream"):
+        if name == "chain" or name == "cross_downstream":
             parts = [self.expr(a, dag, prefix, certain, scope) for a in node.args]
-            if self._is(func, "cross_downstream") and len(parts) == 2 and parts[0] and parts[1]:
+            if name == "cross_downstream" and len(parts) == 2 and parts[0] and parts[1]:
                 self.edges(parts[0], parts[1], node.lineno)
                 return None
             for (a_node, a), (b_node, b) in zip(
@@ -556,7 +619,7 @@ class FileAnalyzer:
                     self.edges(a, b, node.lineno)
             return None
         # a.set_downstream(b) / a.set_upstream(b)
-        if isinstance(func, ast.Attribute) and func.attr in ("set_downstream", "set_upstream"):
+        if type(func) is _Attribute and func.attr in ("set_downstream", "set_upstream"):
             me = self.expr(func.value, dag, prefix, certain, scope)
             other = self.expr(node.args[0], dag, prefix, certain, scope) if node.args else None
             if me and other and me is not LABEL and other is not LABEL:
@@ -566,38 +629,56 @@ class FileAnalyzer:
                     self.edges(other, me, node.lineno)
             return None
         # a DAG built inline
-        if self.is_dag_class(func):
+        if name == "DAG":
             self.new_dag(node, node.lineno, "call", certain)
             return None
         args_refs = []
-        for a in [*node.args, *(k.value for k in node.keywords)]:
-            r = self.expr(a, dag, prefix, certain, scope)
-            if r and r is not LABEL:
-                args_refs.extend(r)
+        for a in node.args:
+            if type(a) is not _Constant:
+                r = self.expr(a, dag, prefix, certain, scope)
+                if r and r is not LABEL:
+                    args_refs.extend(r)
+        # one pass over the keywords: their values, dag=..., task_id=...
+        k_dag = tid_node = None
+        kwargs = set()
+        for k in node.keywords:
+            v = k.value
+            if type(v) is not _Constant:
+                r = self.expr(v, dag, prefix, certain, scope)
+                if r and r is not LABEL:
+                    args_refs.extend(r)
+            arg = k.arg
+            if arg is None:
+                continue
+            kwargs.add(arg)
+            if arg == "task_id":
+                if tid_node is None:
+                    tid_node = k
+            elif arg == "dag" and k_dag is None:
+                k_dag = k
         # the DAG a task names with dag=...
-        k_dag = _kw(node, "dag")
         if k_dag is not None and isinstance(k_dag.value, ast.Name):
             d = scope.get(k_dag.value.id)
             if isinstance(d, DagInfo):
                 dag = d
                 prefix = "" if prefix is None else prefix
         # operator with an explicit task_id (also X.partial(task_id=...).expand(...))
-        tid_node = None
-        c = node
-        while isinstance(c, ast.Call):
-            k = _kw(c, "task_id")
-            if k is not None:
-                tid_node = k
-                break
-            c = (
-                c.func.value
-                if isinstance(c.func, ast.Attribute) and isinstance(c.func.value, ast.Call)
-                else None
-            )
+        if tid_node is None:
+            c = func.value if type(func) is _Attribute and type(func.value) is _Call else None
+            while c is not None:
+                k = _kw(c, "task_id")
+                if k is not None:
+                    tid_node = k
+                    break
+                c = (
+                    c.func.value
+                    if isinstance(c.func, ast.Attribute) and isinstance(c.func.value, ast.Call)
+                    else None
+                )
         if tid_node is not None:
             tid = _const_str(tid_node.value)
-            kwargs = {k.arg for k in node.keywords if k.arg}
-            self.check_task_args(node.keywords, node.lineno)
+            if not kwargs.isdisjoint(REMOVED_TASK_ARGS):
+                self.check_task_args(node.keywords, node.lineno)
             if tid is None:
                 return None
             if len(tid) > ID_MAX or not ID_RE.match(tid):
@@ -609,7 +690,8 @@ class FileAnalyzer:
             if prefix is None:
                 return None
             refs = self.register(prefix + tid, node.lineno, kwargs, dag, certain, scope)
-            self.edges(args_refs, refs, node.lineno)
+            if args_refs:
+                self.edges(args_refs, refs, node.lineno)
             return refs
         # TaskFlow call: fn(), fn.override(...)(), fn.partial(...).expand(...)
         base = func
@@ -645,27 +727,29 @@ class FileAnalyzer:
         return None
 
 
-def _dag_files(paths: Iterable[str | Path]) -> list[tuple[Path, bool]]:
+def _dag_files(paths: Iterable[str | Path]) -> list[tuple[str, bool]]:
     """(file, named explicitly) for every .py file under the given paths, sorted."""
-    out: list[tuple[Path, bool]] = []
+    out: list[tuple[str, bool]] = []
+    join = os.path.join
     for p in paths:
-        path = Path(p)
-        if path.is_file():
+        path = str(Path(p))  # names as pathlib spells them ("./a/" -> "a"), once per argument
+        if os.path.isfile(path):
             out.append((path, True))
-        elif path.is_dir():
+        elif os.path.isdir(path):
             for root, dirs, files in os.walk(path):
                 dirs[:] = sorted(
                     d
                     for d in dirs
                     if not d.startswith(".") and d not in ("__pycache__", "node_modules")
                 )
-                for f in sorted(files):
-                    if f.endswith(".py"):
-                        out.append((Path(root) / f, False))
+                base = str(Path(root))
+                out.extend(
+                    (f if base == "." else join(base, f), False)
+                    for f in sorted(files)
+                    if f.endswith(".py")
+                )
         else:
-            raise InputError(
-                "no such file or folder", file=str(path), hint="give DAG files or folders"
-            )
+            raise InputError("no such file or folder", file=path, hint="give DAG files or folders")
     return out
 
 
@@ -724,6 +808,8 @@ def _check_structure(info: DagInfo, findings: list[Finding]) -> None:
             )
         else:
             seen[label] = line
+    if _in_task_order(info):
+        return
     for cyc in find_cycles((a, b) for a, b, _ in info.edges):
         first = cyc.path[0], cyc.path[1]
         line = next((ln for a, b, ln in info.edges if (a, b) == first), info.line)
@@ -736,6 +822,23 @@ def _check_structure(info: DagInfo, findings: list[Finding]) -> None:
                 extra={"path": cyc.path},
             )
         )
+
+
+def _in_task_order(info: DagInfo) -> bool:
+    """True when every edge goes from a task to one registered after it: that order is then a
+    topological order, so there is no cycle (the common case, checked in one pass)."""
+    if not info.edges:
+        return True
+    pos: dict[str, int] = {}
+    for t in info.tasks:
+        pos.setdefault(t[0], len(pos))
+    get = pos.get
+    for a, b, _ in info.edges:
+        i = get(a)
+        j = get(b)
+        if i is None or j is None or i >= j:
+            return False
+    return True
 
 
 def _check_dag(info: DagInfo, config: ValidateConfig, findings: list[Finding]) -> None:
@@ -767,26 +870,47 @@ def _check_dag(info: DagInfo, config: ValidateConfig, findings: list[Finding]) -
             )
 
 
-def _analyze_one(item: tuple[str, str]) -> tuple[list[Finding], list[DagInfo]]:
+def _analyze_one(item: tuple[str, str]) -> tuple[list, list]:
+    """One file's analysis as plain tuples, cheap to pickle for the cache and to send back from
+    a worker process: findings as ``(line, rule, message, extra)`` and DAGs as ``(dag_id, line,
+    certain, kind, default_args, tasks, func_name)``; the file is the item's name. Edges are not
+    kept: the file-local checks that need them are done."""
     name, source = item
     found: list[Finding] = []
     dags = analyze_file(name, source, found)
-    for info in dags:
-        info.edges = []  # checked already; not kept (smaller cache, cheaper to pass between processes)
-    return found, dags
+    return (
+        [(f.line, f.rule, f.message, f.extra) for f in found],
+        [(d.dag_id, d.line, d.certain, d.kind, d.default_args, d.tasks, d.func_name) for d in dags],
+    )
+
+
+def _analyze_slice(items: list[tuple[str, str]]) -> list:
+    return [_analyze_one(i) for i in items]
+
+
+# with --jobs 0, worker processes start from this many files to parse: below it, starting them
+# and sending the results back costs more than they save (bench/architect/README.md)
+PARALLEL_MIN_FILES = 300
 
 
 def _analyze_many(items: list[tuple[str, str]], jobs: int) -> list:
     if jobs == 0:
-        jobs = os.cpu_count() or 1
-    if jobs <= 1 or len(items) < 2:
-        return [_analyze_one(i) for i in items]
+        jobs = (os.cpu_count() or 1) if len(items) >= PARALLEL_MIN_FILES else 1
+    jobs = min(jobs, len(items))
+    if jobs <= 1:
+        return _analyze_slice(items)
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    # one share per process; this process takes the first one while jobs - 1 workers take the rest
+    cut = [len(items) * k // jobs for k in range(jobs + 1)]
     ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-        return list(pool.map(_analyze_one, items, chunksize=max(1, len(items) // (jobs * 4))))
+    with ProcessPoolExecutor(max_workers=jobs - 1, mp_context=ctx) as pool:
+        futures = [pool.submit(_analyze_slice, items[cut[k] : cut[k + 1]]) for k in range(1, jobs)]
+        out = _analyze_slice(items[: cut[1]])
+        for fut in futures:
+            out.extend(fut.result())
+    return out
 
 
 _CODE = hashlib.blake2b(
@@ -795,6 +919,17 @@ _CODE = hashlib.blake2b(
     ),
     digest_size=8,
 ).hexdigest()
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class _Cache:
@@ -852,7 +987,8 @@ def validate_dags(
 ) -> dict:
     """Validate Airflow DAG files; returns the result document (``ok`` False on any error).
 
-    ``jobs``: worker processes for the analysis (1 by default; 0: one per core).
+    ``jobs``: processes for the analysis (1 by default; 0: one per core when at least
+    :data:`PARALLEL_MIN_FILES` files are to be parsed, else 1).
     ``cache``: a folder (or True for ``$PIPEWARDEN_CACHE_DIR`` / ``~/.cache/pipewarden``) where
     each file's analysis is kept by content hash, so unchanged files are not parsed again.
     """
@@ -866,40 +1002,50 @@ def validate_dags(
     findings: list[Finding] = []
     dags: list[DagInfo] = []
     checked = []
-    store = _Cache(cache) if cache else None
     todo: list[tuple[str, str, bytes]] = []
-    results: dict[str, tuple[list[Finding], list[DagInfo]]] = {}
-    for path, explicit in files:
-        try:
-            data = path.read_bytes()
-            source = data.decode("utf-8")
-        except UnicodeDecodeError:
-            findings.append(Finding(str(path), None, "syntax-error", "not UTF-8 text"))
-            continue
-        except OSError as exc:
-            raise InputError(f"cannot read: {exc.strerror}", file=str(path)) from None
-        # Airflow's own heuristic: a file that mentions neither "airflow" nor "dag" holds no DAG
-        low = source.lower()
-        if not explicit and ("airflow" not in low or "dag" not in low):
-            continue
-        checked.append(str(path))
-        hit = store.get(str(path), data) if store else None
-        if hit is not None:
-            results[str(path)] = hit
-        else:
-            todo.append((str(path), source, data))
-    for (name, _src, data), res in zip(
-        todo, _analyze_many([(n, s) for n, s, _ in todo], jobs), strict=True
-    ):
-        results[name] = res
+    results: dict[str, tuple[list, list]] = {}
+    # the trees and results are freed by reference counting: cyclic collections of the growing
+    # heap while they are built would only cost time
+    with _gc_paused():
+        store = _Cache(cache) if cache else None
+        for path, explicit in files:
+            try:
+                with open(path, "rb") as fh:
+                    data = fh.read()
+                source = data.decode("utf-8")
+            except UnicodeDecodeError:
+                findings.append(Finding(path, None, "syntax-error", "not UTF-8 text"))
+                continue
+            except OSError as exc:
+                raise InputError(f"cannot read: {exc.strerror}", file=path) from None
+            # Airflow's own heuristic: a file that mentions neither "airflow" nor "dag" holds no DAG
+            low = source.lower()
+            if not explicit and ("airflow" not in low or "dag" not in low):
+                continue
+            checked.append(path)
+            hit = store.get(path, data) if store else None
+            if hit is not None:
+                results[path] = hit
+            else:
+                todo.append((path, source, data))
+        for (name, _src, data), res in zip(
+            todo, _analyze_many([(n, s) for n, s, _ in todo], jobs), strict=True
+        ):
+            results[name] = res
+            if store:
+                store.put(name, data, res)
         if store:
-            store.put(name, data, res)
-    if store:
-        store.save()
+            store.save()
     for name in checked:
         file_findings, file_dags = results[name]
-        findings.extend(replace(f) for f in file_findings)  # copies: severities change below
-        dags.extend(file_dags)
+        # new objects each run: severities change below, and cached results stay as they are
+        findings.extend(
+            Finding(name, ln, rule, msg, extra=ex) for ln, rule, msg, ex in file_findings
+        )
+        dags.extend(
+            DagInfo(dag_id, ln, name, certain, kind, da, tasks, [], func)
+            for dag_id, ln, certain, kind, da, tasks, func in file_dags
+        )
     by_id: dict[str, DagInfo] = {}
     for info in dags:
         _check_dag(info, cfg, findings)

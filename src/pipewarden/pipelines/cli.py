@@ -79,7 +79,7 @@ def validate() -> None:
     type=click.IntRange(min=0),
     default=0,
     show_default=True,
-    help="Worker processes (0: one per core for 200+ files).",
+    help="Processes to parse with, this one included (0: one per core from 300 files to parse, else 1).",
 )
 @click.option(
     "--cache/--no-cache",

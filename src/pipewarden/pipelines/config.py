@@ -13,11 +13,8 @@ Looked up from the first validated path upwards (or given with ``--config``): a
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import yaml
 
 from ..errors import InputError
 from .findings import RULES, Finding
@@ -82,6 +79,10 @@ class ValidateConfig:
 
 
 def _read(path: Path) -> dict | None:
+    import tomllib  # here, not at the top: most runs find no config file and need neither parser
+
+    import yaml
+
     try:
         if path.name == "pyproject.toml":
             data = tomllib.loads(path.read_text(encoding="utf-8"))
