@@ -39,7 +39,8 @@ def test_score_fits_on_the_batch_and_names_columns(files, capsys):
     doc = _json(capsys)
     top = doc["scored"]["flagged"][0]
     assert top["row"] == 3 and top["columns"][0] == "x2" and top["score"] >= 0.7
-    assert doc["scored"]["excluded"] == {"id": "id"}
+    # the batch covers a few hours: its timestamps cannot teach an hour of day or a weekday
+    assert doc["scored"]["excluded"] == {"id": "id", "ts": "short_time_span"}
 
 
 def test_train_then_score_with_the_model(files, capsys):

@@ -2,13 +2,17 @@
 
 Each top-level column is classified once, on the reference (training) records:
 
-- ``numeric``: numbers, and strings that all parse as numbers (CSV); nulls take the median and,
-  when the reference has nulls, a ``<col>__null`` indicator feature is added;
+- ``numeric``: numbers, and strings that all parse as numbers (CSV); a null stays missing (the
+  engines read it as the median, and the default engine's distance leaves it out) and, when
+  the reference has nulls, a ``<col>__null`` indicator feature is added;
 - ``bool``: 0/1;
 - ``timestamp``: ISO-8601 strings or datetime values -> two features, ``<col>__hour`` (hour of
   day with minutes as a fraction, UTC) and ``<col>__weekday`` (0 = Monday): the time of day and
   week a record usually has. Absolute time is left to the freshness monitor: as epoch seconds,
-  every new batch would lie beyond its training data and look anomalous;
+  every new batch would lie beyond its training data and look anomalous. A part is kept only
+  when the reference spans its whole cycle (a day for the hour, ``TS_WEEK`` for the weekday):
+  a model trained on one afternoon cannot know that the evening is ordinary, and would flag
+  every row of the next day; with no part kept the column is left out (``short_time_span``);
 - ``category``: strings with few distinct values -> the value's share in the reference
   (frequency encoding; an unseen value has share 0, the rarest possible); at most
   ``MAX_CATEGORIES`` shares are kept, the rest pool into one "other" share;
@@ -70,6 +74,7 @@ class Feature:
 
 
 TS_PARTS = ("hour", "weekday")
+TS_CYCLE = {"hour": 86400.0, "weekday": 7 * 86400.0}  # span the reference must cover
 
 
 def _ts_parts(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -204,7 +209,16 @@ class Encoder:
                 continue
             if kind == "timestamp":
                 t = np.array(list(map(_parse_ts, values)), dtype=float)
-                for part, x in zip(TS_PARTS, _ts_parts(t), strict=True):
+                span = float(np.nanmax(t) - np.nanmin(t)) if np.isfinite(t).any() else 0.0
+                parts = [
+                    (part, x)
+                    for part, x in zip(TS_PARTS, _ts_parts(t), strict=True)
+                    if span >= TS_CYCLE[part]
+                ]
+                if not parts:
+                    excluded[name] = "short_time_span"
+                    continue
+                for part, x in parts:
                     fill = float(np.nanmedian(x)) if np.isfinite(x).any() else 0.0
                     features.append(Feature(f"{name}__{part}", name, f"ts_{part}", fill=fill))
                 if np.isnan(t).any():
@@ -249,14 +263,12 @@ class Encoder:
             if values is None:
                 values = cache[f.column] = [r.get(f.column) for r in records]
             if f.kind == "numeric":
-                x = _numeric(values)
-                X[:, j] = np.where(np.isnan(x), f.fill, x)
+                X[:, j] = _numeric(values)  # a null stays NaN: the model decides
             elif f.kind in ("ts_hour", "ts_weekday"):
                 t = ts_cache.get(f.column)
                 if t is None:
                     t = ts_cache[f.column] = np.array(list(map(_parse_ts, values)), dtype=float)
-                x = _ts_parts(t)[TS_PARTS.index(f.kind[3:])]
-                X[:, j] = np.where(np.isnan(x), f.fill, x)
+                X[:, j] = _ts_parts(t)[TS_PARTS.index(f.kind[3:])]
             elif f.kind == "bool":
                 X[:, j] = [
                     1.0 if v is True or str(v).lower() in ("true", "1") else 0.0 for v in values

@@ -11,9 +11,13 @@ every engine's raw scores go through the same calibration (:mod:`pipewarden.anom
   - *forest* (weight 1): a 50-tree Isolation Forest on the z-scores capped at +-5. The cap
     keeps nearly constant columns (a pixel that is blank in 99% of rows) from dominating
     every split with enormous z-scores;
-  - *distance* (weight 0.5): the Mahalanobis distance on the uncapped z-scores: rows whose
-    values are each ordinary but whose combination breaks the correlations, which
-    axis-parallel trees miss; uncapped, so a value ten times further out ranks higher;
+  - *distance* (weight 0.5): the distance to the nearest mode of a Gaussian mixture
+    (:class:`~pipewarden.anomaly.robust.MixtureDistance`, 1 to 5 components chosen by BIC;
+    with one, the squared Mahalanobis distance) on the uncapped z-scores: rows whose values
+    are each ordinary but whose combination breaks the correlations, which axis-parallel
+    trees miss, and rows between the segments of data that is not one cloud; uncapped, so a
+    value ten times further out ranks higher; a missing value is left out, not read as the
+    median;
   - *subspace* (weight 1): the length of the row's projection (capped z-scores, centred on
     the median) onto the principal components that carry the first 30% of the reference's
     variance: rows far out along the data's main directions of variation (e.g. every size
@@ -31,7 +35,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .robust import Mahalanobis
+from .robust import MixtureDistance
 
 ENGINES = ("sklearn", "h2o")
 MAX_FIT_ROWS = 100_000  # rows the robust statistics are fitted on
@@ -43,8 +47,9 @@ class Engine(Protocol):
     name: str
 
     def fit(self, Z: np.ndarray) -> np.ndarray | None:
-        """Fit on Z; may return the raw scores of a reference sample it already scored (the
-        model calibrates on them instead of scoring a sample again)."""
+        """Fit on Z (NaN where a value is missing); may return the raw scores of a reference
+        sample it already scored (the model calibrates on them instead of scoring a sample
+        again)."""
         ...
 
     def raw_scores(self, Z: np.ndarray) -> np.ndarray: ...
@@ -65,7 +70,7 @@ class SklearnEngine:
     """The embedded default engine (see the module docstring)."""
 
     name = "sklearn"
-    VERSION = 2
+    VERSION = 3
     CLIP = 5.0  # |z| cap for the forest and the principal subspace
     SUBSPACE_SHARE = 0.3  # variance share the principal subspace covers
     WEIGHTS = {"forest": 1.0, "distance": 0.5, "subspace": 1.0}
@@ -75,7 +80,7 @@ class SklearnEngine:
         self.max_samples = max_samples
         self.seed = seed
         self.forest: Any = None
-        self.distance: Mahalanobis | None = None
+        self.distance: MixtureDistance | None = None
         self.centre: np.ndarray | None = None
         self.basis: np.ndarray | None = None
         self.norms: dict[str, tuple[float, float]] = {}
@@ -83,11 +88,11 @@ class SklearnEngine:
     def _components(self, Z: np.ndarray) -> dict[str, np.ndarray]:
         assert self.forest is not None and self.distance is not None
         assert self.centre is not None and self.basis is not None
-        C = np.clip(Z, -self.CLIP, self.CLIP)
+        C = np.clip(np.nan_to_num(Z), -self.CLIP, self.CLIP)  # missing: the median
         P = (C - self.centre) @ self.basis.T
         return {
             "forest": -self.forest.score_samples(C),
-            "distance": np.sqrt(np.maximum(self.distance.score(Z), 0.0)),
+            "distance": self.distance.score(Z),
             "subspace": np.sqrt(np.einsum("ij,ij->i", P, P)),
         }
 
@@ -106,9 +111,9 @@ class SklearnEngine:
     def fit(self, Z: np.ndarray) -> np.ndarray:
         from sklearn.ensemble import IsolationForest
 
-        self.distance = Mahalanobis.fit(_subsample(Z, MAX_DISTANCE_ROWS, self.seed))
+        self.distance = MixtureDistance.fit(Z, self.seed)
         ref = _subsample(Z, MAX_REF_ROWS, self.seed + 1)
-        C = np.clip(ref, -self.CLIP, self.CLIP)
+        C = np.clip(np.nan_to_num(ref), -self.CLIP, self.CLIP)
         self.centre = np.median(C, axis=0)
         _, s, vt = np.linalg.svd(C - self.centre, full_matrices=False)
         var = s**2
@@ -157,7 +162,7 @@ class SklearnEngine:
             )
         eng = cls(params["n_estimators"], params["max_samples"], params["seed"])
         eng.forest = joblib.load(directory / "iforest.joblib")
-        eng.distance = Mahalanobis.from_dict(params["distance"])
+        eng.distance = MixtureDistance.from_dict(params["distance"])
         eng.centre = np.asarray(params["centre"], dtype=float)
         eng.basis = np.atleast_2d(np.asarray(params["basis"], dtype=float))
         eng.norms = {k: (float(v[0]), float(v[1])) for k, v in params["norms"].items()}

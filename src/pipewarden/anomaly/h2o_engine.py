@@ -271,7 +271,8 @@ class H2OEngine:
         fd, path = tempfile.mkstemp(suffix=".csv", prefix="pw-h2o-")
         os.close(fd)
         try:
-            np.savetxt(path, np.clip(Z, -1e6, 1e6), delimiter=",", fmt="%.6g",
+            # a missing value (NaN) goes in as the median, z-score 0
+            np.savetxt(path, np.clip(np.nan_to_num(Z), -1e6, 1e6), delimiter=",", fmt="%.6g",
                        header=",".join(names), comments="")  # fmt: skip
             with _quiet():
                 return h2o.upload_file(

@@ -27,8 +27,8 @@ FORMAT = 1
 EXPLAIN_Z = 3.0
 
 
-def _z(scaler: RobustScaler, sided: np.ndarray, X: np.ndarray) -> np.ndarray:
-    Z = scaler.z(X)
+def _z(scaler: RobustScaler, sided: np.ndarray, X: np.ndarray, keep_nan=False) -> np.ndarray:
+    Z = scaler.z(X, keep_nan)
     for j in np.flatnonzero(sided):
         col = Z[:, j]
         (np.maximum if sided[j] > 0 else np.minimum)(col, 0, out=col)
@@ -62,7 +62,7 @@ class Model:
     def fit_matrix(cls, X: np.ndarray, encoder: Encoder, engine: Engine) -> Model:
         sample = _subsample(X, MAX_FIT_ROWS, 1)
         scaler = RobustScaler.fit(sample)
-        Z = _z(scaler, encoder.sided, sample)
+        Z = _z(scaler, encoder.sided, sample, keep_nan=True)  # engines see missing values
         ref_raw = engine.fit(Z)
         if ref_raw is None:
             ref_raw = engine.raw_scores(_subsample(Z, MAX_REF_ROWS, 2))
@@ -75,15 +75,17 @@ class Model:
         }
         return cls(encoder, scaler, engine, calibrator, info)
 
-    def z(self, X: np.ndarray) -> np.ndarray:
-        return _z(self.scaler, self.encoder.sided, X)
+    def z(self, X: np.ndarray, keep_nan: bool = False) -> np.ndarray:
+        return _z(self.scaler, self.encoder.sided, X, keep_nan)
 
     def score_matrix(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Normalised scores in [0, 1] and the robust z-scores (for the explanations)."""
-        Z = self.z(X)
+        """Normalised scores in [0, 1] and the robust z-scores (for the explanations; a
+        missing value has z-score 0 there)."""
+        Z = self.z(X, keep_nan=True)
         if X.shape[0] == 0:
-            return np.zeros(0), Z
-        return self.calibrator.normalise(self.engine.raw_scores(Z)), Z
+            return np.zeros(0), np.nan_to_num(Z)
+        scores = self.calibrator.normalise(self.engine.raw_scores(Z))
+        return scores, np.nan_to_num(Z, copy=False)
 
     def score(self, records: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
         return self.score_matrix(self.encoder.transform(records))

@@ -47,11 +47,12 @@ class RobustScaler:
         right = np.maximum(right, floor)
         return cls(med, left, right)
 
-    def z(self, X: np.ndarray) -> np.ndarray:
+    def z(self, X: np.ndarray, keep_nan: bool = False) -> np.ndarray:
+        """Robust z-scores; a missing value (NaN) becomes 0, the median, unless `keep_nan`."""
         d = np.subtract(X, self.median, dtype=float)
         np.divide(d, np.where(d >= 0, self.right, self.left), out=d)
         np.clip(d, -Z_CLIP, Z_CLIP, out=d)
-        if np.isnan(d).any():
+        if not keep_nan and np.isnan(d).any():
             np.nan_to_num(d, copy=False, nan=0.0)
         return d
 
@@ -64,43 +65,190 @@ class RobustScaler:
 
 
 @dataclass
-class Mahalanobis:
-    """Squared Mahalanobis distance on robust z-scores, from a trimmed, shrunk covariance:
-    catches rows whose values are each ordinary but whose combination is not."""
+class MixtureDistance:
+    """Distance to the data's nearest mode, from a Gaussian mixture fitted to the robust
+    z-scores, the number of components chosen by BIC (1 to ``MAX_COMPONENTS``).
 
-    precision: np.ndarray
+    The score is twice the negative log density above its lowest possible value: with one
+    component, the squared Mahalanobis distance to the mean. With several, a row is measured
+    against the mode it belongs to, in that mode's own covariance: data made of segments
+    (orders from different channels, digits of different shapes) is not one cloud, and a row
+    between two clouds is ordinary for a single Gaussian but not here.
+
+    The mixture is fitted by expectation-maximisation on a sample of at most ``FIT_ROWS``
+    rows (z-scores capped at +-``FIT_CLIP`` so a few wild values cannot own a component),
+    started from k-means++ seeds refined by a few rounds of k-means; every covariance gets
+    ``REG`` on its diagonal so nearly constant columns stay invertible. Rows are scored on
+    their uncapped z-scores, so a value ten times further out still scores higher. Missing
+    values are marginalised out (see :meth:`score`).
+    """
+
+    weights: np.ndarray  # (k,)
+    means: np.ndarray  # (k, d)
+    chol: np.ndarray  # (k, d, d): y = (z - mean) @ chol has identity covariance
+    log_norm: np.ndarray  # (k,): log weight + log det(chol) - d/2 log(2 pi)
+
+    MAX_COMPONENTS = 5
+    FLOOR = 0.01
+    FIT_ROWS = 5000
+    FIT_CLIP = 10.0
+    REG = 1e-3  # added to every covariance's diagonal (z-score units)
+    MAX_ITER = 100
+    KMEANS_ROUNDS = 10
+    TOL = 1e-3  # stop when the mean log-likelihood gains less than this
+    CHUNK = 65536  # rows scored at a time
 
     @classmethod
-    def fit(cls, Z: np.ndarray, trim: float = 0.05, shrink: float = 0.05) -> Mahalanobis:
-        Zc = np.clip(Z, -10, 10)
-        k = Zc.shape[1]
-        prec = cls._precision(Zc, shrink)
-        if Zc.shape[0] > 2 * k + 10:
-            d = cls(prec).score(Zc)
-            keep = d <= np.quantile(d, 1 - trim)
-            if keep.sum() > k + 2:
-                prec = cls._precision(Zc[keep], shrink)
-        return cls(prec)
+    def fit(cls, Z: np.ndarray, seed: int = 0) -> MixtureDistance:
+        rng = np.random.default_rng(seed)
+        Z = np.asarray(Z, dtype=float)
+        complete = ~np.isnan(Z).any(axis=1)
+        # fitted on the rows without a missing value when there are enough of them
+        if complete.sum() >= max(0.5 * Z.shape[0], 2 * (Z.shape[1] + 2)):
+            Z = Z[complete]
+        Z = np.nan_to_num(Z)
+        X = Z if Z.shape[0] <= cls.FIT_ROWS else Z[rng.choice(Z.shape[0], cls.FIT_ROWS, False)]
+        X = np.clip(X, -cls.FIT_CLIP, cls.FIT_CLIP)
+        n, d = X.shape
+        # no component is tighter than FLOOR times the reference's own variance on any
+        # column: a flag, an hour or a category share could otherwise let a component
+        # collapse onto one value, and any other value would then look infinitely far
+        reg = cls.REG + cls.FLOOR * X.var(axis=0)
+        best, best_bic = None, np.inf
+        for k in range(1, cls.MAX_COMPONENTS + 1):
+            if k > 1 and n < 2 * k * (d + 2):  # under 2 (d + 2) rows per component
+                break
+            fitted = cls._em(X, k, rng, reg)
+            if fitted is None:  # a component collapsed: more would only be worse
+                break
+            model, loglik = fitted
+            params = k * d + k * d * (d + 1) / 2 + k - 1
+            bic = -2.0 * loglik + params * np.log(n)
+            if bic < best_bic:
+                best, best_bic = model, bic
+        if best is None:  # too few rows for even one component: a unit Gaussian at 0
+            return cls.from_arrays(np.ones(1), np.zeros((1, d)), np.eye(d)[None])
+        return best
+
+    @classmethod
+    def _em(cls, X: np.ndarray, k: int, rng: np.random.Generator, reg: np.ndarray):
+        n, d = X.shape
+        means = cls._seeds(X, k, rng)
+        # a few rounds of k-means from the seeds, then EM from those hard assignments
+        sq = (X * X).sum(axis=1)
+        for _ in range(cls.KMEANS_ROUNDS):
+            d2 = sq[:, None] - 2 * X @ means.T + (means * means).sum(axis=1)[None]
+            label = d2.argmin(axis=1)
+            if np.any(np.bincount(label, minlength=k) == 0):
+                break
+            means = np.stack([X[label == j].mean(axis=0) for j in range(k)])
+        d2 = sq[:, None] - 2 * X @ means.T + (means * means).sum(axis=1)[None]
+        resp = np.zeros((n, k))
+        resp[np.arange(n), d2.argmin(axis=1)] = 1.0
+        previous = -np.inf
+        model, loglik = None, -np.inf
+        for _ in range(cls.MAX_ITER):
+            nk = resp.sum(axis=0)
+            if np.any(nk < d + 1):
+                return None
+            means = (resp.T @ X) / nk[:, None]
+            chol = np.empty((k, d, d))
+            for j in range(k):
+                diff = X - means[j]
+                cov = (resp[:, j, None] * diff).T @ diff / nk[j]
+                cov.flat[:: d + 1] += reg
+                try:
+                    low = np.linalg.cholesky(cov)
+                except np.linalg.LinAlgError:
+                    return None
+                chol[j] = np.linalg.solve(low, np.eye(d)).T  # inverse of the factor
+            model = cls.from_arrays(nk / n, means, chol)
+            ll = model._log_joint(X)
+            top = ll.max(axis=1, keepdims=True)
+            total = top[:, 0] + np.log(np.exp(ll - top).sum(axis=1))
+            loglik = float(total.sum())
+            resp = np.exp(ll - total[:, None])
+            if loglik / n - previous < cls.TOL:
+                break
+            previous = loglik / n
+        return model, loglik
 
     @staticmethod
-    def _precision(Zc: np.ndarray, shrink: float) -> np.ndarray:
-        k = Zc.shape[1]
-        if Zc.shape[0] < 2:
-            return np.eye(k)
-        cov = np.atleast_2d(np.cov(Zc, rowvar=False))
-        diag = np.diag(cov).copy()
-        diag[diag <= 1e-12] = 1.0
-        target = np.diag(diag)
-        cov = (1 - shrink) * cov + shrink * target + np.eye(k) * 1e-9
-        return np.linalg.pinv(cov)
-
-    def score(self, Z: np.ndarray) -> np.ndarray:
-        Zc = np.clip(Z, -1e3, 1e3)
-        return np.einsum("ij,ij->i", Zc @ self.precision, Zc)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"precision": self.precision.tolist()}
+    def _seeds(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+        """k-means++ seeding: each next seed drawn with probability by squared distance."""
+        n = X.shape[0]
+        first = X[rng.integers(n)]
+        seeds = [first]
+        dist = ((X - first) ** 2).sum(axis=1)
+        for _ in range(1, k):
+            total = dist.sum()
+            pick = rng.integers(n) if total <= 0 else rng.choice(n, p=dist / total)
+            seeds.append(X[pick])
+            dist = np.minimum(dist, ((X - X[pick]) ** 2).sum(axis=1))
+        return np.array(seeds)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Mahalanobis:
-        return cls(np.asarray(d["precision"], dtype=float))
+    def from_arrays(cls, weights, means, chol) -> MixtureDistance:
+        weights = np.asarray(weights, dtype=float)
+        means = np.atleast_2d(np.asarray(means, dtype=float))
+        chol = np.asarray(chol, dtype=float).reshape(means.shape[0], means.shape[1], -1)
+        d = means.shape[1]
+        logdet = np.log(np.abs(np.diagonal(chol, axis1=1, axis2=2))).sum(axis=1)
+        log_norm = np.log(np.maximum(weights, 1e-300)) + logdet - 0.5 * d * np.log(2 * np.pi)
+        return cls(weights, means, chol, log_norm)
+
+    def _log_joint(self, Z: np.ndarray) -> np.ndarray:
+        """log(weight_j * density_j(z)) for every row and component."""
+        out = np.empty((Z.shape[0], self.means.shape[0]))
+        for j, c in enumerate(self.chol):
+            y = Z @ c
+            y -= self.means[j] @ c
+            out[:, j] = self.log_norm[j] - 0.5 * np.einsum("ij,ij->i", y, y)
+        return out
+
+    def score(self, Z: np.ndarray) -> np.ndarray:
+        """Twice the negative log density of each row above its lowest possible value (one
+        component: the squared Mahalanobis distance). Missing values (NaN) are marginalised
+        out: the row is scored on the columns it has, under each component's marginal, so
+        a null is not taken for an unusual value."""
+        Z = np.asarray(Z, dtype=float)
+        missing = np.isnan(Z)
+        if not missing.any():
+            return self._score(Z)
+        out = np.empty(Z.shape[0])
+        patterns, inverse = np.unique(missing, axis=0, return_inverse=True)
+        inverse = inverse.ravel()
+        for p, pattern in enumerate(patterns):
+            rows = np.flatnonzero(inverse == p)
+            if pattern.all():
+                out[rows] = 0.0  # nothing observed: nothing unusual
+                continue
+            part = self.marginal(~pattern) if pattern.any() else self
+            out[rows] = part._score(Z[np.ix_(rows, np.flatnonzero(~pattern))])
+        return out
+
+    def _score(self, Z: np.ndarray) -> np.ndarray:
+        out = np.empty(Z.shape[0])
+        floor = float(self.log_norm.max())
+        for i in range(0, Z.shape[0], self.CHUNK):
+            ll = self._log_joint(np.clip(Z[i : i + self.CHUNK], -1e3, 1e3))
+            top = ll.max(axis=1)
+            total = top + np.log(np.exp(ll - top[:, None]).sum(axis=1))
+            out[i : i + self.CHUNK] = 2.0 * (floor - total)
+        return out
+
+    def marginal(self, observed: np.ndarray) -> MixtureDistance:
+        """The mixture of the `observed` columns only (each component's marginal)."""
+        idx = np.flatnonzero(observed)
+        chol = []
+        for c in self.chol:
+            cov = np.linalg.inv(c @ c.T)[np.ix_(idx, idx)]
+            chol.append(np.linalg.solve(np.linalg.cholesky(cov), np.eye(idx.size)).T)
+        return MixtureDistance.from_arrays(self.weights, self.means[:, idx], np.array(chol))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k).tolist() for k in ("weights", "means", "chol")}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MixtureDistance:
+        return cls.from_arrays(d["weights"], d["means"], d["chol"])
