@@ -77,8 +77,11 @@ class MixtureDistance:
 
     The mixture is fitted by expectation-maximisation on a sample of at most ``FIT_ROWS``
     rows (z-scores capped at +-``FIT_CLIP`` so a few wild values cannot own a component),
-    started from k-means++ seeds refined by a few rounds of k-means; every covariance gets
-    ``REG`` on its diagonal so nearly constant columns stay invertible. Rows are scored on
+    started from k-means++ seeds refined by a few rounds of k-means; the search over the number
+    of components stops once two more have not lowered the BIC. Every covariance gets ``REG``
+    plus ``FLOOR`` times the column's variance on its diagonal, so constant or discrete
+    columns can neither make it singular nor let a component collapse onto one value. Rows are
+    scored on
     their uncapped z-scores, so a value ten times further out still scores higher. Missing
     values are marginalised out (see :meth:`score`).
     """
@@ -114,7 +117,7 @@ class MixtureDistance:
         # column: a flag, an hour or a category share could otherwise let a component
         # collapse onto one value, and any other value would then look infinitely far
         reg = cls.REG + cls.FLOOR * X.var(axis=0)
-        best, best_bic = None, np.inf
+        best, best_bic, best_k = None, np.inf, 0
         for k in range(1, cls.MAX_COMPONENTS + 1):
             if k > 1 and n < 2 * k * (d + 2):  # under 2 (d + 2) rows per component
                 break
@@ -125,7 +128,9 @@ class MixtureDistance:
             params = k * d + k * d * (d + 1) / 2 + k - 1
             bic = -2.0 * loglik + params * np.log(n)
             if bic < best_bic:
-                best, best_bic = model, bic
+                best, best_bic, best_k = model, bic, k
+            elif k - best_k >= 2:  # two more components did not help: more will not either
+                break
         if best is None:  # too few rows for even one component: a unit Gaussian at 0
             return cls.from_arrays(np.ones(1), np.zeros((1, d)), np.eye(d)[None])
         return best
