@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pytest
 from sklearn.metrics import roc_auc_score
 
 from pipewarden.anomaly.encode import Encoder
@@ -103,3 +104,48 @@ def test_time_parts_need_a_reference_spanning_their_cycle():
     assert Encoder.fit(at(20)).excluded == {"ts": "short_time_span"}
     assert names(Encoder.fit(at(48))) == ["ts__hour", "v"]
     assert names(Encoder.fit(at(24 * 8))) == ["ts__hour", "ts__weekday", "v"]
+
+
+def test_weights_turn_components_off_and_are_saved(tmp_path):
+    from pipewarden.anomaly.engines import make_engine
+    from pipewarden.anomaly.model import Model as M
+
+    X = _two_clouds(1500, seed=7)
+    recs = [{"a": float(a), "b": float(b)} for a, b in X]
+    model = M.fit(recs, engine_options={"weights": {"distance": 0, "subspace": 0}})
+    assert model.engine.weights == {"forest": 1.0, "distance": 0.0, "subspace": 0.0}
+    Z = model.z(model.encoder.transform(recs))
+    forest_only = model.engine._components(Z)["forest"]
+    raw = model.engine.raw_scores(Z)
+    assert np.array_equal(np.argsort(raw, kind="stable"), np.argsort(forest_only, kind="stable"))
+    again = M.load(model.save(tmp_path / "m"))
+    assert again.engine.weights == model.engine.weights
+    assert make_engine("sklearn").weights == {"forest": 1.0, "distance": 0.5, "subspace": 1.0}
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        ({"trees": 1}, "unknown component 'trees'"),
+        ({"forest": -1}, "a weight is a number >= 0"),
+        ({"forest": 0, "distance": 0, "subspace": 0}, "at least one weight"),
+    ],
+)
+def test_bad_weights_are_an_input_error(weights, message):
+    from pipewarden.anomaly.engines import make_engine
+    from pipewarden.errors import InputError
+
+    with pytest.raises(InputError) as info:
+        make_engine("sklearn", {"weights": weights})
+    assert message in str(info.value) and "sklearn.weights" in str(info.value)
+
+
+def test_step_config_validates_weights():
+    from pipewarden.anomaly.detector import parse_config
+    from pipewarden.errors import InputError
+
+    cfg = parse_config({"sklearn": {"weights": {"subspace": 0}}})
+    assert cfg.engine_options == {"weights": {"subspace": 0}}
+    with pytest.raises(InputError) as info:
+        parse_config({"sklearn": {"weights": {"trees": 1}}})
+    assert "steps[].sklearn.weights.trees" in str(info.value)

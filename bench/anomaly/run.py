@@ -182,6 +182,10 @@ def main(argv=None) -> int:
 
     methods = {
         "pipewarden sklearn (default)": ours("sklearn"),
+        # the documented option for clustered data: the forest alone, 100 trees
+        "pipewarden sklearn, forest only": ours(
+            "sklearn", {"n_estimators": 100, "weights": {"distance": 0, "subspace": 0}}
+        ),
         "scikit-learn IsolationForest": sk_iforest,
         "PyOD IForest": pyod("iforest"),
         "PyOD ECOD": pyod("ecod"),

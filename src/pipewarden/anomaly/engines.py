@@ -75,15 +75,41 @@ class SklearnEngine:
     SUBSPACE_SHARE = 0.3  # variance share the principal subspace covers
     WEIGHTS = {"forest": 1.0, "distance": 0.5, "subspace": 1.0}
 
-    def __init__(self, n_estimators: int = 50, max_samples: int = 256, seed: int = 0) -> None:
+    def __init__(
+        self,
+        n_estimators: int = 50,
+        max_samples: int = 256,
+        seed: int = 0,
+        weights: dict[str, float] | None = None,
+    ) -> None:
         self.n_estimators = n_estimators
         self.max_samples = max_samples
         self.seed = seed
+        self.weights = self.check_weights(weights)
         self.forest: Any = None
         self.distance: MixtureDistance | None = None
         self.centre: np.ndarray | None = None
         self.basis: np.ndarray | None = None
         self.norms: dict[str, tuple[float, float]] = {}
+
+    @classmethod
+    def check_weights(cls, weights: dict[str, float] | None) -> dict[str, float]:
+        """The default weights with `weights` over them; an unknown component, a negative
+        weight or no positive weight at all is an error naming ``sklearn.weights``."""
+        from ..errors import InputError
+
+        out = dict(cls.WEIGHTS)
+        for key, value in (weights or {}).items():
+            if key not in out:
+                raise InputError(
+                    f"unknown component {key!r}; known: {', '.join(out)}", key="sklearn.weights"
+                )
+            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+                raise InputError(f"{key}: a weight is a number >= 0", key="sklearn.weights")
+            out[key] = float(value)
+        if not any(w > 0 for w in out.values()):
+            raise InputError("at least one weight must be above 0", key="sklearn.weights")
+        return out
 
     def _components(self, Z: np.ndarray) -> dict[str, np.ndarray]:
         assert self.forest is not None and self.distance is not None
@@ -102,7 +128,8 @@ class SklearnEngine:
         P = np.stack(
             [
                 weight * (parts[key] - self.norms[key][0]) / self.norms[key][1]
-                for key, weight in self.WEIGHTS.items()
+                for key, weight in self.weights.items()
+                if weight > 0
             ]
         )
         top = P.max(axis=0)
@@ -150,6 +177,7 @@ class SklearnEngine:
             "centre": self.centre.tolist(),
             "basis": self.basis.tolist(),
             "norms": {k: list(v) for k, v in self.norms.items()},
+            "weights": self.weights,
         }
 
     @classmethod
@@ -160,7 +188,7 @@ class SklearnEngine:
             raise ValueError(
                 f"sklearn engine version {params.get('version', 1)!r}, expected {cls.VERSION}"
             )
-        eng = cls(params["n_estimators"], params["max_samples"], params["seed"])
+        eng = cls(params["n_estimators"], params["max_samples"], params["seed"], params["weights"])
         eng.forest = joblib.load(directory / "iforest.joblib")
         eng.distance = MixtureDistance.from_dict(params["distance"])
         eng.centre = np.asarray(params["centre"], dtype=float)
@@ -179,6 +207,7 @@ def make_engine(name: str, options: dict[str, Any] | None = None) -> Engine:
             n_estimators=int(options.get("n_estimators", 50)),
             max_samples=int(options.get("max_samples", 256)),
             seed=int(options.get("seed", 0)),
+            weights=options.get("weights"),
         )
     if name == "h2o":
         from .h2o_engine import H2OEngine
