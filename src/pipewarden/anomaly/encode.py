@@ -10,7 +10,8 @@ Each top-level column is classified once, on the reference (training) records:
   day with minutes as a fraction, UTC) and ``<col>__weekday`` (0 = Monday): the time of day and
   week a record usually has. Absolute time is left to the freshness monitor: as epoch seconds,
   every new batch would lie beyond its training data and look anomalous. A part is kept only
-  when the reference spans its whole cycle (a day for the hour, ``TS_WEEK`` for the weekday):
+  when the reference spans its whole cycle (``TS_CYCLE``: a day for the hour, a week for the
+  weekday):
   a model trained on one afternoon cannot know that the evening is ordinary, and would flag
   every row of the next day; with no part kept the column is left out (``short_time_span``);
 - ``category``: strings with few distinct values -> the value's share in the reference
@@ -43,7 +44,6 @@ class Feature:
     name: str  # feature name, e.g. "amount" or "amount__null"
     column: str  # the source column
     kind: str  # numeric | bool | ts_hour | ts_weekday | category | null
-    fill: float = 0.0  # value for a null (numeric/timestamp: the reference median)
     shares: dict[str, float] = field(default_factory=dict)  # category -> share
     other: float = 0.0  # share of categories beyond the cap
 
@@ -54,8 +54,6 @@ class Feature:
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"name": self.name, "column": self.column, "kind": self.kind}
-        if self.kind in ("numeric", "ts_hour", "ts_weekday"):
-            d["fill"] = self.fill
         if self.kind == "category":
             d["shares"] = self.shares
             d["other"] = self.other
@@ -67,7 +65,6 @@ class Feature:
             d["name"],
             d["column"],
             d["kind"],
-            float(d.get("fill", 0.0)),
             dict(d.get("shares", {})),
             float(d.get("other", 0.0)),
         )
@@ -210,24 +207,17 @@ class Encoder:
             if kind == "timestamp":
                 t = np.array(list(map(_parse_ts, values)), dtype=float)
                 span = float(np.nanmax(t) - np.nanmin(t)) if np.isfinite(t).any() else 0.0
-                parts = [
-                    (part, x)
-                    for part, x in zip(TS_PARTS, _ts_parts(t), strict=True)
-                    if span >= TS_CYCLE[part]
-                ]
+                parts = [part for part in TS_PARTS if span >= TS_CYCLE[part]]
                 if not parts:
                     excluded[name] = "short_time_span"
                     continue
-                for part, x in parts:
-                    fill = float(np.nanmedian(x)) if np.isfinite(x).any() else 0.0
-                    features.append(Feature(f"{name}__{part}", name, f"ts_{part}", fill=fill))
+                for part in parts:
+                    features.append(Feature(f"{name}__{part}", name, f"ts_{part}"))
                 if np.isnan(t).any():
                     features.append(Feature(f"{name}__null", name, "null"))
             elif kind == "numeric":
-                x = _numeric(values)
-                fill = float(np.nanmedian(x)) if np.isfinite(x).any() else 0.0
-                features.append(Feature(name, name, kind, fill=fill))
-                if np.isnan(x).any():
+                features.append(Feature(name, name, kind))
+                if np.isnan(_numeric(values)).any():
                     features.append(Feature(f"{name}__null", name, "null"))
             elif kind == "bool":
                 features.append(Feature(name, name, "bool"))
