@@ -149,3 +149,18 @@ def test_step_config_validates_weights():
     with pytest.raises(InputError) as info:
         parse_config({"sklearn": {"weights": {"trees": 1}}})
     assert "steps[].sklearn.weights.trees" in str(info.value)
+
+
+def test_many_missing_patterns_stay_cheap_and_fall_back_to_the_median():
+    rng = np.random.default_rng(8)
+    mix = MixtureDistance.fit(rng.normal(size=(2000, 12)))
+    Z = rng.normal(size=(3000, 12))
+    Z[rng.random(Z.shape) < 0.3] = np.nan  # nearly every row its own pattern
+    scores = mix.score(Z)
+    patterns, counts = np.unique(np.isnan(Z), axis=0, return_counts=True)
+    assert len(patterns) > MixtureDistance.MAX_PATTERNS
+    assert np.isfinite(scores).all()
+    # a row of a rare pattern is scored with the median in place of its missing values
+    pattern = np.isnan(Z)
+    rare = next(i for i in range(len(Z)) if (pattern == pattern[i]).all(axis=1).sum() == 1)
+    assert scores[rare] == mix.score(np.nan_to_num(Z[rare : rare + 1]))[0]

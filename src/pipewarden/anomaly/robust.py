@@ -100,6 +100,7 @@ class MixtureDistance:
     KMEANS_ROUNDS = 10
     TOL = 1e-3  # stop when the mean log-likelihood gains less than this
     CHUNK = 65536  # rows scored at a time
+    MAX_PATTERNS = 64  # missing-value patterns marginalised exactly (the most common ones)
 
     @classmethod
     def fit(cls, Z: np.ndarray, seed: int = 0) -> MixtureDistance:
@@ -215,21 +216,31 @@ class MixtureDistance:
         """Twice the negative log density of each row above its lowest possible value (one
         component: the squared Mahalanobis distance). Missing values (NaN) are marginalised
         out: the row is scored on the columns it has, under each component's marginal, so
-        a null is not taken for an unusual value."""
+        a null is not taken for an unusual value. Each pattern of missing columns costs a
+        marginal per component, so only the ``MAX_PATTERNS`` most common patterns are done
+        exactly; rows with rarer patterns read a missing value as the median."""
         Z = np.asarray(Z, dtype=float)
         missing = np.isnan(Z)
         if not missing.any():
             return self._score(Z)
         out = np.empty(Z.shape[0])
-        patterns, inverse = np.unique(missing, axis=0, return_inverse=True)
+        patterns, inverse, counts = np.unique(
+            missing, axis=0, return_inverse=True, return_counts=True
+        )
         inverse = inverse.ravel()
+        exact = set(np.argsort(-counts, kind="stable")[: self.MAX_PATTERNS].tolist())
+        rare = np.zeros(Z.shape[0], dtype=bool)
         for p, pattern in enumerate(patterns):
             rows = np.flatnonzero(inverse == p)
-            if pattern.all():
+            if p not in exact:
+                rare[rows] = True
+            elif pattern.all():
                 out[rows] = 0.0  # nothing observed: nothing unusual
-                continue
-            part = self.marginal(~pattern) if pattern.any() else self
-            out[rows] = part._score(Z[np.ix_(rows, np.flatnonzero(~pattern))])
+            else:
+                part = self.marginal(~pattern) if pattern.any() else self
+                out[rows] = part._score(Z[np.ix_(rows, np.flatnonzero(~pattern))])
+        if rare.any():  # beyond the most common patterns: the median for a missing value
+            out[rare] = self._score(np.nan_to_num(Z[rare]))
         return out
 
     def _score(self, Z: np.ndarray) -> np.ndarray:
