@@ -226,6 +226,26 @@ def test_iban_invalid(value):
     assert R.IBAN not in entities(f"IBAN {value}")
 
 
+@pytest.mark.parametrize(
+    "value", ["de89 3704 0044 0532 0130 00", "gb82west12345698765432", "Nl91abna0417164300"]
+)
+def test_iban_in_lower_or_mixed_case_is_found(value):
+    assert found(f"pay to {value} today") == [(R.IBAN, value)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ref de89 3704 0044 0532 0130 01",  # mod-97 fails
+        "order no12345678901 shipped",  # 'no' + the Norwegian length, mod-97 fails
+        "sku gb82west1234569876543200",  # too long for GB
+        "code ab12cdef3456",  # no such country
+    ],
+)
+def test_lower_case_lookalikes_are_not_ibans(text):
+    assert R.IBAN not in entities(text)
+
+
 # ---------------------------------------------------------------- IP
 
 

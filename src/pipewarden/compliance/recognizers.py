@@ -412,7 +412,8 @@ IBAN_LENGTHS = {
     "SC": 31, "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25, "SV": 28,
     "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
 }  # fmt: skip
-_IBAN_RE = re.compile(r"([A-Z](?<![\w][A-Z])[A-Z])(\d{2})(?=[ ]?[A-Z0-9])")
+# upper or lower case: an IBAN typed in lower case is the same account (checked upper-cased)
+_IBAN_RE = re.compile(r"([A-Za-z](?<![\w][A-Za-z])[A-Za-z])(\d{2})(?=[ ]?[A-Za-z0-9])")
 
 
 def iban_mod97_ok(compact: str) -> bool:
@@ -430,7 +431,7 @@ def valid_iban(value: str) -> bool:
 
 def _ibans(text: str, ctx: Context, out: list[Match]) -> None:
     for m in _IBAN_RE.finditer(text):
-        length = IBAN_LENGTHS.get(m.group(1))
+        length = IBAN_LENGTHS.get(m.group(1).upper())
         if length is None:
             continue
         # take exactly the country's length of characters, single spaces between groups
