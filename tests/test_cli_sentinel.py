@@ -97,6 +97,48 @@ def test_json_schema_target(tmp_path, capsys):
     assert written["required"] == [] and written["properties"]["id"]["type"] == ["integer", "null"]
 
 
+def _closed_target(path: Path) -> Path:
+    path.write_text(json.dumps({
+        "type": "object", "additionalProperties": False,
+        "properties": {"id": {"type": "integer"}, "note": {"type": ["string", "null"]}},
+    }))  # fmt: skip
+    return path
+
+
+def test_closed_json_schema_target_freezes_new_columns(tmp_path, capsys):
+    target = _closed_target(tmp_path / "t.schema.json")
+    before = target.read_text()
+    src = jsonl(tmp_path / "b.jsonl", [{"id": 1, "note": "a"}, {"id": 2, "email": "x"}])
+    code, doc = run(capsys, "--source", str(src), "--target", str(target), "--write-target")
+    assert code == 1 and doc["decision"] == "reject"
+    assert "new column 'email'" in doc["reason"] and "additionalProperties: false" in doc["reason"]
+    assert doc["contract"]["columns"] == "freeze" and doc["target"]["closed"] is True
+    assert doc["ddl"] == [] and target.read_text() == before
+
+
+def test_closed_target_keeps_other_column_modes_and_stays_closed(tmp_path, capsys):
+    target = _closed_target(tmp_path / "t.schema.json")
+    doc = json.loads(target.read_text())
+    target.write_text(json.dumps({**doc, "required": ["id"]}))
+    src = jsonl(tmp_path / "b.jsonl", [{"id": 1, "note": None}, {"id": None, "email": "x"}])
+    code, doc = run(capsys, "--source", str(src), "--target", str(target), "--write-target",
+                    "--contract", "columns=discard_value")  # fmt: skip
+    assert code == 0 and doc["contract"]["columns"] == "discard_value"
+    assert doc["rows"]["accepted"] == 2 and doc["target_written"] is True
+    written = json.loads(target.read_text())
+    assert written["additionalProperties"] is False  # evolving a column keeps the file closed
+    assert set(written["properties"]) == {"id", "note"} and written["required"] == []
+
+
+def test_open_json_schema_target_still_evolves(tmp_path, capsys):
+    target = tmp_path / "t.schema.json"
+    target.write_text(json.dumps({"type": "object", "properties": {"id": {"type": "integer"}}}))
+    src = jsonl(tmp_path / "b.jsonl", [{"id": 1, "email": "x"}])
+    code, doc = run(capsys, "--source", str(src), "--target", str(target), "--write-target")
+    assert code == 0 and doc["target"]["closed"] is False
+    assert "email" in json.loads(target.read_text())["properties"]
+
+
 @pytest.mark.parametrize("body", [b"", b'[{"a": 1},', b"\xff\xfe", b'[{"a":1}]{"a":2}'])
 def test_bad_input_exit_2_and_nothing_written(tmp_path, capsys, body):
     src = tmp_path / "bad.json"
@@ -204,3 +246,13 @@ def test_progress_callback(tmp_path):
              progress=lambda *a: calls.append(a))  # fmt: skip
     assert calls == [("infer", 2, None), ("infer", 4, None), ("infer", 5, None),
                      ("check", 2, 5), ("check", 4, 5), ("check", 5, 5)]  # fmt: skip
+
+
+def test_contract_closed_turns_only_evolve_into_freeze():
+    from pipewarden.schema.contract import Contract
+
+    spec = "columns=evolve,overrides.a.columns=evolve,overrides.b.columns=quarantine"
+    closed = Contract.parse(spec).closed()
+    assert closed.columns == "freeze" and closed.data_type == "evolve"
+    assert closed.overrides == {"a": {"columns": "freeze"}, "b": {"columns": "quarantine"}}
+    assert Contract.parse("columns=discard_row").closed() == Contract.parse("columns=discard_row")

@@ -126,6 +126,19 @@ class Contract:
                 return override
         return getattr(self, entity)
 
+    def closed(self) -> Contract:
+        """This contract under a target that allows no other columns (a JSON Schema with
+        ``additionalProperties: false``): a new column cannot be evolved, so ``evolve`` becomes
+        ``freeze`` for columns (overrides included); the other modes keep new columns out of the
+        table already and stay as they are."""
+        swap = {"evolve": "freeze"}
+        overrides = {
+            col: {e: swap.get(m, m) if e == "columns" else m for e, m in modes.items()}
+            for col, modes in self.overrides.items()
+        }
+        columns = swap.get(self.columns, self.columns)
+        return Contract(self.tables, columns, self.data_type, overrides)
+
     def to_dict(self) -> dict:
         d: dict[str, Any] = {
             "tables": self.tables,

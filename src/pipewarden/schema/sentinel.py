@@ -146,6 +146,11 @@ def sentinel(
             del batch  # one chunk in memory at a time
         observed = inferrer.schema()
         tgt = load_target(target) if target else None
+        closed_by_target = False
+        if tgt is not None and tgt.closed:
+            closed = contract.closed()  # the target forbids columns beyond its own
+            closed_by_target = closed != contract
+            contract = closed
 
         def run(current, conn=None) -> dict[str, Any]:
             p = make_plan(
@@ -176,6 +181,8 @@ def sentinel(
             decision, reason = p.decision, p.reason
             if blocked:
                 decision, reason = "reject", blocked
+            if decision == "reject" and closed_by_target and "new column" in (reason or ""):
+                reason += " (the target schema has additionalProperties: false)"
             if decision == "reject":
                 counts.update(accepted=0, quarantined=0, discarded=0, values_discarded=0)
             applied = False

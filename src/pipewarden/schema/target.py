@@ -138,8 +138,17 @@ class Target:
     """A loaded target file: the schema, its kind (``pipewarden`` or ``jsonschema``), and
     whether its recorded hash still matches its columns (False after a hand edit)."""
 
-    def __init__(self, path: str, schema: Schema | None, kind: str, hash_ok: bool = True):
+    def __init__(
+        self,
+        path: str,
+        schema: Schema | None,
+        kind: str,
+        hash_ok: bool = True,
+        closed: bool = False,
+    ):
         self.path, self.schema, self.kind, self.hash_ok = path, schema, kind, hash_ok
+        # a JSON Schema with "additionalProperties": false: no column beyond its properties
+        self.closed = closed
 
     def to_dict(self) -> dict:
         return {
@@ -149,6 +158,7 @@ class Target:
             "version": self.schema.version if self.schema else None,
             "hash": self.schema.content_hash() if self.schema else None,
             "hash_ok": self.hash_ok,
+            "closed": self.closed,
         }
 
 
@@ -175,7 +185,8 @@ def load_target(path: str | os.PathLike) -> Target:
         )
     try:
         if is_json_schema(doc):
-            return Target(name, from_json_schema(doc), "jsonschema")
+            closed = doc.get("additionalProperties") is False
+            return Target(name, from_json_schema(doc), "jsonschema", closed=closed)
         schema = Schema.from_dict(doc)
     except ValueError as exc:
         raise InputError(
@@ -192,6 +203,8 @@ def load_target(path: str | os.PathLike) -> Target:
 def write_target(target: Target, schema: Schema) -> None:
     """Write ``schema`` to the target file, in the target's own kind, atomically."""
     doc = to_json_schema(schema) if target.kind == "jsonschema" else schema.to_dict()
+    if target.kind == "jsonschema" and target.closed:
+        doc["additionalProperties"] = False  # the file keeps saying so
     p = Path(target.path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".pw-schema-", dir=p.parent)
