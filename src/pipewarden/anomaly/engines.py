@@ -37,11 +37,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .robust import MixtureDistance
+from .robust import MixtureDistance, logsumexp
 
 ENGINES = ("sklearn", "h2o")
 MAX_FIT_ROWS = 100_000  # rows the robust statistics are fitted on
-MAX_DISTANCE_ROWS = 50_000  # rows the covariance of the distance is fitted on
 MAX_REF_ROWS = 20_000  # reference rows scored to calibrate (the top 1% tail: 200 rows)
 
 
@@ -134,8 +133,7 @@ class SklearnEngine:
                 if weight > 0
             ]
         )
-        top = P.max(axis=0)
-        return top + np.log(np.exp(P - top).sum(axis=0))
+        return logsumexp(P, axis=0)
 
     def fit(self, Z: np.ndarray) -> np.ndarray:
         from sklearn.ensemble import IsolationForest

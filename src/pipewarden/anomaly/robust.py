@@ -64,6 +64,12 @@ class RobustScaler:
         return cls(*(np.asarray(d[k], dtype=float) for k in ("median", "left", "right")))
 
 
+def logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
+    """``log(sum(exp(a)))`` along `axis`, without overflow."""
+    top = a.max(axis=axis, keepdims=True)
+    return np.squeeze(top, axis=axis) + np.log(np.exp(a - top).sum(axis=axis))
+
+
 @dataclass
 class MixtureDistance:
     """Distance to the data's nearest mode, from a Gaussian mixture fitted to the robust
@@ -81,9 +87,8 @@ class MixtureDistance:
     of components stops once two more have not lowered the BIC. Every covariance gets ``REG``
     plus ``FLOOR`` times the column's variance on its diagonal, so constant or discrete
     columns can neither make it singular nor let a component collapse onto one value. Rows are
-    scored on
-    their uncapped z-scores, so a value ten times further out still scores higher. Missing
-    values are marginalised out (see :meth:`score`).
+    scored on their uncapped z-scores, so a value ten times further out still scores higher.
+    Missing values are marginalised out (see :meth:`score`).
     """
 
     weights: np.ndarray  # (k,)
@@ -142,15 +147,17 @@ class MixtureDistance:
         means = cls._seeds(X, k, rng)
         # a few rounds of k-means from the seeds, then EM from those hard assignments
         sq = (X * X).sum(axis=1)
+
+        def nearest(means: np.ndarray) -> np.ndarray:
+            return (sq[:, None] - 2 * X @ means.T + (means * means).sum(axis=1)[None]).argmin(1)
+
         for _ in range(cls.KMEANS_ROUNDS):
-            d2 = sq[:, None] - 2 * X @ means.T + (means * means).sum(axis=1)[None]
-            label = d2.argmin(axis=1)
+            label = nearest(means)
             if np.any(np.bincount(label, minlength=k) == 0):
                 break
             means = np.stack([X[label == j].mean(axis=0) for j in range(k)])
-        d2 = sq[:, None] - 2 * X @ means.T + (means * means).sum(axis=1)[None]
         resp = np.zeros((n, k))
-        resp[np.arange(n), d2.argmin(axis=1)] = 1.0
+        resp[np.arange(n), nearest(means)] = 1.0
         previous = -np.inf
         model, loglik = None, -np.inf
         for _ in range(cls.MAX_ITER):
@@ -170,8 +177,7 @@ class MixtureDistance:
                 chol[j] = np.linalg.solve(low, np.eye(d)).T  # inverse of the factor
             model = cls.from_arrays(nk / n, means, chol)
             ll = model._log_joint(X)
-            top = ll.max(axis=1, keepdims=True)
-            total = top[:, 0] + np.log(np.exp(ll - top).sum(axis=1))
+            total = logsumexp(ll, axis=1)
             loglik = float(total.sum())
             resp = np.exp(ll - total[:, None])
             if loglik / n - previous < cls.TOL:
@@ -248,9 +254,7 @@ class MixtureDistance:
         floor = float(self.log_norm.max())
         for i in range(0, Z.shape[0], self.CHUNK):
             ll = self._log_joint(np.clip(Z[i : i + self.CHUNK], -1e3, 1e3))
-            top = ll.max(axis=1)
-            total = top + np.log(np.exp(ll - top[:, None]).sum(axis=1))
-            out[i : i + self.CHUNK] = 2.0 * (floor - total)
+            out[i : i + self.CHUNK] = 2.0 * (floor - logsumexp(ll, axis=1))
         return out
 
     def marginal(self, observed: np.ndarray) -> MixtureDistance:

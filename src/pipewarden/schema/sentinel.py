@@ -181,7 +181,8 @@ def sentinel(
             decision, reason = p.decision, p.reason
             if blocked:
                 decision, reason = "reject", blocked
-            if decision == "reject" and closed_by_target and "new column" in (reason or ""):
+            frozen_add = any(c.op == "add" and c.action == "reject" for c in p.delta.changes)
+            if decision == "reject" and closed_by_target and frozen_add and not blocked:
                 reason += " (the target schema has additionalProperties: false)"
             if decision == "reject":
                 counts.update(accepted=0, quarantined=0, discarded=0, values_discarded=0)
