@@ -88,3 +88,38 @@ def test_merge_block_moves_nothing():
 def test_merge_quarantine_batch_holds_every_row():
     out = merge(3, [Verdict("breaker", decision="quarantine_batch", reason="open")])
     assert out.loaded == [] and sorted(out.quarantined) == [0, 1, 2]
+
+
+def test_printable_escapes_what_could_drive_a_terminal():
+    from pipewarden.output import printable, printable_doc
+
+    assert printable("a\x1b[2Jb") == "a\\x1b[2Jb"
+    assert printable("\u202eevil") == "\\u202eevil"
+    assert printable("x\ry\x00\x7f\x9b") == "x\\x0dy\\x00\\x7f\\x9b"
+    assert printable("tab\there\nnext, caf\u00e9 \u6f22") == "tab\there\nnext, caf\u00e9 \u6f22"
+    doc = {"k\x1b": ["v\u2066", 1, None, {"n": 2.5}]}
+    assert printable_doc(doc) == {"k\\x1b": ["v\\u2066", 1, None, {"n": 2.5}]}
+
+
+def test_hostile_column_names_cannot_drive_the_terminal(tmp_path, capsys):
+    name = "a\x1b[31mRED\x1b[0m\u202e"
+    rows = [{name: i % 5 if i != 7 else 1000, "x": (i * 7) % 13, "z": i % 3} for i in range(60)]
+    path = tmp_path / "esc.json"
+    path.write_text(json.dumps(rows))
+    assert main(["anomaly", "score", "--data", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "row 7" in out and "\\x1b[31mRED" in out and "\\u202e" in out
+    assert "\x1b" not in out and "\u202e" not in out
+    # JSON keeps the exact name (its own escaping is safe)
+    assert main(["anomaly", "score", "--data", str(path), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["scored"]["flagged"][0]["columns"] == [name]
+
+
+def test_hostile_file_name_in_an_error_is_escaped(tmp_path, capsys):
+    path = tmp_path / "evil\x1b]0;owned\x07.json"
+    path.write_text("")
+    assert main(["anomaly", "score", "--data", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "the file is empty" in err and "\\x1b]0;owned\\x07" in err
+    assert "\x1b" not in err and "\x07" not in err

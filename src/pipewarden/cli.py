@@ -85,14 +85,14 @@ def _wants_json(argv: list[str]) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and map pipewarden's errors onto the exit-code contract."""
-    from .output import dumps, err_console
+    from .output import dumps, err_console, printable
 
     args = list(sys.argv[1:] if argv is None else argv)
 
     def escape(text: str) -> str:
         from rich.markup import escape
 
-        return escape(text)
+        return escape(printable(text))
 
     try:
         rv = cli.main(args=args, prog_name="pipewarden", standalone_mode=False)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -10,6 +11,33 @@ from typing import Any
 import orjson
 
 FORMATS = ("text", "json")
+
+# C0 and C1 controls except tab and newline, DEL, and the bidirectional marks, embeddings,
+# overrides and isolates: from a column name or a value they could restyle the terminal, move
+# the cursor, or show text in another order than it has (U+202E)
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """`text` with terminal control characters and bidirectional overrides written as escapes
+    (``\\x1b``, ``\\u202e``), for the readable output: data cannot drive the terminal."""
+    return _UNSAFE.sub(_escape_char, text)
+
+
+def printable_doc(doc: Any) -> Any:
+    """A copy of a result with every string (keys included) made :func:`printable`."""
+    if isinstance(doc, str):
+        return printable(doc)
+    if isinstance(doc, dict):
+        return {printable_doc(k): printable_doc(v) for k, v in doc.items()}
+    if isinstance(doc, list | tuple):
+        return [printable_doc(v) for v in doc]
+    return doc
 
 
 def dumps(doc: Any) -> str:
@@ -32,6 +60,7 @@ def emit(doc: dict, fmt: str, render_text: Callable[[dict, Any], None] | None = 
     # emoji=False: a ":name:" in a file name or a value is printed as is (and rich's emoji table,
     # a noticeable part of the start-up of short commands, is not loaded)
     console = Console(highlight=False, soft_wrap=True, emoji=False)
+    doc = printable_doc(doc)  # JSON escapes control characters itself; text does not
     if render_text is None:
         console.print_json(dumps(doc))
     else:

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from ..cli import format_option
 from ..errors import GateFailed
-from ..output import emit, err_console
+from ..output import emit, err_console, printable_doc
 from .sentinel import sentinel
 
 
@@ -131,7 +131,7 @@ def sentinel_command(
     if fmt == "json":
         emit(doc, fmt)
     elif show_ddl:
-        _render(doc, err_console())
+        _render(printable_doc(doc), err_console())
         sys.stdout.write(ddl_script(doc["ddl"]))
     else:
         emit(doc, fmt, _render)
