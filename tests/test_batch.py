@@ -107,6 +107,17 @@ BAD = [
     ("ragged.csv", b"a,b\n1,2\n3\n", "1 fields, the header has 2", 2),
     ("dupe.csv", b"a,b,a\n1,2,3\n", "duplicate column", None),
     ("header.csv", b"\n", "empty", None),
+    # nesting beyond what the parsers take: a clear error, not a RecursionError
+    ("deep.json", b'[{"a": 1}, ' + b'{"a": ' * 1100 + b"1" + b"}" * 1100 + b"]", "too deeply", 2),
+    ("deep.jsonl", b'{"a": 1}\n' + b'{"a": ' * 1100 + b"1" + b"}" * 1100 + b"\n", "too deeply", 2),
+    (
+        "deeplong.json",
+        b'[{"a": 12345678901234567890123}, ' + b'{"a": ' * 1100 + b"1" + b"}" * 1100 + b"]",
+        "too deeply",
+        2,
+    ),
+    # NaN is not JSON, also where a long integer sends the line to the exact parser
+    ("nan.jsonl", b'{"a": 1}\n{"a": 12345678901234567890123, "b": NaN}\n', "NaN", 2),
 ]
 
 

@@ -122,6 +122,30 @@ def test_run_loads_evolves_and_quarantines(project):
     assert "user23@example.com" not in text and "three" not in text
 
 
+def test_huge_integers_and_deep_nesting_are_loaded_or_quarantined(project):
+    """Values orjson cannot write (integers beyond 64 bits, 300 levels of nesting) reach the
+    raw table and the quarantine through the standard library instead of failing the batch."""
+    deep: object = 1
+    for _ in range(300):
+        deep = {"a": deep}
+    jsonl(project.root / "in" / "a_1.jsonl", orders(0, 5))  # quantity: bigint
+    rows = orders(5, 11)
+    rows[1]["quantity"] = 10**40  # does not fit a bigint: quarantined
+    rows[2]["detail"] = deep  # a new JSON column
+    rows[3]["quantity"] = "three"  # quarantined, with a payload holding a huge number
+    rows[3]["ref"] = 10**30
+    jsonl(project.root / "in" / "a_2.jsonl", rows)
+    rep = run_pipeline(project.cfg, fmt="json")
+    assert rep["exit_code"] == 0, rep
+    assert [b["status"] for b in rep["batches"]] == ["loaded", "loaded"]
+    assert rep["totals"]["rows_read"] == 11 and rep["totals"]["rows_quarantined"] == 2
+    assert_conserved(rep)
+    c = project.counts()
+    assert c["orders"] == 9 and c["orders__raw"] == 9 and c["orders__quarantine"] == 2
+    q = list_quarantine(project.cfg)
+    assert sorted(r["row"] for r in q["rows"]) == [2, 4]
+
+
 def test_rerun_is_idempotent(project):
     jsonl(project.root / "in" / "a.jsonl", orders(0, 9))
     first = run_pipeline(project.cfg, fmt="json")

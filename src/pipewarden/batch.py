@@ -89,6 +89,7 @@ _EXTENSIONS = {
 WHOLE_JSON_BYTES = 32 * 2**20  # JSON arrays up to this size are parsed in one go
 JSONL_BLOCK_BYTES = 4 * 2**20  # JSON Lines are parsed a block of lines at a time
 _READ_CHARS = 1 << 20
+MAX_DEPTH = 900  # nesting levels a record can safely have (the parsers stop near 1,000)
 _HEAD_BYTES = 1 << 16
 _WS = re.compile(r"[ \t\n\r]*")
 # orjson reads integers beyond 64 bits as floats; text with an integer of 20+ digits goes to
@@ -119,11 +120,25 @@ def _has_long_int(data: bytes) -> bool:
     return False
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
 def _loads(data: bytes | str) -> Any:
     raw = data.encode() if isinstance(data, str) else data
-    if _has_long_int(raw):
-        return json.loads(data)
+    if _has_long_int(raw):  # orjson stops at 64 bits; NaN and Infinity stay invalid, as there
+        return json.loads(data, parse_constant=_no_constant)
     return orjson.loads(data)
+
+
+def json_bytes(value: Any, sort_keys: bool = False) -> bytes:
+    """JSON for a record or a value (dates and decimals as strings). The standard library
+    takes over where orjson refuses: integers beyond 64 bits, nesting deeper than 254 levels."""
+    try:
+        option = orjson.OPT_NON_STR_KEYS | (orjson.OPT_SORT_KEYS if sort_keys else 0)
+        return orjson.dumps(value, default=str, option=option)
+    except TypeError:
+        return json.dumps(value, default=str, ensure_ascii=False, sort_keys=sort_keys).encode()
 
 
 def _kind(value: Any) -> str:
@@ -391,7 +406,7 @@ def _one_object(src: _Source) -> None:
     with src.open() as f:
         try:
             doc = _loads(f.read().removeprefix(codecs.BOM_UTF8))
-        except ValueError:
+        except (ValueError, RecursionError):
             return
     if isinstance(doc, dict):
         raise src.error(
@@ -414,7 +429,14 @@ def _parse_lines(
             text = text.removeprefix("\ufeff")
         try:
             record = _loads(text) if careful else orjson.loads(text)
-        except (json.JSONDecodeError, ValueError) as exc:
+        except (json.JSONDecodeError, ValueError, RecursionError) as exc:
+            if isinstance(exc, RecursionError) or "depth limit" in str(exc):
+                raise src.error(
+                    "the record nests objects or arrays too deeply to parse",
+                    row=row + len(out) + 1,
+                    line=n,
+                    hint=f"flatten it to under {MAX_DEPTH} levels",
+                ) from None
             if isinstance(line, bytes):
                 try:
                     line.decode("utf-8")
@@ -448,7 +470,7 @@ def _read_json(src: _Source, encoding: str) -> Iterator[dict]:
             data = f.read().removeprefix(codecs.BOM_UTF8)
         try:
             doc = _loads(data)
-        except (json.JSONDecodeError, ValueError):
+        except (json.JSONDecodeError, ValueError, RecursionError):
             doc = None  # the streaming reader locates the error (row and line)
         if isinstance(doc, list):
             for i, record in enumerate(doc):
@@ -527,6 +549,13 @@ def _stream_json(src: _Source, encoding: str, stop_at: int | None = None) -> Ite
             while True:
                 try:
                     record, end = decoder.raw_decode(state["buf"], state["pos"])
+                except RecursionError:
+                    raise src.error(
+                        "the record nests objects or arrays too deeply to parse",
+                        row=row + 1,
+                        line=line_at(state["pos"]),
+                        hint=f"flatten it to under {MAX_DEPTH} levels",
+                    ) from None
                 except json.JSONDecodeError as exc:
                     if fill():
                         state["want"] = min(state["want"] * 2, 1 << 28)

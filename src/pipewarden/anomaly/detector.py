@@ -440,11 +440,11 @@ def score(
 def _batch_id(records: list[dict[str, Any]]) -> str:
     import hashlib
 
-    import orjson
+    from ..batch import json_bytes
 
     h = hashlib.sha256()
     for r in records:
-        h.update(orjson.dumps(r, option=orjson.OPT_SORT_KEYS, default=str))
+        h.update(json_bytes(r, sort_keys=True))
     return h.hexdigest()[:16]
 
 

@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import json
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from .. import ddl as ddl_mod  # the module: pipewarden.ddl imports schema.types, a cycle
-from ..batch import Batch, no_gc
+from ..batch import Batch, json_bytes, no_gc
 from ..errors import preview
 from ..verdict import RowIssue, Verdict
 from . import lattice
@@ -74,7 +71,7 @@ class _Fit:
             if self.ctype == T.TEXT and types == {str}:
                 if "\x00" not in "".join(v for v in values if v is not None):
                     return []
-            elif self.ctype == T.JSON and b"\\u0000" not in _json_bytes(list(values)):
+            elif self.ctype == T.JSON and b"\\u0000" not in json_bytes(list(values)):
                 return []
         always, fits = self.always, self.fits
         return [
@@ -105,7 +102,7 @@ class _Fit:
         if ct == T.JSON:
             if not self.d.rejects_nul:
                 return True
-            return b"\\u0000" not in _json_bytes(v)
+            return b"\\u0000" not in json_bytes(v)
         if t is int and ct in (T.BIGINT, T.DOUBLE, T.DECIMAL):
             return self._int_ok(v)
         vt = value_type(v, self.numbers)
@@ -119,13 +116,6 @@ class _Fit:
         if ct == T.TEXT and t is str:
             return self.d.fits_text(v)
         return True
-
-
-def _json_bytes(v: Any) -> bytes:
-    try:
-        return orjson.dumps(v, default=str)
-    except TypeError:  # integers beyond 64 bits
-        return json.dumps(v, default=str, ensure_ascii=False).encode()
 
 
 def _to_decimal(v: Any) -> Decimal:
@@ -298,7 +288,7 @@ def _to_tstz(v: Any) -> dt.datetime:
 
 
 def _to_json(v: Any) -> str:
-    return _json_bytes(v).decode()
+    return json_bytes(v).decode()
 
 
 _CONVERT = {

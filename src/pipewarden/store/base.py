@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from ..batch import json_bytes
 from ..schema.types import DataType
 
 RUNS = "_pw_runs"
@@ -81,7 +82,7 @@ class MemoryStateStore:
 
 def jdump(value: Any) -> str:
     """JSON text for a payload or a report (dates and decimals as strings)."""
-    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    return json_bytes(value).decode()
 
 
 def jload(value: Any) -> Any:
