@@ -156,3 +156,30 @@ def test_threshold_is_respected(data):
     high = score_rows(recs, DetectorConfig(threshold=0.9))
     assert len(high["flagged"]) < len(low["flagged"])
     assert all(f["score"] >= 0.9 for f in high["flagged"])
+
+
+def test_a_column_the_batch_lacks_is_missing_not_rare(data):
+    """A model column no row has (renamed or dropped upstream) is scored as missing: before,
+    a missing category read as an unseen value and every row was flagged for it."""
+    recs, labels = data
+    clean = [r for r, y in zip(recs, labels, strict=True) if y == 0]
+    model = Model.fit(clean[:2000])
+    category = next(f.column for f in model.encoder.features if f.kind == "category")
+    batch = [{k: v for k, v in r.items() if k != category} for r in clean[2000:]]
+    batch[3]["x2"] = "n/a"
+    out = score_rows(batch, model=model)
+    assert out["status"] == "scored"
+    assert out["absent"] == [category] and out["not_numeric"] == {"x2": 1}
+    assert f"scored without {category}" in out["message"]
+    assert "x2: 1 value(s) not numbers" in out["message"]
+    assert len(out["flagged"]) <= 0.03 * len(batch)
+    assert all(category not in f["columns"] for f in out["flagged"])
+
+
+def test_a_batch_with_none_of_the_model_columns_says_so(data):
+    recs, _ = data
+    model = Model.fit(recs[:500])
+    out = score_rows([{"other": i} for i in range(50)], model=model)
+    assert out["status"] == "no_features" and out["scores"] is None
+    assert "no row has any of the model's columns" in out["message"]
+    assert set(out["absent"]) == {f.column for f in model.encoder.features}

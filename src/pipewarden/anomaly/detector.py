@@ -122,7 +122,9 @@ def score_rows(
 
     Returns ``status`` (``scored``, ``empty``, ``too_few_rows``, ``no_features``), a
     ``message``, ``scores`` (a numpy array or None), ``flagged`` rows (row, score, columns,
-    reason) and what was encoded or left out."""
+    reason) and what was encoded or left out. With a model: ``absent``, the model's columns
+    that no row has (scored as missing; none of them at all is ``no_features``), and
+    ``not_numeric``, per numeric column the values that are not numbers (read as missing)."""
     cfg = cfg or DetectorConfig()
     n = len(records)
     out: dict[str, Any] = {
@@ -137,6 +139,8 @@ def score_rows(
         "features": [],
         "excluded": {},
         "fitted_on": "model" if model is not None else "batch",
+        "absent": [],
+        "not_numeric": {},
     }
     if n == 0:
         out.update(status="empty", message="the batch has no rows: nothing to score")
@@ -159,7 +163,20 @@ def score_rows(
         out["excluded"] = model.encoder.excluded
         if not model.encoder.features:
             raise NoFeatures(model.encoder.excluded)
-        scores, Z = model.score(records)
+        columns = list(dict.fromkeys(f.column for f in model.encoder.features))
+        if not any(c in r for r in records for c in columns):
+            out.update(
+                status="no_features",
+                absent=columns,
+                message=(
+                    f"no row has any of the model's columns ({', '.join(columns)}): "
+                    "is it the model of this dataset, or were the columns renamed?"
+                ),
+            )
+            return out
+        seen: dict[str, Any] = {}
+        scores, Z = model.score(records, seen)
+        out["absent"], out["not_numeric"] = seen["absent"], seen["not_numeric"]
     except NoFeatures as exc:
         why = _why(exc)
         out.update(
@@ -187,10 +204,17 @@ def score_rows(
         )
     out["flagged"] = rows
     spread = "constant" if np.ptp(scores) == 0 else "varied"
+    notes = []
+    if out["absent"]:
+        notes.append(f"scored without {', '.join(out['absent'])} (no row has them)")
+    for column, count in out["not_numeric"].items():
+        notes.append(f"{column}: {count} value(s) not numbers, read as missing")
+    if spread == "constant":
+        notes.append("every row looks the same to the detector")
     out["message"] = (
         f"{len(rows)} of {n} rows scored >= {cfg.threshold:g} "
         f"(expected for clean data like the reference: {share_above(cfg.threshold):.2%})"
-        + ("; every row looks the same to the detector" if spread == "constant" else "")
+        + "".join("; " + note for note in notes)
     )
     return out
 

@@ -243,17 +243,37 @@ class Encoder:
     def sided(self) -> np.ndarray:
         return np.array([f.sided for f in self.features], dtype=int)
 
-    def transform(self, records: list[dict[str, Any]]) -> np.ndarray:
+    def transform(
+        self, records: list[dict[str, Any]], report: dict[str, Any] | None = None
+    ) -> np.ndarray:
+        """The feature matrix of `records`. A column no record has (renamed, dropped) is
+        missing in every row (NaN), not read as nulls or as an unseen category; `report`, when
+        given, receives ``absent`` (those columns) and ``not_numeric`` (per numeric column, the
+        values that are not numbers, which are read as missing too)."""
         n = len(records)
         X = np.empty((n, len(self.features)), dtype=float)
         cache: dict[str, list[Any]] = {}
         ts_cache: dict[str, np.ndarray] = {}
+        absent: list[str] = []
+        not_numeric: dict[str, int] = {}
         for j, f in enumerate(self.features):
             values = cache.get(f.column)
             if values is None:
                 values = cache[f.column] = [r.get(f.column) for r in records]
-            if f.kind == "numeric":
-                X[:, j] = _numeric(values)  # a null stays NaN: the model decides
+                if n and all(v is None for v in values) and not any(f.column in r for r in records):
+                    absent.append(f.column)
+            if f.column in absent:
+                X[:, j] = np.nan
+            elif f.kind == "numeric":
+                x = X[:, j] = _numeric(values)  # a null stays NaN: the model decides
+                if report is not None and f.column not in not_numeric and np.isnan(x).any():
+                    bad = sum(
+                        1
+                        for v, xv in zip(values, x, strict=True)
+                        if xv != xv and v not in (None, "")
+                    )
+                    if bad:
+                        not_numeric[f.column] = bad
             elif f.kind in ("ts_hour", "ts_weekday"):
                 t = ts_cache.get(f.column)
                 if t is None:
@@ -268,6 +288,8 @@ class Encoder:
             else:
                 get = f.shares.get
                 X[:, j] = [get("\x00null" if v is None else str(v), 0.0) for v in values]
+        if report is not None:
+            report.update(absent=absent, not_numeric=not_numeric)
         return X
 
     def to_dict(self) -> dict[str, Any]:

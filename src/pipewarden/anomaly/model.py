@@ -87,8 +87,11 @@ class Model:
         scores = self.calibrator.normalise(self.engine.raw_scores(Z))
         return scores, np.nan_to_num(Z, copy=False)
 
-    def score(self, records: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-        return self.score_matrix(self.encoder.transform(records))
+    def score(
+        self, records: list[dict[str, Any]], report: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and z-scores of `records`; `report` as in :meth:`Encoder.transform`."""
+        return self.score_matrix(self.encoder.transform(records, report))
 
     def explain(self, z_row: np.ndarray, top: int = 3) -> tuple[list[str], str]:
         """The columns that made one row unusual, and a sentence without any raw value."""
