@@ -186,6 +186,36 @@ def test_files_without_airflow_in_a_folder_are_skipped_but_named_files_are_check
     assert _rules(doc) == ["syntax-error"] and doc["findings"][0]["line"] == 1
 
 
+def test_files_are_decoded_as_python_does(tmp_path):
+    """A byte-order mark or a PEP 263 coding line is valid Python: the file is analysed, not
+    reported as a syntax error; bytes that are not text in their encoding, or an unknown
+    encoding, are."""
+    body = 'with DAG("d_{n}", schedule=None) as d:\n    EmptyOperator(task_id="caf\u00e9")\n'
+    files = {
+        "bom.py": b"\xef\xbb\xbf" + (HEAD + body.format(n=1)).encode(),
+        "latin.py": ("# -*- coding: latin-1 -*-\n" + HEAD + body.format(n=2)).encode("latin-1"),
+        "binary.py": b"from airflow import DAG\n\xff\xfe\x00",
+        "unknown.py": b"# coding: no-such-codec\nfrom airflow import DAG\n",
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    doc = validate_dags([tmp_path / n for n in files])
+    assert sorted(d["dag_id"] for d in doc["dags"]) == ["d_1", "d_2"]
+    # the task id is read in the file's own encoding (an id that is not ASCII is reported)
+    invalid = {
+        f["file"].rsplit("/", 1)[-1] for f in doc["findings"] if f["rule"] == "task-id-invalid"
+    }
+    assert invalid == {"bom.py", "latin.py"}
+    errors = {
+        f["file"].rsplit("/", 1)[-1]: f["message"]
+        for f in doc["findings"]
+        if f["rule"] == "syntax-error"
+    }
+    assert set(errors) == {"binary.py", "unknown.py"}
+    assert errors["binary.py"].startswith("not UTF-8 text (byte 24)")
+    assert "unknown encoding" in errors["unknown.py"]
+
+
 def test_config_in_pipewarden_yaml_escalates_and_ignores(tmp_path):
     (tmp_path / ".pipewarden.yaml").write_text(
         "validate:\n  severity:\n    schedule-missing: error\n  ignore: [airflow3-deprecated-import]\n"

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from .config import ValidateConfig, load_config
-from .findings import Finding, summarize
+from .findings import Finding, not_text, python_text, summarize
 from .graph import find_cycles
 
 ID_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -1012,9 +1012,12 @@ def validate_dags(
             try:
                 with open(path, "rb") as fh:
                     data = fh.read()
-                source = data.decode("utf-8")
-            except UnicodeDecodeError:
-                findings.append(Finding(path, None, "syntax-error", "not UTF-8 text"))
+                source = python_text(data)
+            except UnicodeDecodeError as exc:
+                findings.append(Finding(path, None, "syntax-error", not_text(exc)))
+                continue
+            except SyntaxError as exc:  # an unknown encoding named by a coding line
+                findings.append(Finding(path, exc.lineno, "syntax-error", str(exc.msg)))
                 continue
             except OSError as exc:
                 raise InputError(f"cannot read: {exc.strerror}", file=path) from None

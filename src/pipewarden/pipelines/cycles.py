@@ -21,7 +21,7 @@ from pathlib import Path
 import orjson
 
 from ..errors import InputError
-from .findings import Finding, summarize
+from .findings import Finding, python_text, summarize
 from .graph import Graph, find_cycles
 
 
@@ -144,8 +144,8 @@ def _check_one(path: str | Path) -> dict:
         from .airflow import analyze_file
 
         try:
-            source = p.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            source = python_text(p.read_bytes())
+        except (OSError, UnicodeDecodeError, SyntaxError) as exc:
             raise InputError(f"cannot read: {exc}", file=file) from None
         raw: list[Finding] = []
         dags = analyze_file(file, source, raw)

@@ -8,9 +8,32 @@ any finding has severity ``error``: the command then exits 1.
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import asdict, dataclass, field
 
 ERROR, WARNING, INFO = "error", "warning", "info"
+
+
+def python_text(data: bytes) -> str:
+    """A Python file's text as the interpreter reads it: UTF-8, a leading byte-order mark
+    dropped, or the encoding a PEP 263 line names (``# -*- coding: latin-1 -*-`` on line 1 or
+    2). Raises ``UnicodeDecodeError`` for bytes that are not text in that encoding and
+    ``SyntaxError`` for an unknown one, as Python would."""
+    end = data.find(b"\n")
+    end = data.find(b"\n", end + 1) if end != -1 else -1
+    if data.startswith(codecs.BOM_UTF8) or b"coding" in (data if end == -1 else data[:end]):
+        import io
+        import tokenize
+
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        return data.decode(encoding)  # utf-8-sig drops the mark
+    return data.decode("utf-8")
+
+
+def not_text(exc: UnicodeDecodeError) -> str:
+    """The finding's message for a file that is not text in its encoding."""
+    name = "UTF-8" if exc.encoding.replace("_", "-") in ("utf-8", "utf-8-sig") else exc.encoding
+    return f"not {name} text (byte {exc.start}); save it as UTF-8 or declare its encoding"
 
 
 @dataclass(frozen=True)

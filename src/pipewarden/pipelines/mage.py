@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import InputError
-from .findings import Finding, summarize
+from .findings import Finding, python_text, summarize
 from .graph import find_cycles
 
 BLOCK_TYPES = {
@@ -390,8 +390,8 @@ def validate_pipeline_folder(folder: Path, root: Path | None = None) -> tuple[li
                     )
                 elif language == "python" and btype in DECORATORS:
                     try:
-                        tree = ast.parse(path.read_text(encoding="utf-8"))
-                    except (SyntaxError, ValueError, UnicodeDecodeError) as exc:
+                        tree = ast.parse(python_text(path.read_bytes()))
+                    except (SyntaxError, ValueError) as exc:  # UnicodeDecodeError included
                         findings.append(
                             Finding(
                                 str(path),
