@@ -34,7 +34,16 @@ def write(tmp_path: Path, text: str, name="pipeline.yaml") -> Path:
             "'xml' is not one of",
         ),
         (GOOD.replace("version: 1", "version: 2"), "version", "1 was expected"),
-        (GOOD.replace("dataset: orders", "dataset: 'drop table;'"), "dataset", "does not match"),
+        (
+            GOOD.replace("dataset: orders", "dataset: 'drop table;'"),
+            "dataset",
+            "'drop table;' is not 1-48 ASCII letters, digits and '_', not starting with a digit",
+        ),
+        (
+            GOOD + "store:\n  kind: postgres\n  dsn: postgresql://h/db\n  schema: 9x\n",
+            "store.schema",
+            "'9x' is not 1-63 ASCII letters",
+        ),
         (GOOD + "store:\n  kind: oracle\n", "store.kind", "'oracle' is not one of"),
         (GOOD + "store:\n  paht: x.duckdb\n", "store", "'paht' was unexpected"),
         (GOOD + "steps:\n  - type: nope\n", "steps[0].type", "'nope' is not one of"),

@@ -57,6 +57,15 @@ def _key_path(parts) -> str:
     return out or "(top level)"
 
 
+def _message(err: Any) -> str:
+    """A schema error in words: a pattern says what it means (``x-pattern-means``), not its
+    regular expression."""
+    means = err.schema.get("x-pattern-means") if isinstance(err.schema, dict) else None
+    if err.validator == "pattern" and means:
+        return f"{err.instance!r} is not {means}"
+    return err.message
+
+
 def validate_config(doc: Any, file: str = "<config>") -> None:
     """Validate a parsed config against ``pipeline_config_schema.json``; raise
     :class:`ConfigError` naming the key path of the first error (all errors in ``hint``)."""
@@ -69,10 +78,10 @@ def validate_config(doc: Any, file: str = "<config>") -> None:
     # prefer the most specific error (deepest path), e.g. inside a step's if/then
     first = jsonschema.exceptions.best_match(errors)
     path = _key_path(first.absolute_path)
-    msg = first.message
+    msg = _message(first)
     if first.validator == "additionalProperties":
         msg += " (unknown key: check its spelling against docs/run.md)"
-    more = [f"{_key_path(e.absolute_path)}: {e.message}" for e in errors if e is not first]
+    more = [f"{_key_path(e.absolute_path)}: {_message(e)}" for e in errors if e is not first]
     err = ConfigError(
         f"{path}: {msg}",
         file=file,
