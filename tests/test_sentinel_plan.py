@@ -145,6 +145,9 @@ def test_postgres_rejects_nul_characters_duckdb_does_not():
     rows = [{"s": "ok", "j": {"a": "b"}}, {"s": "a\x00b", "j": {"a": "\x00"}}]
     _, v = run(cur, rows)
     assert [(i.row, i.column) for i in v.issues] == [(1, "s")]
+    assert v.issues[0].message.endswith(
+        "it holds a NUL character (\\x00), which the database cannot store"
+    )
     _, v = run(cur, rows, dialect="duckdb")
     assert not v.issues
 

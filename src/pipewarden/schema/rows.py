@@ -190,6 +190,7 @@ def check_rows(batch: Batch, plan: Plan) -> Verdict:
                 message = (
                     f"a {value_type(values[i], numbers).value} value "
                     f"({preview(values[i])}) does not fit the {col.type.value} column"
+                    + _why_not(values[i], col.type, d)
                 )
                 if mode == "discard_value" and col.nullable:
                     verdict.patches.setdefault(i, {})[key] = None
@@ -209,6 +210,15 @@ def check_rows(batch: Batch, plan: Plan) -> Verdict:
     for i in held:
         verdict.patches.pop(i, None)
     return _finish(verdict)
+
+
+def _why_not(value: Any, ctype: DataType, d: Any) -> str:
+    """Why a value of the column's own type still does not fit, when it is not the type."""
+    if d.rejects_nul and ctype in (T.TEXT, T.JSON):
+        nul = "\x00" in value if isinstance(value, str) else b"\\u0000" in json_bytes(value)
+        if nul:
+            return ": it holds a NUL character (\\x00), which the database cannot store"
+    return ""
 
 
 def _not_null(values, col: Column, contract, hold, blocked) -> None:
