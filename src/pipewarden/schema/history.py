@@ -27,16 +27,25 @@ def _table(dialect: str, namespace: str | None) -> str:
     return ddl_mod.get_dialect(dialect).qualify(namespace, TABLE)
 
 
+def _first(result: Any) -> Any:
+    """The first row of a query's result, read to its end: DuckDB refuses other work (such as
+    registering the next chunk) on a connection whose last result was not read out."""
+    rows = result.fetchall()
+    return rows[0] if rows else None
+
+
 def _exists(conn: Any, dialect: str, namespace: str | None) -> bool:
     if _pg(dialect):
         name = _table(dialect, namespace)
-        row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()
+        row = _first(conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)))
         return bool(row[0])
-    row = conn.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ? "
-        "AND table_schema = coalesce(?, current_schema())",
-        [TABLE, namespace],
-    ).fetchone()
+    row = _first(
+        conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ? "
+            "AND table_schema = coalesce(?, current_schema())",
+            [TABLE, namespace],
+        )
+    )
     return bool(row[0])
 
 
@@ -61,11 +70,13 @@ def current_schema(conn: Any, dialect: str, dataset: str, namespace: str | None)
     if not _exists(conn, dialect, namespace):
         return None
     ph = "%s" if _pg(dialect) else "?"
-    row = conn.execute(
-        f"SELECT schema FROM {_table(dialect, namespace)} WHERE dataset = {ph} "
-        "ORDER BY version DESC LIMIT 1",
-        [dataset],
-    ).fetchone()
+    row = _first(
+        conn.execute(
+            f"SELECT schema FROM {_table(dialect, namespace)} WHERE dataset = {ph} "
+            "ORDER BY version DESC LIMIT 1",
+            [dataset],
+        )
+    )
     if row is None:
         return None
     doc = row[0]
