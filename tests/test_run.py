@@ -312,6 +312,35 @@ def test_replay_after_the_contract_was_relaxed(project):
     assert replay_quarantine(project.cfg)["rows_considered"] == 0
 
 
+def test_replay_pages_past_rows_that_keep_failing(project, monkeypatch):
+    """A replay reads the quarantine in pages (one transaction each): rows that still fail at
+    the head of the quarantine do not stop it from reaching the rows behind them."""
+    import pipewarden.run as run_mod
+
+    project.config(contract="contract:\n  columns: quarantine\n  data_type: quarantine\n")
+    jsonl(project.root / "in" / "a_1.jsonl", orders(0, 5))
+    stuck = orders(5, 8)
+    for r in stuck:
+        r["quantity"] = "many"  # stays a type mismatch under every contract below
+    jsonl(project.root / "in" / "a_2.jsonl", stuck + orders(8, 12, coupon="X1"))
+    rep = run_pipeline(project.cfg, fmt="json")
+    assert [b["rows_quarantined"] for b in rep["batches"]] == [0, 7]
+    project.config(contract="contract:\n  columns: evolve\n  data_type: quarantine\n")
+    monkeypatch.setattr(run_mod, "REPLAY_PAGE", 2)
+    first = replay_quarantine(project.cfg, limit=3)  # a limit spans pages
+    assert (first["rows_considered"], first["pages"]) == (3, 2)
+    assert first["rows_replayed"] == 0 and first["rows_still_quarantined"] == 3
+    rep = replay_quarantine(project.cfg)
+    assert (rep["rows_considered"], rep["pages"]) == (7, 4)
+    assert rep["rows_replayed"] == 4 and rep["rows_still_quarantined"] == 3
+    assert rep["reasons"] == {"type_mismatch": 3}
+    assert rep["ddl"] and any(c["op"] == "add" for c in rep["delta"]["changes"])
+    c = project.counts()
+    assert c["orders"] == 9 and c["orders__raw"] == 9 and c["orders__quarantine"] == 7
+    q = list_quarantine(project.cfg, status="pending")
+    assert sorted(r["row"] for r in q["rows"]) == [1, 2, 3]
+
+
 def test_bad_input_exits_2_and_writes_nothing(project, capsys):
     jsonl(project.root / "in" / "a.jsonl", orders(0, 5))
     with (project.root / "in" / "a.jsonl").open("a") as f:

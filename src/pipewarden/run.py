@@ -649,16 +649,20 @@ def list_quarantine(
     }
 
 
+REPLAY_PAGE = 50_000  # pending rows read, checked and written per transaction by a replay
+
+
 def replay_quarantine(
     config_path: str | os.PathLike, *, reason: str | None = None, limit: int | None = None
 ) -> dict[str, Any]:
     """Re-evaluate pending quarantined rows against the pipeline's current schema, contract
     and steps. Rows that now pass are loaded (typed + raw) and marked ``replayed``; the rest
-    stay ``pending`` with their updated reason. One transaction."""
-    from .batch import Batch
-    from .schema import Contract, infer, plan, row_converter
-    from .schema import history as schema_history
+    stay ``pending`` with their updated reason.
 
+    Rows are read oldest first in pages of :data:`REPLAY_PAGE` (at most `limit` in all), and
+    each page is one transaction: memory stays bounded by a page, rows that keep failing do
+    not stop the replay from reaching the rest, and a failure rolls back its own page only
+    (its rows stay pending; earlier pages stay replayed)."""
     cfg = load_config(config_path)
     steps = build_steps(cfg)
     dataset = cfg["dataset"]
@@ -673,114 +677,151 @@ def replay_quarantine(
         "rows_still_quarantined": 0,
         "reasons": {},
         "ddl": [],
+        "pages": 0,
     }
+    changes: dict[tuple, dict[str, Any]] = {}
     try:
-        held = store.quarantine_rows(
-            dataset, status="pending", reason=reason, limit=limit, with_payload=True
-        )
-        report["rows_considered"] = len(held)
-        if not held:
-            return report
-        records = [h["payload"] if isinstance(h["payload"], dict) else {} for h in held]
-        batch = Batch(records=records, source="<quarantine>", batch_id=f"replay-{run_id}")
-        contract = Contract.from_config(cfg.get("contract"))
-        started = _now()
-        with store.transaction() as w:
-            w.ensure_dataset(dataset)
-            current = schema_history.current_schema(w.conn, store.dialect, dataset, store.namespace)
-            p = plan(current, infer(batch), contract, store.dialect, dataset, store.namespace)
-            report["delta"] = p.delta.to_dict()
-            if p.decision == "reject":
-                outcome = None
-                why = f"sentinel: {p.reason}"
-            else:
-                if p.ddl:
-                    schema_history.record_schema(
-                        w.conn, store.dialect, dataset, store.namespace, p.schema, p.ddl
-                    )
-                    report["ddl"] = list(p.ddl)
-                    if hasattr(w, "forget_types"):
-                        w.forget_types()
-                ctx_args = {
-                    "dataset": dataset,
-                    "batch_id": batch.batch_id,
-                    "store": store,
-                    "base_dir": cfg["_base_dir"],
-                    "schema": p.schema,
-                }
-                outcome, report["steps"] = _check(batch, p, steps, ctx_args)
-                why = outcome.reason if outcome.decision == "block" else None
-            reasons: Counter = Counter()
-            if outcome is None or outcome.decision == "block":
-                for h in held:
-                    msg = why or "blocked"
-                    w.update_quarantine(
-                        dataset,
-                        (h["batch_id"], h["offset"]),
-                        replayed=False,
-                        reason="replay_blocked",
-                        message=msg,
-                        column=None,
-                        issues=jdump([{"reason": "replay_blocked", "message": msg}]),
-                    )
-                    reasons["replay_blocked"] += 1
-                report["rows_still_quarantined"] = len(held)
-            else:
-                cols = list(p.schema.columns.values())
-                idents = [c.ident or c.name for c in cols]
-                typed, offsets, payloads = _typed_rows(batch, outcome, row_converter(p.schema))
-                if idents:
-                    w.write_typed(dataset, idents, [c.type for c in cols], typed)
-                raw_landing = cfg["store"].get("raw_landing", True) or not idents
-                by_batch: dict[str, list[int]] = {}
-                for j, i in enumerate(outcome.loaded if raw_landing else ()):
-                    by_batch.setdefault(held[i]["batch_id"], []).append(j)
-                for bid, idxs in by_batch.items():
-                    w.write_raw(
-                        dataset,
-                        bid,
-                        [held[outcome.loaded[j]]["offset"] for j in idxs],
-                        [payloads[j] for j in idxs],
-                    )
-                for i in outcome.loaded:
-                    w.update_quarantine(
-                        dataset, (held[i]["batch_id"], held[i]["offset"]), replayed=True
-                    )
-                for i, issues in outcome.quarantined.items():
-                    first = issues[0]
-                    for it in issues:
-                        reasons[it.reason] += 1
-                    w.update_quarantine(
-                        dataset,
-                        (held[i]["batch_id"], held[i]["offset"]),
-                        replayed=False,
-                        reason=first.reason,
-                        message=first.message,
-                        column=first.column,
-                        issues=jdump([it.to_dict() for it in issues]),
-                    )
-                report["rows_replayed"] = len(outcome.loaded)
-                report["rows_still_quarantined"] = len(outcome.quarantined)
-            report["reasons"] = dict(reasons)
-            w.log_run(
-                {
-                    "run_id": run_id,
-                    "dataset": dataset,
-                    "batch_id": batch.batch_id,
-                    "source": "<quarantine>",
-                    "rows_read": len(held),
-                    "rows_loaded": report["rows_replayed"],
-                    "rows_quarantined": report["rows_still_quarantined"],
-                    "decision": "replay",
-                    "status": "replayed",
-                    "started_at": started,
-                    "report": report,
-                }
+        after = None
+        while limit is None or report["rows_considered"] < limit:
+            size = (
+                REPLAY_PAGE
+                if limit is None
+                else min(REPLAY_PAGE, limit - report["rows_considered"])
             )
+            held = store.quarantine_rows(
+                dataset, status="pending", reason=reason, limit=size, with_payload=True, after=after
+            )
+            if not held:
+                break
+            last = held[-1]
+            after = (last["quarantined_at"], last["batch_id"], last["offset"])
+            report["rows_considered"] += len(held)
+            report["pages"] += 1
+            _replay_page(store, cfg, steps, held, f"replay-{run_id}-{report['pages']}", report)
+            for change in report.pop("_delta", {}).get("changes", []):
+                key = tuple(str(change.get(k)) for k in ("op", "column", "from", "to", "action"))
+                changes.setdefault(key, change)
+            if len(held) < size:
+                break
+        if report["pages"]:
+            report["delta"] = {"changes": list(changes.values())}
     finally:
         close_steps(steps)
         store.close()
     return report
+
+
+def _replay_page(
+    store: Any, cfg: dict, steps: list, held: list[dict[str, Any]], batch_id: str, report: dict
+) -> None:
+    """One page of a replay in one transaction; adds its counts to `report`."""
+    from .batch import Batch
+    from .schema import Contract, infer, plan, row_converter
+    from .schema import history as schema_history
+
+    dataset = cfg["dataset"]
+    records = [h["payload"] if isinstance(h["payload"], dict) else {} for h in held]
+    batch = Batch(records=records, source="<quarantine>", batch_id=batch_id)
+    contract = Contract.from_config(cfg.get("contract"))
+    started = _now()
+    replayed = still = 0
+    ddl: list[str] = []
+    reasons: Counter = Counter(report["reasons"])
+    with store.transaction() as w:
+        w.ensure_dataset(dataset)
+        current = schema_history.current_schema(w.conn, store.dialect, dataset, store.namespace)
+        p = plan(current, infer(batch), contract, store.dialect, dataset, store.namespace)
+        report["_delta"] = p.delta.to_dict()
+        if p.decision == "reject":
+            outcome = None
+            why = f"sentinel: {p.reason}"
+        else:
+            if p.ddl:
+                schema_history.record_schema(
+                    w.conn, store.dialect, dataset, store.namespace, p.schema, p.ddl
+                )
+                ddl = list(p.ddl)
+                if hasattr(w, "forget_types"):
+                    w.forget_types()
+            ctx_args = {
+                "dataset": dataset,
+                "batch_id": batch.batch_id,
+                "store": store,
+                "base_dir": cfg["_base_dir"],
+                "schema": p.schema,
+            }
+            outcome, report["steps"] = _check(batch, p, steps, ctx_args)
+            why = outcome.reason if outcome.decision == "block" else None
+        if outcome is None or outcome.decision == "block":
+            for h in held:
+                msg = why or "blocked"
+                w.update_quarantine(
+                    dataset,
+                    (h["batch_id"], h["offset"]),
+                    replayed=False,
+                    reason="replay_blocked",
+                    message=msg,
+                    column=None,
+                    issues=jdump([{"reason": "replay_blocked", "message": msg}]),
+                )
+                reasons["replay_blocked"] += 1
+            still = len(held)
+        else:
+            cols = list(p.schema.columns.values())
+            idents = [c.ident or c.name for c in cols]
+            typed, offsets, payloads = _typed_rows(batch, outcome, row_converter(p.schema))
+            if idents:
+                w.write_typed(dataset, idents, [c.type for c in cols], typed)
+            raw_landing = cfg["store"].get("raw_landing", True) or not idents
+            by_batch: dict[str, list[int]] = {}
+            for j, i in enumerate(outcome.loaded if raw_landing else ()):
+                by_batch.setdefault(held[i]["batch_id"], []).append(j)
+            for bid, idxs in by_batch.items():
+                w.write_raw(
+                    dataset,
+                    bid,
+                    [held[outcome.loaded[j]]["offset"] for j in idxs],
+                    [payloads[j] for j in idxs],
+                )
+            for i in outcome.loaded:
+                w.update_quarantine(
+                    dataset, (held[i]["batch_id"], held[i]["offset"]), replayed=True
+                )
+            for i, issues in outcome.quarantined.items():
+                first = issues[0]
+                for it in issues:
+                    reasons[it.reason] += 1
+                w.update_quarantine(
+                    dataset,
+                    (held[i]["batch_id"], held[i]["offset"]),
+                    replayed=False,
+                    reason=first.reason,
+                    message=first.message,
+                    column=first.column,
+                    issues=jdump([it.to_dict() for it in issues]),
+                )
+            replayed, still = len(outcome.loaded), len(outcome.quarantined)
+        w.log_run(
+            {
+                "run_id": report["run_id"],
+                "dataset": dataset,
+                "batch_id": batch.batch_id,
+                "source": "<quarantine>",
+                "rows_read": len(held),
+                "rows_loaded": replayed,
+                "rows_quarantined": still,
+                "decision": "replay",
+                "status": "replayed",
+                "started_at": started,
+                "report": {"page": batch.batch_id, "rows_considered": len(held),
+                           "rows_replayed": replayed, "rows_still_quarantined": still},
+            }
+        )  # fmt: skip
+    # counted once the page has committed
+    report["ddl"].extend(ddl)
+    report["rows_replayed"] += replayed
+    report["rows_still_quarantined"] += still
+    report["reasons"] = dict(reasons)
 
 
 # ---------------------------------------------------------------- demo

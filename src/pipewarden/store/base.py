@@ -159,6 +159,9 @@ class Store(StateStore, Protocol):
         status: str | None = None,
         reason: str | None = None,
         limit: int | None = None,
+        *,
+        with_payload: bool = False,
+        after: tuple[Any, str, int] | None = None,
     ) -> list[dict[str, Any]]: ...
 
     def datasets(self) -> list[str]: ...
@@ -403,9 +406,12 @@ class SqlStore:
         limit: int | None = None,
         *,
         with_payload: bool = False,
+        after: tuple[Any, str, int] | None = None,
     ) -> list[dict[str, Any]]:
         """Quarantined records of a dataset, oldest first. The payload (which may hold PII) is
-        only returned with ``with_payload=True``, for replay; never print it."""
+        only returned with ``with_payload=True``, for replay; never print it. ``after`` (the
+        ``quarantined_at``, ``batch_id`` and ``offset`` of a row already read) pages on: only
+        the rows after it in that order."""
         if not self.has_table(dataset + "__quarantine"):
             return []
         where, params = ["1 = 1"], []
@@ -415,6 +421,9 @@ class SqlStore:
         if reason:
             where.append("reason = ?")
             params.append(reason)
+        if after is not None:
+            where.append('(quarantined_at, batch_id, "offset") > (?, ?, ?)')
+            params.extend(after)
         lim = f" LIMIT {int(limit)}" if limit else ""
         cols = (
             'batch_id, "offset", reason, message, column_path, schema_version, status, '
