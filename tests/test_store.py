@@ -181,13 +181,11 @@ def test_quarantine_list_masks_the_payload(store):
     full = store.quarantine_rows("people", with_payload=True)
     assert full[0]["payload"]["email"] == "john.doe@example.com"
     with store.transaction() as w:
-        w.update_quarantine("people", ("b1", 0), replayed=True)
-        w.update_quarantine(
-            "people", ("b2", 1), replayed=False, reason="x", message="m", column="c", issues="[]"
-        )
+        w.update_quarantine("people", [("b1", 0)], [("b2", 1, "x", "m\x00", "c", "[]")])
     assert [r["offset"] for r in store.quarantine_rows("people", status="replayed")] == [0]
     pending = store.quarantine_rows("people", status="pending")
     assert pending[0]["reason"] == "x" and pending[0]["replay_attempts"] == 1
+    assert pending[0]["message"] == "m\ufffd"  # a NUL (which PostgreSQL cannot store) replaced
     assert store.quarantine_rows("unknown") == []
 
 

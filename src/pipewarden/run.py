@@ -753,18 +753,14 @@ def _replay_page(
             outcome, report["steps"] = _check(batch, p, steps, ctx_args)
             why = outcome.reason if outcome.decision == "block" else None
         if outcome is None or outcome.decision == "block":
-            for h in held:
-                msg = why or "blocked"
-                w.update_quarantine(
-                    dataset,
-                    (h["batch_id"], h["offset"]),
-                    replayed=False,
-                    reason="replay_blocked",
-                    message=msg,
-                    column=None,
-                    issues=jdump([{"reason": "replay_blocked", "message": msg}]),
-                )
-                reasons["replay_blocked"] += 1
+            msg = why or "blocked"
+            issues = jdump([{"reason": "replay_blocked", "message": msg}])
+            w.update_quarantine(
+                dataset,
+                (),
+                [(h["batch_id"], h["offset"], "replay_blocked", msg, None, issues) for h in held],
+            )
+            reasons["replay_blocked"] += len(held)
             still = len(held)
         else:
             cols = list(p.schema.columns.values())
@@ -783,23 +779,18 @@ def _replay_page(
                     [held[outcome.loaded[j]]["offset"] for j in idxs],
                     [payloads[j] for j in idxs],
                 )
-            for i in outcome.loaded:
-                w.update_quarantine(
-                    dataset, (held[i]["batch_id"], held[i]["offset"]), replayed=True
-                )
+            pending = []
             for i, issues in outcome.quarantined.items():
                 first = issues[0]
                 for it in issues:
                     reasons[it.reason] += 1
-                w.update_quarantine(
-                    dataset,
-                    (held[i]["batch_id"], held[i]["offset"]),
-                    replayed=False,
-                    reason=first.reason,
-                    message=first.message,
-                    column=first.column,
-                    issues=jdump([it.to_dict() for it in issues]),
-                )
+                pending.append(
+                    (held[i]["batch_id"], held[i]["offset"], first.reason, first.message,
+                     first.column, jdump([it.to_dict() for it in issues]))
+                )  # fmt: skip
+            w.update_quarantine(
+                dataset, [(held[i]["batch_id"], held[i]["offset"]) for i in outcome.loaded], pending
+            )
             replayed, still = len(outcome.loaded), len(outcome.quarantined)
         w.log_run(
             {

@@ -506,32 +506,38 @@ class WriterBase:
     def update_quarantine(
         self,
         dataset: str,
-        key: tuple[str, int],
-        *,
-        replayed: bool,
-        reason: str | None = None,
-        message: str | None = None,
-        column: str | None = None,
-        issues: str | None = None,
+        replayed: Sequence[tuple[str, int]],
+        pending: Sequence[tuple[str, int, str | None, str | None, str | None, str | None]] = (),
     ) -> None:
+        """After a replay: mark the `replayed` rows (batch_id, offset) as replayed, and give the
+        `pending` ones (batch_id, offset, reason, message, column, issues as JSON text) their new
+        reason. One UPDATE for each through a staging table: a statement per row took about
+        0.8 ms on DuckDB, over five minutes for 400,000 rows."""
         t = self.store.qualify(dataset + "__quarantine")
+        match = 'q.batch_id = u.batch_id AND q."offset" = u."offset"'
         if replayed:
-            self.execute(
-                self.store.sql(
-                    f"UPDATE {t} SET status = 'replayed', replayed_at = now(), "
-                    'replay_attempts = replay_attempts + 1 WHERE batch_id = ? AND "offset" = ?'
-                ),
-                key,
-            )
-        else:
-            self.execute(
-                self.store.sql(
-                    f"UPDATE {t} SET reason = ?, message = ?, column_path = ?, "
-                    f"issues = CAST(? AS {self.store.exact_json_type}), "
-                    'replay_attempts = replay_attempts + 1 WHERE batch_id = ? AND "offset" = ?'
-                ),
-                (text_safe(reason), text_safe(message), text_safe(column), issues, *key),
-            )
+            with self._staged(["batch_id", "offset"], replayed) as u:
+                self.execute(
+                    f"UPDATE {t} AS q SET status = 'replayed', replayed_at = now(), "
+                    f"replay_attempts = q.replay_attempts + 1 FROM {u} AS u WHERE {match}"
+                )
+        if pending:
+            rows = [
+                (b, o, text_safe(r), text_safe(m), text_safe(c), i) for b, o, r, m, c, i in pending
+            ]
+            names = ["batch_id", "offset", "reason", "message", "column_path", "issues"]
+            with self._staged(names, rows) as u:
+                self.execute(
+                    f"UPDATE {t} AS q SET reason = u.reason, message = u.message, "
+                    f"column_path = u.column_path, "
+                    f"issues = CAST(u.issues AS {self.store.exact_json_type}), "
+                    f"replay_attempts = q.replay_attempts + 1 FROM {u} AS u WHERE {match}"
+                )
+
+    def _staged(self, names: Sequence[str], rows: Sequence[tuple]):  # pragma: no cover
+        """A context manager giving the name of a table holding `rows` for this transaction
+        (``offset`` a bigint, every other column text)."""
+        raise NotImplementedError
 
 
 @contextmanager

@@ -113,6 +113,24 @@ class DuckDBWriter(WriterBase):
         finally:
             self.conn.unregister(view)
 
+    @contextmanager
+    def _staged(self, names: Sequence[str], rows: Sequence[tuple]) -> Iterator[str]:
+        self._n += 1
+        view = f"_pw_stage_{self._n}"
+        columns = list(zip(*rows, strict=True))
+        t = pa.Table.from_arrays(
+            [
+                pa.array(col, type=pa.int64() if name == "offset" else pa.string())
+                for name, col in zip(names, columns, strict=True)
+            ],
+            names=list(names),
+        )
+        self.conn.register(view, t)
+        try:
+            yield view
+        finally:
+            self.conn.unregister(view)
+
     def write_typed(
         self, dataset: str, idents: Sequence[str], types: Sequence[DataType], rows: Sequence[tuple]
     ) -> int:

@@ -139,6 +139,7 @@ class PostgresWriter(WriterBase):
         self.store = store
         self.conn = conn
         self._types: dict[str, dict[str, int]] = {}
+        self._n = 0  # staging tables made in this transaction
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self.conn.execute(sql, params)
@@ -161,6 +162,20 @@ class PostgresWriter(WriterBase):
     def forget_types(self) -> None:
         """Call after DDL changed a table inside the transaction."""
         self._types.clear()
+
+    @contextmanager
+    def _staged(self, names: Sequence[str], rows: Sequence[tuple]) -> Iterator[str]:
+        self._n += 1
+        name = f"_pw_stage_{self._n}"
+        cols = ", ".join(f"{quote(n)} {'bigint' if n == 'offset' else 'text'}" for n in names)
+        self.conn.execute(f"CREATE TEMPORARY TABLE {name} ({cols}) ON COMMIT DROP")
+        listed = ", ".join(quote(n) for n in names)
+        with self.conn.cursor() as cur, cur.copy(f"COPY {name} ({listed}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        yield name
+        # after a failure the transaction rolls back, and the table with it
+        self.conn.execute(f"DROP TABLE {name}")
 
     def copy_rows(self, table: str, names: Sequence[str], rows: Sequence[tuple]) -> int:
         """Binary COPY of ``rows`` (tuples in the order of ``names``) into ``table``."""
