@@ -341,6 +341,42 @@ def test_replay_pages_past_rows_that_keep_failing(project, monkeypatch):
     assert sorted(r["row"] for r in q["rows"]) == [1, 2, 3]
 
 
+def test_replay_failing_half_way_keeps_earlier_pages_and_carries_on(project, monkeypatch):
+    """A page that fails rolls back alone: its rows stay pending, the pages before it stay
+    replayed (in the typed table exactly once), and the next replay finishes the rest."""
+    import pipewarden.run as run_mod
+
+    project.config(contract="contract:\n  columns: quarantine\n")
+    jsonl(project.root / "in" / "a_1.jsonl", orders(0, 3))
+    jsonl(project.root / "in" / "a_2.jsonl", orders(3, 9, coupon="X1"))
+    assert run_pipeline(project.cfg, fmt="json")["totals"]["rows_quarantined"] == 6
+    project.config(contract="contract:\n  columns: evolve\n")
+    monkeypatch.setattr(run_mod, "REPLAY_PAGE", 2)
+    cls = _writer_class(project.kind)
+    original = cls.write_typed
+    calls = {"n": 0}
+
+    def flaky(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second page
+            raise RuntimeError("disk full")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, "write_typed", flaky)
+    with pytest.raises(RuntimeError):
+        replay_quarantine(project.cfg)
+    counts = list_quarantine(project.cfg)["counts"]["orders"]
+    assert counts == {"pending": 4, "replayed": 2}
+    c = project.counts()
+    assert c["orders"] == 3 + 2 and c["orders__raw"] == 3 + 2
+    monkeypatch.setattr(cls, "write_typed", original)
+    rep = replay_quarantine(project.cfg)
+    assert (rep["rows_considered"], rep["rows_replayed"], rep["pages"]) == (4, 4, 2)
+    c = project.counts()
+    assert c["orders"] == 9 and c["orders__raw"] == 9 and c["orders__quarantine"] == 6
+    assert list_quarantine(project.cfg)["counts"]["orders"] == {"pending": 0, "replayed": 6}
+
+
 def test_bad_input_exits_2_and_writes_nothing(project, capsys):
     jsonl(project.root / "in" / "a.jsonl", orders(0, 5))
     with (project.root / "in" / "a.jsonl").open("a") as f:
