@@ -280,3 +280,17 @@ def test_a_batch_without_typed_values_creates_nothing_and_holds_its_rows():
     # the next batch with values is a first load again
     p2 = plan(p.schema, infer(batch([{"a": 1}])), None, "postgres", "t", "ns")
     assert p2.ddl[-1].startswith("CREATE TABLE") and p2.schema.version == 1
+
+
+def test_postgres_column_limit_rejects_instead_of_failing_the_ddl():
+    """PostgreSQL tables hold at most 1,600 columns: a plan beyond that is rejected with the
+    reason, where the CREATE or ALTER would fail in the database."""
+    wide = [{f"c{j}": j for j in range(1601)}]
+    p = plan(None, infer(batch(wide)), dialect="postgres")
+    assert p.decision == "reject" and not p.ddl
+    assert "1,601 columns and postgres allows at most 1,600" in p.reason
+    assert plan(None, infer(batch(wide)), dialect="duckdb").decision == "evolve"
+    current = table(**{f"c{j}": (T.BIGINT, True) for j in range(1599)})
+    assert plan(current, infer(batch([{"c0": 1, "n1": 1}])), dialect="postgres").ddl
+    over = plan(current, infer(batch([{"n1": 1, "n2": 2}])), dialect="postgres")
+    assert over.decision == "reject" and not over.ddl and "1,601 columns" in over.reason

@@ -49,6 +49,8 @@ class Dialect:
     multi_action_alter = True
     #: strings with NUL characters cannot be stored
     rejects_nul = False
+    #: columns a table can have (None: no limit a batch would reach)
+    max_columns: int | None = None
 
     # -- identifiers ---------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ class Postgres(Dialect):
     in_place = frozenset({(T.TIMESTAMP, T.TIMESTAMPTZ)})
     preamble = ("SET LOCAL lock_timeout = '5s'",)
     rejects_nul = True  # text and jsonb cannot hold U+0000
+    max_columns = 1600  # MaxHeapAttributeNumber
 
     def alter_type(self, col: Column, new: DataType) -> list[str]:
         if new == T.TIMESTAMPTZ:

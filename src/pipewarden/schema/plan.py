@@ -231,7 +231,8 @@ def plan(
     conflict_changes()
 
     rejects = [c for c in changes if c.action == "reject"]
-    if rejects:
+    too_wide = _too_wide(d, len(current.columns) + len(adds))
+    if rejects or too_wide:
         for c in changes:
             if c.action == "alter":
                 c.action, c.detail = "none", "not applied: the batch is rejected"
@@ -240,7 +241,7 @@ def plan(
             current.copy(),
             [],
             "reject",
-            _reject_reason(rejects),
+            too_wide or _reject_reason(rejects),
             d.name,
             table,
             namespace,
@@ -293,6 +294,17 @@ def _nullability(cur: Column, contract: Contract) -> Change:
     )
 
 
+def _too_wide(d: Any, columns: int) -> str | None:
+    """Why a table of `columns` columns cannot exist in the dialect, if it cannot."""
+    if d.max_columns is not None and columns > d.max_columns:
+        return (
+            f"the table would have {columns:,} columns and {d.name} allows at most "
+            f"{d.max_columns:,}: keep the rarer keys in one JSON column upstream, or split the "
+            "dataset"
+        )
+    return None
+
+
 def _reject_reason(rejects: list[Change]) -> str:
     first = rejects[0]
     what = {
@@ -336,6 +348,15 @@ def _first_load(observed, contract, d, table, namespace, changes, conflict_chang
         return Plan(
             Delta(changes), Schema({}, 0), [], "pass", "no key has a typed value yet", d.name,
             table, namespace, contract, None, observed, table_exists=False,
+        )  # fmt: skip
+    too_wide = _too_wide(d, len(cols))
+    if too_wide:
+        for c in changes:
+            if c.action == "create":
+                c.action, c.detail = "none", "not applied: the batch is rejected"
+        return Plan(
+            Delta(changes), Schema({}, 0), [], "reject", too_wide, d.name, table, namespace,
+            contract, None, observed, table_exists=False,
         )  # fmt: skip
     schema = Schema({c.name: c for c in cols}, 1)
     ddl = d.create_table(namespace, table, cols)
