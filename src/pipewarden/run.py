@@ -697,8 +697,10 @@ def replay_quarantine(
             after = (last["quarantined_at"], last["batch_id"], last["offset"])
             report["rows_considered"] += len(held)
             report["pages"] += 1
-            _replay_page(store, cfg, steps, held, f"replay-{run_id}-{report['pages']}", report)
-            for change in report.pop("_delta", {}).get("changes", []):
+            delta = _replay_page(
+                store, cfg, steps, held, f"replay-{run_id}-{report['pages']}", report
+            )
+            for change in delta["changes"]:
                 key = tuple(str(change.get(k)) for k in ("op", "column", "from", "to", "action"))
                 changes.setdefault(key, change)
             if len(held) < size:
@@ -713,8 +715,9 @@ def replay_quarantine(
 
 def _replay_page(
     store: Any, cfg: dict, steps: list, held: list[dict[str, Any]], batch_id: str, report: dict
-) -> None:
-    """One page of a replay in one transaction; adds its counts to `report`."""
+) -> dict[str, Any]:
+    """One page of a replay in one transaction; adds its counts to `report` and returns the
+    page's schema delta."""
     from .batch import Batch
     from .schema import Contract, infer, plan, row_converter
     from .schema import history as schema_history
@@ -731,7 +734,7 @@ def _replay_page(
         w.ensure_dataset(dataset)
         current = schema_history.current_schema(w.conn, store.dialect, dataset, store.namespace)
         p = plan(current, infer(batch), contract, store.dialect, dataset, store.namespace)
-        report["_delta"] = p.delta.to_dict()
+        delta = p.delta.to_dict()
         if p.decision == "reject":
             outcome = None
             why = f"sentinel: {p.reason}"
@@ -813,6 +816,7 @@ def _replay_page(
     report["rows_replayed"] += replayed
     report["rows_still_quarantined"] += still
     report["reasons"] = dict(reasons)
+    return delta
 
 
 # ---------------------------------------------------------------- demo
