@@ -59,3 +59,50 @@ def test_run_loads_masked_values_and_quarantines_the_ssn_row(tmp_path, monkeypat
     held = con.execute("select * from crm__quarantine").fetchall()
     assert len(held) == 1
     assert "123-45-6788" in json.dumps(held, default=str)  # the original payload is kept
+
+
+def test_a_row_held_for_another_reason_lands_in_quarantine_masked(tmp_path, monkeypatch, capsys):
+    """A row the sentinel quarantines (a key the table does not have) carries the guardian's masks into the
+    quarantine table: masked PII is never written in clear, whatever step holds the row."""
+    duckdb = pytest.importorskip("duckdb")
+    from pipewarden.cli import main
+    from pipewarden.run import replay_quarantine
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a_1.json").write_text(json.dumps(RECORDS[:1]))
+    odd = dict(RECORDS[2], coupon="X1", note="reach me at (212) 555-0199")
+    (tmp_path / "in" / "a_2.json").write_text(json.dumps([RECORDS[1] | {"note": "ok"}, odd]))
+    (tmp_path / "policy.yaml").write_text(
+        "version: 1\nrules:\n"
+        "  - {entity: EMAIL_ADDRESS, action: mask, method: hash}\n"
+        "  - {entity: PHONE_NUMBER, action: mask, method: partial}\n"
+    )
+    (tmp_path / "pipeline.yaml").write_text(
+        "version: 1\ndataset: crm\nsource: {path: 'in/*.json'}\n"
+        "store: {kind: duckdb, path: wh.duckdb}\n"
+        "contract: {columns: quarantine}\n"
+        "steps:\n  - {type: guardian, policy: policy.yaml}\n"
+    )
+    monkeypatch.setenv("PIPEWARDEN_HASH_KEY", "test-key")
+    assert main(["run", str(tmp_path / "pipeline.yaml"), "--format", "json"]) == 0
+    capsys.readouterr()
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    held = con.execute("select payload from crm__quarantine").fetchall()
+    con.close()
+    assert len(held) == 1
+    payload = json.loads(held[0][0])
+    assert payload["coupon"] == "X1"  # the reason it is held stays as it was
+    assert payload["email"].startswith("hmac:") and payload["note"] == "reach me at (***) ***-0199"
+    text = json.dumps(held)
+    for raw in RAW:
+        assert raw not in text
+    # a replay after the cause is fixed loads the masked values, still never the raw ones
+    (tmp_path / "pipeline.yaml").write_text(
+        (tmp_path / "pipeline.yaml").read_text().replace("columns: quarantine", "columns: evolve")
+    )
+    assert replay_quarantine(tmp_path / "pipeline.yaml")["rows_replayed"] == 1
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    rows = json.dumps(con.execute("select * from crm").fetchall(), default=str)
+    raw_landing = json.dumps(con.execute("select * from crm__raw").fetchall(), default=str)
+    for raw in RAW:
+        assert raw not in rows and raw not in raw_landing

@@ -1,4 +1,4 @@
-"""The guardian as a run step: Verdict with patches, quarantine issues and block."""
+"""The guardian as a run step: Verdict with masks, quarantine issues and block."""
 
 from __future__ import annotations
 
@@ -49,14 +49,16 @@ def test_step_masks_quarantines_and_accounts_for_every_row(base):
     assert v.step == "guardian" and v.decision == "pass"
     assert [(i.row, i.reason, i.column) for i in v.issues] == [(1, "pii", "note")]
     assert "123-45-6788" not in v.issues[0].message and "US_SSN" in v.issues[0].message
-    assert v.patches == {
+    assert v.masks == {
         0: {"email": "j***@example.com"},
         2: {"note": "call [PHONE_NUMBER] after 5"},
         3: {"email": "m***@example.org"},
     }
     out = merge(len(batch), [v])
     assert out.rows_loaded + out.rows_quarantined == len(batch)
-    assert 1 not in out.patches  # the quarantined row keeps its payload, unpatched
+    assert out.patches == v.masks  # the rows that load carry the masks
+    # the row the guardian quarantines keeps its payload for review, unmasked
+    assert 1 not in out.patches and 1 not in out.masks
     text = json.dumps(v.report)
     for raw in ("jane.roe@example.com", "123-45-6788", "555-0199", "max@example.org"):
         assert raw not in text
@@ -79,10 +81,17 @@ def test_strict_step_blocks_unhandled_findings(base):
     assert lax.check(Batch([{"note": "ip 10.1.2.3"}], "t"), ctx(base)).decision == "pass"
 
 
-def test_rows_already_quarantined_get_no_patch(base):
+def test_rows_other_steps_quarantine_keep_the_masks_in_their_payload(base):
+    """A row held for another reason (a type mismatch) must not carry masked PII in clear
+    into the quarantine table: its payload gets the masks too."""
+    from pipewarden.verdict import RowIssue, Verdict
+
     step = build({"type": "guardian", "policy": "policy.yaml"}, base)
     v = step.check(Batch([dict(r) for r in ROWS], "t"), ctx(base, quarantined={0}))
-    assert 0 not in v.patches and 3 in v.patches
+    sentinel = Verdict("sentinel", issues=[RowIssue(0, "type_mismatch", "id: not a number")])
+    out = merge(len(ROWS), [sentinel, v])
+    assert 0 not in out.loaded and out.masks == {0: {"email": "j***@example.com"}}
+    assert 0 not in out.patches and out.patches[3] == {"email": "m***@example.org"}
 
 
 def test_bad_step_options(base):

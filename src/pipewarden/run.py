@@ -292,7 +292,7 @@ def _issue_rows(batch, outcome, batch_id: str, version: int) -> tuple[list[Quara
             QuarantineRow(
                 batch_id=batch_id,
                 offset=batch.offset + i,
-                payload=jdump(batch.records[i]),
+                payload=jdump({**batch.records[i], **outcome.masks.get(i, {})}),
                 reason=first.reason,
                 message=first.message,
                 column=first.column,

@@ -44,6 +44,9 @@ class Verdict:
     issues: list[RowIssue] = field(default_factory=list)
     # row index -> {top-level key: new value}; applied to the rows that are loaded
     patches: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # like patches, for values that must never be written in clear (masked PII): applied to
+    # the rows that are loaded and to the payload of the rows another step quarantines
+    masks: dict[int, dict[str, Any]] = field(default_factory=dict)
     # JSON-serialisable summary for the run report; no raw PII
     report: dict[str, Any] = field(default_factory=dict)
 
@@ -59,7 +62,8 @@ class Outcome:
     reason: str | None
     loaded: list[int]  # row indexes to load, in order
     quarantined: dict[int, list[RowIssue]]  # row index -> every reason it was held
-    patches: dict[int, dict[str, Any]]
+    patches: dict[int, dict[str, Any]]  # of the loaded rows (masks included)
+    masks: dict[int, dict[str, Any]] = field(default_factory=dict)  # of the quarantined rows
 
     @property
     def rows_loaded(self) -> int:
@@ -89,10 +93,21 @@ def merge(n_rows: int, verdicts: list[Verdict]) -> Outcome:
                 RowIssue(r, "batch_quarantined", f"{whole.step}: {whole.reason}")
             )
     patches: dict[int, dict[str, Any]] = {}
+    masks: dict[int, dict[str, Any]] = {}
     for v in verdicts:
         for r, p in v.patches.items():
             patches.setdefault(r, {}).update(p)
+        for r, p in v.masks.items():
+            patches.setdefault(r, {}).update(p)
+            masks.setdefault(r, {}).update(p)
     loaded = [r for r in range(n_rows) if r not in held]
     decision: Decision = "quarantine_batch" if whole is not None else "pass"
     reason = f"{whole.step}: {whole.reason}" if whole is not None else None
-    return Outcome(decision, reason, loaded, held, {r: patches[r] for r in loaded if r in patches})
+    return Outcome(
+        decision,
+        reason,
+        loaded,
+        held,
+        {r: patches[r] for r in loaded if r in patches},
+        {r: masks[r] for r in held if r in masks},
+    )

@@ -1,8 +1,9 @@
 """The guardian as a step of ``pipewarden run``: PII policy enforced before anything is written.
 
 ``build_step({"type": "guardian", "policy": "policy.yaml", "strict": true}, base_dir)`` returns a
-step whose ``check(batch, ctx)`` returns a :class:`~pipewarden.verdict.Verdict`: patches hold the
-masked values of the rows that load, quarantined rows become ``RowIssue``s (reason ``pii``), and a
+step whose ``check(batch, ctx)`` returns a :class:`~pipewarden.verdict.Verdict`: masks hold the
+masked values of every row it does not hold itself (applied to the rows that load and to the
+payload of rows other steps quarantine), quarantined rows become ``RowIssue``s (reason ``pii``), and a
 block rule, a crossed fail threshold or (strict) an unhandled finding blocks the batch. The
 report holds counts and findings with masked previews only.
 """
@@ -49,18 +50,18 @@ class GuardianStep:
                     score=max(f.score for f in found),
                 )
             )
-        held = set(insp.quarantine) | set(ctx.quarantined)
-        patches = {r: p for r, p in sorted(insp.patches.items()) if r not in held}
         if not report["passed"]:
             return Verdict(
                 "guardian",
                 decision="block",
                 reason="; ".join(report["failures"]),
                 issues=[],
-                patches={},
                 report=report,
             )
-        return Verdict("guardian", issues=issues, patches=patches, report=report)
+        # masks for every row the guardian does not hold itself: the rows that load, and rows
+        # other steps quarantine, whose payload must not keep the value in clear either
+        return Verdict("guardian", issues=issues, masks=dict(sorted(insp.patches.items())),
+                       report=report)  # fmt: skip
 
 
 def _summary(report: dict[str, Any]) -> str:
