@@ -111,3 +111,16 @@ def test_freshness_alarms_when_data_stops_moving():
 def test_category_values_are_not_stored_in_clear(pool):
     m = batch_metrics(pool[:50], now=0.0)
     assert not any(s in str(m) for s in ("north", "south", "west"))
+
+
+def test_a_pii_column_keeps_no_category_mix():
+    emails = [f"buyer{i}@shop.example.com" for i in range(10)]
+    recs = [{"contact": emails[i % 10], "channel": ["web", "app"][i % 2]} for i in range(60)]
+    m = batch_metrics(recs, now=0.0)
+    assert m["columns"]["contact"]["pii"] is True and "shares" not in m["columns"]["contact"]
+    assert len(m["columns"]["channel"]["shares"]) == 2
+    # no digest of an address either: a short digest of a guessable value is the value
+    import hashlib
+
+    digests = {hashlib.sha1(e.encode()).hexdigest()[:12] for e in emails}
+    assert not any(d in str(m) for d in digests)

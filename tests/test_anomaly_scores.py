@@ -69,6 +69,54 @@ def test_ids_and_free_text_are_left_out_unless_asked():
     assert "id" in Encoder.fit(recs, include=["id"]).names
 
 
+def _customers(n=300):
+    rng = np.random.default_rng(3)
+    emails = [f"buyer{i}@shop.example.com" for i in range(15)]
+    ssns = [f"{201 + i}-{10 + i:02d}-{4000 + i:04d}" for i in range(15)]
+    return (
+        [
+            {
+                "amount": float(rng.gamma(2.0, 30.0)),
+                "contact": emails[i % 15],
+                "taxpayer": ssns[(i * 7) % 15],
+                "channel": ["web", "store", "app"][i % 3],
+            }
+            for i in range(n)
+        ],
+        emails,
+        ssns,
+    )
+
+
+def test_a_category_of_pii_values_is_never_kept_in_a_model(tmp_path):
+    recs, emails, ssns = _customers()
+    model = Model.fit(recs)
+    assert model.encoder.excluded == {"contact": "pii", "taxpayer": "pii"}
+    assert model.encoder.names == ["amount", "channel"]
+    text = (model.save(tmp_path / "m") / "model.json").read_text()
+    assert "web" in text  # an ordinary category keeps its values
+    assert not any(v in text for v in emails + ssns)
+
+
+def test_a_pii_category_asked_for_is_kept_under_keyed_digests(tmp_path):
+    recs, emails, _ = _customers()
+    model = Model.fit(recs, include=["contact"])
+    assert "contact" in model.encoder.names and model.encoder.excluded == {"taxpayer": "pii"}
+    text = (model.save(tmp_path / "m") / "model.json").read_text()
+    assert not any(v in text for v in emails)
+    again = Model.load(tmp_path / "m")
+    feature = next(f for f in again.encoder.features if f.column == "contact")
+    assert feature.salt and len(feature.shares) == 15
+    x = again.encoder.transform([{"contact": emails[0]}, {"contact": "stranger@elsewhere.org"}])
+    j = again.encoder.names.index("contact")
+    assert x[0, j] == pytest.approx(1 / 15, abs=0.01) and x[1, j] == 0.0
+    # another model gets another key: its digests cannot be matched with this one's
+    other = Model.fit(recs, include=["contact"])
+    assert set(next(f for f in other.encoder.features if f.column == "contact").shares).isdisjoint(
+        feature.shares
+    )
+
+
 def test_encoding_of_booleans_timestamps_categories_and_csv_numbers():
     recs = [
         {

@@ -19,20 +19,28 @@ Each top-level column is classified once, on the reference (training) records:
   ``MAX_CATEGORIES`` shares are kept, the rest pool into one "other" share;
 - left out, with the reason in ``excluded``: ``id`` (integers or strings unique per row, or a
   name like ``id``/``*_id`` with unique values), ``text`` (strings with many distinct values),
-  ``nested`` (objects and arrays), ``all_null``.
+  ``pii`` (a category whose values are emails, SSNs, card numbers, ...: a saved model keeps
+  its category values, and must not keep those), ``nested`` (objects and arrays),
+  ``all_null``.
 
-``include`` forces columns in (an id becomes numeric, text a category); ``exclude`` drops them.
+``include`` forces columns in (an id becomes numeric, text a category; a ``pii`` category is
+kept under keyed digests, never in clear); ``exclude`` drops them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
 import re
+import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
+
+from ..compliance.classify import pii_column
 
 MAX_CATEGORIES = 1000
 ID_NAME = re.compile(r"(^|_)(id|uuid|guid|key)$", re.I)
@@ -46,6 +54,15 @@ class Feature:
     kind: str  # numeric | bool | ts_hour | ts_weekday | category | null
     shares: dict[str, float] = field(default_factory=dict)  # category -> share
     other: float = 0.0  # share of categories beyond the cap
+    salt: str = ""  # set: the shares are keyed by digest(salt, value), not by the value (PII)
+
+    def key(self, value: Any) -> str:
+        """The key of a category value in ``shares``."""
+        if value is None:
+            return "\x00null"
+        if not self.salt:
+            return str(value)
+        return _digest(self.salt, str(value))
 
     @property
     def sided(self) -> int:
@@ -57,6 +74,8 @@ class Feature:
         if self.kind == "category":
             d["shares"] = self.shares
             d["other"] = self.other
+            if self.salt:
+                d["salt"] = self.salt
         return d
 
     @classmethod
@@ -67,7 +86,14 @@ class Feature:
             d["kind"],
             dict(d.get("shares", {})),
             float(d.get("other", 0.0)),
+            str(d.get("salt", "")),
         )
+
+
+def _digest(salt: str, value: str) -> str:
+    return hmac.new(
+        bytes.fromhex(salt), value.encode("utf-8", "surrogatepass"), hashlib.sha256
+    ).hexdigest()[:24]
 
 
 TS_PARTS = ("hour", "weekday")
@@ -224,15 +250,24 @@ class Encoder:
                 if any(v is None for v in values):
                     features.append(Feature(f"{name}__null", name, "null"))
             else:
+                salt = ""
+                if pii_column(name, values):
+                    if name not in include:
+                        excluded[name] = "pii"
+                        continue
+                    salt = secrets.token_hex(16)
                 counts: dict[str, int] = {}
+                key = Feature(name, name, "category", salt=salt).key
                 for v in values:
-                    key = "\x00null" if v is None else str(v)
-                    counts[key] = counts.get(key, 0) + 1
+                    k = key(v)
+                    counts[k] = counts.get(k, 0) + 1
                 total = len(values)
                 top = sorted(counts.items(), key=lambda kv: -kv[1])
                 shares = {k: c / total for k, c in top[:MAX_CATEGORIES]}
                 other = sum(c for _, c in top[MAX_CATEGORIES:]) / total
-                features.append(Feature(name, name, "category", shares=shares, other=other))
+                features.append(
+                    Feature(name, name, "category", shares=shares, other=other, salt=salt)
+                )
         return cls(features, excluded)
 
     @property
@@ -287,7 +322,11 @@ class Encoder:
                 X[:, j] = [1.0 if v is None or v == "" else 0.0 for v in values]
             else:
                 get = f.shares.get
-                X[:, j] = [get("\x00null" if v is None else str(v), 0.0) for v in values]
+                if f.salt:
+                    key = f.key
+                    X[:, j] = [get(key(v), 0.0) for v in values]
+                else:
+                    X[:, j] = [get("\x00null" if v is None else str(v), 0.0) for v in values]
         if report is not None:
             report.update(absent=absent, not_numeric=not_numeric)
         return X

@@ -15,7 +15,8 @@ monitor            alarm when (z is the robust z-score against the history)
 ``numeric_shift``  |z| of the mean (or of the standard deviation) >= ``z_alarm``; the scale is
                    at least 10% of the column's usual standard deviation
 ``category_mix``   PSI against the average historical mix >= max(0.1, the usual PSI + a
-                   robust margin); category values are hashed, never stored in clear
+                   robust margin); category values are hashed, never stored in clear, and
+                   a column whose values are PII (emails, SSNs, ...) keeps no mix at all
 ``freshness``      the lag (now - newest timestamp) rose by ``z_alarm`` robust SDs and by >= 1
                    hour, or exceeds ``max_age_seconds`` when set
 =================  ======================================================================
@@ -35,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from ..compliance.classify import pii_column
 from .encode import _looks_like_ts, _parse_float, _parse_ts
 
 KIND = "anomaly.batch"
@@ -97,6 +99,12 @@ def batch_metrics(records: list[dict[str, Any]], now: float) -> dict[str, Any]:
                 m["max_ts"] = max(ts)
                 m["lag"] = now - max(ts)
         elif kind == "category" and present and m["distinct"] <= max(50, 0.5 * len(present)):
+            if pii_column(name, present):
+                # a digest of an SSN or a phone number is as good as the number: a few minutes
+                # of hashing every possible one finds it. No mix is kept for such a column.
+                m["pii"] = True
+                cols[name] = m
+                continue
             counts: dict[str, int] = {}
             for v in present:
                 k = _h(v)

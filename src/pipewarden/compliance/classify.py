@@ -8,6 +8,7 @@ column named ``ssn`` and nothing in a column named ``order_id``.
 from __future__ import annotations
 
 import re
+from contextlib import suppress
 from dataclasses import dataclass
 
 from .recognizers import CARD, EMAIL, IBAN, IP, NATIONAL_ID, PHONE, SSN
@@ -151,3 +152,44 @@ class ColumnStats:
             "values": self.values,
             "by": "name+values" if name else "values",
         }
+
+
+PII_SAMPLE = 200  # distinct values read by pii_column
+
+
+def pii_column(path: str, values, *, region: str = "US") -> str | None:
+    """The entity a column holds as a whole (its values are, for the most part, each exactly
+    one email, SSN, card number, ...), or None.
+
+    For callers that keep a column's values beyond the batch (a trained model's category
+    shares, the category mix in the batch history) and must not keep PII. Stricter than
+    :meth:`ColumnStats.label`: a column of one repeated address is still PII here. Reads at
+    most ``PII_SAMPLE`` distinct non-empty values, in order of appearance.
+    """
+    from .recognizers import Context, detect
+
+    hint, negative = name_hint(path)
+    ctx = Context(
+        hints=frozenset([hint]) if hint else frozenset(), negative=negative, region=region
+    )
+    seen: set[str] = set()
+    whole: dict[str, int] = {}
+    with suppress(TypeError):  # objects or arrays among them: read them all
+        values = dict.fromkeys(values)  # a large batch of a few categories: read each once
+    for v in values:
+        if v is None or isinstance(v, bool | dict | list):
+            continue
+        text = str(v).strip()
+        if not text or text in seen:
+            continue
+        seen.add(text)
+        matches = detect(text, ctx)
+        if len(matches) == 1 and matches[0].end - matches[0].start == len(text):
+            whole[matches[0].entity] = whole.get(matches[0].entity, 0) + 1
+        if len(seen) >= PII_SAMPLE:
+            break
+    if not whole:
+        return None
+    entity, count = max(sorted(whole.items()), key=lambda kv: kv[1])
+    share = count / len(seen)
+    return entity if share >= 0.5 or (hint == entity and share >= 0.2) else None
