@@ -83,6 +83,12 @@ class Project:
             s.close()
 
 
+def _pg_project(pg_schema, tmp_path: Path) -> Project:
+    dsn, schema = pg_schema
+    store_yaml = f"store:\n  kind: postgres\n  dsn: {dsn}\n  schema: {schema}\n"
+    return Project(tmp_path, store_yaml, dsn, schema, "postgres")
+
+
 def assert_conserved(report: dict) -> None:
     for b in report["batches"]:
         if b["status"] == "loaded":
@@ -218,13 +224,7 @@ def test_postgres_connection_killed_mid_load(pg_schema, tmp_path, monkeypatch, w
     from pipewarden.store import postgres as pgmod
 
     dsn, schema = pg_schema
-    proj = Project(
-        tmp_path,
-        f"store:\n  kind: postgres\n  dsn: {dsn}\n  schema: {schema}\n",
-        dsn,
-        schema,
-        "postgres",
-    )
+    proj = _pg_project(pg_schema, tmp_path)
     jsonl(tmp_path / "in" / "a.jsonl", orders(0, 40))
     jsonl(tmp_path / "in" / "b.jsonl", orders(40, 50))
     original = pgmod.PostgresWriter.copy_rows
@@ -492,3 +492,34 @@ def test_a_bad_file_after_good_ones_stops_the_run_with_a_report(project, capsys)
     assert "b.jsonl" in doc["batches"][1]["error"] and "line 1" in doc["batches"][1]["error"]
     assert "b.jsonl" in out.err and "Traceback" not in out.err
     assert project.counts()["_pw_batches"] == 1 and project.counts()["orders"] == 5
+
+
+@pytest.mark.postgres
+def test_a_row_too_big_for_a_postgres_page_fails_the_batch_with_what_to_do(pg_schema, tmp_path):
+    """1,100 non-null bigints make a 8.8 kB row, more than a PostgreSQL page holds: the batch
+    fails, nothing is written, and the error says what the limit is and what to do; the
+    message carries no value."""
+    proj = _pg_project(pg_schema, tmp_path)
+    secret = 987_654_321_012
+    jsonl(tmp_path / "in" / "a.jsonl", [{f"c{j}": secret + j for j in range(1100)}] * 3)
+    rep = run_pipeline(proj.cfg, fmt="json")
+    (b,) = rep["batches"]
+    assert b["status"] == "failed" and rep["exit_code"] == 1
+    assert "row is too big" in b["error"] and "split the dataset" in b["error"]
+    assert str(secret) not in b["error"]
+    assert proj.counts() == {
+        "orders": 0,
+        "orders__raw": 0,
+        "orders__quarantine": 0,
+        "_pw_batches": 0,
+        "history": 0,
+    }
+
+
+def test_text_output_caps_long_schema_changes(project, capsys):
+    jsonl(project.root / "in" / "a.jsonl", [{f"col_{j}": "x" for j in range(60)}])
+    assert main(["run", str(project.cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "col_0 " in out and "col_24 " in out and "col_25 " not in out.split("...")[0]
+    assert "... and 35 more changes (--format json lists everything)" in out
+    assert "characters (--format json lists everything)" in out

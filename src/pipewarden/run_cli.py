@@ -29,6 +29,17 @@ STATUS_STYLE = {
 }
 
 
+MAX_LISTED = 25  # schema changes listed per batch in the text output
+MAX_STATEMENT = 400  # characters of a DDL statement shown in the text output
+ALL_IN_JSON = " (--format json lists everything)"
+
+
+def _clip(stmt: str) -> str:
+    if len(stmt) <= MAX_STATEMENT:
+        return stmt
+    return f"{stmt[:MAX_STATEMENT]} ... ({len(stmt):,} characters{ALL_IN_JSON})"
+
+
 def _render_run(doc: dict, console: Any) -> None:
     st = doc["store"]
     console.print(
@@ -54,15 +65,18 @@ def _render_run(doc: dict, console: Any) -> None:
     console.print(table)
     for b in doc["batches"]:
         lines = []
-        for ch in (b.get("delta") or {}).get("changes", []):
+        changes = (b.get("delta") or {}).get("changes", [])
+        for ch in changes[:MAX_LISTED]:
             types = " -> ".join(str(ch[k]) for k in ("from", "to") if ch.get(k))
             lines.append(
                 f"  {ch.get('op')} {escape(str(ch.get('column')))} {escape(types)}: "
                 f"{escape(str(ch.get('action')))}"
                 + (" [red](breaking)[/]" if ch.get("breaking") else "")
             )
+        if len(changes) > MAX_LISTED:
+            lines.append(f"  ... and {len(changes) - MAX_LISTED} more changes{ALL_IN_JSON}")
         for stmt in b.get("ddl") or []:
-            lines.append(f"  [dim]{escape(stmt)}[/]")
+            lines.append(f"  [dim]{escape(_clip(stmt))}[/]")
         for name, rep in (b.get("steps") or {}).items():
             for part in rep if isinstance(rep, list) else [rep]:
                 if isinstance(part, dict) and part.get("summary"):
@@ -120,7 +134,7 @@ def _render_replay(doc: dict, console: Any) -> None:
         f"{doc['rows_replayed']} loaded, {doc['rows_still_quarantined']} still quarantined"
     )
     for stmt in doc.get("ddl") or []:
-        console.print(f"  [dim]{escape(stmt)}[/]")
+        console.print(f"  [dim]{escape(_clip(stmt))}[/]")
     if doc.get("reasons"):
         why = ", ".join(f"{k}: {v}" for k, v in sorted(doc["reasons"].items()))
         console.print(f"  still quarantined because {escape(why)}")
