@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
@@ -10,6 +12,7 @@ from pipewarden.anomaly.calibrate import Calibrator, share_above
 from pipewarden.anomaly.detector import DetectorConfig, score_rows
 from pipewarden.anomaly.encode import Encoder
 from pipewarden.anomaly.model import Model
+from pipewarden.anomaly.monitors import batch_metrics
 from pipewarden.anomaly.synth import records
 
 # measured on this data (seed 3, 3000 rows, 2% anomalies): sklearn engine AUC 0.993 (0.971
@@ -169,6 +172,22 @@ def test_all_null_and_constant_columns_do_not_crash():
     assert out["status"] == "scored"
     assert out["excluded"] == {"nothing": "all_null"}
     assert np.isfinite(out["scores"]).all()
+
+
+def test_values_near_the_float_limit_are_scored_without_overflow():
+    """Sums of values near 1e308 overflow: no RuntimeWarning reaches the user, the scores are
+    finite and the outlier still ranks first; the batch statistics stay finite."""
+    rng = np.random.default_rng(5)
+    recs = [{"v": float(x) * 1e307, "w": float(y)} for x, y in rng.normal(size=(300, 2))]
+    recs[7]["w"] = 1e300
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = score_rows(recs)
+        metrics = batch_metrics(recs, now=0.0)
+    assert out["status"] == "scored" and np.isfinite(out["scores"]).all()
+    assert int(np.argmax(out["scores"])) == 7
+    v, w = metrics["columns"]["v"], metrics["columns"]["w"]
+    assert np.isfinite([v["mean"], v["std"], w["mean"], w["std"]]).all()
 
 
 def test_every_column_constant_says_so():

@@ -90,8 +90,12 @@ def batch_metrics(records: list[dict[str, Any]], now: float) -> dict[str, Any]:
             x = np.array([_parse_float(v) for v in present], dtype=float)
             x = x[np.isfinite(x)]
             if x.size:
-                m["mean"] = float(x.mean())
-                m["std"] = float(x.std())
+                # scaled by the largest magnitude: a sum or a square of values near 1e308
+                # would overflow
+                top = float(np.abs(x).max()) or 1.0
+                y = x / top
+                m["mean"] = float(y.mean()) * top
+                m["std"] = float(y.std()) * top
                 m["median"] = float(np.median(x))
         elif kind == "timestamp":
             ts = [t for t in map(_parse_ts, present) if not math.isnan(t)]

@@ -30,7 +30,8 @@ class RobustScaler:
         quantile, stdev = (np.nanquantile, np.nanstd) if nan else (np.quantile, np.std)
         q25, med, q75 = quantile(X, [0.25, 0.5, 0.75], axis=0)
         med = np.nan_to_num(med)
-        std = np.nan_to_num(stdev(X, axis=0))
+        with np.errstate(over="ignore", invalid="ignore"):  # values near 1e308: std is inf
+            std = np.nan_to_num(stdev(X, axis=0))
         floor = np.maximum(np.abs(med) * 1e-6, 1e-9)
         iqr_scale = (q75 - q25) / (2 * Q)
         left = np.nan_to_num((med - q25) / Q)
