@@ -376,3 +376,43 @@ def test_text_output_names_place_rule_and_dags(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"{p}:4: error dag-id-invalid" in out
     assert "DAGs found: bad id (1 tasks)" in out and "failed: 1 error(s)" in out
+
+
+def _long_chain(tmp_path: Path, n: int, name: str, back_to_start: bool = False) -> Path:
+    tasks = "".join(f'    t{i} = EmptyOperator(task_id="t{i}")\n' for i in range(n))
+    chain_line = (
+        "    " + " >> ".join(f"t{i}" for i in range(n)) + (" >> t0" if back_to_start else "")
+    )
+    return _dag(tmp_path, f'with DAG("{name[:-3]}", schedule=None):\n{tasks}{chain_line}\n', name)
+
+
+def test_a_chain_of_thousands_of_tasks_in_one_statement(tmp_path):
+    """`t0 >> t1 >> ... >> t1999` is a left-deep tree 2,000 levels deep: it is walked without
+    recursion, so the cycle closing it is found with its full path."""
+    _long_chain(tmp_path, 2000, "long.py", back_to_start=True)
+    doc = validate_dags([tmp_path / "dags"])
+    (cycle,) = [f for f in doc["findings"] if f["rule"] == "cycle"]
+    assert len(cycle["extra"]["path"]) == 2001 and cycle["extra"]["path"][0] == "t0"
+    assert [d["tasks"] for d in doc["dags"]] == [2000]
+
+
+def test_a_chain_too_deep_for_python_is_an_error_not_a_crash(tmp_path, airflow_python, run_cli):
+    """Beyond a few thousand operators CPython's compiler gives up (RecursionError): the real
+    Airflow cannot import such a file either, and the static check says why instead of a
+    traceback."""
+    _long_chain(tmp_path, 6000, "deep.py")
+    doc = validate_dags([tmp_path / "dags"])
+    (err,) = doc["findings"]
+    assert err["rule"] == "syntax-error" and "nests too deeply" in err["message"]
+    code, doc = run_cli(
+        "validate", "dag", str(tmp_path / "dags"), "--mode", "import", "--airflow-python",
+        airflow_python,
+    )  # fmt: skip
+    assert code == 1 and sorted(f["rule"] for f in doc["findings"]) == [
+        "import-error",
+        "syntax-error",
+    ]
+    assert (
+        "RecursionError"
+        in next(f for f in doc["findings"] if f["rule"] == "import-error")["message"]
+    )

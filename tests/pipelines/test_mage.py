@@ -128,3 +128,18 @@ def test_dbt_file_paths_resolve_like_mage(tmp_path):
     assert [(f["rule"], "missing.sql" in f["message"]) for f in doc["findings"]] == [
         ("mage-block-file-missing", True)
     ]
+
+
+def test_a_block_python_cannot_compile_is_a_finding_not_a_crash(tmp_path):
+    _project(
+        tmp_path,
+        """
+        blocks:
+        - {uuid: a, type: data_loader, upstream_blocks: [], downstream_blocks: []}
+        """,
+        {"data_loaders/a.py": LOADER + "x = 1" + " + 1" * 100_000 + "\n"},
+    )
+    doc = validate_pipeline(tmp_path)
+    (f,) = doc["findings"]
+    assert f["rule"] == "syntax-error" and f["file"].endswith("data_loaders/a.py")
+    assert f["message"].startswith("block a: Python cannot compile this file")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from .config import ValidateConfig, load_config
-from .findings import Finding, not_text, python_text, summarize
+from .findings import TOO_DEEP, Finding, not_text, python_text, summarize
 from .graph import find_cycles
 
 ID_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -547,19 +547,7 @@ class FileAnalyzer:
         if t is _Constant:
             return None
         if t is _BinOp:
-            op = type(node.op)
-            if op is not _RShift and op is not _LShift:
-                return None
-            left = self.expr(node.left, dag, prefix, certain, scope)
-            right = self.expr(node.right, dag, prefix, certain, scope)
-            if right is LABEL:
-                return left
-            if left is LABEL:
-                return right
-            if left and right:
-                src, dst = (left, right) if op is _RShift else (right, left)
-                self.edges(src, dst, node.lineno)
-            return right
+            return self.shifts(node, dag, prefix, certain, scope)
         if t is _List or t is _Tuple or t is _Set:
             out = []
             for e in node.elts:
@@ -574,6 +562,26 @@ class FileAnalyzer:
                 else None
             )
         return None
+
+    def shifts(self, node, dag, prefix, certain, scope):
+        """``a >> b >> c ...``: a left-deep tree as deep as the chain is long, walked without
+        recursion (a generated DAG chains thousands of tasks in one statement)."""
+        spine = []
+        while type(node) is _BinOp and type(node.op) in (_RShift, _LShift):
+            spine.append(node)
+            node = node.left
+        if not spine:
+            return None  # another operator: no dependency
+        left = self.expr(node, dag, prefix, certain, scope)
+        for op_node in reversed(spine):
+            right = self.expr(op_node.right, dag, prefix, certain, scope)
+            if right is LABEL:
+                continue  # the chain's value stays the left side
+            if left is not LABEL and left and right:
+                a, b = (left, right) if type(op_node.op) is _RShift else (right, left)
+                self.edges(a, b, op_node.lineno)
+            left = right
+        return left
 
     def edges(self, src: list[TaskRef], dst: list[TaskRef], line: int) -> None:
         for a in src:
@@ -781,6 +789,9 @@ def analyze_file(path: str, source: str, findings: list[Finding]) -> list[DagInf
         return []
     except ValueError as exc:  # null bytes
         findings.append(Finding(path, None, "syntax-error", f"invalid Python: {exc}"))
+        return []
+    except (RecursionError, MemoryError):
+        findings.append(Finding(path, None, "syntax-error", TOO_DEEP))
         return []
     fa = FileAnalyzer(path, tree, findings)
     fa.run()

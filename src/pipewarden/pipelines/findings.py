@@ -146,3 +146,10 @@ def summarize(validator: str, findings: list[Finding], **extra) -> dict:
         "findings": [f.to_dict() for f in findings],
         **extra,
     }
+
+
+TOO_DEEP = (
+    "Python cannot compile this file: an expression nests too deeply (thousands of operators "
+    "in one expression, e.g. a >> b >> ... over thousands of tasks); split it, or use "
+    "chain(*tasks)"
+)

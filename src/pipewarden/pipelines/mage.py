@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import InputError
-from .findings import Finding, python_text, summarize
+from .findings import TOO_DEEP, Finding, python_text, summarize
 from .graph import find_cycles
 
 BLOCK_TYPES = {
@@ -391,13 +391,19 @@ def validate_pipeline_folder(folder: Path, root: Path | None = None) -> tuple[li
                 elif language == "python" and btype in DECORATORS:
                     try:
                         tree = ast.parse(python_text(path.read_bytes()))
-                    except (SyntaxError, ValueError) as exc:  # UnicodeDecodeError included
+                    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+                        # UnicodeDecodeError is a ValueError; the last two: nesting too deep
+                        why = (
+                            f"invalid Python: {getattr(exc, 'msg', exc)}"
+                            if isinstance(exc, SyntaxError | ValueError)
+                            else TOO_DEEP
+                        )
                         findings.append(
                             Finding(
                                 str(path),
                                 getattr(exc, "lineno", None),
                                 "syntax-error",
-                                f"block {uuid}: invalid Python: {getattr(exc, 'msg', exc)}",
+                                f"block {uuid}: {why}",
                             )
                         )
                     else:
