@@ -80,6 +80,23 @@ def test_breaker_opens_exits_1_and_can_be_reset(files, capsys, tmp_path):
     )
     assert _json(capsys)["state"] == "closed"
     assert main(["breaker", "status", "--store", store, "--dataset", "sales"]) == 0
+    # a typo in the dataset: status says no batch went through it and names the known ones;
+    # reset refuses (exit 2) instead of writing a breaker for a dataset that does not exist
+    capsys.readouterr()
+    assert main(["breaker", "status", "--store", store, "--dataset", "sale"]) == 0
+    assert "no batch of sale has gone through" in capsys.readouterr().out
+    assert main(["breaker", "reset", "--store", store, "--dataset", "sale"]) == 2
+    err = capsys.readouterr().err
+    assert "no circuit breaker in this store" in err and "here: sales" in err
+
+
+def test_breaker_commands_never_create_a_store(tmp_path, capsys):
+    """A mistyped store path is an error (exit 2), not a new empty DuckDB file there."""
+    store = tmp_path / "nowhere" / "state.duckdb"
+    for cmd in ("status", "reset"):
+        assert main(["breaker", cmd, "--store", f"duckdb:///{store}", "--dataset", "d"]) == 2
+        assert "no such store" in capsys.readouterr().err
+    assert not (tmp_path / "nowhere").exists()
 
 
 def test_script_behaves_like_the_command(files, tmp_path):

@@ -419,6 +419,20 @@ def test_quarantine_cli_list_masks_and_filters(project, capsys):
     assert main(["quarantine", "list"]) == 2  # neither a config nor --store
 
 
+def test_quarantine_list_before_any_run_creates_no_store(project, capsys):
+    missing = f"{project.ns}_none" if project.ns else None
+    if missing:
+        project.store_yaml = project.store_yaml.replace(project.ns, missing)
+        project.config()
+    assert main(["quarantine", "list", str(project.cfg)]) == 2
+    assert "nothing has run against it" in capsys.readouterr().err
+    assert not (project.root / "wh.duckdb").exists()
+    if missing:
+        with psycopg.connect(project.url) as conn:
+            row = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (missing,))
+            assert row.fetchone() is None
+
+
 def test_replay_cli(project, capsys):
     jsonl(project.root / "in" / "a.jsonl", orders(0, 3))
     assert main(["run", str(project.cfg), "--format", "json"]) == 0

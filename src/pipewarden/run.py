@@ -167,17 +167,18 @@ def load_config(config_path: str | os.PathLike) -> dict[str, Any]:
     return cfg
 
 
-def open_config_store(cfg: dict[str, Any]):
-    """Open the store a config names (DuckDB paths are relative to the config file)."""
+def open_config_store(cfg: dict[str, Any], create: bool = True):
+    """Open the store a config names (DuckDB paths are relative to the config file);
+    ``create=False`` refuses one that does not exist yet."""
     from .store import open_store
 
     st = cfg["store"]
     if st["kind"] == "postgres":
-        return open_store(st["dsn"], namespace=st["schema"])
+        return open_store(st["dsn"], namespace=st["schema"], create=create)
     path = Path(st["path"])
     if not path.is_absolute():
         path = cfg["_base_dir"] / path
-    return open_store(f"duckdb://{path}", namespace=st["schema"])
+    return open_store(f"duckdb://{path}", namespace=st["schema"], create=create)
 
 
 def source_files(cfg: dict[str, Any]) -> list[str]:
@@ -641,10 +642,10 @@ def list_quarantine(
 
     if config_path is not None:
         cfg = load_config(config_path)
-        store = open_config_store(cfg)
+        store = open_config_store(cfg, create=False)
         dataset = dataset or cfg["dataset"]
     elif store_url:
-        store = open_store(store_url, namespace=namespace)
+        store = open_store(store_url, namespace=namespace, create=False)
     else:
         raise InputError("give a pipeline config or --store", hint="pipewarden quarantine list -h")
     try:

@@ -306,6 +306,12 @@ def _render_breaker(doc, console):
 
     style = {"closed": "green", "open": "red", "half_open": "yellow"}[doc["state"]]
     console.print(f"{escape(doc['dataset'])}: breaker [bold {style}]{doc['state']}[/]")
+    if doc.get("seen") is False:
+        known = ", ".join(doc.get("known") or []) or "none"
+        console.print(
+            f"  no batch of {escape(doc['dataset'])} has gone through the breaker in this store"
+            f" (datasets with a breaker here: {escape(known)})"
+        )
     if doc.get("reason"):
         console.print(f"  reason: {escape(doc['reason'])}")
     if doc.get("retry_at"):

@@ -22,6 +22,7 @@ import numpy as np
 from ..errors import InputError
 from ..verdict import RowIssue, Verdict
 from . import DEFAULT_STORE
+from .breaker import KEY as BREAKER_KEY
 from .breaker import Breaker, BreakerConfig
 from .calibrate import share_above
 from .model import Model, NoFeatures
@@ -472,15 +473,13 @@ def _batch_id(records: list[dict[str, Any]]) -> str:
     return h.hexdigest()[:16]
 
 
-def open_state_store(url: str | None, namespace: str | None = None) -> Any:
+def open_state_store(url: str | None, namespace: str | None = None, create: bool = True) -> Any:
     import os
 
     from ..store import open_store
 
     url = url or os.environ.get("PIPEWARDEN_STORE") or DEFAULT_STORE
-    if url.startswith("duckdb://") and not url.startswith("duckdb:///"):
-        Path(url[len("duckdb://") :]).parent.mkdir(parents=True, exist_ok=True)
-    return open_store(url, namespace=namespace)
+    return open_store(url, namespace=namespace, create=create)
 
 
 def breaker_status(
@@ -490,9 +489,14 @@ def breaker_status(
     namespace: str | None = None,
 ) -> dict[str, Any]:
     cfg = cfg or DetectorConfig()
-    store = open_state_store(store_url, namespace)
+    store = open_state_store(store_url, namespace, create=False)
     try:
-        return Breaker(store, dataset, cfg.breaker).describe()
+        doc = Breaker(store, dataset, cfg.breaker).describe()
+        known = store.state_datasets(BREAKER_KEY)
+        doc["seen"] = dataset in known
+        if not doc["seen"]:
+            doc["known"] = known  # the datasets this store has a breaker for: a typo shows
+        return doc
     finally:
         store.close()
 
@@ -505,9 +509,20 @@ def breaker_reset(
     namespace: str | None = None,
 ) -> dict[str, Any]:
     cfg = cfg or DetectorConfig()
-    store = open_state_store(store_url, namespace)
+    store = open_state_store(store_url, namespace, create=False)
     try:
+        known = store.state_datasets(BREAKER_KEY)
+        if dataset not in known:
+            raise InputError(
+                f"dataset {dataset!r} has no circuit breaker in this store: nothing to reset",
+                key="--dataset",
+                hint=(
+                    f"datasets with a breaker here: {', '.join(known)}"
+                    if known
+                    else "no dataset has a breaker in this store yet; check --store or --config"
+                ),
+            )
         b = Breaker(store, dataset, cfg.breaker)
-        return b.describe(b.reset(rebaseline=rebaseline))
+        return {**b.describe(b.reset(rebaseline=rebaseline)), "seen": True}
     finally:
         store.close()

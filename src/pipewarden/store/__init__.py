@@ -15,12 +15,14 @@ from .base import MemoryStateStore, QuarantineRow, StateStore, Store
 __all__ = ["MemoryStateStore", "QuarantineRow", "StateStore", "Store", "open_store"]
 
 
-def open_store(url: str, namespace: str | None = None) -> Any:
+def open_store(url: str, namespace: str | None = None, *, create: bool = True) -> Any:
     """Open a store.
 
     ``url`` is ``duckdb:///abs/path.duckdb``, ``duckdb://relative.duckdb``, a plain path ending in
     ``.duckdb`` (or ``:memory:``), or a PostgreSQL DSN (``postgresql://...``). ``namespace`` is the
     schema holding the tables (``main`` for DuckDB, ``public`` for PostgreSQL by default).
+    ``create=False`` (commands that only read, or change what a run left) refuses a DuckDB file
+    or a PostgreSQL schema that does not exist yet instead of creating an empty store.
     """
     from .base import NAMESPACE_RE
 
@@ -35,7 +37,7 @@ def open_store(url: str, namespace: str | None = None) -> Any:
     ):
         from .postgres import PostgresStore
 
-        return PostgresStore(url, namespace)
+        return PostgresStore(url, namespace, create=create)
     path = None
     if url.startswith("duckdb://"):
         path = url[len("duckdb://") :]
@@ -48,4 +50,4 @@ def open_store(url: str, namespace: str | None = None) -> Any:
         )
     from .duckdb import DuckDBStore
 
-    return DuckDBStore(path, namespace)
+    return DuckDBStore(path, namespace, create=create)

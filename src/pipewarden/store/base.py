@@ -34,6 +34,10 @@ from ..schema.types import DataType
 RUNS = "_pw_runs"
 BATCHES = "_pw_batches"
 STATE = "_pw_state"
+NO_STORE_HINT = (
+    "check the store (--store, $PIPEWARDEN_STORE, or the config's store and schema); it is "
+    "created by the first run, or by `anomaly score --circuit-breaker`"
+)
 METRICS = "_pw_metrics"
 DATASETS = "_pw_datasets"
 HISTORY = "_pw_schema_history"
@@ -45,6 +49,8 @@ class StateStore(Protocol):
     """Per-dataset key/value state and a metrics history, kept in the store."""
 
     def load_state(self, dataset: str, key: str) -> dict[str, Any] | None: ...
+
+    def state_datasets(self, key: str) -> list[str]: ...
 
     def save_state(self, dataset: str, key: str, value: dict[str, Any]) -> None: ...
 
@@ -70,6 +76,9 @@ class MemoryStateStore:
 
     def save_state(self, dataset: str, key: str, value: dict[str, Any]) -> None:
         self._state[(dataset, key)] = dict(value)
+
+    def state_datasets(self, key: str) -> list[str]:
+        return sorted(d for d, k in self._state if k == key)
 
     def append_metrics(
         self, dataset: str, batch_id: str, kind: str, metrics: dict[str, Any]
@@ -239,6 +248,14 @@ class SqlStore:
         ]
 
     # ---- StateStore (committed at once, independent of a batch's transaction)
+    def state_datasets(self, key: str) -> list[str]:
+        """The datasets that have a state under ``key``."""
+        rows = self._aux_query(
+            self.sql(f"SELECT dataset FROM {self.qualify(STATE)} WHERE key = ? ORDER BY dataset"),
+            (key,),
+        )
+        return [r[0] for r in rows]
+
     def load_state(self, dataset: str, key: str) -> dict[str, Any] | None:
         rows = self._aux_query(
             self.sql(f"SELECT value FROM {self.qualify(STATE)} WHERE dataset = ? AND key = ?"),

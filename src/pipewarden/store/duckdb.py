@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from ..errors import InputError
 from ..schema.types import DataType
-from .base import QuarantineRow, SqlStore, WriterBase, quote
+from .base import NO_STORE_HINT, QuarantineRow, SqlStore, WriterBase, quote
 
 # Arrow types to hand DuckDB; decimals travel as text and are cast to the column's type.
 _ARROW: dict[DataType, pa.DataType] = {
@@ -40,11 +40,17 @@ class DuckDBStore(SqlStore):
     json_type = "JSON"
     param = "?"
 
-    def __init__(self, path: str, namespace: str | None = None) -> None:
+    def __init__(self, path: str, namespace: str | None = None, *, create: bool = True) -> None:
         self.path = path
         self.namespace = namespace or "main"
         self.url = f"duckdb://{path}"
         if path != ":memory:":
+            if not create and not Path(path).is_file():
+                raise InputError(
+                    "no such store: nothing has run against it yet",
+                    file=path,
+                    hint=NO_STORE_HINT,
+                )
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
             self.conn = duckdb.connect(path)
@@ -56,6 +62,18 @@ class DuckDBStore(SqlStore):
             ) from exc
         self._aux = self.conn.cursor()
         self._in_tx = False
+        if (
+            not create
+            and not self.conn.execute(
+                "SELECT 1 FROM information_schema.schemata WHERE schema_name = ?", [self.namespace]
+            ).fetchall()
+        ):
+            self.conn.close()
+            raise InputError(
+                f"no schema {self.namespace!r} in the store at {path}",
+                key="store.schema",
+                hint=NO_STORE_HINT,
+            )
         self.conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.namespace)}")
         for stmt in self.meta_ddl():
             self.conn.execute(stmt)

@@ -19,7 +19,7 @@ from psycopg.types.json import JsonbBinaryDumper, JsonBinaryDumper
 
 from ..errors import InputError
 from ..schema.types import DataType
-from .base import QuarantineRow, SqlStore, WriterBase, jdump, quote, text_safe
+from .base import NO_STORE_HINT, QuarantineRow, SqlStore, WriterBase, jdump, quote, text_safe
 
 
 def _json_text(obj: Any) -> str | bytes:
@@ -69,7 +69,7 @@ class PostgresStore(SqlStore):
     exact_json_type = "json"
     param = "%s"
 
-    def __init__(self, dsn: str, namespace: str | None = None) -> None:
+    def __init__(self, dsn: str, namespace: str | None = None, *, create: bool = True) -> None:
         self.dsn = dsn
         self.namespace = namespace or "public"
         self.url = redact_dsn(dsn)
@@ -77,6 +77,15 @@ class PostgresStore(SqlStore):
         self._aux_conn: psycopg.Connection | None = None
         aux = self._aux()
         with aux.cursor() as cur:
+            if not create:
+                cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.namespace,))
+                if cur.fetchone() is None:
+                    self.close()
+                    raise InputError(
+                        f"no schema {self.namespace!r} in {self.url}: nothing has run against it",
+                        key="store.schema",
+                        hint=NO_STORE_HINT,
+                    )
             cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.namespace)}")
             for stmt in self.meta_ddl():
                 cur.execute(stmt)
