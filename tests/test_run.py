@@ -419,13 +419,14 @@ def test_quarantine_cli_list_masks_and_filters(project, capsys):
     assert main(["quarantine", "list"]) == 2  # neither a config nor --store
 
 
-def test_quarantine_list_before_any_run_creates_no_store(project, capsys):
+def test_quarantine_list_or_replay_before_any_run_creates_no_store(project, capsys):
     missing = f"{project.ns}_none" if project.ns else None
     if missing:
         project.store_yaml = project.store_yaml.replace(project.ns, missing)
         project.config()
-    assert main(["quarantine", "list", str(project.cfg)]) == 2
-    assert "nothing has run against it" in capsys.readouterr().err
+    for cmd in ("list", "replay"):
+        assert main(["quarantine", cmd, str(project.cfg)]) == 2
+        assert "nothing has run against it" in capsys.readouterr().err
     assert not (project.root / "wh.duckdb").exists()
     if missing:
         with psycopg.connect(project.url) as conn:

@@ -684,7 +684,7 @@ def replay_quarantine(
     steps = build_steps(cfg)
     dataset = cfg["dataset"]
     run_id = uuid.uuid4().hex[:16]
-    store = open_config_store(cfg)
+    store = open_config_store(cfg, create=False)  # nothing to replay in a new store
     report: dict[str, Any] = {
         "dataset": dataset,
         "run_id": run_id,
