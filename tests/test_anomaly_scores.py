@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import missing
 from sklearn.metrics import roc_auc_score
 
 from pipewarden.anomaly.calibrate import Calibrator, share_above
@@ -250,3 +251,74 @@ def test_a_batch_with_none_of_the_model_columns_says_so(data):
     assert out["status"] == "no_features" and out["scores"] is None
     assert "no row has any of the model's columns" in out["message"]
     assert set(out["absent"]) == {f.column for f in model.encoder.features}
+
+
+def test_a_model_file_cannot_run_code_or_send_scoring_out_of_bounds(tmp_path, data):
+    """The forest is unpickled with only the classes a forest is made of: a file that names
+    anything else is refused before it is looked up; a tree whose node indices point outside
+    it is refused before scikit-learn follows them; a pre-0.x joblib forest is refused."""
+    import os
+    import pickle
+
+    from pipewarden.errors import InputError
+
+    recs, _ = data
+    path = Model.fit(recs[:500]).save(tmp_path / "m")
+    forest_file = path / "forest.pickle"
+    good = forest_file.read_bytes()
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    forest_file.write_bytes(pickle.dumps(Evil()))
+    with pytest.raises(InputError, match="refers to posix.system"):
+        Model.load(path)
+    assert not marker.exists()
+
+    forest = pickle.loads(good)
+    state = forest.estimators_[0].tree_.__getstate__()
+    state["nodes"]["left_child"][0] = 10**6  # a child far outside the tree
+    forest.estimators_[0].tree_.__setstate__(state)
+    forest_file.write_bytes(pickle.dumps(forest, protocol=5))
+    with pytest.raises(InputError, match="damaged tree"):
+        Model.load(path)
+
+    forest_file.write_bytes(good[: len(good) // 2])
+    with pytest.raises(InputError, match="cannot be read"):
+        Model.load(path)
+
+    forest_file.unlink()
+    (path / "iforest.joblib").write_bytes(b"old")
+    with pytest.raises(InputError, match="joblib pickle"):
+        Model.load(path)
+
+
+def test_an_h2o_model_file_outside_the_model_directory_is_refused(tmp_path, data):
+    """model.json names the H2O binary model; a path out of the directory is refused before
+    any H2O is contacted (it would upload that file to the cluster)."""
+    import json
+
+    from pipewarden.errors import InputError
+
+    try:
+        import h2o
+    except ImportError as exc:
+        missing("h2o", str(exc))
+    recs, _ = data
+    path = Model.fit(recs[:300]).save(tmp_path / "m")
+    doc = json.loads((path / "model.json").read_text())
+    doc["engine"] = {
+        "name": "h2o",
+        "params": {
+            "algorithm": "extended_isolation_forest",
+            "ntrees": 10,
+            "sample_size": 256,
+            "file": "../../etc/passwd",
+            "h2o_version": h2o.__version__,
+        },
+    }
+    (path / "model.json").write_text(json.dumps(doc))
+    with pytest.raises(InputError, match="not a file name in the directory"):
+        Model.load(path)

@@ -334,6 +334,28 @@ def test_cache_reuses_unchanged_files_and_notices_changes(tmp_path):
     assert esc["ok"] and validate_dags([p], cache=cache)["ok"] is False
 
 
+def test_a_poisoned_cache_file_runs_no_code_and_is_rebuilt(tmp_path):
+    """The cache may live where others write (a CI cache): a pickle that calls a function is
+    refused, the files are analysed afresh, and the cache is rewritten."""
+    import os
+    import pickle
+
+    p = _dag(tmp_path, 'with DAG("d", schedule=None):\n    EmptyOperator(task_id="a")\n')
+    cache = tmp_path / "cache"
+    first = validate_dags([p], cache=cache)
+    (pickle_file,) = cache.glob("validate-dag-*.pickle")
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    pickle_file.write_bytes(pickle.dumps({"x": Evil()}))
+    assert validate_dags([p], cache=cache) == first
+    assert not marker.exists()
+    assert b"posix" not in pickle_file.read_bytes()
+
+
 def _cfg(tmp_path, rule, severity):
     f = tmp_path / "cfg.yaml"
     f.write_text(f"validate:\n  severity:\n    {rule}: {severity}\n")

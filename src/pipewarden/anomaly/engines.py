@@ -32,6 +32,7 @@ every engine's raw scores go through the same calibration (:mod:`pipewarden.anom
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -164,10 +165,11 @@ class SklearnEngine:
         return self._combine(self._components(Z))
 
     def save(self, directory: Path) -> dict[str, Any]:
-        import joblib
+        import pickle
 
         assert self.distance is not None and self.centre is not None and self.basis is not None
-        joblib.dump(self.forest, directory / "iforest.joblib")
+        with open(directory / FOREST_FILE, "wb") as f:
+            pickle.dump(self.forest, f, protocol=5)  # read back by load_forest only
         return {
             "version": self.VERSION,
             "n_estimators": self.n_estimators,
@@ -182,22 +184,104 @@ class SklearnEngine:
 
     @classmethod
     def load(cls, directory: Path, params: dict[str, Any]) -> SklearnEngine:
-        import joblib
-
         if params.get("version") != cls.VERSION:
             raise ValueError(
                 f"sklearn engine version {params.get('version', 1)!r}, expected {cls.VERSION}"
             )
         eng = cls(params["n_estimators"], params["max_samples"], params["seed"], params["weights"])
-        eng.forest = joblib.load(directory / "iforest.joblib")
-        eng.distance = MixtureDistance.from_dict(params["distance"])
         eng.centre = np.asarray(params["centre"], dtype=float)
         eng.basis = np.atleast_2d(np.asarray(params["basis"], dtype=float))
+        eng.forest = load_forest(directory, n_features=eng.centre.shape[0])
+        eng.distance = MixtureDistance.from_dict(params["distance"])
         eng.norms = {k: (float(v[0]), float(v[1])) for k, v in params["norms"].items()}
         return eng
 
     def close(self) -> None:
         pass
+
+
+FOREST_FILE = "forest.pickle"
+# the only globals a fitted IsolationForest pickles (scikit-learn >= 1.4, numpy 1 and 2)
+_FOREST_GLOBALS = frozenset(
+    [
+        ("sklearn.ensemble._iforest", "IsolationForest"),
+        ("sklearn.tree._classes", "ExtraTreeRegressor"),
+        ("sklearn.tree._tree", "Tree"),
+        ("numpy", "dtype"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+    ]
+)
+
+
+class _ForestUnpickler(pickle.Unpickler):
+    """An unpickler that can build a forest and nothing else: any other class or function a
+    file names (``os.system``, ``builtins.eval``, ...) is refused before it is looked up, so a
+    crafted model file cannot run code when it is loaded."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _FOREST_GLOBALS:
+            raise ValueError(f"{FOREST_FILE} refers to {module}.{name}, which no forest holds")
+        return super().find_class(module, name)
+
+
+def load_forest(directory: Path, n_features: int) -> Any:
+    """The forest of a model directory: unpickled with only the classes a forest is made of
+    allowed, then every tree's node indices checked, because scikit-learn follows them without
+    bounds checks (a crafted file could otherwise make scoring read out of bounds)."""
+    path = directory / FOREST_FILE
+    if not path.is_file():
+        if (directory / "iforest.joblib").is_file():
+            raise ValueError(
+                "the forest was saved by an earlier version as a plain joblib pickle "
+                "(iforest.joblib), which can run any code when loaded"
+            )
+        raise ValueError(f"{FOREST_FILE} is missing")
+    try:
+        with open(path, "rb") as f:
+            forest = _ForestUnpickler(f).load()
+    except ValueError:
+        raise
+    except Exception as exc:  # a truncated or damaged file
+        raise ValueError(f"{FOREST_FILE} cannot be read ({type(exc).__name__})") from exc
+    _check_forest(forest, n_features)
+    return forest
+
+
+def _check_forest(forest: Any, n_features: int) -> None:
+    from sklearn.ensemble import IsolationForest
+
+    if not isinstance(forest, IsolationForest) or getattr(forest, "n_features_in_", None) != (
+        n_features
+    ):
+        raise ValueError(f"{FOREST_FILE} is not a forest over the model's {n_features} features")
+    trees = getattr(forest, "estimators_", [])
+    features = getattr(forest, "estimators_features_", [])
+    if not trees or len(features) != len(trees):
+        raise ValueError(f"{FOREST_FILE} has no trees")
+    for est, cols in zip(trees, features, strict=True):
+        cols = np.asarray(cols)
+        t = est.tree_
+        n = int(t.node_count)
+        left, right, feat = (np.asarray(a) for a in (t.children_left, t.children_right, t.feature))
+        ids = np.arange(n)
+        leaf = left == -1
+        ok = (
+            n >= 1
+            and len(left) == len(right) == len(feat) == n
+            and cols.ndim == 1
+            and ((cols >= 0) & (cols < n_features)).all()
+            and (leaf == (right == -1)).all()
+            # children come after their parent: every walk down a tree ends at a leaf
+            and ((left > ids) & (left < n) & (right > ids) & (right < n))[~leaf].all()
+            and ((feat >= 0) & (feat < len(cols)))[~leaf].all()
+            and est.n_features_in_ == len(cols)
+        )
+        if not ok:
+            raise ValueError(f"{FOREST_FILE} holds a damaged tree")
 
 
 def make_engine(name: str, options: dict[str, Any] | None = None) -> Engine:

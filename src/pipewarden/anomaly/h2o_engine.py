@@ -364,6 +364,10 @@ class H2OEngine:
             **conn,
         )
         eng.n_features = params.get("n_features", 0)
+        name = str(params["file"])
+        if Path(name).name != name or name in ("", ".", ".."):
+            # the binary model lies in the model directory: never upload another file
+            raise ValueError(f"the H2O model file {name!r} is not a file name in the directory")
         eng._connect()
         with _quiet():
             eng.model = h2o.upload_model(str(directory / params["file"]))

@@ -1,8 +1,9 @@
 """A fitted detector: encoder + robust scaler + engine + calibration, saved as a directory.
 
 A model directory holds ``model.json`` (encoding, robust statistics, calibration, engine
-parameters, versions) and the engine's artifact: ``iforest.joblib`` for ``sklearn``, the H2O
-binary model for ``h2o``. Loading a model unpickles the forest: load models you trained.
+parameters, versions) and the engine's artifact: ``forest.pickle`` for ``sklearn`` (read by an
+unpickler that admits only the classes a forest is made of, and every tree checked before use),
+the H2O binary model for ``h2o`` (H2O deserialises it in its JVM: load H2O models you trust).
 """
 
 from __future__ import annotations

@@ -943,6 +943,14 @@ def _gc_paused():
             gc.enable()
 
 
+class _PlainUnpickler(pickle.Unpickler):
+    """Reads plain data only (tuples, lists, dicts, strings, numbers): the cache names no class
+    or function, so a cache file someone else wrote (a shared CI cache) cannot run code."""
+
+    def find_class(self, module: str, name: str) -> object:
+        raise pickle.UnpicklingError(f"the cache refers to {module}.{name}")
+
+
 class _Cache:
     """Per-file analysis results keyed by path and content hash, in one pickle per code version."""
 
@@ -956,7 +964,7 @@ class _Cache:
         self.dirty = False
         try:
             with open(self.path, "rb") as fh:
-                self.entries = pickle.load(fh)
+                self.entries = _PlainUnpickler(fh).load()
         except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
             self.entries = {}
 
