@@ -31,6 +31,7 @@ from typing import Any
 import orjson
 import yaml
 
+from . import yamlsafe
 from .errors import EXIT_GATE, EXIT_INPUT, EXIT_OK, InputError, PipewardenError
 from .store.base import QuarantineRow, jdump
 
@@ -126,7 +127,7 @@ def load_config(config_path: str | os.PathLike) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read the pipeline config: {exc}", file=file) from None
     try:
-        doc = yaml.safe_load(text)
+        doc = yamlsafe.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise InputError(

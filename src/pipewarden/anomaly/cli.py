@@ -61,9 +61,11 @@ def _pipeline(config_path: str | None) -> tuple[dict[str, Any], dict[str, Any], 
         return {}, {}, Path.cwd()
     import yaml
 
+    from .. import yamlsafe
+
     p = Path(config_path)
     try:
-        doc = yaml.safe_load(p.read_text())
+        doc = yamlsafe.safe_load(p.read_text())
     except FileNotFoundError as exc:
         raise InputError("no such file", file=config_path) from exc
     except yaml.YAMLError as exc:

@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from .. import yamlsafe
 from ..errors import InputError
 from .recognizers import BUILTIN_ENTITIES, EMAIL, IBAN, NATIONAL_ID, load_stdnum
 
@@ -201,7 +202,7 @@ def load_policy(path: str | os.PathLike | None) -> Policy:
             f"cannot read the policy file: {exc.__class__.__name__}", file=source
         ) from None
     try:
-        doc = yaml.safe_load(text)
+        doc = yamlsafe.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or "not valid YAML"

@@ -83,11 +83,13 @@ def _read(path: Path) -> dict | None:
 
     import yaml
 
+    from .. import yamlsafe
+
     try:
         if path.name == "pyproject.toml":
             data = tomllib.loads(path.read_text(encoding="utf-8"))
             return data.get("tool", {}).get("pipewarden", {}).get("validate")
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yamlsafe.safe_load(path.read_text(encoding="utf-8")) or {}
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
         raise InputError(f"cannot parse: {exc}", file=str(path)) from None
     except OSError as exc:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from .. import yamlsafe
 from ..errors import InputError
 from .findings import TOO_DEEP, Finding, python_text, summarize
 from .graph import find_cycles
@@ -62,7 +63,7 @@ def _lines(text: str) -> dict:
     """Line numbers of the blocks: {(list name, index): line, (list name, index, key): line}."""
     out: dict = {}
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yamlsafe.compose(text)
     except yaml.YAMLError:
         return out
     if not isinstance(root, yaml.MappingNode):
@@ -181,7 +182,7 @@ def validate_pipeline_folder(folder: Path, root: Path | None = None) -> tuple[li
             Finding(file, None, "mage-metadata-invalid", f"cannot read metadata.yaml: {exc}")
         ], info
     try:
-        config = yaml.safe_load(text)
+        config = yamlsafe.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
@@ -466,7 +467,7 @@ def _is_pipeline(p: Path) -> bool:
     if not meta.is_file():
         return False
     try:
-        data = yaml.safe_load(meta.read_text(encoding="utf-8"))
+        data = yamlsafe.safe_load(meta.read_text(encoding="utf-8"))
     except (yaml.YAMLError, OSError, UnicodeDecodeError):
         return False
     return isinstance(data, dict) and "blocks" in data

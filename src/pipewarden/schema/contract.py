@@ -95,8 +95,10 @@ class Contract:
                 )
             import yaml
 
+            from .. import yamlsafe
+
             try:
-                doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+                doc = yamlsafe.safe_load(path.read_text(encoding="utf-8"))
             except (yaml.YAMLError, UnicodeDecodeError) as exc:
                 raise InputError(f"not valid YAML ({exc})", file=spec) from None
             if isinstance(doc, dict) and "contract" in doc and set(doc) <= {"contract"}:
