@@ -322,3 +322,23 @@ def test_an_h2o_model_file_outside_the_model_directory_is_refused(tmp_path, data
     (path / "model.json").write_text(json.dumps(doc))
     with pytest.raises(InputError, match="not a file name in the directory"):
         Model.load(path)
+
+
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ("[]", "not a model document"),
+        ('{"format": 1}', "lacks 'engine'"),
+        ('{"format": 1, "x": ' + "[" * 50_000 + "]" * 50_000 + "}", "nests too deeply"),
+        ("nope", "Expecting value"),
+        ('{"format": 1, "engine": {"name": "sklearn", "params": {}}}', "engine version"),
+    ],
+)
+def test_a_damaged_model_json_is_a_clear_error(tmp_path, data, text, why):
+    from pipewarden.errors import InputError
+
+    recs, _ = data
+    path = Model.fit(recs[:300]).save(tmp_path / "m")
+    (path / "model.json").write_text(text)
+    with pytest.raises(InputError, match=why):
+        Model.load(path)

@@ -174,10 +174,15 @@ class Model:
             )
         except InputError:
             raise
-        except (KeyError, ValueError, TypeError, OSError) as exc:
+        except (KeyError, ValueError, TypeError, AttributeError, OSError, RecursionError) as exc:
+            why = {
+                KeyError: f"model.json lacks {exc}",
+                AttributeError: "model.json is not a model document",
+                RecursionError: "model.json nests too deeply",
+            }.get(type(exc), exc)
             raise InputError(
-                f"cannot read the model: {exc}", file=str(p), hint="train the model again"
-            ) from exc
+                f"cannot read the model: {why}", file=str(p), hint="train the model again"
+            ) from None
 
     def close(self) -> None:
         self.engine.close()
