@@ -241,6 +241,10 @@ def test_bad_config_and_missing_path_are_bad_calls(tmp_path, run_cli):
     assert code == 2 and "require_retries" in json.dumps(doc)
     code, doc = run_cli("validate", "dag", str(tmp_path / "nope"))
     assert code == 2 and doc["file"].endswith("nope")
+    deep = "[" * 100_000 + "]" * 100_000
+    (tmp_path / "pyproject.toml").write_text(f"[tool.pipewarden.validate]\nx = {deep}\n")
+    code, doc = run_cli("validate", "dag", str(tmp_path / "d.py"))
+    assert code == 2 and "nests too deeply" in doc["error"]
 
 
 def test_script_behaves_exactly_like_the_command(tmp_path):

@@ -92,6 +92,8 @@ def _read(path: Path) -> dict | None:
         data = yamlsafe.safe_load(path.read_text(encoding="utf-8")) or {}
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
         raise InputError(f"cannot parse: {exc}", file=str(path)) from None
+    except RecursionError:
+        raise InputError("cannot parse: it nests too deeply", file=str(path)) from None
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror}", file=str(path)) from None
     if not isinstance(data, dict):
