@@ -92,10 +92,11 @@ _READ_CHARS = 1 << 20
 MAX_DEPTH = 900  # nesting levels a record can safely have (the parsers stop near 1,000)
 _HEAD_BYTES = 1 << 16
 _WS = re.compile(r"[ \t\n\r]*")
-# orjson reads integers beyond 64 bits as floats; text with an integer of 20+ digits goes to
-# the standard library's parser, which keeps it exact (see _has_long_int)
+# orjson reads integers beyond 64 bits (below -2**63 or above 2**64 - 1) as floats; text with
+# an integer of 20+ digits, or a negative one of 19, goes to the standard library's parser,
+# which keeps it exact (see _has_long_int)
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
-_RUN = b"0" * 20
+_RUN = b"0" * 19
 _ENCODING_HINT = "re-encode the file as UTF-8, or pass the right --encoding"
 
 
@@ -104,17 +105,20 @@ def _is_utf8(encoding: str) -> bool:
 
 
 def _has_long_int(data: bytes) -> bool:
-    """True when ``data`` may hold an integer of 20+ digits (a run of digits not after a
-    ``.`` and not before ``.``/``e``: the digits of a float do not count). Runs in C:
-    ``translate`` maps every digit to ``0``, ``find`` looks for twenty in a row."""
+    """True when ``data`` may hold an integer orjson cannot keep: 20+ digits, or 19 after a
+    ``-`` (-9223372036854775809 is one below int64), in a run of digits not after a ``.`` and
+    not before ``.``/``e`` (the digits of a float do not count). Runs in C: ``translate`` maps
+    every digit to ``0``, ``find`` looks for nineteen in a row."""
     t = data.translate(_DIGITS_AS_ZERO)
     i = t.find(_RUN)
     n = len(t)
     while i != -1:
-        end = i + 20
+        end = i + 19
         while end < n and t[end] == 48:
             end += 1
-        if (i == 0 or t[i - 1] != 46) and (end == n or t[end] not in b".eE"):
+        before = t[i - 1] if i else 0
+        long_enough = end - i >= 20 or before == 45  # 45: "-"
+        if long_enough and before != 46 and (end == n or t[end] not in b".eE"):
             return True
         i = t.find(_RUN, end)
     return False
@@ -124,7 +128,8 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _loads(data: bytes | str) -> Any:
+def json_loads(data: bytes | str) -> Any:
+    """Parse JSON text, keeping integers of any size exact."""
     raw = data.encode() if isinstance(data, str) else data
     if _has_long_int(raw):  # orjson stops at 64 bits; NaN and Infinity stay invalid, as there
         return json.loads(data, parse_constant=_no_constant)
@@ -405,7 +410,7 @@ def _one_object(src: _Source) -> None:
         return
     with src.open() as f:
         try:
-            doc = _loads(f.read().removeprefix(codecs.BOM_UTF8))
+            doc = json_loads(f.read().removeprefix(codecs.BOM_UTF8))
         except (ValueError, RecursionError):
             return
     if isinstance(doc, dict):
@@ -428,7 +433,7 @@ def _parse_lines(
         if n == 1 and isinstance(text, str):
             text = text.removeprefix("\ufeff")
         try:
-            record = _loads(text) if careful else orjson.loads(text)
+            record = json_loads(text) if careful else orjson.loads(text)
         except (json.JSONDecodeError, ValueError, RecursionError) as exc:
             if isinstance(exc, RecursionError) or "depth limit" in str(exc):
                 raise src.error(
@@ -469,7 +474,7 @@ def _read_json(src: _Source, encoding: str) -> Iterator[dict]:
         with src.open() as f:
             data = f.read().removeprefix(codecs.BOM_UTF8)
         try:
-            doc = _loads(data)
+            doc = json_loads(data)
         except (json.JSONDecodeError, ValueError, RecursionError):
             doc = None  # the streaming reader locates the error (row and line)
         if isinstance(doc, list):

@@ -26,9 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import orjson
-
-from ..batch import json_bytes
+from ..batch import json_bytes, json_loads
 from ..schema.types import DataType
 
 RUNS = "_pw_runs"
@@ -98,7 +96,7 @@ def jload(value: Any) -> Any:
     """Parse a JSON column value (drivers return text or already-parsed objects)."""
     if value is None or isinstance(value, dict | list):
         return value
-    return orjson.loads(value)
+    return json_loads(value)  # exact beyond 64 bits, as the batch was read
 
 
 def text_safe(value: str | None) -> str | None:
