@@ -124,3 +124,24 @@ def test_a_pii_column_keeps_no_category_mix():
 
     digests = {hashlib.sha1(e.encode()).hexdigest()[:12] for e in emails}
     assert not any(d in str(m) for d in digests)
+
+
+def test_numbers_that_are_pii_keep_no_mean_or_median_and_pii_among_categories_is_pooled():
+    import hashlib
+
+    cards = [4111111111111111, 4012888888881881, 5555555555554444]
+    status = ["none", "n/a", "pending", "536-22-8726"]
+    recs = [
+        {"card_number": cards[i % 3], "ssn_num": 536228726, "ref": status[i % 4], "qty": i % 5}
+        for i in range(60)
+    ]
+    m = batch_metrics(recs, now=0.0)
+    for col in ("card_number", "ssn_num"):
+        assert m["columns"][col]["pii"] is True
+        assert not {"mean", "median", "std"} & set(m["columns"][col])
+    assert "median" in m["columns"]["qty"]
+    shares = m["columns"]["ref"]["shares"]
+    assert shares["pii"] == pytest.approx(0.25) and len(shares) == 4
+    text = str(m)
+    assert "536228726" not in text and "4111111111111111" not in text
+    assert hashlib.sha1(b"536-22-8726").hexdigest()[:12] not in text

@@ -16,15 +16,16 @@ Each top-level column is classified once, on the reference (training) records:
   every row of the next day; with no part kept the column is left out (``short_time_span``);
 - ``category``: strings with few distinct values -> the value's share in the reference
   (frequency encoding; an unseen value has share 0, the rarest possible); at most
-  ``MAX_CATEGORIES`` shares are kept, the rest pool into one "other" share;
+  ``MAX_CATEGORIES`` shares are kept, the rest pool into one "other" share; the shares are
+  keyed by digests under a key drawn per model, and a value holding PII is not kept;
 - left out, with the reason in ``excluded``: ``id`` (integers or strings unique per row, or a
   name like ``id``/``*_id`` with unique values), ``text`` (strings with many distinct values),
-  ``pii`` (a category whose values are emails, SSNs, card numbers, ...: a saved model keeps
-  its category values, and must not keep those), ``nested`` (objects and arrays),
-  ``all_null``.
+  ``pii`` (numbers or categories whose values are emails, SSNs, card numbers, ...: a saved
+  model keeps medians and category shares, and must not keep those), ``nested`` (objects and
+  arrays), ``all_null``.
 
-``include`` forces columns in (an id becomes numeric, text a category; a ``pii`` category is
-kept under keyed digests, never in clear); ``exclude`` drops them.
+``include`` forces columns in (an id becomes numeric, text a category, a ``pii`` column is
+kept); ``exclude`` drops them.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from ..compliance.classify import pii_column
+from ..compliance.classify import holds_pii, pii_column
 
 MAX_CATEGORIES = 1000
 ID_NAME = re.compile(r"(^|_)(id|uuid|guid|key)$", re.I)
@@ -198,6 +199,26 @@ def classify(name: str, values: list[Any], forced: bool = False) -> tuple[str | 
     return "category", "category"
 
 
+def _category(name: str, values: list[Any], keep_pii: bool = False) -> Feature:
+    """A category feature: the shares of its most common values, keyed by digests under a
+    key drawn for this model (the file never holds a value in clear); a value holding PII is
+    not kept at all (it reads as unseen, share 0) unless the column was asked for: a digest
+    of an SSN is found again by hashing every SSN with the key beside it."""
+    counts: dict[Any, int] = {}
+    for v in values:
+        k = "\x00null" if v is None else str(v)
+        counts[k] = counts.get(k, 0) + 1
+    total = len(values)
+    top = sorted(counts.items(), key=lambda kv: -kv[1])
+    kept = [
+        (k, c) for k, c in top[:MAX_CATEGORIES] if keep_pii or k == "\x00null" or not holds_pii(k)
+    ]
+    feature = Feature(name, name, "category", salt=secrets.token_hex(16))
+    feature.shares = {feature.key(None if k == "\x00null" else k): c / total for k, c in kept}
+    feature.other = (total - sum(c for _, c in kept)) / total
+    return feature
+
+
 @dataclass
 class Encoder:
     features: list[Feature]
@@ -242,6 +263,9 @@ class Encoder:
                 if np.isnan(t).any():
                     features.append(Feature(f"{name}__null", name, "null"))
             elif kind == "numeric":
+                if name not in include and pii_column(name, values):
+                    excluded[name] = "pii"  # card or phone numbers: their median is one of them
+                    continue
                 features.append(Feature(name, name, kind))
                 if np.isnan(_numeric(values)).any():
                     features.append(Feature(f"{name}__null", name, "null"))
@@ -250,24 +274,10 @@ class Encoder:
                 if any(v is None for v in values):
                     features.append(Feature(f"{name}__null", name, "null"))
             else:
-                salt = ""
-                if pii_column(name, values):
-                    if name not in include:
-                        excluded[name] = "pii"
-                        continue
-                    salt = secrets.token_hex(16)
-                counts: dict[str, int] = {}
-                key = Feature(name, name, "category", salt=salt).key
-                for v in values:
-                    k = key(v)
-                    counts[k] = counts.get(k, 0) + 1
-                total = len(values)
-                top = sorted(counts.items(), key=lambda kv: -kv[1])
-                shares = {k: c / total for k, c in top[:MAX_CATEGORIES]}
-                other = sum(c for _, c in top[MAX_CATEGORIES:]) / total
-                features.append(
-                    Feature(name, name, "category", shares=shares, other=other, salt=salt)
-                )
+                if name not in include and pii_column(name, values):
+                    excluded[name] = "pii"
+                    continue
+                features.append(_category(name, values, keep_pii=name in include))
         return cls(features, excluded)
 
     @property
@@ -322,10 +332,11 @@ class Encoder:
                 X[:, j] = [1.0 if v is None or v == "" else 0.0 for v in values]
             else:
                 get = f.shares.get
-                if f.salt:
-                    key = f.key
-                    X[:, j] = [get(key(v), 0.0) for v in values]
-                else:
+                if f.salt:  # one digest per distinct value, not per row
+                    texts = [None if v is None else str(v) for v in values]
+                    share = {t: get(f.key(t), 0.0) for t in set(texts)}
+                    X[:, j] = [share[t] for t in texts]
+                else:  # a model saved before keys were digests
                     X[:, j] = [get("\x00null" if v is None else str(v), 0.0) for v in values]
         if report is not None:
             report.update(absent=absent, not_numeric=not_numeric)

@@ -36,10 +36,11 @@ from typing import Any
 
 import numpy as np
 
-from ..compliance.classify import pii_column
+from ..compliance.classify import holds_pii, pii_column
 from .encode import _looks_like_ts, _parse_float, _parse_ts
 
 KIND = "anomaly.batch"
+PII_SHARE = "pii"  # the share of values holding PII in a category mix
 MAX_SHARES = 30
 EPS = 1e-4
 
@@ -86,7 +87,12 @@ def batch_metrics(records: list[dict[str, Any]], now: float) -> dict[str, Any]:
         else:
             kind = "other"
         m["kind"] = kind
-        if kind == "numeric":
+        if kind in ("numeric", "category") and pii_column(name, present):
+            # card or phone numbers, SSNs, emails: a mean or median of them is one of them, and
+            # a digest of one is found again by hashing every possible value. Only the null
+            # rate and the distinct count are kept.
+            m["pii"] = True
+        elif kind == "numeric":
             x = np.array([_parse_float(v) for v in present], dtype=float)
             x = x[np.isfinite(x)]
             if x.size:
@@ -103,18 +109,17 @@ def batch_metrics(records: list[dict[str, Any]], now: float) -> dict[str, Any]:
                 m["max_ts"] = max(ts)
                 m["lag"] = now - max(ts)
         elif kind == "category" and present and m["distinct"] <= max(50, 0.5 * len(present)):
-            if pii_column(name, present):
-                # a digest of an SSN or a phone number is as good as the number: a few minutes
-                # of hashing every possible one finds it. No mix is kept for such a column.
-                m["pii"] = True
-                cols[name] = m
-                continue
             counts: dict[str, int] = {}
             for v in present:
-                k = _h(v)
+                k = str(v)
                 counts[k] = counts.get(k, 0) + 1
-            top = sorted(counts.items(), key=lambda kv: -kv[1])[:MAX_SHARES]
-            m["shares"] = {k: c / len(present) for k, c in top}
+            shares: dict[str, float] = {}
+            for k, c in sorted(counts.items(), key=lambda kv: -kv[1])[:MAX_SHARES]:
+                # a value holding PII among ordinary ones ("536-22-8726" beside "pending")
+                # is counted in one "pii" share, never digested
+                key = PII_SHARE if holds_pii(k) else _h(k)
+                shares[key] = shares.get(key, 0.0) + c / len(present)
+            m["shares"] = shares
         cols[name] = m
     return {"rows": n, "at": now, "columns": cols}
 

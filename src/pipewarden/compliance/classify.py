@@ -10,8 +10,10 @@ from __future__ import annotations
 import re
 from contextlib import suppress
 from dataclasses import dataclass
+from functools import lru_cache
+from itertools import islice
 
-from .recognizers import CARD, EMAIL, IBAN, IP, NATIONAL_ID, PHONE, SSN
+from .recognizers import CARD, EMAIL, IBAN, IP, NATIONAL_ID, PHONE, SSN, Context, detect
 
 _SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z])(?=[A-Z])")
 
@@ -155,30 +157,35 @@ class ColumnStats:
 
 
 PII_SAMPLE = 200  # distinct values read by pii_column
+PII_SCAN = 5_000  # values pii_column reads at most (the first ones)
 
 
 def pii_column(path: str, values, *, region: str = "US") -> str | None:
     """The entity a column holds as a whole (its values are, for the most part, each exactly
-    one email, SSN, card number, ...), or None.
+    one email, SSN, card number, phone number ...), or None. Numbers count as their digits: a
+    card number or a phone number stored as an integer is still one.
 
-    For callers that keep a column's values beyond the batch (a trained model's category
-    shares, the category mix in the batch history) and must not keep PII. Stricter than
-    :meth:`ColumnStats.label`: a column of one repeated address is still PII here. Reads at
-    most ``PII_SAMPLE`` distinct non-empty values, in order of appearance.
+    For callers that keep a column's values or statistics beyond the batch (a trained model,
+    the batch history) and must not keep PII. Stricter than :meth:`ColumnStats.label`: a
+    column of one repeated address is still PII here. Reads the first ``PII_SCAN`` values and
+    at most ``PII_SAMPLE`` distinct non-empty ones among them.
     """
-    from .recognizers import Context, detect
-
     hint, negative = name_hint(path)
     ctx = Context(
         hints=frozenset([hint]) if hint else frozenset(), negative=negative, region=region
     )
     seen: set[str] = set()
     whole: dict[str, int] = {}
+    head = list(islice(values, PII_SCAN))
     with suppress(TypeError):  # objects or arrays among them: read them all
-        values = dict.fromkeys(values)  # a large batch of a few categories: read each once
-    for v in values:
+        head = list(dict.fromkeys(head))  # a few categories repeated: read each once
+    for v in head:
         if v is None or isinstance(v, bool | dict | list):
             continue
+        if isinstance(v, float):
+            if not v.is_integer():
+                continue  # a measurement, not an identifier
+            v = int(v)
         text = str(v).strip()
         if not text or text in seen:
             continue
@@ -193,3 +200,14 @@ def pii_column(path: str, values, *, region: str = "US") -> str | None:
     entity, count = max(sorted(whole.items()), key=lambda kv: kv[1])
     share = count / len(seen)
     return entity if share >= 0.5 or (hint == entity and share >= 0.2) else None
+
+
+@lru_cache(maxsize=8)
+def _plain_context(region: str) -> Context:
+    return Context(region=region)
+
+
+def holds_pii(value, *, region: str = "US") -> bool:
+    """Whether a value holds an email, SSN, card number, ... anywhere in it (for a caller
+    about to keep one value, e.g. a category among others)."""
+    return bool(detect(str(value), _plain_context(region)))
