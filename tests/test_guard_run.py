@@ -106,3 +106,54 @@ def test_a_row_held_for_another_reason_lands_in_quarantine_masked(tmp_path, monk
     raw_landing = json.dumps(con.execute("select * from crm__raw").fetchall(), default=str)
     for raw in RAW:
         assert raw not in rows and raw not in raw_landing
+
+
+@pytest.mark.parametrize("mode", ["quarantine", "discard_value"])
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_a_mask_on_a_number_column_follows_the_contract_instead_of_failing(
+    tmp_path, capsys, mode, fmt
+):
+    """A phone number stored as a number is masked to text ('******0199'), which a bigint
+    column cannot hold: the rows go where the contract's data_type mode sends any value that
+    does not fit (held with the masked payload, or loaded with the value left out), instead of
+    the whole batch failing on the load."""
+    duckdb = pytest.importorskip("duckdb")
+    from pipewarden.cli import main
+
+    rows = [{"id": i, "cust_phone": 2125550190 + i, "qty": i} for i in range(1, 4)]
+    if fmt == "json":
+        (tmp_path / "b.json").write_text(json.dumps(rows))
+    else:
+        lines = ["id,cust_phone,qty"] + [f"{r['id']},{r['cust_phone']},{r['qty']}" for r in rows]
+        (tmp_path / "b.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "policy.yaml").write_text(
+        "version: 1\nrules:\n  - {entity: PHONE_NUMBER, action: mask, method: partial}\n"
+    )
+    (tmp_path / "pipeline.yaml").write_text(
+        f"version: 1\ndataset: orders\nsource: {{path: b.{fmt}}}\n"
+        f"store: {{kind: duckdb, path: wh.duckdb}}\ncontract: {{data_type: {mode}}}\n"
+        "steps:\n  - {type: guardian, policy: policy.yaml}\n"
+    )
+    assert main(["run", str(tmp_path / "pipeline.yaml"), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    (b,) = doc["batches"]
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    everything = json.dumps(
+        [con.execute(f"select * from {t}").fetchall() for t in ("orders", "orders__raw")]
+        + [con.execute("select payload from orders__quarantine").fetchall()],
+        default=str,
+    )
+    for r in rows:
+        assert str(r["cust_phone"]) not in everything
+    if mode == "quarantine":
+        assert (b["rows_loaded"], b["rows_quarantined"]) == (0, 3)
+        assert b["reasons"] == {"type_mismatch": 3}
+        payload = json.loads(con.execute("select payload from orders__quarantine").fetchone()[0])
+        assert payload["cust_phone"].endswith("0191") and payload["cust_phone"].startswith("*")
+    else:
+        assert (b["rows_loaded"], b["rows_quarantined"]) == (3, 0)
+        assert con.execute("select cust_phone, qty from orders order by id").fetchall() == [
+            (None, 1),
+            (None, 2),
+            (None, 3),
+        ]

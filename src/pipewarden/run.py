@@ -350,7 +350,43 @@ def _check(batch, plan, steps, ctx_args) -> tuple[Any, dict[str, Any]]:
         v = step.check(batch, ctx)
         verdicts.append(v)
         held |= v.quarantined_rows()
-    return merge(len(batch), verdicts), {v.step: v.report for v in verdicts}
+    outcome = merge(len(batch), verdicts)
+    if outcome.patches and outcome.decision == "pass":
+        again = _recheck_patched(batch, plan, outcome)
+        if again is not None:
+            verdicts.append(again)
+            outcome = merge(len(batch), verdicts)
+    return outcome, {v.step: v.report for v in verdicts}
+
+
+def _recheck_patched(batch, plan, outcome):
+    """The sentinel's verdict on the loaded rows as the steps changed them, when a change no
+    longer fits the table: a masked phone number is text, and the column may be bigint. The
+    contract's data_type mode decides, as for any value that does not fit (quarantine,
+    discard_value, freeze); None when every changed row still fits."""
+    from .batch import Batch
+    from .schema import check_rows
+    from .verdict import RowIssue, Verdict
+
+    rows = sorted(outcome.patches)
+    sub = Batch(
+        [{**batch.records[i], **outcome.patches[i]} for i in rows],
+        batch.source,
+        batch.offset,
+        batch.batch_id,
+        batch.fmt,
+    )
+    v = check_rows(sub, plan)
+    if v.decision == "pass" and not v.issues and not v.patches:
+        return None
+    out = Verdict("sentinel_after_steps", v.decision, v.reason, report={"rows": len(rows)})
+    out.issues = [
+        RowIssue(rows[it.row], it.reason, f"{it.message}, as the steps changed it", it.column)
+        for it in v.issues
+    ]
+    out.patches = {rows[k]: p for k, p in v.patches.items()}
+    out.report.update(quarantined=len(out.issues), values_discarded=len(out.patches))
+    return out
 
 
 def _merge_step_reports(acc: dict[str, Any], reports: dict[str, Any], chunk: int) -> None:
