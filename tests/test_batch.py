@@ -58,6 +58,34 @@ def test_parquet(tmp_path):
     assert [len(b) for b in iter_batches(p, chunk_rows=3)] == [3, 3, 1]
 
 
+def test_parquet_nanosecond_timestamps_are_read_as_iso_strings(tmp_path):
+    """pandas writes nanoseconds by default; Python's datetime has microseconds only, and
+    pyarrow refuses to drop the rest: they are read as ISO strings, nested ones too, and load
+    like nanosecond timestamps in JSON."""
+    ns = 1704067200123456789
+    t = pa.table(
+        {
+            "t": pa.array([ns, None], type=pa.timestamp("ns")),
+            "tz": pa.array([ns, ns], type=pa.timestamp("ns", tz="America/New_York")),
+            "s": pa.array([{"u": ns}, None], type=pa.struct([("u", pa.timestamp("ns"))])),
+            "us": pa.array([ns // 1000, None], type=pa.timestamp("us")),
+        }
+    )
+    pq.write_table(t, tmp_path / "ns.parquet")
+    r = read_batch(tmp_path / "ns.parquet").records
+    assert r[0]["t"] == "2024-01-01 00:00:00.123456789" and r[1]["t"] is None
+    assert r[0]["tz"] == "2023-12-31 19:00:00.123456789-0500"
+    assert r[0]["s"] == {"u": "2024-01-01 00:00:00.123456789"}
+    assert r[0]["us"].microsecond == 123456  # microseconds stay datetimes
+
+
+def test_parquet_duplicate_column_names_are_refused(tmp_path):
+    p = tmp_path / "dup.parquet"
+    pq.write_table(pa.Table.from_arrays([pa.array([1]), pa.array([2])], names=["a", "a"]), p)
+    with pytest.raises(InputError, match="duplicate column name.*'a'"):
+        read_batch(p)
+
+
 def test_stdin(tmp_path, monkeypatch):
     data = "\n".join(json.dumps(r) for r in ROWS).encode()
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))

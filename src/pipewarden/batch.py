@@ -669,8 +669,36 @@ def _read_parquet(src: _Source, encoding: str) -> Iterator[dict]:
         pf = pq.ParquetFile(src.path)
     except (pa.ArrowException, OSError) as exc:
         raise src.error(f"not a readable Parquet file ({exc})", hint="re-export it") from None
+    schema = pf.schema_arrow
+    dupes = sorted({n for n in schema.names if schema.names.count(n) > 1})
+    if dupes:  # a record keeps one value per name: the others would be lost
+        raise src.error(
+            f"duplicate column name(s): {', '.join(map(repr, dupes))}",
+            hint="rename the columns so each name is unique, and re-export",
+        )
+    readable = pa.schema([f.with_type(_no_ns(f.type)) for f in schema])
     try:
         for rb in pf.iter_batches(batch_size=65_536):
-            yield from rb.to_pylist()
+            if readable != rb.schema:
+                yield from pa.Table.from_batches([rb]).cast(readable).to_pylist()
+            else:
+                yield from rb.to_pylist()
     except (pa.ArrowException, OSError) as exc:
         raise src.error(f"the Parquet file is damaged ({exc})", hint="re-export it") from None
+
+
+def _no_ns(t):
+    """``t`` with nanosecond timestamps as ISO strings: Python's datetime stops at microseconds
+    and pyarrow refuses to drop the rest; as strings they load like nanosecond timestamps in
+    JSON (the typed column keeps microseconds, the raw payload every digit)."""
+    import pyarrow as pa
+
+    if pa.types.is_timestamp(t) and t.unit == "ns":
+        return pa.string()
+    if pa.types.is_struct(t):
+        return pa.struct([f.with_type(_no_ns(f.type)) for f in t])
+    if pa.types.is_list(t):
+        return pa.list_(t.value_field.with_type(_no_ns(t.value_type)))
+    if pa.types.is_large_list(t):
+        return pa.large_list(t.value_field.with_type(_no_ns(t.value_type)))
+    return t
