@@ -38,8 +38,12 @@ HOSTILE = [
 ]
 
 
-def hostile_schema() -> Schema:
-    rows = [{name: i for i, name in enumerate(HOSTILE)}]
+# PostgreSQL rejects a key holding U+0000 (test_sentinel_plan); every other name must work
+PG_HOSTILE = [n for n in HOSTILE if "\x00" not in n]
+
+
+def hostile_schema(names: list[str] = HOSTILE) -> Schema:
+    rows = [{name: i for i, name in enumerate(names)}]
     return infer(Batch(rows, "t"))
 
 
@@ -57,9 +61,9 @@ def pg_columns(conn, ns, table):
 @pytest.mark.postgres
 def test_hostile_names_in_postgres(pg_schema):
     dsn, ns = pg_schema
-    p = plan(None, hostile_schema(), None, "postgres", 'tbl"; drop', ns)
+    p = plan(None, hostile_schema(PG_HOSTILE), None, "postgres", 'tbl"; drop', ns)
     idents = [c.ident for c in p.schema.columns.values()]
-    assert len(set(idents)) == len(HOSTILE)
+    assert len(set(idents)) == len(PG_HOSTILE)
     assert all(len(i.encode()) <= 63 for i in idents)
     with psycopg.connect(dsn) as conn:
         conn.execute(f'create table "{ns}".victim (x int)')
@@ -117,6 +121,9 @@ def test_idents_are_deterministic_and_truncated_on_a_character():
 def test_any_string_round_trips_as_a_column_name_in_postgres(pg_schema, names):
     dsn, ns = pg_schema
     p = plan(None, infer(Batch([dict.fromkeys(names, 1)], "t")), None, "postgres", "h", ns)
+    if any("\x00" in n for n in names):  # its jsonb cannot hold U+0000, even in a key
+        assert p.decision == "reject" and not p.ddl and "NUL" in p.reason
+        return
     with psycopg.connect(dsn) as conn:
         for stmt in p.ddl:
             conn.execute(stmt)
@@ -240,6 +247,26 @@ def test_bad_input_with_apply_writes_nothing(pg_schema, tmp_path, capsys):
                             (ns,)).fetchone() == (0,)  # fmt: skip
 
 
+@pytest.mark.postgres
+def test_a_database_refusal_on_apply_does_not_echo_its_message(
+    pg_schema, tmp_path, capsys, monkeypatch
+):
+    """A server message may quote row values (a key, a constraint's detail): --apply reports
+    the class and SQLSTATE only, as the run does."""
+    dsn, ns = pg_schema
+    src = tmp_path / "events.jsonl"
+    src.write_text('{"id": 1}\n')
+
+    def refuse(conn, *a, **k):
+        conn.execute("select 1/0 where length(%s) > 0", ("jane.roe@example.com",))
+
+    monkeypatch.setattr(history, "record_schema", refuse)
+    code = main(["sentinel", "--source", str(src), "--dsn", dsn, "--apply", "--namespace", ns])
+    err = capsys.readouterr().err
+    assert code == 2 and "DivisionByZero (SQLSTATE 22012)" in err
+    assert "nothing was written" in err and "jane.roe" not in err and "division" not in err
+
+
 def test_apply_duckdb(tmp_path, capsys):
     db = tmp_path / "w.duckdb"
     src = tmp_path / "b.csv"
@@ -314,8 +341,8 @@ MORE_HOSTILE = [
 @pytest.mark.postgres
 def test_hostile_names_added_later_in_postgres(pg_schema):
     dsn, ns = pg_schema
-    p1 = plan(None, hostile_schema(), None, "postgres", "t", ns)
-    later = infer(Batch([{n: "2024-01-01T00:00:00Z" for n in HOSTILE + MORE_HOSTILE}], "t"))
+    p1 = plan(None, hostile_schema(PG_HOSTILE), None, "postgres", "t", ns)
+    later = infer(Batch([{n: "2024-01-01T00:00:00Z" for n in PG_HOSTILE + MORE_HOSTILE}], "t"))
     p2 = plan(p1.schema, later, None, "postgres", "t", ns)
     assert [c.column for c in p2.delta.by_op("add")] == MORE_HOSTILE
     with psycopg.connect(dsn) as conn:

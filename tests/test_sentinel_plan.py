@@ -294,3 +294,17 @@ def test_postgres_column_limit_rejects_instead_of_failing_the_ddl():
     assert plan(current, infer(batch([{"c0": 1, "n1": 1}])), dialect="postgres").ddl
     over = plan(current, infer(batch([{"n1": 1, "n2": 2}])), dialect="postgres")
     assert over.decision == "reject" and not over.ddl and "1,601 columns" in over.reason
+
+
+def test_a_key_with_a_nul_is_rejected_where_the_database_cannot_store_it():
+    """PostgreSQL's jsonb (schema history, raw rows) cannot hold U+0000, even in a key: the
+    batch used to fail on every run with UntranslatableCharacter; the plan rejects it with the
+    key and what to do. DuckDB stores it."""
+    rows = [{"id": 1, "x\x00y": "v"}]
+    p = plan(None, infer(batch(rows)), dialect="postgres")
+    assert p.decision == "reject" and not p.ddl
+    assert "'x\\x00y' holds a NUL character" in p.reason and "rename the key" in p.reason
+    current = table(id=(T.BIGINT, True))
+    later = plan(current, infer(batch(rows)), dialect="postgres")
+    assert later.decision == "reject" and not later.ddl
+    assert plan(None, infer(batch(rows)), dialect="duckdb").decision == "evolve"

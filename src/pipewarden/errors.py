@@ -90,3 +90,26 @@ def preview(value: object, keep: int = 2) -> str:
     if len(text) < 8:
         return "*" * len(text)
     return text[:keep] + "*" * min(len(text) - keep, 24)
+
+
+ROW_TOO_BIG = (
+    "PostgreSQL keeps a row in one 8 kB page, apart from long text and JSON values, so a row "
+    "with about a thousand non-null numbers, booleans or timestamps cannot be stored: split "
+    "the dataset into narrower ones (the columns that belong together), or land the wide part "
+    "as one JSON column"
+)
+
+
+def db_error_text(exc: BaseException) -> str:
+    """A database error without its message, which may quote row values: the class and the
+    SQLSTATE; for a server limit (SQLSTATE class 54), whose message gives only sizes and
+    counts, the message too, with what to do when a row is too big."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    text = type(exc).__name__ + (f" (SQLSTATE {sqlstate})" if sqlstate else "")
+    if sqlstate and sqlstate.startswith("54"):
+        primary = getattr(getattr(exc, "diag", None), "message_primary", None)
+        if primary:
+            text += f": {primary}"
+        if sqlstate == "54000" and primary and primary.startswith("row is too big"):
+            text += f"; {ROW_TOO_BIG}"
+    return text

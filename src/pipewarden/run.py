@@ -32,7 +32,7 @@ import orjson
 import yaml
 
 from . import yamlsafe
-from .errors import EXIT_GATE, EXIT_INPUT, EXIT_OK, InputError, PipewardenError
+from .errors import EXIT_GATE, EXIT_INPUT, EXIT_OK, InputError, PipewardenError, db_error_text
 from .store.base import QuarantineRow, jdump
 
 # ---------------------------------------------------------------- config
@@ -280,24 +280,7 @@ def _safe_error(exc: BaseException) -> str:
     """Describe a failure without echoing values (database messages may quote row data)."""
     if isinstance(exc, PipewardenError | ConservationError):
         return str(exc)
-    sqlstate = getattr(exc, "sqlstate", None)
-    text = type(exc).__name__ + (f" (SQLSTATE {sqlstate})" if sqlstate else "")
-    if sqlstate and sqlstate.startswith("54"):
-        # class 54 (a server limit): the message gives sizes and counts, never row values
-        primary = getattr(getattr(exc, "diag", None), "message_primary", None)
-        if primary:
-            text += f": {primary}"
-        if sqlstate == "54000" and primary and primary.startswith("row is too big"):
-            text += f"; {ROW_TOO_BIG}"
-    return text
-
-
-ROW_TOO_BIG = (
-    "PostgreSQL keeps a row in one 8 kB page, apart from long text and JSON values, so a row "
-    "with about a thousand non-null numbers, booleans or timestamps cannot be stored: split "
-    "the dataset into narrower ones (the columns that belong together), or land the wide part "
-    "as one JSON column"
-)
+    return db_error_text(exc)
 
 
 def _issue_rows(batch, outcome, batch_id: str, version: int) -> tuple[list[QuarantineRow], Counter]:

@@ -231,7 +231,7 @@ def plan(
     conflict_changes()
 
     rejects = [c for c in changes if c.action == "reject"]
-    too_wide = _too_wide(d, len(current.columns) + len(adds))
+    too_wide = _too_wide(d, len(current.columns) + len(adds)) or _nul_names(d, observed)
     if rejects or too_wide:
         for c in changes:
             if c.action == "alter":
@@ -305,6 +305,22 @@ def _too_wide(d: Any, columns: int) -> str | None:
     return None
 
 
+def _nul_names(d: Any, observed: Schema) -> str | None:
+    """Why the batch's keys cannot be recorded, if a key holds U+0000 and the dialect cannot
+    store it (PostgreSQL: not in a name's record in the schema history's jsonb, nor in a raw
+    row's jsonb)."""
+    if not d.rejects_nul:
+        return None
+    bad = [name for name in observed.columns if "\x00" in name]
+    if not bad:
+        return None
+    more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+    return (
+        f"the key {bad[0]!r}{more} holds a NUL character (\\x00), which {d.name} cannot store: "
+        "rename the key upstream"
+    )
+
+
 def _reject_reason(rejects: list[Change]) -> str:
     first = rejects[0]
     what = {
@@ -349,7 +365,7 @@ def _first_load(observed, contract, d, table, namespace, changes, conflict_chang
             Delta(changes), Schema({}, 0), [], "pass", "no key has a typed value yet", d.name,
             table, namespace, contract, None, observed, table_exists=False,
         )  # fmt: skip
-    too_wide = _too_wide(d, len(cols))
+    too_wide = _too_wide(d, len(cols)) or _nul_names(d, observed)
     if too_wide:
         for c in changes:
             if c.action == "create":

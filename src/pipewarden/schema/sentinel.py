@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..batch import iter_batches
-from ..errors import InputError, PipewardenError
+from ..errors import InputError, PipewardenError, db_error_text
 from . import history
 from .contract import Contract
 from .infer import Inferrer
@@ -227,8 +227,9 @@ def sentinel(
                 except Exception as exc:
                     conn.rollback()
                     if type(exc).__module__.split(".")[0] in ("psycopg", "duckdb", "_duckdb"):
-                        raise PipewardenError(
-                            f"the database refused the change, nothing was written: {exc}"
+                        raise PipewardenError(  # its message may quote row values
+                            "the database refused the change, nothing was written: "
+                            + db_error_text(exc)
                         ) from None
                     raise
         else:
