@@ -261,3 +261,11 @@ def test_gzip_with_bad_utf8_names_the_offset(tmp_path):
     with pytest.raises(InputError) as info:
         read_batch(p)
     assert "byte offset 16 (uncompressed)" in info.value.message and info.value.line == 2
+
+
+def test_csv_fields_longer_than_pythons_default_limit_are_read(tmp_path):
+    """Python's csv module refuses fields over 131,072 characters by default ('field larger
+    than field limit'), which valid exports with long notes exceed."""
+    long = "x" * 300_000
+    r = read_batch(write(tmp_path, "l.csv", f'id,note\n1,"{long}"\n')).records
+    assert r == [{"id": "1", "note": long}]

@@ -619,8 +619,13 @@ def _sniff_delimiter(src: _Source) -> str:
     return best if counts[best] else ","
 
 
+CSV_FIELD_LIMIT = 1 << 30  # characters in one field (Python's csv stops at 131,072 by default)
+
+
 def _read_csv(src: _Source, encoding: str) -> Iterator[dict]:
     delimiter = _sniff_delimiter(src)
+    if csv.field_size_limit() < CSV_FIELD_LIMIT:
+        csv.field_size_limit(CSV_FIELD_LIMIT)  # a long note or a JSON document in one cell
     with src.open() as raw:
         text = io.TextIOWrapper(raw, encoding=encoding, newline="")
         reader = csv.reader(text, delimiter=delimiter, strict=True)
