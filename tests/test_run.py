@@ -566,3 +566,14 @@ def test_text_output_caps_long_schema_changes(project, capsys):
     assert "col_0 " in out and "col_24 " in out and "col_25 " not in out.split("...")[0]
     assert "... and 35 more changes (--format json lists everything)" in out
     assert "characters (--format json lists everything)" in out
+
+
+def test_empty_stdin_is_named_stdin_not_a_temporary_file(tmp_path, capsys, monkeypatch):
+    import io
+    import sys
+
+    (tmp_path / "p.yaml").write_text('version: 1\ndataset: t\nsource:\n  path: "-"\n')
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"")))
+    assert main(["run", str(tmp_path / "p.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "<stdin>: the file is empty" in err and "pipewarden-stdin" not in err

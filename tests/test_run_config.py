@@ -51,6 +51,11 @@ def write(tmp_path: Path, text: str, name="pipeline.yaml") -> Path:
         (GOOD + "source2: {}\n", "(top level)", "'source2' was unexpected"),
         ("version: 1\ndataset: x\n", "(top level)", "'source' is a required property"),
         (GOOD.replace("  path", "  chunk_rows: 0\n  path"), "source.chunk_rows", "minimum"),
+        (
+            GOOD.replace("  path", "  encoding: utf8x\n  path"),
+            "source.encoding",
+            "unknown encoding 'utf8x'",
+        ),
     ],
 )
 def test_config_errors_name_the_key_and_the_file(tmp_path, text, key, fragment):

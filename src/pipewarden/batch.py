@@ -155,7 +155,7 @@ def _kind(value: Any) -> str:
 class _Source:
     """A source on disk (stdin is spooled to a temporary file), its name and SHA-256."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, name: str | None = None) -> None:
         self.tmp: str | None = None
         if str(path) == "-":
             self.name = "<stdin>"
@@ -176,6 +176,7 @@ class _Source:
             if not p.is_file():
                 raise InputError("not a file", file=self.name, hint="give a file, or - for stdin")
             self.path = str(p)
+            self.name = name or self.name  # a caller's label: "<stdin>" for a spooled copy
             with open(p, "rb") as f:
                 self.sha256 = hashlib.file_digest(f, "sha256").hexdigest()
         with open(self.path, "rb") as f:
@@ -274,8 +275,10 @@ def iter_batches(
     fmt: str = "auto",
     chunk_rows: int = 100_000,
     encoding: str = "utf-8",
+    name: str | None = None,
 ) -> Iterator[Batch]:
-    """Stream the records of ``path`` (``-`` for stdin) in batches of ``chunk_rows`` records.
+    """Stream the records of ``path`` (``-`` for stdin) in batches of ``chunk_rows`` records;
+    ``name`` labels the source in errors and batches instead of ``path``.
 
     Raises :class:`InputError` (naming the file, the row and the line) for an empty file,
     invalid or truncated JSON, a record that is not an object, bad encoding, a ragged CSV row
@@ -287,8 +290,12 @@ def iter_batches(
     try:
         codecs.lookup(encoding)
     except LookupError:
-        raise InputError(f"unknown encoding {encoding!r}", key="encoding") from None
-    src = _Source(path)
+        raise InputError(
+            f"unknown encoding {encoding!r}",
+            key="encoding",
+            hint="a Python codec name, e.g. utf-8, utf-8-sig, latin-1, cp1252, utf-16",
+        ) from None
+    src = _Source(path, name)
     try:
         kind = detect_format(src.name, src.head, fmt)
         if kind != "parquet" and src.size <= _HEAD_BYTES and not src.head.strip(b" \t\r\n"):

@@ -11,6 +11,7 @@ nothing but its run-log entry.
 
 from __future__ import annotations
 
+import codecs
 import glob
 import hashlib
 import os
@@ -145,6 +146,16 @@ def load_config(config_path: str | os.PathLike) -> dict[str, Any]:
     src.setdefault("format", "auto")
     src.setdefault("chunk_rows", 100_000)
     src.setdefault("encoding", "utf-8")
+    try:
+        codecs.lookup(src["encoding"])
+    except LookupError:
+        err = ConfigError(
+            f"source.encoding: unknown encoding {src['encoding']!r}",
+            file=file,
+            hint="a Python codec name, e.g. utf-8, utf-8-sig, latin-1, cp1252, utf-16",
+        )
+        err.key = "source.encoding"
+        raise err from None
     cfg["source"] = src
     store = dict(cfg.get("store") or {})
     store.setdefault("kind", "duckdb")
@@ -414,7 +425,11 @@ def load_file(
 
     def chunks():
         return iter_batches(
-            path, fmt=src["format"], chunk_rows=src["chunk_rows"], encoding=src["encoding"]
+            path,
+            fmt=src["format"],
+            chunk_rows=src["chunk_rows"],
+            encoding=src["encoding"],
+            name=label if label == "<stdin>" else None,
         )
 
     task = progress.add_task(f"read {Path(label).name}", total=None) if progress else None

@@ -136,7 +136,7 @@ def sentinel(
         inferrer = Inferrer()
         batches = 0
         fmt_seen = fmt
-        for batch in iter_batches(path, fmt, chunk_rows, encoding):
+        for batch in iter_batches(path, fmt, chunk_rows, encoding, name=name):
             batch.source = name
             inferrer.update(batch)
             batches += 1
@@ -162,7 +162,7 @@ def sentinel(
             sample: list[dict] = []
             blocked = None
             if p.decision != "reject":
-                for batch in iter_batches(path, fmt, chunk_rows, encoding):
+                for batch in iter_batches(path, fmt, chunk_rows, encoding, name=name):
                     batch.source = name
                     verdict = check_rows(batch, p)
                     counts["read"] += len(batch)
