@@ -256,3 +256,15 @@ def test_reports_never_show_the_dsn_password():
         "postgresql://app@db.internal:6432/wh"
     )
     assert "s3cret" not in redact_dsn("host=db user=app password=s3cret dbname=wh")
+
+
+def test_a_duckdb_path_at_a_file_that_is_not_duckdb_is_refused(tmp_path):
+    """DuckDB gave no error for a CSV named as the store, and nothing loaded persisted."""
+    from pipewarden.errors import InputError
+
+    data = tmp_path / "b.csv"
+    data.write_text("a,b\n1,2\n")
+    with pytest.raises(InputError, match="not a DuckDB database file"):
+        open_store(f"duckdb://{data}")
+    assert data.read_text() == "a,b\n1,2\n"
+    open_store(f"duckdb://{tmp_path / 'new.duckdb'}").close()  # a new file is created

@@ -35,6 +35,23 @@ _ARROW: dict[DataType, pa.DataType] = {
 }
 
 
+def _check_duckdb_file(path: str) -> None:
+    """Refuse an existing file that is not a DuckDB database (a CSV named as the store):
+    DuckDB would not say so, and nothing loaded would persist."""
+    p = Path(path)
+    if not p.is_file() or p.stat().st_size == 0:
+        return
+    with open(p, "rb") as f:
+        head = f.read(12)
+    if head[8:12] != b"DUCK":
+        raise InputError(
+            "not a DuckDB database file",
+            file=path,
+            key="store.path",
+            hint="point store.path at a .duckdb file (a new one is created), not at data",
+        )
+
+
 class DuckDBStore(SqlStore):
     dialect = "duckdb"
     json_type = "JSON"
@@ -52,6 +69,7 @@ class DuckDBStore(SqlStore):
                     hint=NO_STORE_HINT,
                 )
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _check_duckdb_file(path)
         try:
             self.conn = duckdb.connect(path)
         except duckdb.Error as exc:
