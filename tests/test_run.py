@@ -577,3 +577,11 @@ def test_empty_stdin_is_named_stdin_not_a_temporary_file(tmp_path, capsys, monke
     assert main(["run", str(tmp_path / "p.yaml")]) == 2
     err = capsys.readouterr().err
     assert "<stdin>: the file is empty" in err and "pipewarden-stdin" not in err
+
+
+def test_a_dataset_differing_only_by_case_is_refused_on_duckdb(tmp_path, capsys):
+    (tmp_path / "a.json").write_text('[{"a": 1}]')
+    for name, code in (("orders", 0), ("Orders", 2)):
+        (tmp_path / "p.yaml").write_text(f"version: 1\ndataset: {name}\nsource: {{path: a.json}}\n")
+        assert main(["run", str(tmp_path / "p.yaml")]) == code
+    assert "differs from the existing 'orders' only by case" in capsys.readouterr().err

@@ -139,6 +139,7 @@ def load_config(config_path: str | os.PathLike) -> dict[str, Any]:
     if doc is None:
         raise InputError("the pipeline config is empty", file=file, hint="see docs/run.md")
     validate_config(doc, file)
+    _check_dataset_name(doc["dataset"], file)
     cfg = dict(doc)
     cfg["_file"] = file
     cfg["_base_dir"] = path.resolve().parent
@@ -177,6 +178,21 @@ def load_config(config_path: str | os.PathLike) -> dict[str, Any]:
     cfg.setdefault("name", cfg["dataset"])
     cfg.setdefault("steps", [])
     return cfg
+
+
+def _check_dataset_name(name: str, file: str) -> None:
+    """A dataset names a table and its companions: it must not be one of the store's own
+    tables (``_pw_*``) or a companion of another dataset (``<name>__raw``)."""
+    low = name.lower()
+    why = None
+    if low.startswith("_pw_"):
+        why = "names starting with _pw_ are the store's own tables"
+    elif low.endswith(("__raw", "__quarantine")):
+        why = "it ends like the companion tables of another dataset (__raw, __quarantine)"
+    if why:
+        err = ConfigError(f"dataset: {name!r}: {why}", file=file, hint="choose another name")
+        err.key = "dataset"
+        raise err
 
 
 def open_config_store(cfg: dict[str, Any], create: bool = True):

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..batch import json_bytes, json_loads
+from ..errors import InputError
 from ..schema.types import DataType
 
 RUNS = "_pw_runs"
@@ -496,6 +497,21 @@ class WriterBase:
     store: SqlStore
 
     def ensure_dataset(self, dataset: str) -> None:
+        if self.store.dialect == "duckdb":  # its names ignore case, even quoted
+            other = self.query(
+                self.store.sql(
+                    f"SELECT dataset FROM {self.store.qualify(DATASETS)} "
+                    "WHERE lower(dataset) = lower(?) AND dataset <> ?"
+                ),
+                (dataset, dataset),
+            )
+            if other:
+                raise InputError(
+                    f"dataset {dataset!r} differs from the existing {other[0][0]!r} only by "
+                    "case, and DuckDB names ignore case",
+                    key="dataset",
+                    hint=f"use {other[0][0]!r}, or another name",
+                )
         for stmt in self.store.dataset_ddl(dataset):
             self.execute(stmt)
         self.execute(
