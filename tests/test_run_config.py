@@ -51,6 +51,11 @@ def write(tmp_path: Path, text: str, name="pipeline.yaml") -> Path:
         (GOOD + "source2: {}\n", "(top level)", "'source2' was unexpected"),
         ("version: 1\ndataset: x\n", "(top level)", "'source' is a required property"),
         (GOOD.replace("  path", "  chunk_rows: 0\n  path"), "source.chunk_rows", "minimum"),
+        (
+            GOOD.replace("  path", "  chunk_rows: 9223372036854775808\n  path"),
+            "source.chunk_rows",
+            "greater than the maximum",
+        ),
         (GOOD.replace("dataset: orders", "dataset: _pw_runs"), "dataset", "store's own"),
         (GOOD.replace("dataset: orders", "dataset: t__raw"), "dataset", "companion tables"),
         (

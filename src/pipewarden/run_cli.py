@@ -193,7 +193,7 @@ def quarantine_group() -> None:
 @click.option("--dataset", help="Only this dataset (default: the config's, or every dataset).")
 @click.option("--status", type=click.Choice(["pending", "replayed"]), help="Only this status.")
 @click.option("--reason", help="Only this reason code (e.g. type_mismatch, pii).")
-@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1, max=2**62), default=100, show_default=True)
 @format_option
 def quarantine_list(
     pipeline: str | None,
@@ -223,7 +223,7 @@ def quarantine_list(
 @quarantine_group.command("replay")
 @click.argument("pipeline", type=click.Path(dir_okay=False))
 @click.option("--reason", help="Only rows quarantined for this reason code.")
-@click.option("--limit", type=click.IntRange(min=1), help="At most this many rows.")
+@click.option("--limit", type=click.IntRange(min=1, max=2**62), help="At most this many rows.")
 @format_option
 def quarantine_replay(pipeline: str, reason: str | None, limit: int | None, fmt: str) -> None:
     """Re-evaluate pending rows against the pipeline's current schema, contract and steps; load

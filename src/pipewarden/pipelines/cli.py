@@ -76,7 +76,7 @@ def validate() -> None:
 )
 @click.option(
     "--jobs",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=1024),
     default=0,
     show_default=True,
     help="Processes to parse with, this one included (0: one per core from 300 files to parse, else 1).",

@@ -114,7 +114,9 @@ def _progress(fmt: str):
     default="auto",
     show_default=True,
 )
-@click.option("--chunk-rows", type=click.IntRange(min=1), default=100_000, show_default=True)
+@click.option(
+    "--chunk-rows", type=click.IntRange(min=1, max=100_000_000), default=100_000, show_default=True
+)
 @click.option("--encoding", default="utf-8", show_default=True)
 @format_option
 def sentinel_command(
