@@ -585,3 +585,29 @@ def test_a_dataset_differing_only_by_case_is_refused_on_duckdb(tmp_path, capsys)
         (tmp_path / "p.yaml").write_text(f"version: 1\ndataset: {name}\nsource: {{path: a.json}}\n")
         assert main(["run", str(tmp_path / "p.yaml")]) == code
     assert "differs from the existing 'orders' only by case" in capsys.readouterr().err
+
+
+def test_a_batch_of_no_rows_is_loaded_as_zero_and_recorded(project):
+    """'[]' or a bare CSV header is a day without new rows, not bad input: loaded with 0 rows,
+    marked done (a re-run skips it), and the steps still see it once."""
+    jsonl(project.root / "in" / "a_1.jsonl", orders(0, 3))
+    (project.root / "in" / "a_2.jsonl").write_text("")  # an empty file stays an error
+    rep = run_pipeline(project.cfg, fmt="json")
+    assert [b["status"] for b in rep["batches"]] == ["loaded", "invalid"]
+    (project.root / "in" / "a_2.jsonl").unlink()
+    (project.root / "in" / "a_2.json").write_text("[]")
+    project.config(
+        contract="contract:\n  columns: evolve\n",
+        extra="steps:\n  - type: anomaly\n    breaker: {enabled: false}\n",
+    )
+    project.root.joinpath("pipeline.yaml").write_text(
+        project.cfg.read_text().replace('"in/*.jsonl"', '"in/*.json*"')
+    )
+    rep = run_pipeline(project.cfg, fmt="json")
+    assert [b["status"] for b in rep["batches"]] == ["skipped", "loaded"]
+    empty = rep["batches"][1]
+    assert empty["rows_read"] == empty["rows_loaded"] == empty["rows_quarantined"] == 0
+    assert empty["steps"]["anomaly"]["scored"]["status"] == "empty"
+    assert rep["exit_code"] == 0 and project.counts()["_pw_batches"] == 2
+    again = run_pipeline(project.cfg, fmt="json")
+    assert [b["status"] for b in again["batches"]] == ["skipped", "skipped"]

@@ -412,7 +412,7 @@ def load_file(
     store, cfg: dict[str, Any], path: str, label: str, steps: list, run_id: str, progress=None
 ) -> dict[str, Any]:
     """Load one source file as one batch. Returns the batch's report entry."""
-    from .batch import iter_batches
+    from .batch import Batch, iter_batches
     from .schema import Contract, Inferrer, plan, row_converter
     from .schema import history as schema_history
 
@@ -456,9 +456,7 @@ def load_file(
         n_read += len(chunk)
         if progress:
             progress.update(task, advance=len(chunk))
-    if n_read == 0:
-        raise InputError("the batch has no rows", file=label, hint="is the file empty?")
-    entry["rows_read"] = n_read
+    entry["rows_read"] = n_read  # 0 for "[]" or a bare CSV header: a day without new rows
     observed = inferrer.schema()
     contract = Contract.from_config(cfg.get("contract"))
     if progress:
@@ -496,7 +494,10 @@ def load_file(
                 "schema": p.schema,
             }
             loaded = quarantined = seen = 0
-            for k, chunk in enumerate(chunks()):  # pass 2: check and write chunk by chunk
+            # pass 2: check and write chunk by chunk; a batch of no rows is still one call of
+            # every step (the volume monitor sees it)
+            pass2 = chunks() if n_read else [Batch([], label, 0, batch_id, src["format"])]
+            for k, chunk in enumerate(pass2):
                 chunk.batch_id = batch_id  # every chunk carries its file's (the batch's) id
                 outcome, reports = _check(chunk, p, steps, ctx_args)
                 _merge_step_reports(step_reports, reports, k)
