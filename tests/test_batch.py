@@ -269,3 +269,15 @@ def test_csv_fields_longer_than_pythons_default_limit_are_read(tmp_path):
     long = "x" * 300_000
     r = read_batch(write(tmp_path, "l.csv", f'id,note\n1,"{long}"\n')).records
     assert r == [{"id": "1", "note": long}]
+
+
+def test_json_of_a_record_writes_bytes_as_base64_as_the_typed_column_does():
+    """Parquet binary values: the raw table and the quarantine payload hold the same base64
+    text as the typed column, not Python's repr (b'\\x00\\xff')."""
+    from pipewarden.batch import json_bytes
+
+    assert json.loads(json_bytes({"b": b"\x00\xff"})) == {"b": "AP8="}
+    assert json.loads(json_bytes({"b": b"\x00\xff", "big": 10**30})) == {
+        "b": "AP8=",
+        "big": 10**30,
+    }

@@ -21,9 +21,11 @@ parsed in one go, which is faster).
 
 from __future__ import annotations
 
+import base64
 import codecs
 import contextlib
 import csv
+import datetime as dt
 import gc
 import hashlib
 import io
@@ -136,14 +138,27 @@ def json_loads(data: bytes | str) -> Any:
     return orjson.loads(data)
 
 
+def _json_default(value: Any) -> str:
+    """Values JSON has no type for: bytes (Parquet binary) as base64, as the typed column
+    holds them; the rest (decimals, dates, times) as their text."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode()
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    return str(value)
+
+
 def json_bytes(value: Any, sort_keys: bool = False) -> bytes:
-    """JSON for a record or a value (dates and decimals as strings). The standard library
-    takes over where orjson refuses: integers beyond 64 bits, nesting deeper than 254 levels."""
+    """JSON for a record or a value (dates and decimals as strings, bytes as base64). The
+    standard library takes over where orjson refuses: integers beyond 64 bits, nesting deeper
+    than 254 levels."""
     try:
         option = orjson.OPT_NON_STR_KEYS | (orjson.OPT_SORT_KEYS if sort_keys else 0)
-        return orjson.dumps(value, default=str, option=option)
+        return orjson.dumps(value, default=_json_default, option=option)
     except TypeError:
-        return json.dumps(value, default=str, ensure_ascii=False, sort_keys=sort_keys).encode()
+        return json.dumps(
+            value, default=_json_default, ensure_ascii=False, sort_keys=sort_keys
+        ).encode()
 
 
 def _kind(value: Any) -> str:
@@ -246,6 +261,11 @@ def _suffix(name: str) -> str:
     if p.suffix.lower() == ".gz":
         p = p.with_suffix("")
     return p.suffix.lower()
+
+
+def format_of(name: str) -> str | None:
+    """The format a file name's extension gives, or None (no or an unknown extension)."""
+    return _EXTENSIONS.get(_suffix(name))
 
 
 def detect_format(name: str, head: bytes, fmt: str = "auto") -> str:

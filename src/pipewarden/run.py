@@ -331,10 +331,13 @@ def _issue_rows(batch, outcome, batch_id: str, version: int) -> tuple[list[Quara
     return rows, reasons
 
 
-def _typed_rows(batch, outcome, convert) -> tuple[list[tuple], list[int], list[str]]:
+def _typed_rows(
+    batch, outcome, convert, raw: list[dict] | None = None
+) -> tuple[list[tuple], list[int], list[str]]:
     """The loaded rows of a chunk: typed tuples (``convert`` is the sentinel's
     ``row_converter(schema)``, the same values as ``coerce_row``), offsets and raw payloads
-    (with the steps' patches applied, so masked values stay masked)."""
+    (with the steps' patches applied, so masked values stay masked). ``raw``: the records as
+    they were read, when ``batch`` holds them retyped (a replayed CSV row)."""
     typed, offsets, payloads = [], [], []
     records, patches, base = batch.records, outcome.patches, batch.offset
     for i in outcome.loaded:
@@ -344,8 +347,47 @@ def _typed_rows(batch, outcome, convert) -> tuple[list[tuple], list[int], list[s
             rec = {**rec, **patch}
         typed.append(convert(rec))
         offsets.append(base + i)
-        payloads.append(jdump(rec))
+        payloads.append(jdump(rec if raw is None else {**raw[i], **(patch or {})}))
     return typed, offsets, payloads
+
+
+def _csv_batches(store, dataset: str, batch_ids: set[str], cfg: dict) -> set[str]:
+    """The batches among ``batch_ids`` that were read from CSV: their payloads hold strings
+    that a load sub-types ("3" into a bigint column), so a replay must too."""
+    fmt = cfg["source"]["format"]
+    if fmt != "auto":
+        return set(batch_ids) if fmt == "csv" else set()
+    from .batch import format_of
+
+    out = set()
+    for bid in batch_ids:
+        done = store.is_done(dataset, bid)
+        if done and format_of(done.get("source") or "") == "csv":
+            out.add(bid)
+    return out
+
+
+def _csv_typed(record: dict) -> dict:
+    """A CSV record's strings as the values a CSV load reads them as (numbers, booleans)."""
+    from decimal import Decimal
+
+    from .schema.infer import string_type
+    from .schema.types import DataType as T
+
+    out = {}
+    for k, v in record.items():
+        if isinstance(v, str):
+            t = string_type(v, True)
+            if t is T.BIGINT:
+                v = int(v)
+            elif t is T.DECIMAL:
+                v = Decimal(v)
+            elif t is T.DOUBLE:
+                v = float(v)
+            elif t is T.BOOLEAN:
+                v = v.lower() == "true"
+        out[k] = v
+    return out
 
 
 def _check(batch, plan, steps, ctx_args) -> tuple[Any, dict[str, Any]]:
@@ -792,7 +834,12 @@ def _replay_page(
     from .schema import history as schema_history
 
     dataset = cfg["dataset"]
-    records = [h["payload"] if isinstance(h["payload"], dict) else {} for h in held]
+    originals = [h["payload"] if isinstance(h["payload"], dict) else {} for h in held]
+    csv_ids = _csv_batches(store, dataset, {h["batch_id"] for h in held}, cfg)
+    records = [
+        _csv_typed(r) if h["batch_id"] in csv_ids else r
+        for h, r in zip(held, originals, strict=True)
+    ]
     batch = Batch(records=records, source="<quarantine>", batch_id=batch_id)
     contract = Contract.from_config(cfg.get("contract"))
     started = _now()
@@ -837,7 +884,8 @@ def _replay_page(
         else:
             cols = list(p.schema.columns.values())
             idents = [c.ident or c.name for c in cols]
-            typed, offsets, payloads = _typed_rows(batch, outcome, row_converter(p.schema))
+            convert = row_converter(p.schema)
+            typed, offsets, payloads = _typed_rows(batch, outcome, convert, originals)
             if idents:
                 w.write_typed(dataset, idents, [c.type for c in cols], typed)
             raw_landing = cfg["store"].get("raw_landing", True) or not idents
