@@ -347,7 +347,7 @@ def test_an_h2o_model_file_outside_the_model_directory_is_refused(tmp_path, data
         },
     }
     (path / "model.json").write_text(json.dumps(doc))
-    with pytest.raises(InputError, match="not a file name in the directory"):
+    with pytest.raises(InputError, match="named in model.json is not in the directory"):
         Model.load(path)
 
 
@@ -357,8 +357,9 @@ def test_an_h2o_model_file_outside_the_model_directory_is_refused(tmp_path, data
         ("[]", "not a model document"),
         ('{"format": 1}', "lacks 'engine'"),
         ('{"format": 1, "x": ' + "[" * 50_000 + "]" * 50_000 + "}", "nests too deeply"),
-        ("nope", "Expecting value"),
-        ('{"format": 1, "engine": {"name": "sklearn", "params": {}}}', "engine version"),
+        ("nope", "not valid JSON"),
+        ('{"format": 1, "engine": {"name": "sklearn", "params": {}}}', "not of version"),
+        ('{"format": "jane.roe@example.com"}', "not of model format 1"),
     ],
 )
 def test_a_damaged_model_json_is_a_clear_error(tmp_path, data, text, why):

@@ -37,6 +37,12 @@ def _engine_options(f):
     f = click.option(
         "--engine", type=click.Choice(["sklearn", "h2o"]), default=None, help="Default: sklearn."
     )(f)
+    f = click.option(
+        "--region",
+        default=None,
+        help="Region of phone numbers without a country code (e.g. GB), for the check that "
+        "keeps PII out of models and the batch history. Default: US.",
+    )(f)
     f = click.option("--exclude", multiple=True, help="A column never scored (repeatable).")(f)
     f = click.option(
         "--include", multiple=True, help="A column to score even if it looks like an id or text."
@@ -100,6 +106,7 @@ def _config(
     exclude=(),
     h2o_url=None,
     h2o_algorithm=None,
+    region=None,
 ):
     from . import detector
 
@@ -117,6 +124,8 @@ def _config(
         options["include"] = list(include)
     if exclude:
         options["exclude"] = list(exclude)
+    if region:
+        options["region"] = region.upper()
     if h2o_url or h2o_algorithm:
         h = dict(options.get("h2o") or {})
         if h2o_url:
@@ -222,6 +231,7 @@ def score_cmd(
     config_path,
     include,
     exclude,
+    region,
     engine,
     h2o_url,
     h2o_algorithm,
@@ -231,7 +241,7 @@ def score_cmd(
     from . import detector
 
     cfg, target = _config(
-        config_path, threshold, model, engine, include, exclude, h2o_url, h2o_algorithm
+        config_path, threshold, model, engine, include, exclude, h2o_url, h2o_algorithm, region
     )
     with _h2o_session(cfg):
         doc = detector.score(
@@ -254,11 +264,15 @@ def score_cmd(
 @click.option("--out", required=True, help="The model directory to write.")
 @_engine_options
 @format_option
-def train_cmd(data, out, config_path, include, exclude, engine, h2o_url, h2o_algorithm, fmt):
+def train_cmd(
+    data, out, config_path, include, exclude, region, engine, h2o_url, h2o_algorithm, fmt
+):
     """Fit a model on history and save it; score new batches with `score --model`."""
     from . import detector
 
-    cfg, _ = _config(config_path, None, None, engine, include, exclude, h2o_url, h2o_algorithm)
+    cfg, _ = _config(
+        config_path, None, None, engine, include, exclude, h2o_url, h2o_algorithm, region
+    )
     cfg.model = None
     with _h2o_session(cfg):
         doc = detector.train(data, out, cfg)

@@ -41,6 +41,7 @@ class DetectorConfig:
     min_fit_rows: int = 10
     include: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
+    region: str = "US"  # phone numbers without a country code, for the PII check
     sklearn: dict[str, Any] = field(default_factory=dict)
     h2o: dict[str, Any] = field(default_factory=dict)
     monitors: MonitorConfig = field(default_factory=MonitorConfig)
@@ -85,6 +86,7 @@ def parse_config(options: dict[str, Any] | None, key: str = "steps[].") -> Detec
         min_fit_rows=int(options.get("min_fit_rows", 10)),
         include=list(options.get("include", [])),
         exclude=list(options.get("exclude", [])),
+        region=str(options.get("region", "US")),
         sklearn=dict(options.get("sklearn", {})),
         h2o=dict(options.get("h2o", {})),
         monitors=MonitorConfig.from_dict(options.get("monitors")),
@@ -107,6 +109,7 @@ def fit_model(records: list[dict[str, Any]], cfg: DetectorConfig) -> Model:
         engine_options=cfg.engine_options,
         include=cfg.include,
         exclude=cfg.exclude,
+        region=cfg.region,
     )
 
 
@@ -272,7 +275,7 @@ def check(
         epoch = int(breaker.load().get("epoch", 0))
     metrics: dict[str, Any] | None = None
     if cfg.monitors.enabled and first_chunk:
-        metrics = batch_metrics(records, clock())
+        metrics = batch_metrics(records, clock(), region=cfg.region)
         metrics["epoch"] = epoch
         metrics["anomaly_rate"] = rate
         history = [

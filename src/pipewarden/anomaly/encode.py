@@ -199,7 +199,7 @@ def classify(name: str, values: list[Any], forced: bool = False) -> tuple[str | 
     return "category", "category"
 
 
-def _category(name: str, values: list[Any], keep_pii: bool = False) -> Feature:
+def _category(name: str, values: list[Any], keep_pii: bool = False, region: str = "US") -> Feature:
     """A category feature: the shares of its most common values, keyed by digests under a
     key drawn for this model (the file never holds a value in clear); a value holding PII is
     not kept at all (it reads as unseen, share 0) unless the column was asked for: a digest
@@ -211,7 +211,9 @@ def _category(name: str, values: list[Any], keep_pii: bool = False) -> Feature:
     total = len(values)
     top = sorted(counts.items(), key=lambda kv: -kv[1])
     kept = [
-        (k, c) for k, c in top[:MAX_CATEGORIES] if keep_pii or k == "\x00null" or not holds_pii(k)
+        (k, c)
+        for k, c in top[:MAX_CATEGORIES]
+        if keep_pii or k == "\x00null" or not holds_pii(k, name, region=region)
     ]
     feature = Feature(name, name, "category", salt=secrets.token_hex(16))
     feature.shares = {feature.key(None if k == "\x00null" else k): c / total for k, c in kept}
@@ -231,6 +233,7 @@ class Encoder:
         include: list[str] | None = None,
         exclude: list[str] | None = None,
         columns: list[str] | None = None,
+        region: str = "US",
     ) -> Encoder:
         include = list(include or [])
         exclude = set(exclude or [])
@@ -263,7 +266,7 @@ class Encoder:
                 if np.isnan(t).any():
                     features.append(Feature(f"{name}__null", name, "null"))
             elif kind == "numeric":
-                if name not in include and pii_column(name, values):
+                if name not in include and pii_column(name, values, region=region):
                     excluded[name] = "pii"  # card or phone numbers: their median is one of them
                     continue
                 features.append(Feature(name, name, kind))
@@ -274,10 +277,10 @@ class Encoder:
                 if any(v is None for v in values):
                     features.append(Feature(f"{name}__null", name, "null"))
             else:
-                if name not in include and pii_column(name, values):
+                if name not in include and pii_column(name, values, region=region):
                     excluded[name] = "pii"
                     continue
-                features.append(_category(name, values, keep_pii=name in include))
+                features.append(_category(name, values, keep_pii=name in include, region=region))
         return cls(features, excluded)
 
     @property

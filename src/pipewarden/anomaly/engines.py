@@ -185,8 +185,8 @@ class SklearnEngine:
     @classmethod
     def load(cls, directory: Path, params: dict[str, Any]) -> SklearnEngine:
         if params.get("version") != cls.VERSION:
-            raise ValueError(
-                f"sklearn engine version {params.get('version', 1)!r}, expected {cls.VERSION}"
+            raise ModelError(
+                f"the sklearn engine is not of version {cls.VERSION} (an earlier default)"
             )
         eng = cls(params["n_estimators"], params["max_samples"], params["seed"], params["weights"])
         eng.centre = np.asarray(params["centre"], dtype=float)
@@ -198,6 +198,10 @@ class SklearnEngine:
 
     def close(self) -> None:
         pass
+
+
+class ModelError(ValueError):
+    """A model directory that cannot be used; the message quotes nothing from the files."""
 
 
 FOREST_FILE = "forest.pickle"
@@ -224,7 +228,7 @@ class _ForestUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in _FOREST_GLOBALS:
-            raise ValueError(f"{FOREST_FILE} refers to {module}.{name}, which no forest holds")
+            raise ModelError(f"{FOREST_FILE} refers to {module}.{name}, which no forest holds")
         return super().find_class(module, name)
 
 
@@ -235,18 +239,18 @@ def load_forest(directory: Path, n_features: int) -> Any:
     path = directory / FOREST_FILE
     if not path.is_file():
         if (directory / "iforest.joblib").is_file():
-            raise ValueError(
+            raise ModelError(
                 "the forest was saved by an earlier version as a plain joblib pickle "
                 "(iforest.joblib), which can run any code when loaded"
             )
-        raise ValueError(f"{FOREST_FILE} is missing")
+        raise ModelError(f"{FOREST_FILE} is missing")
     try:
         with open(path, "rb") as f:
             forest = _ForestUnpickler(f).load()
-    except ValueError:
+    except ModelError:
         raise
     except Exception as exc:  # a truncated or damaged file
-        raise ValueError(f"{FOREST_FILE} cannot be read ({type(exc).__name__})") from exc
+        raise ModelError(f"{FOREST_FILE} cannot be read ({type(exc).__name__})") from exc
     _check_forest(forest, n_features)
     return forest
 
@@ -257,11 +261,11 @@ def _check_forest(forest: Any, n_features: int) -> None:
     if not isinstance(forest, IsolationForest) or getattr(forest, "n_features_in_", None) != (
         n_features
     ):
-        raise ValueError(f"{FOREST_FILE} is not a forest over the model's {n_features} features")
+        raise ModelError(f"{FOREST_FILE} is not a forest over the model's {n_features} features")
     trees = getattr(forest, "estimators_", [])
     features = getattr(forest, "estimators_features_", [])
     if not trees or len(features) != len(trees):
-        raise ValueError(f"{FOREST_FILE} has no trees")
+        raise ModelError(f"{FOREST_FILE} has no trees")
     for est, cols in zip(trees, features, strict=True):
         cols = np.asarray(cols)
         t = est.tree_
@@ -281,7 +285,7 @@ def _check_forest(forest: Any, n_features: int) -> None:
             and est.n_features_in_ == len(cols)
         )
         if not ok:
-            raise ValueError(f"{FOREST_FILE} holds a damaged tree")
+            raise ModelError(f"{FOREST_FILE} holds a damaged tree")
 
 
 def make_engine(name: str, options: dict[str, Any] | None = None) -> Engine:
@@ -311,4 +315,4 @@ def load_engine(name: str, directory: Path, params: dict[str, Any], options: dic
         return H2OEngine.load(directory, params, options or {})
     from ..errors import InputError
 
-    raise InputError(f"model uses an unknown engine {name!r}", key="engine")
+    raise InputError(f"the model uses an engine other than {', '.join(ENGINES)}", key="engine")

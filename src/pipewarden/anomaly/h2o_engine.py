@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from .engines import ModelError
 
 ALGORITHMS = ("isolation_forest", "extended_isolation_forest")
 _SESSION: dict[str, Any] = {"started": False, "url": None, "pid": None}
@@ -367,7 +368,7 @@ class H2OEngine:
         name = str(params["file"])
         if Path(name).name != name or name in ("", ".", ".."):
             # the binary model lies in the model directory: never upload another file
-            raise ValueError(f"the H2O model file {name!r} is not a file name in the directory")
+            raise ModelError("the H2O model file named in model.json is not in the directory")
         eng._connect()
         with _quiet():
             eng.model = h2o.upload_model(str(directory / params["file"]))

@@ -21,7 +21,15 @@ import numpy as np
 from ..errors import InputError
 from .calibrate import Calibrator
 from .encode import Encoder
-from .engines import MAX_FIT_ROWS, MAX_REF_ROWS, Engine, _subsample, load_engine, make_engine
+from .engines import (
+    MAX_FIT_ROWS,
+    MAX_REF_ROWS,
+    Engine,
+    ModelError,
+    _subsample,
+    load_engine,
+    make_engine,
+)
 from .robust import RobustScaler
 
 FORMAT = 1
@@ -52,8 +60,9 @@ class Model:
         engine_options: dict[str, Any] | None = None,
         include: list[str] | None = None,
         exclude: list[str] | None = None,
+        region: str = "US",
     ) -> Model:
-        encoder = Encoder.fit(records, include=include, exclude=exclude)
+        encoder = Encoder.fit(records, include=include, exclude=exclude, region=region)
         if not encoder.features:
             raise NoFeatures(encoder.excluded)
         X = encoder.transform(records)
@@ -161,7 +170,7 @@ class Model:
         try:
             doc = json.loads(meta.read_text())
             if doc.get("format") != FORMAT:
-                raise ValueError(f"model format {doc.get('format')!r}, expected {FORMAT}")
+                raise ModelError(f"model.json is not of model format {FORMAT}")
             engine = load_engine(
                 doc["engine"]["name"], p, doc["engine"]["params"], engine_options or {}
             )
@@ -175,11 +184,19 @@ class Model:
         except InputError:
             raise
         except (KeyError, ValueError, TypeError, AttributeError, OSError, RecursionError) as exc:
-            why = {
-                KeyError: f"model.json lacks {exc}",
-                AttributeError: "model.json is not a model document",
-                RecursionError: "model.json nests too deeply",
-            }.get(type(exc), exc)
+            # the file's values are not quoted: a damaged or crafted file may hold anything
+            if isinstance(exc, ModelError | OSError):
+                why = str(exc)
+            elif isinstance(exc, json.JSONDecodeError):
+                why = f"model.json is not valid JSON (line {exc.lineno})"
+            elif isinstance(exc, KeyError):
+                why = f"model.json lacks {exc}"
+            elif isinstance(exc, AttributeError):
+                why = "model.json is not a model document"
+            elif isinstance(exc, RecursionError):
+                why = "model.json nests too deeply"
+            else:
+                why = f"model.json holds a value of the wrong type ({type(exc).__name__})"
             raise InputError(
                 f"cannot read the model: {why}", file=str(p), hint="train the model again"
             ) from None

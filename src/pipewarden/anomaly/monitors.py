@@ -63,7 +63,7 @@ def _h(value: Any) -> str:
     return hashlib.sha1(str(value).encode()).hexdigest()[:12]
 
 
-def batch_metrics(records: list[dict[str, Any]], now: float) -> dict[str, Any]:
+def batch_metrics(records: list[dict[str, Any]], now: float, region: str = "US") -> dict[str, Any]:
     """The statistics of one batch (no raw values: categories are hashed)."""
     n = len(records)
     names: dict[str, None] = {}
@@ -87,7 +87,7 @@ def batch_metrics(records: list[dict[str, Any]], now: float) -> dict[str, Any]:
         else:
             kind = "other"
         m["kind"] = kind
-        if kind in ("numeric", "category") and pii_column(name, present):
+        if kind in ("numeric", "category") and pii_column(name, present, region=region):
             # card or phone numbers, SSNs, emails: a mean or median of them is one of them, and
             # a digest of one is found again by hashing every possible value. Only the null
             # rate and the distinct count are kept.
@@ -117,7 +117,7 @@ def batch_metrics(records: list[dict[str, Any]], now: float) -> dict[str, Any]:
             for k, c in sorted(counts.items(), key=lambda kv: -kv[1])[:MAX_SHARES]:
                 # a value holding PII among ordinary ones ("536-22-8726" beside "pending")
                 # is counted in one "pii" share, never digested
-                key = PII_SHARE if holds_pii(k) else _h(k)
+                key = PII_SHARE if holds_pii(k, name, region=region) else _h(k)
                 shares[key] = shares.get(key, 0.0) + c / len(present)
             m["shares"] = shares
         cols[name] = m

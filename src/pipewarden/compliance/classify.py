@@ -8,10 +8,8 @@ column named ``ssn`` and nothing in a column named ``order_id``.
 from __future__ import annotations
 
 import re
-from contextlib import suppress
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import islice
 
 from .recognizers import CARD, EMAIL, IBAN, IP, NATIONAL_ID, PHONE, SSN, Context, detect
 
@@ -156,58 +154,96 @@ class ColumnStats:
         }
 
 
-PII_SAMPLE = 200  # distinct values read by pii_column
-PII_SCAN = 5_000  # values pii_column reads at most (the first ones)
+PII_SAMPLE = 200  # distinct values pii_column checks (the most frequent)
+PII_SCAN = 5_000  # non-null values pii_column reads at most (the first ones)
+# digits a value may have to count as the entity its column's name points at, whatever its
+# region or checksum say: "07911 123456" in a column named mobile is a phone number
+_HINT_DIGITS = {PHONE: (7, 15), SSN: (9, 9), CARD: (12, 19)}
+_PUNCT = str.maketrans("", "", "0123456789 -.()/+")
+
+
+def _as_text(v) -> str | None:
+    if v is None or isinstance(v, bool | dict | list):
+        return None
+    if isinstance(v, float):
+        if not v.is_integer():
+            return None  # a measurement, not an identifier
+        v = int(v)
+    text = str(v).strip()
+    if text.endswith(".0") and text[:-2].isdigit():
+        text = text[:-2]  # an integer exported as a float ("4111111111111111.0")
+    return text or None
+
+
+def _hinted_shape(text: str, hint: str | None) -> bool:
+    if hint == EMAIL:
+        return "@" in text and " " not in text
+    bounds = _HINT_DIGITS.get(hint or "")
+    if bounds is None:
+        return False
+    digits = sum(ch.isdigit() for ch in text)
+    return bounds[0] <= digits <= bounds[1] and not text.translate(_PUNCT)
+
+
+@lru_cache(maxsize=256)
+def _context(hint: str | None, negative: bool, region: str) -> Context:
+    return Context(
+        hints=frozenset([hint]) if hint else frozenset(), negative=negative, region=region
+    )
+
+
+def _entity(text: str, ctx: Context, hint: str | None) -> str | None:
+    matches = detect(text, ctx)
+    if len(matches) == 1 and matches[0].end - matches[0].start == len(text):
+        return matches[0].entity
+    return hint if _hinted_shape(text, hint) else None
 
 
 def pii_column(path: str, values, *, region: str = "US") -> str | None:
-    """The entity a column holds as a whole (its values are, for the most part, each exactly
-    one email, SSN, card number, phone number ...), or None. Numbers count as their digits: a
-    card number or a phone number stored as an integer is still one.
+    """The entity a column holds as a whole (most of its rows are each exactly one email,
+    SSN, card number, phone number ...), or None. Numbers count as their digits (a card number
+    stored as an integer, or exported as 4111111111111111.0, is still one), and in a column
+    whose name points at an entity, a value of that entity's shape counts whatever its region
+    or checksum say.
 
     For callers that keep a column's values or statistics beyond the batch (a trained model,
     the batch history) and must not keep PII. Stricter than :meth:`ColumnStats.label`: a
-    column of one repeated address is still PII here. Reads the first ``PII_SCAN`` values and
-    at most ``PII_SAMPLE`` distinct non-empty ones among them.
+    column of one repeated address, or of one SSN among placeholders ("unknown", "n/a"), is
+    PII here. Reads the first ``PII_SCAN`` non-null values and checks the ``PII_SAMPLE`` most
+    frequent of them; the share counts rows, not distinct values.
     """
-    hint, negative = name_hint(path)
-    ctx = Context(
-        hints=frozenset([hint]) if hint else frozenset(), negative=negative, region=region
-    )
-    seen: set[str] = set()
-    whole: dict[str, int] = {}
-    head = list(islice(values, PII_SCAN))
-    with suppress(TypeError):  # objects or arrays among them: read them all
-        head = list(dict.fromkeys(head))  # a few categories repeated: read each once
-    for v in head:
-        if v is None or isinstance(v, bool | dict | list):
+    # a name pointing away from PII ("ref", "order") does not count here: when unsure, the
+    # value is not kept
+    hint, _ = name_hint(path)
+    ctx = _context(hint, False, region)
+    counts: dict[str, int] = {}
+    n = 0
+    for v in values:
+        text = _as_text(v)
+        if text is None:
             continue
-        if isinstance(v, float):
-            if not v.is_integer():
-                continue  # a measurement, not an identifier
-            v = int(v)
-        text = str(v).strip()
-        if not text or text in seen:
-            continue
-        seen.add(text)
-        matches = detect(text, ctx)
-        if len(matches) == 1 and matches[0].end - matches[0].start == len(text):
-            whole[matches[0].entity] = whole.get(matches[0].entity, 0) + 1
-        if len(seen) >= PII_SAMPLE:
+        counts[text] = counts.get(text, 0) + 1
+        n += 1
+        if n >= PII_SCAN:
             break
-    if not whole:
+    if not counts:
         return None
-    entity, count = max(sorted(whole.items()), key=lambda kv: kv[1])
-    share = count / len(seen)
+    checked = sorted(counts.items(), key=lambda kv: -kv[1])[:PII_SAMPLE]
+    rows: dict[str, int] = {}
+    for text, c in checked:
+        entity = _entity(text, ctx, hint)
+        if entity is not None:
+            rows[entity] = rows.get(entity, 0) + c
+    if not rows:
+        return None
+    entity, c = max(sorted(rows.items()), key=lambda kv: kv[1])
+    share = c / sum(c for _, c in checked)
     return entity if share >= 0.5 or (hint == entity and share >= 0.2) else None
 
 
-@lru_cache(maxsize=8)
-def _plain_context(region: str) -> Context:
-    return Context(region=region)
-
-
-def holds_pii(value, *, region: str = "US") -> bool:
-    """Whether a value holds an email, SSN, card number, ... anywhere in it (for a caller
-    about to keep one value, e.g. a category among others)."""
-    return bool(detect(str(value), _plain_context(region)))
+def holds_pii(value, name: str = "", *, region: str = "US") -> bool:
+    """Whether a value of column ``name`` holds an email, SSN, card number, ... anywhere in it
+    (for a caller about to keep one value, e.g. a category among others)."""
+    hint = name_hint(name)[0] if name else None
+    text = str(value)
+    return bool(detect(text, _context(hint, False, region))) or _hinted_shape(text.strip(), hint)
