@@ -78,6 +78,22 @@ def test_bad_inputs_are_bad_calls_naming_the_place(tmp_path, run_cli):
     assert run_cli("validate", "cycles", str(p))[0] == 2
 
 
+def test_malformed_manifests_are_bad_calls_and_unlike_values_are_unlike_nodes(tmp_path, run_cli):
+    p = tmp_path / "m.json"
+    for doc, key in [
+        ({"nodes": {"m": {}}, "child_map": {"a": 5}}, "child_map.a"),
+        ({"nodes": {"x": 5}}, "nodes.x"),
+        ({"nodes": {}, "parent_map": ["a"]}, "parent_map"),
+    ]:
+        p.write_text(json.dumps(doc))
+        code, out = run_cli("validate", "cycles", str(p))
+        assert code == 2 and out["key"] == key, out
+    # 1, 1.0 and true are equal as Python keys, but three nodes: no false self-cycle
+    p.write_text("[[1, true], [2, 2.0]]")
+    code, out = run_cli("validate", "cycles", str(p))
+    assert code == 0 and out["nodes"] == 4
+
+
 def test_scripts_behave_like_the_commands(tmp_path):
     p = tmp_path / "g.json"
     p.write_text('[["a", "b"], ["b", "a"]]')

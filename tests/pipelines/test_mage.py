@@ -143,3 +143,21 @@ def test_a_block_python_cannot_compile_is_a_finding_not_a_crash(tmp_path):
     (f,) = doc["findings"]
     assert f["rule"] == "syntax-error" and f["file"].endswith("data_loaders/a.py")
     assert f["message"].startswith("block a: Python cannot compile this file")
+
+
+def test_wrongly_typed_metadata_values_are_findings_not_crashes(tmp_path):
+    _project(
+        tmp_path,
+        """
+        type: [python]
+        blocks:
+        - {uuid: a, type: [data_loader], language: {python: 1}, upstream_blocks: [[x]],
+           downstream_blocks: 5}
+        - {uuid: b, type: transformer, upstream_blocks: [a], downstream_blocks: []}
+        """,
+        {"data_loaders/a.py": LOADER, "transformers/b.py": TRANSFORMER},
+    )
+    doc = validate_pipeline(tmp_path)
+    rules = sorted(f["rule"] for f in doc["findings"])
+    assert rules.count("mage-metadata-invalid") == 2  # upstream_blocks[0], downstream_blocks
+    assert "mage-block-type-invalid" in rules and "mage-language-invalid" in rules

@@ -42,30 +42,48 @@ def _pair(item, i: int, file: str):
 
 
 def _hashable(x):
-    return x if isinstance(x, str | int | float | bool) else orjson.dumps(x).decode()
+    """A node's identity: a string as is, anything else as its JSON text, so that 1, 1.0 and
+    true (equal as Python keys) stay three nodes."""
+    return x if isinstance(x, str) else orjson.dumps(x).decode()
+
+
+def _list_of(value, what: str, file: str, key: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InputError(f"{what} must be a list", file=file, key=key, hint="fix the manifest")
+    return [_hashable(v) for v in value]
 
 
 def graph_from_json(doc, file: str) -> tuple[Graph, str]:
     """(graph, kind) from a parsed JSON document: a dbt manifest, an edge list or an adjacency map."""
     g = Graph()
     if isinstance(doc, dict) and "nodes" in doc and ("child_map" in doc or "parent_map" in doc):
-        if isinstance(doc.get("child_map"), dict):
-            for src, children in doc["child_map"].items():
-                g.node(src)
-                for c in children or []:
-                    g.add_edge(src, c)
-        else:
-            for child, parents in doc["parent_map"].items():
-                g.node(child)
-                for p in parents or []:
-                    g.add_edge(p, child)
+        key = "child_map" if isinstance(doc.get("child_map"), dict) else "parent_map"
+        if not isinstance(doc.get(key), dict):
+            raise InputError(
+                "child_map or parent_map must map each node to a list",
+                file=file,
+                key=key,
+                hint="fix the manifest, or regenerate it with dbt compile",
+            )
+        for name, others in doc[key].items():
+            g.node(name)
+            for o in _list_of(others, f"{key}[{name!r}]", file, f"{key}.{name}"):
+                g.add_edge(name, o) if key == "child_map" else g.add_edge(o, name)
         return g, "dbt-manifest"
     if isinstance(doc, dict) and "nodes" in doc and isinstance(doc["nodes"], dict):
         # a manifest without the maps: depends_on.nodes of each node
         for name, node in doc["nodes"].items():
             g.node(name)
-            deps = ((node or {}).get("depends_on") or {}).get("nodes") or []
-            for d in deps:
+            depends = node.get("depends_on") if isinstance(node, dict) else None
+            deps = depends.get("nodes") if isinstance(depends, dict) else None
+            if node is not None and not isinstance(node, dict):
+                raise InputError(
+                    f"node {name!r} must be an object", file=file, key=f"nodes.{name}",
+                    hint="fix the manifest, or regenerate it with dbt compile",
+                )  # fmt: skip
+            for d in _list_of(deps, f"nodes[{name!r}].depends_on.nodes", file, f"nodes.{name}"):
                 g.add_edge(d, name)
         return g, "dbt-manifest"
     edges = doc.get("edges") if isinstance(doc, dict) and "edges" in doc else doc

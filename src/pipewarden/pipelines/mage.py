@@ -207,7 +207,7 @@ def validate_pipeline_folder(folder: Path, root: Path | None = None) -> tuple[li
     info["name"] = config.get("name")
 
     def enum(value, allowed, rule: str, what: str, line) -> None:
-        if value is not None and value not in allowed:
+        if value is not None and not (isinstance(value, str) and value in allowed):
             msg = f"{what} {value!r} is not one of {', '.join(sorted(allowed))}"
             findings.append(Finding(file, line, rule, msg))
 
@@ -275,6 +275,8 @@ def validate_pipeline_folder(folder: Path, root: Path | None = None) -> tuple[li
     for uuid, (list_name, i, b) in blocks.items():
         line = lines.get((list_name, i))
         btype = b.get("type")
+        if not isinstance(btype, str):
+            btype = repr(btype)  # a list or a mapping: reported below as an invalid type
         if btype not in BLOCK_TYPES:
             findings.append(
                 Finding(
@@ -285,6 +287,7 @@ def validate_pipeline_folder(folder: Path, root: Path | None = None) -> tuple[li
                 )
             )
         language = b.get("language") or "python"
+        language = language if isinstance(language, str) else repr(language)
         enum(
             language,
             LANGUAGES,
@@ -329,6 +332,16 @@ def validate_pipeline_folder(folder: Path, root: Path | None = None) -> tuple[li
             seen = set()
             for j, ref in enumerate(refs):
                 rline = lines.get((list_name, i, key, j), kline)
+                if not isinstance(ref, str):
+                    findings.append(
+                        Finding(
+                            file,
+                            rline,
+                            "mage-metadata-invalid",
+                            f"block {uuid}: {key}[{j}] must be a block uuid (a string)",
+                        )
+                    )
+                    continue
                 if ref in seen:
                     findings.append(
                         Finding(
@@ -362,7 +375,8 @@ def validate_pipeline_folder(folder: Path, root: Path | None = None) -> tuple[li
                 other_list, oi, other = blocks[ref]
                 if list_name == "blocks" and other_list == "blocks":
                     back = "downstream_blocks" if key == "upstream_blocks" else "upstream_blocks"
-                    if uuid not in (other.get(back) or []):
+                    theirs = other.get(back) or []
+                    if isinstance(theirs, list) and uuid not in theirs:
                         findings.append(
                             Finding(
                                 file,
