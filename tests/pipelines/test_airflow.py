@@ -245,6 +245,11 @@ def test_bad_config_and_missing_path_are_bad_calls(tmp_path, run_cli):
     (tmp_path / "pyproject.toml").write_text(f"[tool.pipewarden.validate]\nx = {deep}\n")
     code, doc = run_cli("validate", "dag", str(tmp_path / "d.py"))
     assert code == 2 and "nests too deeply" in doc["error"]
+    (tmp_path / "pyproject.toml").unlink()
+    for text in (b"validate:\n  ignore: [[cycle]]\n", b"validate:\n  ignore: [caf\xe9]\n"):
+        (tmp_path / ".pipewarden.yaml").write_bytes(text)
+        code, doc = run_cli("validate", "dag", str(tmp_path / "d.py"))
+        assert code == 2 and doc["file"].endswith(".pipewarden.yaml"), doc
 
 
 def test_script_behaves_exactly_like_the_command(tmp_path):
@@ -442,3 +447,23 @@ def test_a_chain_too_deep_for_python_is_an_error_not_a_crash(tmp_path, airflow_p
         "RecursionError"
         in next(f for f in doc["findings"] if f["rule"] == "import-error")["message"]
     )
+
+
+def test_a_long_method_chain_is_analysed_and_a_wrongly_shaped_cache_is_rebuilt(tmp_path):
+    import pickle
+
+    chain = "a" + ".set_downstream(b)" * 600
+    p = _dag(
+        tmp_path,
+        'with DAG("d", schedule=None):\n'
+        '    a = EmptyOperator(task_id="a")\n'
+        '    b = EmptyOperator(task_id="b")\n'
+        f"    {chain}\n",
+    )
+    cache = tmp_path / "cache"
+    first = validate_dags([p], cache=cache)
+    assert first["ok"] and [d["tasks"] for d in first["dags"]] == [2]
+    (pickle_file,) = cache.glob("validate-dag-*.pickle")
+    for junk in ([1, 2], {"x": (1, 2)}):
+        pickle_file.write_bytes(pickle.dumps(junk))
+        assert validate_dags([p], cache=cache) == first

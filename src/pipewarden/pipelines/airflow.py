@@ -794,7 +794,17 @@ def analyze_file(path: str, source: str, findings: list[Finding]) -> list[DagInf
         findings.append(Finding(path, None, "syntax-error", TOO_DEEP))
         return []
     fa = FileAnalyzer(path, tree, findings)
-    fa.run()
+    limit = sys.getrecursionlimit()
+    # the analyser recurses with the expression: a.set_downstream(b).set_downstream(c)... is as
+    # deep as it is long, and Python compiles such a file (pure Python frames, no C stack)
+    sys.setrecursionlimit(max(limit, 20_000))
+    try:
+        fa.run()
+    except RecursionError:
+        findings.append(Finding(path, None, "syntax-error", TOO_DEEP))
+        return []
+    finally:
+        sys.setrecursionlimit(limit)
     if fa.dags:  # a DAG file, not a library module that supports several Airflow versions
         _check_context(path, source, findings)
     for info in fa.dags:
@@ -943,6 +953,26 @@ def _gc_paused():
             gc.enable()
 
 
+def _well_formed(hit) -> bool:
+    """A cached result has the shape _analyze_one gives (a cache someone else wrote may not)."""
+    try:
+        found, dags = hit
+        return (
+            isinstance(found, list)
+            and isinstance(dags, list)
+            and all(isinstance(f, tuple) and len(f) == 4 for f in found)
+            and all(
+                isinstance(d, tuple)
+                and len(d) == 7
+                and isinstance(d[5], list)
+                and all(isinstance(t, tuple) and len(t) == 4 for t in d[5])
+                for d in dags
+            )
+        )
+    except (TypeError, ValueError):
+        return False
+
+
 class _PlainUnpickler(pickle.Unpickler):
     """Reads plain data only (tuples, lists, dicts, strings, numbers): the cache names no class
     or function, so a cache file someone else wrote (a shared CI cache) cannot run code."""
@@ -967,13 +997,16 @@ class _Cache:
                 self.entries = _PlainUnpickler(fh).load()
         except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
             self.entries = {}
+        if not isinstance(self.entries, dict):
+            self.entries = {}  # plain data of another shape: rebuilt
 
     @staticmethod
     def key(name: str, data: bytes) -> str:
         return name + "\0" + hashlib.blake2b(data, digest_size=16).hexdigest()
 
     def get(self, name: str, data: bytes):
-        return self.entries.get(self.key(name, data))
+        hit = self.entries.get(self.key(name, data))
+        return hit if hit is None or _well_formed(hit) else None
 
     def put(self, name: str, data: bytes, result) -> None:
         if len(self.entries) >= self.MAX:

@@ -49,7 +49,11 @@ class ValidateConfig:
         if not isinstance(severity, dict) or not isinstance(ignore, list):
             raise InputError("severity is a mapping and ignore a list", file=source)
         for rule, sev in severity.items():
-            if rule not in RULES or sev not in ("error", "warning", "info"):
+            if (
+                not isinstance(sev, str)
+                or rule not in RULES
+                or sev not in ("error", "warning", "info")
+            ):
                 raise InputError(
                     f"bad severity override {rule!r}: {sev!r}",
                     file=source,
@@ -57,7 +61,7 @@ class ValidateConfig:
                     hint="a rule id from docs/rules.md mapped to error, warning or info",
                 )
         for rule in ignore:
-            if rule not in RULES:
+            if not isinstance(rule, str) or rule not in RULES:
                 raise InputError(f"unknown rule id {rule!r}", file=source, key="ignore")
         return cls(
             require_retries=bool(data.get("require_retries", False)),
@@ -94,6 +98,10 @@ def _read(path: Path) -> dict | None:
         raise InputError(f"cannot parse: {exc}", file=str(path)) from None
     except RecursionError:
         raise InputError("cannot parse: it nests too deeply", file=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"not UTF-8 text (byte offset {exc.start})", file=str(path), hint="save it as UTF-8"
+        ) from None
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror}", file=str(path)) from None
     if not isinstance(data, dict):
