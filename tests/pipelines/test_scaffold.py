@@ -295,3 +295,13 @@ def test_we_report_what_the_real_mage_refuses_and_what_it_lets_through(
         assert msg in mage[name], (name, mage[name])
         ours = validate_pipeline(project / "pipelines" / name)
         assert rule in {f["rule"] for f in ours["findings"]}, (name, ours["findings"])
+
+
+def test_bad_names_and_places_are_refused_before_anything_is_written(tmp_path, run_cli):
+    for name in ("orders\n", "orders__raw", "_pw_runs"):
+        code, doc = run_cli("scaffold", "airflow", name, "--dir", str(tmp_path))
+        assert code == 2, (name, doc)
+    (tmp_path / "dags" / "orders.py").mkdir(parents=True)
+    code, doc = run_cli("scaffold", "airflow", "orders", "--dir", str(tmp_path), "--force")
+    assert code == 2 and "folder is in the way" in doc["error"]
+    assert not (tmp_path / "pipewarden").exists()  # nothing half-written

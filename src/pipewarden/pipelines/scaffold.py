@@ -17,6 +17,7 @@ one is written, so a failed scaffold writes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -138,7 +139,7 @@ def _files(
             "    report = args[0] if args else {}\n"
             "    print('pipewarden run of "
             + name
-            + " finished:', report.get('status', report.get('ok')))\n"
+            + " finished: exit code', report.get('exit_code'), report.get('totals'))\n"
             "    return report",
             "    assert isinstance(output, dict), 'no report'",
             values,
@@ -214,6 +215,31 @@ def _files(
     return files
 
 
+def _write_all(root: Path, files: dict[str, str]) -> None:
+    """Write every file or none: each goes to a temporary sibling first, and only when all are
+    written are they moved into place (a folder in the way, a read-only or missing place is an
+    error naming the file, with nothing left behind)."""
+    for rel in files:
+        if (root / rel).is_dir():
+            raise InputError("a folder is in the way", file=str(root / rel), hint="move it away")
+    done: list[tuple[Path, Path]] = []
+    try:
+        for rel, text in files.items():
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            done.append((tmp, path))
+            tmp.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        for tmp, _ in done:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        where = exc.filename or str(root)
+        raise InputError(f"cannot write: {exc.strerror}", file=str(where)) from None
+    for tmp, path in done:
+        os.replace(tmp, path)
+
+
 def scaffold(
     kind: str,
     name: str,
@@ -226,15 +252,21 @@ def scaffold(
     force: bool = False,
 ) -> dict:
     """Write a pipeline of ``kind`` named ``name`` under ``directory``; returns what was written."""
-    if not NAME_RE.match(name or ""):
+    if not NAME_RE.fullmatch(name or ""):
         raise InputError(
             f"pipeline name {name!r} is not valid",
             hint="use letters, digits and '_' (not first), at most 48 characters: it names the dataset",
         )
+    low = name.lower()
+    if low.startswith("_pw_") or low.endswith(("__raw", "__quarantine")):
+        raise InputError(
+            f"pipeline name {name!r} names a store table or a dataset's companion table",
+            hint="choose a name that does not start with _pw_ nor end with __raw or __quarantine",
+        )
     if store not in ("duckdb", "postgres"):
         raise InputError(f"unknown store {store!r}", hint="duckdb or postgres")
     for label, col in (("unique key", unique_key), ("updated-at column", updated_at)):
-        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", col):
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", col):
             raise InputError(f"{label} {col!r} is not a plain column name")
     root = Path(directory)
     if root.exists() and not root.is_dir():
@@ -248,10 +280,7 @@ def scaffold(
             file=str(root),
             hint="pass --force to overwrite",
         )
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+    _write_all(root, files)
     hints = {
         "airflow": f"put {root / 'dags'} in Airflow's dags folder; the DAG runs pipewarden/{name}.yaml",
         "mage": f"mage run {root} {name}",

@@ -77,7 +77,11 @@ def pipewarden___PW_NAME__():
 
     @task
     def summarize(report: dict) -> None:
-        log.info("run of __PW_NAME__ finished: %s", report.get("status", report.get("ok")))
+        log.info(
+            "run of __PW_NAME__ finished: exit code %s, %s",
+            report.get("exit_code"),
+            report.get("totals"),
+        )
 
     summarize(guard_and_load(check_config()))
 
