@@ -467,3 +467,28 @@ def test_a_long_method_chain_is_analysed_and_a_wrongly_shaped_cache_is_rebuilt(t
     for junk in ([1, 2], {"x": (1, 2)}):
         pickle_file.write_bytes(pickle.dumps(junk))
         assert validate_dags([p], cache=cache) == first
+
+
+def test_edges_in_the_two_arms_of_an_if_are_no_cycle_but_one_arm_can_hold_one(tmp_path):
+    """Airflow loads the file with one arm or the other: b >> a in one and a >> b in the other
+    never meet (it used to be reported as a cycle); a cycle inside one arm still is."""
+    _dag(
+        tmp_path,
+        """
+        import os
+        with DAG("d", schedule=None):
+            a = EmptyOperator(task_id="a")
+            b = EmptyOperator(task_id="b")
+            c = EmptyOperator(task_id="c")
+            if os.environ.get("R"):
+                b >> a
+            else:
+                a >> b
+        """,
+    )
+    assert validate_dags([tmp_path / "dags"])["ok"]
+    p = tmp_path / "dags" / "d.py"
+    p.write_text(p.read_text() + "    if os.environ.get('S'):\n        b >> c\n        c >> b\n")
+    doc = validate_dags([tmp_path / "dags"])
+    (cycle,) = [f for f in doc["findings"] if f["rule"] == "cycle"]
+    assert set(cycle["extra"]["path"]) == {"b", "c"}

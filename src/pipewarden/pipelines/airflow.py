@@ -119,7 +119,8 @@ class DagInfo:
     tasks: list[tuple[str, int, set, bool]] = field(
         default_factory=list
     )  # label, line, kwargs, certain
-    edges: list[tuple[str, str, int]] = field(default_factory=list)
+    # (from, to, line, if-arms the edge was made in: ((id of the if, 0 body / 1 else), ...))
+    edges: list[tuple[str, str, int, tuple]] = field(default_factory=list)
     func_name: str | None = None
 
 
@@ -238,6 +239,9 @@ class FileAnalyzer:
         self.module_dicts: dict[str, ast.Dict] = {}
         self.taskflow_calls: dict[tuple[int, str], int] = {}
         self.airflow_names: dict[str, str] = {}  # local name -> last part, for airflow imports
+        # the arms of the if statements the walk is inside: (id of the if, 0 body / 1 else);
+        # edges made in different arms of one if never exist together
+        self.arms: tuple[tuple[int, int], ...] = ()
 
     # ---- names -------------------------------------------------------------------------
     def qualname(self, node: ast.AST) -> str | None:
@@ -524,8 +528,11 @@ class FileAnalyzer:
             self.walk(s.orelse, dag, prefix, False, scope)
         elif t is ast.If:
             self.expr(s.test, dag, prefix, certain, scope)
-            self.walk(s.body, dag, prefix, False, scope)
-            self.walk(s.orelse, dag, prefix, False, scope)
+            outer = self.arms
+            for arm, body in enumerate((s.body, s.orelse)):
+                self.arms = (*outer, (id(s), arm))
+                self.walk(body, dag, prefix, False, scope)
+            self.arms = outer
         elif t is ast.Try:
             self.walk(s.body, dag, prefix, certain, scope)
             for h in s.handlers:
@@ -588,7 +595,7 @@ class FileAnalyzer:
             for b in dst:
                 owner = a.dag or b.dag
                 if owner is not None:
-                    owner.edges.append((a.label, b.label, line))
+                    owner.edges.append((a.label, b.label, line, self.arms))
 
     def register(self, label: str, line: int, kwargs: set, dag, certain, scope) -> list[TaskRef]:
         if dag is not None and not scope.get("__noreg__"):
@@ -831,9 +838,9 @@ def _check_structure(info: DagInfo, findings: list[Finding]) -> None:
             seen[label] = line
     if _in_task_order(info):
         return
-    for cyc in find_cycles((a, b) for a, b, _ in info.edges):
+    for cyc in _cycles(info.edges):
         first = cyc.path[0], cyc.path[1]
-        line = next((ln for a, b, ln in info.edges if (a, b) == first), info.line)
+        line = next((e[2] for e in info.edges if (e[0], e[1]) == first), info.line)
         findings.append(
             Finding(
                 info.file,
@@ -845,6 +852,27 @@ def _check_structure(info: DagInfo, findings: list[Finding]) -> None:
         )
 
 
+MAX_ARM_IFS = 10  # ifs whose arms are told apart when looking for cycles (2**10 runs)
+
+
+def _cycles(edges: list[tuple]) -> list:
+    """The cycles some run of the DAG file can have: edges made in different arms of one if
+    never exist together (``if x: b >> a`` / ``else: a >> b`` is no cycle), so each combination
+    of arms is searched on its own, when the merged graph has a cycle at all and at most
+    ``MAX_ARM_IFS`` ifs make edges (beyond that, all edges count together)."""
+    merged = find_cycles((e[0], e[1]) for e in edges)
+    ifs = sorted({i for e in edges for i, _ in e[3]})
+    if not merged or not ifs or len(ifs) > MAX_ARM_IFS:
+        return merged
+    found: dict[frozenset, object] = {}
+    for choice in range(2 ** len(ifs)):
+        world = {i: (choice >> k) & 1 for k, i in enumerate(ifs)}
+        live = ((e[0], e[1]) for e in edges if all(world[i] == arm for i, arm in e[3]))
+        for cyc in find_cycles(live):
+            found.setdefault(frozenset(zip(cyc.path, cyc.path[1:], strict=False)), cyc)
+    return list(found.values())
+
+
 def _in_task_order(info: DagInfo) -> bool:
     """True when every edge goes from a task to one registered after it: that order is then a
     topological order, so there is no cycle (the common case, checked in one pass)."""
@@ -854,7 +882,7 @@ def _in_task_order(info: DagInfo) -> bool:
     for t in info.tasks:
         pos.setdefault(t[0], len(pos))
     get = pos.get
-    for a, b, _ in info.edges:
+    for a, b, *_ in info.edges:
         i = get(a)
         j = get(b)
         if i is None or j is None or i >= j:
