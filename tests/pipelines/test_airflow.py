@@ -492,3 +492,23 @@ def test_edges_in_the_two_arms_of_an_if_are_no_cycle_but_one_arm_can_hold_one(tm
     doc = validate_dags([tmp_path / "dags"])
     (cycle,) = [f for f in doc["findings"] if f["rule"] == "cycle"]
     assert set(cycle["extra"]["path"]) == {"b", "c"}
+
+
+def test_each_file_once_linked_folders_followed_and_fifos_skipped(tmp_path):
+    import os
+
+    p = _dag(tmp_path, 'with DAG("d", schedule=None):\n    EmptyOperator(task_id="a")\n')
+    # the same file twice, and inside a folder also given: one file, no duplicate dag_id
+    doc = validate_dags([p, p, tmp_path / "dags"])
+    assert doc["ok"] and doc["files"] == 1
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "cyc.py").write_text(
+        HEAD + 'with DAG("c", schedule=None):\n    a = EmptyOperator(task_id="a")\n'
+        '    b = EmptyOperator(task_id="b")\n    a >> b >> a\n'
+    )
+    (tmp_path / "dags" / "linked").symlink_to(other)
+    (tmp_path / "dags" / "up").symlink_to(tmp_path)  # a loop back up the tree
+    os.mkfifo(tmp_path / "dags" / "pipe.py")
+    doc = validate_dags([tmp_path / "dags"])
+    assert [f["rule"] for f in doc["findings"]] == ["cycle"] and doc["files"] == 2

@@ -743,29 +743,44 @@ class FileAnalyzer:
 
 
 def _dag_files(paths: Iterable[str | Path]) -> list[tuple[str, bool]]:
-    """(file, named explicitly) for every .py file under the given paths, sorted."""
-    out: list[tuple[str, bool]] = []
-    join = os.path.join
+    """(file, named explicitly) for every .py file under the given paths, sorted; each file
+    once (a file named twice, or inside a folder also given, is one file). Linked folders are
+    followed, as Airflow does, each real folder once; only regular files are read (a FIFO named
+    x.py would block the run)."""
+    out: dict[str, tuple[str, bool]] = {}  # real path -> (name, explicit)
+    join, isfile, realpath = os.path.join, os.path.isfile, os.path.realpath
+
+    def add(name: str, explicit: bool) -> None:
+        real = realpath(name)
+        seen = out.get(real)
+        if seen is None or (explicit and not seen[1]):
+            out[real] = (seen[0] if seen else name, explicit or bool(seen and seen[1]))
+
     for p in paths:
         path = str(Path(p))  # names as pathlib spells them ("./a/" -> "a"), once per argument
         if os.path.isfile(path):
-            out.append((path, True))
+            add(path, True)
         elif os.path.isdir(path):
-            for root, dirs, files in os.walk(path):
+            walked: set[str] = set()
+            for root, dirs, files in os.walk(path, followlinks=True):
+                real = realpath(root)
+                if real in walked:  # a link back up the tree, or a second link to a folder
+                    dirs[:] = []
+                    continue
+                walked.add(real)
                 dirs[:] = sorted(
                     d
                     for d in dirs
                     if not d.startswith(".") and d not in ("__pycache__", "node_modules")
                 )
                 base = str(Path(root))
-                out.extend(
-                    (f if base == "." else join(base, f), False)
-                    for f in sorted(files)
-                    if f.endswith(".py")
-                )
+                for f in sorted(files):
+                    name = f if base == "." else join(base, f)
+                    if f.endswith(".py") and isfile(name):
+                        add(name, False)
         else:
             raise InputError("no such file or folder", file=path, hint="give DAG files or folders")
-    return out
+    return sorted(out.values())
 
 
 def _check_context(path: str, source: str, findings: list[Finding]) -> None:
