@@ -512,3 +512,21 @@ def test_each_file_once_linked_folders_followed_and_fifos_skipped(tmp_path):
     os.mkfifo(tmp_path / "dags" / "pipe.py")
     doc = validate_dags([tmp_path / "dags"])
     assert [f["rule"] for f in doc["findings"]] == ["cycle"] and doc["files"] == 2
+
+
+def test_a_removed_context_key_in_another_dict_is_data_not_a_finding(tmp_path):
+    _dag(
+        tmp_path,
+        """
+        @task
+        def t(row=None, **context):
+            row["execution_date"] = row.get("execution_date")
+            return context["prev_ds"]
+
+        with DAG("d", schedule=None):
+            t()
+        """,
+    )
+    doc = validate_dags([tmp_path / "dags"])
+    found = [f for f in doc["findings"] if f["rule"] == "airflow3-removed-context"]
+    assert len(found) == 1 and "prev_ds" in found[0]["message"]

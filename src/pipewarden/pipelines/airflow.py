@@ -94,10 +94,12 @@ REMOVED_CONTEXT = {
 }
 _CTX_NAMES = "|".join(sorted(REMOVED_CONTEXT, key=len, reverse=True))
 # {{ execution_date }}, {{ prev_ds_nodash | ... }}, context["execution_date"], kwargs.get("next_ds")
+# the names a task's context goes by: a dict key elsewhere (row["execution_date"]) is data
+_CTX_OWNER = r"\b(?:context|ctx|kwargs|kw|get_current_context\(\))\s*"
 _CTX_RE = re.compile(
     r"\{\{[^}]*?(?<![\w.])(" + _CTX_NAMES + r")\b"
-    r"|\[\s*['\"](" + _CTX_NAMES + r")['\"]\s*\]"
-    r"|\.get\(\s*['\"](" + _CTX_NAMES + r")['\"]"
+    r"|" + _CTX_OWNER + r"\[\s*['\"](" + _CTX_NAMES + r")['\"]\s*\]"
+    r"|" + _CTX_OWNER + r"\.get\(\s*['\"](" + _CTX_NAMES + r")['\"]"
 )
 _OLD_MODULE_RE = re.compile(r"^airflow\.(operators|sensors|hooks)\.\w+_(operator|sensor|hook)$")
 
