@@ -530,3 +530,39 @@ def test_a_removed_context_key_in_another_dict_is_data_not_a_finding(tmp_path):
     doc = validate_dags([tmp_path / "dags"])
     found = [f for f in doc["findings"] if f["rule"] == "airflow3-removed-context"]
     assert len(found) == 1 and "prev_ds" in found[0]["message"]
+
+
+def test_task_id_inside_a_dict_argument_is_data_not_a_task(tmp_path):
+    _dag(
+        tmp_path,
+        """
+        from airflow.providers.standard.operators.python import PythonOperator
+
+        def f(**kw):
+            return kw
+
+        with DAG("d", schedule=None):
+            PythonOperator(task_id="report", python_callable=f, op_kwargs=dict(task_id="report"))
+        """,
+    )
+    doc = validate_dags([tmp_path / "dags"])
+    assert doc["ok"] and not doc["findings"] and [d["tasks"] for d in doc["dags"]] == [1]
+
+
+def test_a_taskflow_call_whose_name_an_operator_took_gets_the_next_suffix(tmp_path):
+    """Airflow names the TaskFlow task start__1 when an operator holds task_id 'start': the
+    edge s >> start() is no self-cycle."""
+    _dag(
+        tmp_path,
+        """
+        @task
+        def start():
+            return 1
+
+        with DAG("d", schedule=None):
+            s = EmptyOperator(task_id="start")
+            s >> start()
+        """,
+    )
+    doc = validate_dags([tmp_path / "dags"])
+    assert doc["ok"] and not [f for f in doc["findings"] if f["rule"] == "cycle"]

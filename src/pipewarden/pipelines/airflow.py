@@ -673,6 +673,13 @@ class FileAnalyzer:
                     tid_node = k
             elif arg == "dag" and k_dag is None:
                 k_dag = k
+        # dict(task_id=...) and d.update(task_id=...) build data (op_kwargs=dict(task_id=...)),
+        # not a task
+        if tid_node is not None and (
+            (type(func) is _Name and func.id == "dict")
+            or (type(func) is _Attribute and func.attr in ("update", "setdefault"))
+        ):
+            return args_refs or None
         # the DAG a task names with dag=...
         if k_dag is not None and isinstance(k_dag.value, ast.Name):
             d = scope.get(k_dag.value.id)
@@ -734,8 +741,11 @@ class FileAnalyzer:
                 name = f"{base.id}(group)"
             key = (id(dag), prefix + name)
             n = self.taskflow_calls.get(key, 0)
+            # like Airflow, the next free suffix: an operator may hold the plain id already
+            taken = {t[0] for t in dag.tasks} if isinstance(dag, DagInfo) else set()
+            while (label := prefix + name + (f"__{n}" if n else "")) in taken:
+                n += 1
             self.taskflow_calls[key] = n + 1
-            label = prefix + name + (f"__{n}" if n else "")
             refs = self.register(
                 label, node.lineno, dec_kwargs | {"__taskflow__"}, dag, False, scope
             )
