@@ -566,3 +566,16 @@ def test_a_taskflow_call_whose_name_an_operator_took_gets_the_next_suffix(tmp_pa
     )
     doc = validate_dags([tmp_path / "dags"])
     assert doc["ok"] and not [f for f in doc["findings"] if f["rule"] == "cycle"]
+
+
+def test_a_positional_dag_id_on_the_decorator_is_the_dag_id(tmp_path):
+    for name, dag_id in (("a.py", "pipe_a"), ("b.py", "pipe_b")):
+        _dag(
+            tmp_path,
+            f'@dag("{dag_id}", schedule=None)\ndef pipeline():\n    pass\n\npipeline()\n',
+            name,
+        )
+    doc = validate_dags([tmp_path / "dags"])
+    assert doc["ok"] and sorted(d["dag_id"] for d in doc["dags"]) == ["pipe_a", "pipe_b"]
+    _dag(tmp_path, '@dag("custom id", schedule=None)\ndef p():\n    pass\n\np()\n', "c.py")
+    assert "dag-id-invalid" in _rules(validate_dags([tmp_path / "dags" / "c.py"]))

@@ -371,7 +371,7 @@ class FileAnalyzer:
             k = _kw(call, "dag_id")
             if k is not None:
                 dag_id = _const_str(k.value)
-            elif call.args and kind != "decorator":
+            elif call.args:  # DAG("id") and @dag("id") alike
                 dag_id = _const_str(call.args[0])
             elif kind != "decorator" and not has_star:
                 dag_id = None
@@ -379,7 +379,11 @@ class FileAnalyzer:
             default_args = self.default_args_keys(da.value if da else None)
             if has_star:
                 default_args = None if da is None else default_args
-        if kind == "decorator" and dag_id is None and (call is None or _kw(call, "dag_id") is None):
+        if (
+            kind == "decorator"
+            and dag_id is None
+            and (call is None or (_kw(call, "dag_id") is None and not call.args))
+        ):
             dag_id = func_name
         keys = None if default_args is None else frozenset(default_args)
         info = DagInfo(dag_id, line, self.path, certain, kind, keys, func_name=func_name)
