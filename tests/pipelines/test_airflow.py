@@ -579,3 +579,16 @@ def test_a_positional_dag_id_on_the_decorator_is_the_dag_id(tmp_path):
     assert doc["ok"] and sorted(d["dag_id"] for d in doc["dags"]) == ["pipe_a", "pipe_b"]
     _dag(tmp_path, '@dag("custom id", schedule=None)\ndef p():\n    pass\n\np()\n', "c.py")
     assert "dag-id-invalid" in _rules(validate_dags([tmp_path / "dags" / "c.py"]))
+
+
+def test_airflowignore_patterns_leave_files_and_folders_out(tmp_path):
+    body = 'with DAG("same", schedule=None):\n    EmptyOperator(task_id="a")\n'
+    _dag(tmp_path, body, "v2.py")
+    _dag(tmp_path, body, "old/v1.py")
+    _dag(tmp_path, body, "scratch_test.py")
+    _dag(tmp_path, body, "team/deep/copy.py")
+    assert _rules(validate_dags([tmp_path / "dags"])).count("dag-id-duplicate") == 3
+    (tmp_path / "dags" / ".airflowignore").write_text("# old copies\nold/\n*_test.py\n")
+    (tmp_path / "dags" / "team" / ".airflowignore").write_text("deep/copy.py\n")
+    doc = validate_dags([tmp_path / "dags"])
+    assert doc["ok"] and doc["files"] == 1

@@ -778,25 +778,62 @@ def _dag_files(paths: Iterable[str | Path]) -> list[tuple[str, bool]]:
             add(path, True)
         elif os.path.isdir(path):
             walked: set[str] = set()
+            ignores: dict[str, list[tuple[str, str]]] = {}  # folder -> (holder, pattern) in force
             for root, dirs, files in os.walk(path, followlinks=True):
                 real = realpath(root)
                 if real in walked:  # a link back up the tree, or a second link to a folder
                     dirs[:] = []
                     continue
                 walked.add(real)
+                rules = ignores.get(root, []) + _airflowignore(root)
                 dirs[:] = sorted(
                     d
                     for d in dirs
-                    if not d.startswith(".") and d not in ("__pycache__", "node_modules")
+                    if not d.startswith(".")
+                    and d not in ("__pycache__", "node_modules")
+                    and not _ignored(join(root, d), rules, folder=True)
                 )
+                for d in dirs:
+                    ignores[join(root, d)] = rules
                 base = str(Path(root))
                 for f in sorted(files):
                     name = f if base == "." else join(base, f)
-                    if f.endswith(".py") and isfile(name):
+                    if f.endswith(".py") and isfile(name) and not _ignored(join(root, f), rules):
                         add(name, False)
         else:
             raise InputError("no such file or folder", file=path, hint="give DAG files or folders")
     return sorted(out.values())
+
+
+def _airflowignore(folder: str) -> list[tuple[str, str]]:
+    """The patterns of ``folder/.airflowignore`` (Airflow 3's default glob syntax: one pattern
+    per line, ``#`` comments), each with the folder it is relative to."""
+    try:
+        with open(os.path.join(folder, ".airflowignore"), encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
+    return [(folder, ln.strip()) for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+def _ignored(path: str, rules: list[tuple[str, str]], folder: bool = False) -> bool:
+    """Whether an .airflowignore pattern in force matches ``path``: a pattern with a ``/`` is
+    matched against the path relative to its file's folder, one without against the name;
+    a trailing ``/`` matches folders only."""
+    import fnmatch
+
+    for holder, pattern in rules:
+        if pattern.endswith("/"):
+            if not folder:
+                continue
+            pattern = pattern.rstrip("/")
+        rel = os.path.relpath(path, holder).replace(os.sep, "/")
+        target = rel if "/" in pattern.strip("/") else os.path.basename(path)
+        if fnmatch.fnmatchcase(target, pattern.lstrip("/")) or fnmatch.fnmatchcase(
+            rel, pattern.lstrip("/") + "/*"
+        ):
+            return True
+    return False
 
 
 def _check_context(path: str, source: str, findings: list[Finding]) -> None:
