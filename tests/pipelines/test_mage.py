@@ -161,3 +161,30 @@ def test_wrongly_typed_metadata_values_are_findings_not_crashes(tmp_path):
     rules = sorted(f["rule"] for f in doc["findings"])
     assert rules.count("mage-metadata-invalid") == 2  # upstream_blocks[0], downstream_blocks
     assert "mage-block-type-invalid" in rules and "mage-language-invalid" in rules
+
+
+def test_the_project_config_applies_to_validate_pipeline_and_cycles(tmp_path, run_cli):
+    _project(
+        tmp_path,
+        """
+        blocks:
+        - {uuid: a, type: data_loader, upstream_blocks: [], downstream_blocks: [b, b]}
+        - {uuid: b, type: transformer, upstream_blocks: [a], downstream_blocks: []}
+        """,
+        {"data_loaders/a.py": LOADER, "transformers/b.py": TRANSFORMER},
+    )
+    code, doc = run_cli("validate", "pipeline", str(tmp_path))
+    assert "mage-edge-duplicate" in [f["rule"] for f in doc["findings"]]
+    (tmp_path / ".pipewarden.yaml").write_text("validate:\n  ignore: [mage-edge-duplicate]\n")
+    code, doc = run_cli("validate", "pipeline", str(tmp_path))
+    assert "mage-edge-duplicate" not in [f["rule"] for f in doc["findings"]]
+    (tmp_path / ".pipewarden.yaml").write_text(
+        "validate:\n  severity: {mage-edge-duplicate: error}\n"
+    )
+    code, doc = run_cli("validate", "pipeline", str(tmp_path))
+    assert code == 1 and not doc["ok"]
+    g = tmp_path / "g.json"
+    g.write_text('[["x", "y"], ["y", "x"]]')
+    (tmp_path / ".pipewarden.yaml").write_text("validate:\n  ignore: [cycle]\n")
+    code, doc = run_cli("validate", "cycles", str(g))
+    assert code == 0 and doc["ok"]

@@ -104,24 +104,38 @@ def validate_dag(paths, mode, config, airflow_python, timeout, jobs, cache, fmt)
     _finish(doc, fmt)
 
 
+_CONFIG_HELP = (
+    "A .pipewarden.yaml or pyproject.toml with a validate section (default: the nearest one "
+    "above the first path)."
+)
+
+
+def _configured(doc: dict, paths, config) -> dict:
+    from .config import load_config
+
+    return load_config(paths[0], config).apply_doc(doc)
+
+
 @validate.command("pipeline")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--config", type=click.Path(), default=None, help=_CONFIG_HELP)
 @format_option
-def validate_pipeline_cmd(paths, fmt) -> None:
+def validate_pipeline_cmd(paths, config, fmt) -> None:
     """Validate Mage projects or pipeline folders (or their metadata.yaml)."""
     from .mage import validate_pipeline
 
-    _finish(validate_pipeline(list(paths)), fmt)
+    _finish(_configured(validate_pipeline(list(paths)), paths, config), fmt)
 
 
 @validate.command("cycles")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--config", type=click.Path(), default=None, help=_CONFIG_HELP)
 @format_option
-def validate_cycles(paths, fmt) -> None:
+def validate_cycles(paths, config, fmt) -> None:
     """Find dependency cycles (each with its full path) in a DAG file, a Mage pipeline, a dbt manifest or a JSON edge list."""
     from .cycles import check_cycles
 
-    _finish(check_cycles(list(paths)), fmt)
+    _finish(_configured(check_cycles(list(paths)), paths, config), fmt)
 
 
 def _render_scaffold(doc: dict, console) -> None:

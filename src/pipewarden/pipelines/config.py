@@ -71,6 +71,19 @@ class ValidateConfig:
             source=source,
         )
 
+    def apply_doc(self, doc: dict) -> dict:
+        """A validator's result document with the config applied (ignored rules dropped,
+        severities changed, counts and ``ok`` recomputed)."""
+        from .findings import summarize
+
+        kept = self.apply([Finding(**f) for f in doc["findings"]])
+        extra = {
+            k: v
+            for k, v in doc.items()
+            if k not in ("validator", "ok", "errors", "warnings", "findings")
+        }
+        return summarize(doc["validator"], kept, **extra)
+
     def apply(self, findings: list[Finding]) -> list[Finding]:
         out = []
         for f in findings:
