@@ -592,3 +592,25 @@ def test_airflowignore_patterns_leave_files_and_folders_out(tmp_path):
     (tmp_path / "dags" / "team" / ".airflowignore").write_text("deep/copy.py\n")
     doc = validate_dags([tmp_path / "dags"])
     assert doc["ok"] and doc["files"] == 1
+
+
+def test_retries_given_through_partial_or_override_count(tmp_path):
+    _dag(
+        tmp_path,
+        """
+        from airflow.providers.standard.operators.bash import BashOperator
+
+        @task
+        def hello():
+            return 1
+
+        with DAG("d", schedule=None, default_args={"owner": "x"}):
+            BashOperator.partial(task_id="b", retries=3).expand(bash_command=["echo 1"])
+            hello.override(retries=3)()
+            hello.override(task_id="h2", retries=3)()
+        """,
+    )
+    cfg = _cfg(tmp_path, "schedule-missing", "info")
+    cfg.write_text(cfg.read_text() + "  require_retries: true\n")
+    doc = validate_dags([tmp_path / "dags"], config=cfg)
+    assert "retries-missing" not in _rules(doc), doc["findings"]

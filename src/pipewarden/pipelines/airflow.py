@@ -697,6 +697,7 @@ class FileAnalyzer:
                 k = _kw(c, "task_id")
                 if k is not None:
                     tid_node = k
+                    kwargs |= {k.arg for k in c.keywords if k.arg}  # X.partial(retries=3)
                     break
                 c = (
                     c.func.value
@@ -723,8 +724,10 @@ class FileAnalyzer:
             return refs
         # TaskFlow call: fn(), fn.override(...)(), fn.partial(...).expand(...)
         base = func
+        chained: list[ast.Call] = []  # .override(...) / .partial(...) calls on the way
         while True:
             if isinstance(base, ast.Call):
+                chained.append(base)
                 base = base.func
             elif isinstance(base, ast.Attribute) and base.attr in (
                 "override",
@@ -743,6 +746,12 @@ class FileAnalyzer:
             name, dec_kwargs = self.task_funcs.get(base.id, (base.id, set()))
             if base.id in self.group_funcs:
                 name = f"{base.id}(group)"
+            # fn.override(task_id="x", retries=3)(): its arguments count as the decorator's
+            for c in chained:
+                dec_kwargs = dec_kwargs | {k.arg for k in c.keywords if k.arg}
+                k = _kw(c, "task_id")
+                if k is not None and _const_str(k.value) is not None:
+                    name = _const_str(k.value)
             key = (id(dag), prefix + name)
             n = self.taskflow_calls.get(key, 0)
             # like Airflow, the next free suffix: an operator may hold the plain id already
