@@ -614,3 +614,28 @@ def test_retries_given_through_partial_or_override_count(tmp_path):
     cfg.write_text(cfg.read_text() + "  require_retries: true\n")
     doc = validate_dags([tmp_path / "dags"], config=cfg)
     assert "retries-missing" not in _rules(doc), doc["findings"]
+
+
+def test_import_mode_keeps_lines_reads_sibling_modules_and_times_out_per_file(
+    tmp_path, airflow_python, run_cli
+):
+    _dag(tmp_path, "def make(dag_id):\n    return DAG(dag_id, schedule=None)\n", "factory.py")
+    _dag(
+        tmp_path,
+        "from factory import make\n\nwith make('ok'):\n    EmptyOperator(task_id='a')\n",
+        "use.py",
+    )
+    _dag(
+        tmp_path,
+        'with DAG("b", schedule=None):\n    EmptyOperator(task_id="x", not_an_arg=1)\n',
+        "bad.py",
+    )
+    _dag(tmp_path, "import time\ntime.sleep(30)\n", "slow.py")
+    code, doc = run_cli(
+        "validate", "dag", str(tmp_path / "dags"), "--mode", "import",
+        "--airflow-python", airflow_python, "--timeout", "8",
+    )  # fmt: skip
+    errs = {Path(f["file"]).name: f for f in doc["findings"] if f["rule"] == "import-error"}
+    assert "use.py" not in errs and "factory.py" not in errs
+    assert errs["bad.py"]["line"] == 5  # HEAD has three lines
+    assert set(errs) == {"bad.py", "slow.py"}

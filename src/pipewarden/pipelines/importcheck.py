@@ -18,7 +18,7 @@ from ..errors import InputError
 from .findings import Finding
 
 _SCRIPT = r"""
-import json, sys, warnings
+import json, os, sys, warnings
 warnings.simplefilter("ignore")
 try:
     from airflow.models.dagbag import DagBag
@@ -27,7 +27,12 @@ except Exception as exc:
     sys.exit(0)
 out = {}
 for path in json.loads(sys.stdin.read()):
-    bag = DagBag(dag_folder=path, include_examples=False, safe_mode=False)
+    # a DAG imports modules beside it, as from Airflow's dags folder (on its sys.path)
+    sys.path.insert(0, os.path.dirname(path))
+    try:
+        bag = DagBag(dag_folder=path, include_examples=False, safe_mode=False)
+    finally:
+        sys.path.pop(0)
     for f, err in bag.import_errors.items():
         out[f] = str(err)
 print("\n@@PIPEWARDEN@@" + json.dumps({"errors": out}))
@@ -54,6 +59,10 @@ def import_errors(
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR",
+            # each file gets the timeout (Airflow's own per-file import timeout names the slow
+            # one), and the whole traceback, so the error keeps the file's line
+            "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": f"{timeout:g}",
+            "AIRFLOW__CORE__DAGBAG_IMPORT_ERROR_TRACEBACK_DEPTH": "100",
         }
         try:
             res = subprocess.run(
@@ -61,14 +70,17 @@ def import_errors(
                 input=json.dumps(abs_files),
                 capture_output=True,
                 text=True,
-                timeout=timeout,
+                timeout=timeout * len(abs_files) + 60,  # per file, plus Airflow's start
                 env=env,
                 cwd=home,
             )
         except subprocess.TimeoutExpired:
             return [
                 Finding(
-                    f, None, "import-error", f"Airflow did not finish importing within {timeout:g}s"
+                    f,
+                    None,
+                    "import-error",
+                    f"Airflow did not finish importing the files within {timeout:g}s each",
                 )
                 for f in files
             ]
