@@ -639,3 +639,14 @@ def test_import_mode_keeps_lines_reads_sibling_modules_and_times_out_per_file(
     assert "use.py" not in errs and "factory.py" not in errs
     assert errs["bad.py"]["line"] == 5  # HEAD has three lines
     assert set(errs) == {"bad.py", "slow.py"}
+
+
+def test_a_dag_function_called_from_another_file_is_not_reported_as_never_called(tmp_path):
+    _dag(
+        tmp_path,
+        "@dag(schedule=None)\ndef shared():\n    EmptyOperator(task_id='a')\n",
+        "factory.py",
+    )
+    _dag(tmp_path, "from factory import shared\n\nshared()\n", "use.py")
+    assert "dag-not-called" not in _rules(validate_dags([tmp_path / "dags"]))
+    assert "dag-not-called" in _rules(validate_dags([tmp_path / "dags" / "factory.py"]))
