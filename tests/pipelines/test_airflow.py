@@ -190,7 +190,7 @@ def test_files_are_decoded_as_python_does(tmp_path):
     """A byte-order mark or a PEP 263 coding line is valid Python: the file is analysed, not
     reported as a syntax error; bytes that are not text in their encoding, or an unknown
     encoding, are."""
-    body = 'with DAG("d_{n}", schedule=None) as d:\n    EmptyOperator(task_id="caf\u00e9")\n'
+    body = 'with DAG("d_{n}", schedule=None) as d:\n    EmptyOperator(task_id="caf\u00e9 x")\n'
     files = {
         "bom.py": b"\xef\xbb\xbf" + (HEAD + body.format(n=1)).encode(),
         "latin.py": ("# -*- coding: latin-1 -*-\n" + HEAD + body.format(n=2)).encode("latin-1"),
@@ -201,11 +201,15 @@ def test_files_are_decoded_as_python_does(tmp_path):
         (tmp_path / name).write_bytes(data)
     doc = validate_dags([tmp_path / n for n in files])
     assert sorted(d["dag_id"] for d in doc["dags"]) == ["d_1", "d_2"]
-    # the task id is read in the file's own encoding (an id that is not ASCII is reported)
+    # the task id is read in the file's own encoding (the space makes it invalid; the message
+    # shows it decoded)
     invalid = {
-        f["file"].rsplit("/", 1)[-1] for f in doc["findings"] if f["rule"] == "task-id-invalid"
+        f["file"].rsplit("/", 1)[-1]: f["message"]
+        for f in doc["findings"]
+        if f["rule"] == "task-id-invalid"
     }
-    assert invalid == {"bom.py", "latin.py"}
+    assert set(invalid) == {"bom.py", "latin.py"}
+    assert all("'caf\u00e9 x'" in m for m in invalid.values())
     errors = {
         f["file"].rsplit("/", 1)[-1]: f["message"]
         for f in doc["findings"]
@@ -650,3 +654,19 @@ def test_a_dag_function_called_from_another_file_is_not_reported_as_never_called
     _dag(tmp_path, "from factory import shared\n\nshared()\n", "use.py")
     assert "dag-not-called" not in _rules(validate_dags([tmp_path / "dags"]))
     assert "dag-not-called" in _rules(validate_dags([tmp_path / "dags" / "factory.py"]))
+
+
+def test_unicode_ids_are_valid_and_a_group_prefix_counts_towards_the_length(tmp_path):
+    long = "t" * 249
+    _dag(
+        tmp_path,
+        f"""
+        with DAG("café_daily", schedule=None):
+            EmptyOperator(task_id="crème")
+            with TaskGroup("grp"):
+                EmptyOperator(task_id="{long}")
+        """,
+    )
+    doc = validate_dags([tmp_path / "dags"])
+    (bad,) = [f for f in doc["findings"] if f["rule"].endswith("-invalid")]
+    assert bad["rule"] == "task-id-invalid" and "'grp.ttt" in bad["message"]

@@ -30,7 +30,7 @@ from .config import ValidateConfig, load_config
 from .findings import TOO_DEEP, Finding, not_text, python_text, summarize
 from .graph import find_cycles
 
-ID_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+ID_RE = re.compile(r"[\w.-]+")  # Airflow's KEY_REGEX: Unicode letters and digits count
 ID_MAX = 250
 
 # DAG constructor / @dag arguments Airflow 3 removed (value: what to use instead)
@@ -388,11 +388,11 @@ class FileAnalyzer:
         keys = None if default_args is None else frozenset(default_args)
         info = DagInfo(dag_id, line, self.path, certain, kind, keys, func_name=func_name)
         self.dags.append(info)
-        if dag_id is not None and (len(dag_id) > ID_MAX or not ID_RE.match(dag_id)):
+        if dag_id is not None and (len(dag_id) > ID_MAX or not ID_RE.fullmatch(dag_id)):
             self.add(
                 line,
                 "dag-id-invalid",
-                f"dag_id {dag_id[:60]!r} must be 1-{ID_MAX} ASCII letters, digits, '_', '.' or '-'",
+                f"dag_id {dag_id[:60]!r} must be 1-{ID_MAX} letters, digits, '_', '.' or '-'",
             )
         if call is not None:
             for arg in sorted(kwargs & REMOVED_DAG_ARGS.keys()):
@@ -710,11 +710,12 @@ class FileAnalyzer:
                 self.check_task_args(node.keywords, node.lineno)
             if tid is None:
                 return None
-            if len(tid) > ID_MAX or not ID_RE.match(tid):
+            full = tid if prefix is None else prefix + tid  # a group's id is part of it
+            if len(full) > ID_MAX or not ID_RE.fullmatch(tid):
                 self.add(
                     node.lineno,
                     "task-id-invalid",
-                    f"task_id {tid[:60]!r} must be 1-{ID_MAX} ASCII letters, digits, '_', '.' or '-'",
+                    f"task_id {full[:60]!r} must be 1-{ID_MAX} letters, digits, '_', '.' or '-'",
                 )
             if prefix is None:
                 return None

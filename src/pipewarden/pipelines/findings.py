@@ -46,8 +46,12 @@ class Rule:
 _RULES = [
     # Airflow DAG files
     Rule("syntax-error", ERROR, "The file is not valid Python."),
-    Rule("dag-id-invalid", ERROR, "A dag_id is not 1-250 ASCII letters, digits, '_', '.', '-'."),
-    Rule("task-id-invalid", ERROR, "A task_id is not 1-250 ASCII letters, digits, '_', '.', '-'."),
+    Rule("dag-id-invalid", ERROR, "A dag_id is not 1-250 letters, digits, '_', '.', '-'."),
+    Rule(
+        "task-id-invalid",
+        ERROR,
+        "A task_id (with its task group's prefix) is not 1-250 letters, digits, '_', '.', '-'.",
+    ),
     Rule("dag-id-duplicate", ERROR, "Two DAGs (in one file or across files) share a dag_id."),
     Rule("task-id-duplicate", ERROR, "Two tasks of one DAG share a task_id."),
     Rule("dag-not-called", ERROR, "A @dag function is never called, so it registers no DAG."),
