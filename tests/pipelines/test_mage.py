@@ -81,6 +81,9 @@ def test_a_pipeline_folder_or_its_metadata_yaml_can_be_given(tmp_path):
 def test_not_a_mage_folder_is_a_bad_call(tmp_path, run_cli):
     code, doc = run_cli("validate", "pipeline", str(tmp_path))
     assert code == 2 and "not a Mage project" in doc["error"]
+    (tmp_path / "other.yaml").write_text("blocks: []\n")
+    code, doc = run_cli("validate", "pipeline", str(tmp_path / "other.yaml"))
+    assert code == 2 and "not a Mage pipeline's metadata.yaml" in doc["error"]
 
 
 def test_custom_blocks_sql_blocks_and_file_path_with_project_prefix(tmp_path):

@@ -457,6 +457,12 @@ def pipeline_folders(path: str | Path) -> tuple[Path, list[Path]]:
     p = Path(path)
     if p.is_file() and p.name == "metadata.yaml":
         p = p.parent
+    if p.exists() and not p.is_dir():
+        raise InputError(
+            "not a Mage pipeline's metadata.yaml, nor a folder",
+            file=str(p),
+            hint="give a Mage project, one pipeline folder or its metadata.yaml",
+        )
     if not p.is_dir():
         raise InputError(
             "no such folder", file=str(p), hint="give a Mage project or one pipeline folder"
