@@ -670,3 +670,22 @@ def test_unicode_ids_are_valid_and_a_group_prefix_counts_towards_the_length(tmp_
     doc = validate_dags([tmp_path / "dags"])
     (bad,) = [f for f in doc["findings"] if f["rule"].endswith("-invalid")]
     assert bad["rule"] == "task-id-invalid" and "'grp.ttt" in bad["message"]
+
+
+def test_an_unreadable_subfolder_is_a_bad_call_not_skipped(tmp_path, monkeypatch, run_cli):
+    """Its DAGs would go unchecked (the tests run as root, so the refusal is simulated)."""
+    import os
+
+    _dag(tmp_path, 'with DAG("d", schedule=None):\n    EmptyOperator(task_id="a")\n')
+    locked = tmp_path / "dags" / "locked"
+    locked.mkdir()
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path) == str(locked):
+            raise PermissionError(13, "Permission denied", str(locked))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    code, doc = run_cli("validate", "dag", str(tmp_path / "dags"))
+    assert code == 2 and doc["file"].endswith("locked") and "Permission denied" in doc["error"]

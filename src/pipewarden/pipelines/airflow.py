@@ -789,7 +789,7 @@ def _dag_files(paths: Iterable[str | Path]) -> list[tuple[str, bool]]:
         elif os.path.isdir(path):
             walked: set[str] = set()
             ignores: dict[str, list[tuple[str, str]]] = {}  # folder -> (holder, pattern) in force
-            for root, dirs, files in os.walk(path, followlinks=True):
+            for root, dirs, files in os.walk(path, followlinks=True, onerror=_unreadable):
                 real = realpath(root)
                 if real in walked:  # a link back up the tree, or a second link to a folder
                     dirs[:] = []
@@ -826,6 +826,15 @@ def _names(m: re.Match) -> set[str]:
 def _dag_func_of(message: str) -> str | None:
     m = re.match(r"@dag function (\w+)\(\)", message)
     return m.group(1) if m else None
+
+
+def _unreadable(exc: OSError) -> None:
+    """A folder under a given one that cannot be listed: its DAGs would go unchecked."""
+    raise InputError(
+        f"cannot read the folder: {exc.strerror}",
+        file=str(exc.filename),
+        hint="give the validator read access, or list it in .airflowignore",
+    )
 
 
 def _airflowignore(folder: str) -> list[tuple[str, str]]:
