@@ -83,6 +83,9 @@ class Project:
             s.close()
 
 
+NOTHING = {"orders": 0, "orders__raw": 0, "orders__quarantine": 0, "_pw_batches": 0, "history": 0}
+
+
 def _pg_project(pg_schema, tmp_path: Path) -> Project:
     dsn, schema = pg_schema
     store_yaml = f"store:\n  kind: postgres\n  dsn: {dsn}\n  schema: {schema}\n"
@@ -281,13 +284,7 @@ def test_postgres_connection_killed_mid_load(pg_schema, tmp_path, monkeypatch, w
 
     monkeypatch.setattr(pgmod.PostgresWriter, "copy_rows", copy_then_die)
     assert main(["run", str(proj.cfg), "--format", "json"]) == 1
-    assert proj.counts() == {
-        "orders": 0,
-        "orders__raw": 0,
-        "orders__quarantine": 0,
-        "_pw_batches": 0,
-        "history": 0,
-    }
+    assert proj.counts() == NOTHING
     monkeypatch.setattr(pgmod.PostgresWriter, "copy_rows", original)
     rep = run_pipeline(proj.cfg, fmt="json")
     assert [b["status"] for b in rep["batches"]] == ["loaded", "loaded"]
@@ -550,13 +547,7 @@ def test_a_row_too_big_for_a_postgres_page_fails_the_batch_with_what_to_do(pg_sc
     assert b["status"] == "failed" and rep["exit_code"] == 1
     assert "row is too big" in b["error"] and "split the dataset" in b["error"]
     assert str(secret) not in b["error"]
-    assert proj.counts() == {
-        "orders": 0,
-        "orders__raw": 0,
-        "orders__quarantine": 0,
-        "_pw_batches": 0,
-        "history": 0,
-    }
+    assert proj.counts() == NOTHING
 
 
 def test_text_output_caps_long_schema_changes(project, capsys):

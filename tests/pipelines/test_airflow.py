@@ -481,8 +481,7 @@ def test_edges_in_the_two_arms_of_an_if_are_no_cycle_but_one_arm_can_hold_one(tm
         """
         import os
         with DAG("d", schedule=None):
-            a = EmptyOperator(task_id="a")
-            b = EmptyOperator(task_id="b")
+            a = EmptyOperator(task_id="a"); b = EmptyOperator(task_id="b")
             c = EmptyOperator(task_id="c")
             if os.environ.get("R"):
                 b >> a
