@@ -688,3 +688,26 @@ def test_an_unreadable_subfolder_is_a_bad_call_not_skipped(tmp_path, monkeypatch
     monkeypatch.setattr(os, "scandir", scandir)
     code, doc = run_cli("validate", "dag", str(tmp_path / "dags"))
     assert code == 2 and doc["file"].endswith("locked") and "Permission denied" in doc["error"]
+
+
+def test_a_removed_dag_argument_and_a_nul_byte_are_reported_on_their_own_line(tmp_path):
+    _dag(
+        tmp_path,
+        """
+        @dag(
+            "d",
+            schedule_interval=None,
+        )
+        def d():
+            EmptyOperator(task_id="a")
+
+        d()
+        """,
+    )
+    doc = validate_dags([tmp_path / "dags"])
+    (f,) = [f for f in doc["findings"] if f["rule"] == "airflow3-removed-arg"]
+    assert f["line"] == 7  # HEAD has three lines, then the blank line and "@dag(" and '"d",'
+    nul = tmp_path / "dags" / "nul.py"
+    nul.write_bytes(b"from airflow import DAG\nx = 1\ny = '\x00'\n")
+    (err,) = [f for f in validate_dags([nul])["findings"] if f["rule"] == "syntax-error"]
+    assert err["line"] == 3

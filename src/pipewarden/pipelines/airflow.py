@@ -396,8 +396,9 @@ class FileAnalyzer:
             )
         if call is not None:
             for arg in sorted(kwargs & REMOVED_DAG_ARGS.keys()):
+                k = _kw(call, arg)
                 self.add(
-                    line,
+                    k.value.lineno if k is not None else line,  # the argument's own line
                     "airflow3-removed-arg",
                     f"DAG argument {arg!r} was removed in Airflow 3: {REMOVED_DAG_ARGS[arg]}",
                 )
@@ -891,11 +892,14 @@ def analyze_file(path: str, source: str, findings: list[Finding]) -> list[DagInf
     """Findings of one file (appended to ``findings``) and the DAGs it defines."""
     try:
         tree = ast.parse(source, filename=path)
-    except SyntaxError as exc:
-        findings.append(Finding(path, exc.lineno, "syntax-error", f"invalid Python: {exc.msg}"))
-        return []
-    except ValueError as exc:  # null bytes
-        findings.append(Finding(path, None, "syntax-error", f"invalid Python: {exc}"))
+    except (SyntaxError, ValueError) as exc:  # ValueError: null bytes, before Python 3.11.4
+        line = getattr(exc, "lineno", None)
+        nul = source.find("\x00")
+        if line is None and nul >= 0:  # Python names no line for a null byte
+            line = source.count("\n", 0, nul) + 1
+        findings.append(
+            Finding(path, line, "syntax-error", f"invalid Python: {getattr(exc, 'msg', exc)}")
+        )
         return []
     except (RecursionError, MemoryError):
         findings.append(Finding(path, None, "syntax-error", TOO_DEEP))
