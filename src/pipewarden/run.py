@@ -34,7 +34,7 @@ import yaml
 
 from . import yamlsafe
 from .errors import EXIT_GATE, EXIT_INPUT, EXIT_OK, InputError, PipewardenError, db_error_text
-from .store.base import QuarantineRow, jdump
+from .store.base import QuarantineRow, dataset_name_problem, jdump
 
 # ---------------------------------------------------------------- config
 
@@ -183,12 +183,7 @@ def load_config(config_path: str | os.PathLike) -> dict[str, Any]:
 def _check_dataset_name(name: str, file: str) -> None:
     """A dataset names a table and its companions: it must not be one of the store's own
     tables (``_pw_*``) or a companion of another dataset (``<name>__raw``)."""
-    low = name.lower()
-    why = None
-    if low.startswith("_pw_"):
-        why = "names starting with _pw_ are the store's own tables"
-    elif low.endswith(("__raw", "__quarantine")):
-        why = "it ends like the companion tables of another dataset (__raw, __quarantine)"
+    why = dataset_name_problem(name)
     if why:
         err = ConfigError(f"dataset: {name!r}: {why}", file=file, hint="choose another name")
         err.key = "dataset"

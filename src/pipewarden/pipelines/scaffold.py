@@ -27,6 +27,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import InputError
+from ..store.base import dataset_name_problem
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,47}$")
 KINDS = ("airflow", "mage", "dbt")
@@ -257,12 +258,9 @@ def scaffold(
             f"pipeline name {name!r} is not valid",
             hint="use letters, digits and '_' (not first), at most 48 characters: it names the dataset",
         )
-    low = name.lower()
-    if low.startswith("_pw_") or low.endswith(("__raw", "__quarantine")):
-        raise InputError(
-            f"pipeline name {name!r} names a store table or a dataset's companion table",
-            hint="choose a name that does not start with _pw_ nor end with __raw or __quarantine",
-        )
+    why = dataset_name_problem(name)
+    if why:
+        raise InputError(f"pipeline name {name!r} cannot name a dataset: {why}", key="name")
     if store not in ("duckdb", "postgres"):
         raise InputError(f"unknown store {store!r}", hint="duckdb or postgres")
     for label, col in (("unique key", unique_key), ("updated-at column", updated_at)):

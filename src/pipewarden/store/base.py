@@ -40,6 +40,18 @@ NO_STORE_HINT = (
 METRICS = "_pw_metrics"
 DATASETS = "_pw_datasets"
 HISTORY = "_pw_schema_history"
+COMPANIONS = ("__raw", "__quarantine")  # suffixes of a dataset's own tables
+
+
+def dataset_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a dataset (it would be one of the store's tables, or a
+    companion of another dataset's), or None."""
+    low = name.lower()
+    if low.startswith("_pw_"):
+        return "names starting with _pw_ are the store's own tables"
+    if low.endswith(COMPANIONS):
+        return "it ends like the companion tables of another dataset (__raw, __quarantine)"
+    return None
 
 QUARANTINE_STATUSES = ("pending", "replayed")
 
