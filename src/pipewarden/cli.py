@@ -86,13 +86,14 @@ def _wants_json(argv: list[str]) -> bool:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and map pipewarden's errors onto the exit-code contract."""
     from .output import dumps, err_console, printable
+    from .redact import redact, redact_doc
 
     args = list(sys.argv[1:] if argv is None else argv)
 
     def escape(text: str) -> str:
         from rich.markup import escape
 
-        return escape(printable(text))
+        return escape(printable(redact(text)))
 
     try:
         rv = cli.main(args=args, prog_name="pipewarden", standalone_mode=False)
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except InputError as exc:
         if _wants_json(args):
-            sys.stdout.write(dumps(exc.to_dict()) + "\n")
+            sys.stdout.write(dumps(redact_doc(exc.to_dict())) + "\n")
         err_console().print(f"[bold red]error:[/] {escape(exc.render())}")
         return exc.exit_code
     except PipewardenError as exc:

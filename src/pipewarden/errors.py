@@ -3,10 +3,14 @@
 A :class:`InputError` is the user's mistake (bad file, bad config, bad call): the CLI prints its
 message without a traceback and exits 2. A :class:`GateFailed` means the input was fine but a
 check rejected it: exit 1. Messages name the file, the row or line, and what to do, and never
-contain a raw value that could be PII (use :func:`pipewarden.errors.preview`).
+contain a raw value that could be PII (use :func:`pipewarden.errors.preview`). Credentials are
+redacted on the way out (:func:`pipewarden.redact.redact`): an error that quotes a DSN shows
+``postgresql://user:***@host/db``.
 """
 
 from __future__ import annotations
+
+from .redact import redact
 
 EXIT_OK = 0
 EXIT_GATE = 1
@@ -57,16 +61,16 @@ class InputError(PipewardenError):
         text = ": ".join([", ".join(where), self.message]) if where else self.message
         if self.hint:
             text += f" ({self.hint})"
-        return text
+        return redact(text)
 
     def to_dict(self) -> dict:
         return {
-            "error": self.message,
-            "file": self.file,
+            "error": redact(self.message),
+            "file": redact(self.file),
             "line": self.line,
             "row": self.row,
             "key": self.key,
-            "hint": self.hint,
+            "hint": redact(self.hint),
         }
 
 

@@ -50,7 +50,11 @@ def dumps(doc: Any) -> str:
 
 
 def emit(doc: dict, fmt: str, render_text: Callable[[dict, Any], None] | None = None) -> None:
-    """Print ``doc`` as JSON (``fmt == "json"``) or through ``render_text(doc, console)``."""
+    """Print ``doc`` as JSON (``fmt == "json"``) or through ``render_text(doc, console)``.
+    Credentials in it (DSN passwords, tokens, secret headers) are redacted first."""
+    from .redact import redact_doc
+
+    doc = redact_doc(doc)
     if fmt == "json":
         sys.stdout.write(dumps(doc) + "\n")
         sys.stdout.flush()

@@ -34,6 +34,7 @@ import yaml
 
 from . import yamlsafe
 from .errors import EXIT_GATE, EXIT_INPUT, EXIT_OK, InputError, PipewardenError, db_error_text
+from .redact import redact
 from .store.base import QuarantineRow, dataset_name_problem, jdump
 
 # ---------------------------------------------------------------- config
@@ -301,7 +302,7 @@ class ConservationError(RuntimeError):
 def _safe_error(exc: BaseException) -> str:
     """Describe a failure without echoing values (database messages may quote row data)."""
     if isinstance(exc, PipewardenError | ConservationError):
-        return str(exc)
+        return redact(str(exc))
     return db_error_text(exc)
 
 

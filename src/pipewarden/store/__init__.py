@@ -7,6 +7,7 @@ transaction the run writes through, the quarantine queries, and ``close()``.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..errors import InputError
@@ -19,11 +20,13 @@ def open_store(url: str, namespace: str | None = None, *, create: bool = True) -
     """Open a store.
 
     ``url`` is ``duckdb:///abs/path.duckdb``, ``duckdb://relative.duckdb``, a plain path ending in
-    ``.duckdb`` (or ``:memory:``), or a PostgreSQL DSN (``postgresql://...``). ``namespace`` is the
+    ``.duckdb`` (or ``:memory:``), or a PostgreSQL DSN (``postgresql://...``, also in SQLAlchemy's
+    ``postgresql+psycopg://`` spelling, or ``key=value`` pairs). ``namespace`` is the
     schema holding the tables (``main`` for DuckDB, ``public`` for PostgreSQL by default).
     ``create=False`` (commands that only read, or change what a run left) refuses a DuckDB file
     or a PostgreSQL schema that does not exist yet instead of creating an empty store.
     """
+    from ..redact import redact
     from .base import NAMESPACE_RE
 
     if namespace is not None and not NAMESPACE_RE.match(namespace):
@@ -32,6 +35,8 @@ def open_store(url: str, namespace: str | None = None, *, create: bool = True) -
             key="store.schema",
             hint="letters, digits and _, at most 63 characters, not starting with a digit",
         )
+    # SQLAlchemy's spelling names a driver: postgresql+psycopg://, postgresql+psycopg2://
+    url = re.sub(r"^postgres(?:ql)?\+[A-Za-z0-9_]+://", "postgresql://", url)
     if url.startswith(("postgresql://", "postgres://")) or (
         "=" in url and not url.endswith(".duckdb")
     ):
@@ -45,7 +50,7 @@ def open_store(url: str, namespace: str | None = None, *, create: bool = True) -
         path = url
     if not path:
         raise InputError(
-            f"unknown store URL {url!r}",
+            f"unknown store URL {redact(url)!r}",
             hint="use duckdb:///path/file.duckdb, a path ending in .duckdb, or postgresql://...",
         )
     from .duckdb import DuckDBStore

@@ -53,6 +53,7 @@ def dataset_name_problem(name: str) -> str | None:
         return "it ends like the companion tables of another dataset (__raw, __quarantine)"
     return None
 
+
 QUARANTINE_STATUSES = ("pending", "replayed")
 
 

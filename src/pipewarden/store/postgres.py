@@ -18,6 +18,7 @@ from psycopg import pq
 from psycopg.types.json import JsonbBinaryDumper, JsonBinaryDumper
 
 from ..errors import InputError
+from ..redact import redact
 from ..schema.types import DataType
 from .base import NO_STORE_HINT, QuarantineRow, SqlStore, WriterBase, jdump, quote, text_safe
 
@@ -55,7 +56,7 @@ def redact_dsn(dsn: str) -> str:
     try:
         info = psycopg.conninfo.conninfo_to_dict(dsn)
     except psycopg.ProgrammingError:
-        return "postgresql://…"
+        return redact(dsn)
     host = info.get("host", "")
     port = info.get("port", "")
     user = info.get("user", "")
