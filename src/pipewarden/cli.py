@@ -29,6 +29,7 @@ COMMAND_MODULES = {
     "breaker": "pipewarden.anomaly.cli",
     "validate": "pipewarden.pipelines.cli",
     "scaffold": "pipewarden.pipelines.cli",
+    "docs": "pipewarden.reflect.cli",
 }
 
 format_option = click.option(

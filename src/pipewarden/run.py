@@ -516,7 +516,8 @@ def load_file(
             entry["decision"] = p.decision
             w.ensure_dataset(dataset)
             if p.ddl:
-                schema_history.record_schema(w.conn, dialect, dataset, ns, p.schema, p.ddl)
+                cause = {"by": "run", "batch_id": batch_id, "source": label, "run_id": run_id}
+                schema_history.record_schema(w.conn, dialect, dataset, ns, p.schema, p.ddl, cause)
                 if hasattr(w, "forget_types"):
                     w.forget_types()
             cols = list(p.schema.columns.values())
@@ -651,8 +652,11 @@ def run_pipeline(
     ``batches`` (per batch: status loaded/skipped/blocked/failed, decision, rows
     read/loaded/quarantined, delta, ddl, reasons, step reports), ``totals`` and ``exit_code``
     (0 all good, 1 a batch was blocked or failed). Bad input or config raises InputError."""
+    from .reflect import docs_hook
+
     cfg = load_config(config_path)
     files = source_files(cfg)
+    docs = docs_hook(cfg)  # the reflection loop: None without a `docs` section
     steps = build_steps(cfg)
     run_id = uuid.uuid4().hex[:16]
     store = open_config_store(cfg)
@@ -680,6 +684,8 @@ def run_pipeline(
                     "rows_quarantined": 0,
                 }
             batches.append(entry)
+            if docs:
+                docs(store, entry)  # after the batch committed: its docs, in the same step
             if entry["status"] in ("failed", "invalid"):
                 break  # stop at the first failure; a re-run resumes with this batch
     finally:
@@ -852,8 +858,9 @@ def _replay_page(
             why = f"sentinel: {p.reason}"
         else:
             if p.ddl:
+                cause = {"by": "replay", "batch_id": batch_id, "run_id": report["run_id"]}
                 schema_history.record_schema(
-                    w.conn, store.dialect, dataset, store.namespace, p.schema, p.ddl
+                    w.conn, store.dialect, dataset, store.namespace, p.schema, p.ddl, cause
                 )
                 ddl = list(p.ddl)
                 if hasattr(w, "forget_types"):

@@ -86,6 +86,14 @@ def _render_run(doc: dict, console: Any) -> None:
             lines.append(f"  quarantined because {escape(why)}")
         if b.get("reason") and b["status"] != "loaded":
             lines.append(f"  {escape(b['reason'])}")
+        docs = b.get("docs") or {}
+        if docs.get("error"):
+            lines.append(f"  [yellow]docs: {escape(docs['error'])}[/]")
+        elif docs:
+            done = f"commit {docs['commit'][:12]}" if docs.get("commit") else (
+                f"{len(docs.get('staged') or [])} staged" if docs.get("staged") else
+                f"{len(docs.get('written') or [])} files written")  # fmt: skip
+            lines.append(f"  docs {docs.get('docs_version', '')} ({docs['reason']}): {done}")
         if b.get("error"):
             lines.append(
                 f"  [red]failed: {escape(b['error'])}; nothing of this batch was written[/]"

@@ -79,13 +79,15 @@ def test_scaffolded_pipelines_pass_our_validators(tmp_path):
     dags = validate_dags([tmp_path / "af" / "dags"])
     assert dags["findings"] == [] and dags["dags"][0]["dag_id"] == "orders"
     mage = validate_pipeline(tmp_path / "mg")
-    assert mage["findings"] == [] and mage["pipelines"][0]["blocks"] == 3
+    assert mage["findings"] == [] and mage["pipelines"][0]["blocks"] == 4
     meta = yaml.safe_load((tmp_path / "mg" / "pipelines" / "orders" / "metadata.yaml").read_text())
     by = {b["uuid"]: b for b in meta["blocks"]}
     assert by["orders_config"]["downstream_blocks"] == ["orders_guard"]
     assert by["orders_guard"]["upstream_blocks"] == ["orders_config"]
-    assert by["orders_guard"]["downstream_blocks"] == ["orders_report"]
-    assert by["orders_report"]["upstream_blocks"] == ["orders_guard"]
+    assert by["orders_guard"]["downstream_blocks"] == ["orders_docs"]
+    assert by["orders_docs"]["upstream_blocks"] == ["orders_guard"]
+    assert by["orders_docs"]["downstream_blocks"] == ["orders_report"]
+    assert by["orders_report"]["upstream_blocks"] == ["orders_docs"]
 
 
 def test_airflow_template_follows_airflow_3_practice():
@@ -142,7 +144,7 @@ def test_scaffolded_dag_is_parsed_by_the_real_airflow_dagbag(tmp_path, airflow_p
     doc = json.loads(res.stdout.rsplit("@@", 1)[1])
     assert doc["errors"] == {}
     assert doc["dag_ids"] == ["orders"]
-    assert doc["tasks"] == ["check_config", "guard_and_load", "summarize"]
+    assert doc["tasks"] == ["build_docs", "check_config", "guard_and_load", "summarize"]
     assert doc["catchup"] is False and doc["retries"] == 3 and doc["deadline"] is True
     assert doc["schedule"] == "@daily"
 
@@ -202,6 +204,10 @@ def test_scaffolded_mage_pipeline_runs_with_the_real_mage(tmp_path, mage_venv, _
     assert res.returncode == 0, out[-3000:]
     assert "Pipeline run completed" in out
     assert "pipewarden run of orders finished" in out  # the last block ran: every edge was followed
+    # the run wrote the docs (its config has a docs section), the docs block ran after it
+    docs = project / "pipewarden" / "docs" / "orders"
+    assert "pipewarden docs of orders: 0 file(s) written" in out  # already up to date
+    assert (docs / "orders.md").is_file() and (docs / "migrations/orders/0001_create.sql").is_file()
 
 
 @pytest.mark.mage

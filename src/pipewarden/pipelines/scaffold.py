@@ -60,6 +60,8 @@ def pipeline_config(name: str, source: str, store: str) -> dict:
         "source": {"path": source, "format": "auto"},
         "contract": {"tables": "evolve", "columns": "evolve", "data_type": "quarantine"},
         "steps": [{"type": "guardian"}, {"type": "anomaly"}],
+        # the reflection loop: docs rebuilt on every schema change (and by the docs block/task)
+        "docs": {"path": f"docs/{name}", "git": "off"},
     }
     if store == "postgres":
         doc["store"] = {"kind": "postgres", "dsn": "${PIPEWARDEN_DSN}", "schema": "public"}
@@ -132,6 +134,23 @@ def _files(
             values,
         )
         guard = _render(template("mage_pipeline_template.py"), values)
+        docs = _mage_block(
+            "transformer",
+            "transformer",
+            "build_docs",
+            "The reflection loop after the load: the dataset's docs rebuilt from the store.",
+            "    from pathlib import Path\n\n"
+            "    from mage_ai.settings.repo import get_repo_path\n\n"
+            "    from pipewarden.reflect import docs_build\n\n"
+            "    report = args[0] if args else {}\n"
+            f"    docs = docs_build(str(Path(get_repo_path()) / '{cfg_rel}'))\n"
+            "    print('pipewarden docs of "
+            + name
+            + ":', len(docs['written']), 'file(s) written in', docs['path'])\n"
+            "    return {**report, 'docs': {k: docs[k] for k in ('written', 'commit', 'path')}}",
+            "    assert 'docs' in output, 'the docs were not built'",
+            values,
+        )
         exporter = _mage_block(
             "data exporter",
             "data_exporter",
@@ -147,11 +166,13 @@ def _files(
         )
         files[f"data_loaders/{name}_config.py"] = loader
         files[f"transformers/{name}_guard.py"] = guard
+        files[f"transformers/{name}_docs.py"] = docs
         files[f"data_exporters/{name}_report.py"] = exporter
         blocks = [
             (f"{name}_config", "data_loader", [], [f"{name}_guard"]),
-            (f"{name}_guard", "transformer", [f"{name}_config"], [f"{name}_report"]),
-            (f"{name}_report", "data_exporter", [f"{name}_guard"], []),
+            (f"{name}_guard", "transformer", [f"{name}_config"], [f"{name}_docs"]),
+            (f"{name}_docs", "transformer", [f"{name}_guard"], [f"{name}_report"]),
+            (f"{name}_report", "data_exporter", [f"{name}_docs"], []),
         ]
         meta = {
             "name": name,

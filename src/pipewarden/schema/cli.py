@@ -49,6 +49,13 @@ def _render(doc: dict, console) -> None:
         console.print(f"  row {issue['row']}: {issue['reason']} {escape(issue['message'])}")
     if doc["applied"]:
         console.print("applied: DDL run and schema version recorded")
+    docs = doc.get("docs") or {}
+    if docs.get("error"):
+        console.print(f"[yellow]docs: {escape(docs['error'])}[/]")
+    elif docs:
+        done = f"commit {docs['commit'][:12]}" if docs.get("commit") else (
+            f"{len(docs.get('written') or [])} docs file(s) written")  # fmt: skip
+        console.print(f"docs {docs.get('docs_version', '')}: {done}")
     if doc["target_written"]:
         console.print(f"target written: {escape(doc['target']['path'])}")
 
@@ -74,6 +81,23 @@ def _progress(fmt: str):
             bar.update(tasks[stage], completed=done, total=total)
 
         yield update
+
+
+def _docs_settings(path: str | None, git: str, apply: bool):
+    if path is None:
+        return None
+    from ..errors import InputError
+
+    if not apply:
+        raise InputError("--docs needs --apply (docs follow an applied change)", key="docs")
+    from pathlib import Path
+
+    from ..reflect import settings_from_config
+
+    return settings_from_config(
+        {"docs": {"path": str(Path(path).resolve()), "git": git}, "_base_dir": Path.cwd(),
+         "dataset": ""}
+    )  # fmt: skip
 
 
 @click.command("sentinel")
@@ -108,6 +132,19 @@ def _progress(fmt: str):
 )
 @click.option("--write-target", "write", is_flag=True, help="Write the evolved schema to --target.")
 @click.option(
+    "--docs",
+    "docs_path",
+    type=click.Path(file_okay=False),
+    help="With --apply: regenerate the table's docs in this folder (docs/reflect.md).",
+)
+@click.option(
+    "--docs-git",
+    type=click.Choice(["commit", "stage", "off"]),
+    default="off",
+    show_default=True,
+    help="With --docs: commit the docs and the migration, stage them, or only write them.",
+)
+@click.option(
     "--input-format",
     "input_format",
     type=click.Choice(["auto", "json", "jsonl", "csv", "parquet"]),
@@ -121,7 +158,7 @@ def _progress(fmt: str):
 @format_option
 def sentinel_command(
     source, target, show_ddl, dialect, table, namespace, contract, apply, dsn, write,
-    input_format, chunk_rows, encoding, fmt,
+    docs_path, docs_git, input_format, chunk_rows, encoding, fmt,
 ):  # fmt: skip
     """Infer a batch's schema from every row, diff it against the target, plan safe DDL."""
     with _progress(fmt) as progress:
@@ -129,6 +166,7 @@ def sentinel_command(
             source, target, fmt=input_format, dialect=dialect, table=table,
             namespace=namespace, contract=contract, apply=apply, dsn=dsn, write=write,
             chunk_rows=chunk_rows, encoding=encoding, progress=progress,
+            docs=_docs_settings(docs_path, docs_git, apply),
         )  # fmt: skip
     if fmt == "json":
         emit(doc, fmt)

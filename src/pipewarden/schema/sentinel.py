@@ -97,6 +97,7 @@ def sentinel(
     chunk_rows: int = 100_000,
     encoding: str = "utf-8",
     progress: Callable[[str, int, int | None], None] | None = None,
+    docs: Any = None,
 ) -> dict[str, Any]:
     """Infer the schema of ``source``, compare it with the target (the schema file, or the
     database's history when ``dsn`` is given), plan the DDL under ``contract``, check every
@@ -105,7 +106,9 @@ def sentinel(
     Returns the result document; ``result["decision"] == "reject"`` means the contract refused
     the batch (the CLI exits 1). Raises :class:`InputError` for bad input or a bad call.
     ``progress(stage, rows_done, rows_total)`` is called after every chunk (stage ``infer``
-    with an unknown total, then ``check``).
+    with an unknown total, then ``check``). ``docs`` (a
+    :class:`pipewarden.reflect.DocsSettings`): once an applied change committed, the table's
+    docs are regenerated there (``result["docs"]``).
     """
     if apply and not dsn:
         raise InputError("--apply needs --dsn (a PostgreSQL DSN or a DuckDB file)", key="dsn")
@@ -188,7 +191,9 @@ def sentinel(
                 counts.update(accepted=0, quarantined=0, discarded=0, values_discarded=0)
             applied = False
             if apply and decision != "reject" and conn is not None and p.ddl:
-                history.record_schema(conn, dialect, table, namespace, p.schema, p.ddl)
+                cause = {"by": "sentinel", "source": name, "rows_read": counts["read"],
+                         "rows_quarantined": counts["quarantined"] + counts["discarded"]}  # fmt: skip
+                history.record_schema(conn, dialect, table, namespace, p.schema, p.ddl, cause)
                 applied = True
             return {
                 "source": name,
@@ -219,6 +224,10 @@ def sentinel(
                     result = run(current, conn if apply else None)
                     if result["applied"]:
                         conn.commit()
+                        if docs is not None:  # the reflection loop, once the change is in
+                            from ..reflect import after_apply
+
+                            result["docs"] = after_apply(conn, dialect, namespace, table, docs)
                     else:
                         conn.rollback()
                 except PipewardenError:

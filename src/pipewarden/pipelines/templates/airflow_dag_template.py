@@ -4,7 +4,8 @@ Written by `pipewarden scaffold airflow`. One run reads the source named in
 __PW_CONFIG_REL__, passes every batch through pipewarden's schema sentinel, compliance
 guardian and anomaly detector, and loads what passes into the warehouse (rows that do not
 pass go to the quarantine with their reason). A batch the gate blocks fails the task without
-retries; infrastructure errors are retried with exponential backoff.
+retries; infrastructure errors are retried with exponential backoff. After the load, the
+dataset's docs are rebuilt from the store (`pipewarden docs build`).
 """
 
 from __future__ import annotations
@@ -76,6 +77,17 @@ def pipewarden___PW_NAME__():
         return report
 
     @task
+    def build_docs(report: dict) -> dict:
+        """The reflection loop after the load: the dataset's docs (pages, changelog,
+        migrations) regenerated from the store, committed or staged as the config's docs.git
+        says."""
+        from pipewarden.reflect import docs_build
+
+        docs = docs_build(str(PIPELINE_CONFIG))
+        log.info("docs: %s file(s) written, commit %s", len(docs["written"]), docs["commit"])
+        return {**report, "docs": {k: docs[k] for k in ("written", "commit", "path")}}
+
+    @task
     def summarize(report: dict) -> None:
         log.info(
             "run of __PW_NAME__ finished: exit code %s, %s",
@@ -83,7 +95,7 @@ def pipewarden___PW_NAME__():
             report.get("totals"),
         )
 
-    summarize(guard_and_load(check_config()))
+    summarize(build_docs(guard_and_load(check_config())))
 
 
 pipewarden___PW_NAME__()
