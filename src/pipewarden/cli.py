@@ -30,6 +30,7 @@ COMMAND_MODULES = {
     "validate": "pipewarden.pipelines.cli",
     "scaffold": "pipewarden.pipelines.cli",
     "docs": "pipewarden.reflect.cli",
+    "serve": "pipewarden.serve.cli",
 }
 
 format_option = click.option(
