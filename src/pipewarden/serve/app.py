@@ -38,7 +38,7 @@ import orjson
 from fastapi import Body, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import preview
@@ -58,9 +58,11 @@ MAX_COLUMNS_FILTERED = 200  # columns that get filter parameters (the rest: fiel
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, headers: dict | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, headers: dict | None = None, body: dict | None = None
+    ) -> None:
         super().__init__(message)
-        self.status, self.message, self.headers = status, message, headers or {}
+        self.status, self.message, self.headers, self.body = status, message, headers or {}, body
 
 
 # ---------------------------------------------------------------- types
@@ -98,20 +100,6 @@ def _value_in(t: str, v: Any) -> Any:
     return v
 
 
-def _value_out(t: str, v: Any) -> Any:
-    if v is None:
-        return None
-    if t == "decimal":
-        return str(v)
-    if t == "json" and isinstance(v, str | bytes):
-        return orjson.loads(v)
-    if t == "timestamp" and isinstance(v, dt.datetime):
-        return v.isoformat()
-    if t == "double" and isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
-        return None
-    return v
-
-
 def _masked(v: Any) -> Any:
     if v is None:
         return None
@@ -135,6 +123,7 @@ class Dataset:
         self.pii = {c for c in facts.pii if c in self.by_name}
         self.select = ", ".join(quote(c["ident"]) for c in self.columns)
         self.rowpos = "ctid" if dialect == "postgres" else "rowid"
+        self._specials: dict[tuple, list[str]] = {}
         self.quality = _jsonable(facts.quality)
         for part in ("last_batch", "last_verdict"):  # file names, not the server's folders
             if isinstance(self.quality.get(part), dict):
@@ -142,11 +131,29 @@ class Dataset:
                 q["source"] = _source_name(q.get("source"))
 
     def row(self, values: tuple, names: list[str], pii_ok: bool) -> dict[str, Any]:
-        out = {}
-        for n, v in zip(names, values, strict=False):
-            t = self.by_name[n]["type"]
-            out[n] = _value_out(t, v) if pii_ok or n not in self.pii else _masked(v)
+        """A row as JSON-ready values: orjson writes numbers, dates, timestamps (and NaN as
+        null) itself, decimals through ``default=str``; only JSON text (DuckDB) is parsed and
+        PII masked."""
+        out = dict(zip(names, values, strict=False))
+        for n in self._special(tuple(names), pii_ok):
+            v = out[n]
+            if v is None:
+                continue
+            if n in self.pii and not pii_ok:
+                out[n] = _masked(v)
+            elif isinstance(v, str | bytes):  # a JSON column read as text
+                out[n] = orjson.loads(v)
         return out
+
+    def _special(self, names: tuple, pii_ok: bool) -> list[str]:
+        key = (names, pii_ok)
+        got = self._specials.get(key)
+        if got is None:
+            got = [n for n in names
+                   if self.by_name[n]["type"] == "json" or (n in self.pii and not pii_ok)]  # fmt: skip
+            if len(self._specials) < 1024:
+                self._specials[key] = got
+        return got
 
     def info(self) -> dict[str, Any]:
         f = self.facts
@@ -265,6 +272,11 @@ class Error(BaseModel):
     error: str
 
 
+class Invalid(BaseModel):
+    error: str
+    detail: list[dict[str, Any]]
+
+
 def build_app(
     settings: ServeSettings,
     backend: Backend,
@@ -306,7 +318,7 @@ def build_app(
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:
-        return _json({"error": exc.message}, exc.status, exc.headers)
+        return _json({"error": exc.message, **(exc.body or {})}, exc.status, exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -503,17 +515,43 @@ def _dataset_routes(app: FastAPI, d: Dataset, settings: ServeSettings, guard, fe
             taken.add(pname)
             filters.append((pname, c["name"], op, bool if op == "null" else _param_type(c["type"])))
 
-    async def page(request: Request, **kw) -> Response:
+    adapters = {f[0]: (TypeAdapter(f[3]), f) for f in filters}
+    limit_adapter = TypeAdapter(Annotated[int, Field(ge=1, le=lim.page_size)])
+
+    def parse(request: Request) -> tuple[int, str | None, list[str] | None, list[tuple]]:
+        """The page's query string, validated like FastAPI's parameters (422 naming the
+        parameter, not the value); cheaper than declaring each filter as a parameter."""
+        limit, cursor, fields, given, errors = lim.default_page_size, None, None, [], []
+        for name, value in request.query_params.multi_items():
+            try:
+                if name == "limit":
+                    limit = limit_adapter.validate_python(value)
+                elif name == "cursor":
+                    if len(value) > 4096:
+                        raise ValueError("too long")
+                    cursor = value
+                elif name == "fields":
+                    fields = [*(fields or []), value]
+                elif name in adapters:
+                    ad, f = adapters[name]
+                    given.append((f, ad.validate_python(value)))
+                else:
+                    errors.append({"loc": ["query", name], "msg": "unknown parameter",
+                                   "type": "extra_forbidden"})  # fmt: skip
+            except (ValidationError, ValueError) as exc:
+                msg = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+                errors.append({"loc": ["query", name], "msg": msg, "type": "invalid"})
+        if errors:
+            raise ApiError(422, "invalid request", body={"detail": errors})
+        return limit, cursor, fields, given
+
+    async def page(request: Request) -> Response:
         _, scopes = await guard(request)
         pii_ok = "pii" in scopes
-        limit = kw.pop("limit")
-        cursor = kw.pop("cursor")
-        names = names_of(kw.pop("fields"))
+        limit, cursor, fields, given = parse(request)
+        names = names_of(fields)
         where, params = [], []
-        for i, (_pname, col, op, _t) in enumerate(filters):
-            v = kw.get(f"p{i}")
-            if v is None:
-                continue
+        for (_pname, col, op, _t), v in given:
             if col in d.pii and not pii_ok:
                 raise ApiError(403, f"filtering on the PII column {col!r} needs the 'pii' scope")
             c = d.by_name[col]
@@ -554,40 +592,32 @@ def _dataset_routes(app: FastAPI, d: Dataset, settings: ServeSettings, guard, fe
         rows = await fetch(sql, params)
         more = len(rows) > limit
         rows = rows[:limit]
-        out = [d.row(r[: len(names)], names, pii_ok) for r in rows]
+        n = len(names)
+        out = [d.row(r[:n], names, pii_ok) for r in rows]
         nxt = _encode_cursor([_cursor_out(rows[-1][p]) for p in kpos]) if more and rows else None
         return _json({"rows": out, "next": nxt})
 
-    params = [
-        inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request),
-        inspect.Parameter(
-            "limit", inspect.Parameter.KEYWORD_ONLY,
-            annotation=Annotated[int, Query(ge=1, le=lim.page_size, description="rows per page")],
-            default=lim.default_page_size,
-        ),
-        inspect.Parameter(
-            "cursor", inspect.Parameter.KEYWORD_ONLY,
-            annotation=Annotated[str | None, Query(max_length=4096,
-                                                   description="the `next` of the previous page")],
-            default=None,
-        ),
-        inspect.Parameter(
-            "fields", inspect.Parameter.KEYWORD_ONLY,
-            annotation=Annotated[list[str] | None, Query(description="columns to return (repeat)")],
-            default=None,
-        ),
+    def qparam(name: str, schema: dict, description: str, **extra) -> dict:
+        return {"name": name, "in": "query", "required": False, "schema": schema,
+                "description": description, **extra}  # fmt: skip
+
+    documented = [
+        qparam("limit", limit_adapter.json_schema() | {"default": lim.default_page_size},
+               "rows per page"),
+        qparam("cursor", {"type": "string", "maxLength": 4096},
+               "the `next` of the previous page"),
+        qparam("fields", {"type": "array", "items": {"type": "string",
+                                                      "enum": [c["name"] for c in d.columns]}},
+               "columns to return (repeat the parameter)", style="form", explode=True),
     ]  # fmt: skip
-    for i, (pname, col, op, t) in enumerate(filters):
+    for pname, col, op, _t in filters:
         what = "is null (true) or not (false)" if op == "null" else f"{op} this value"
-        params.append(inspect.Parameter(
-            f"p{i}", inspect.Parameter.KEYWORD_ONLY,
-            annotation=Annotated[t | None, Query(alias=pname, description=f"{col!r} {what}")],
-            default=None,
-        ))  # fmt: skip
-    page.__signature__ = inspect.Signature(params)
+        documented.append(qparam(pname, adapters[pname][0].json_schema(), f"{col!r} {what}"))
     app.add_api_route(
         f"{base}/rows", page, methods=["GET"], tags=[tag], response_model=Page,
         summary=f"{d.name}: a page of rows, filtered",
+        openapi_extra={"parameters": documented},
+        responses={422: {"model": Invalid, "description": "A parameter that does not validate"}},
     )  # fmt: skip
 
     # ---- batches and quarantine
