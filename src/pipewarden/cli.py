@@ -31,6 +31,7 @@ COMMAND_MODULES = {
     "scaffold": "pipewarden.pipelines.cli",
     "docs": "pipewarden.reflect.cli",
     "serve": "pipewarden.serve.cli",
+    "ingest": "pipewarden.ingest.cli",
 }
 
 format_option = click.option(

@@ -92,6 +92,12 @@ class MemoryStateStore:
     def state_datasets(self, key: str) -> list[str]:
         return sorted(d for d, k in self._state if k == key)
 
+    def state_items(self, prefix: str) -> list[tuple[str, str, dict[str, Any]]]:
+        return sorted((d, k, dict(v)) for (d, k), v in self._state.items() if k.startswith(prefix))
+
+    def delete_state(self, dataset: str, key: str) -> int:
+        return 1 if self._state.pop((dataset, key), None) is not None else 0
+
     def append_metrics(
         self, dataset: str, batch_id: str, kind: str, metrics: dict[str, Any]
     ) -> None:
@@ -268,6 +274,38 @@ class SqlStore:
         )
         return [r[0] for r in rows]
 
+    def state_items(self, prefix: str) -> list[tuple[str, str, dict[str, Any]]]:
+        """(dataset, key, value) of every state whose key starts with ``prefix``."""
+        if not self.has_table(STATE):
+            return []
+        rows = self._aux_query(
+            self.sql(
+                f"SELECT dataset, key, value FROM {self.qualify(STATE)} "
+                "WHERE substr(key, 1, ?) = ? ORDER BY dataset, key"
+            ),
+            (len(prefix), prefix),
+        )
+        return [(r[0], r[1], jload(r[2])) for r in rows]
+
+    def delete_state(self, dataset: str, key: str) -> int:
+        """Delete one state; 1 when it existed, else 0."""
+        if self.load_state(dataset, key) is None:
+            return 0
+        self._aux_execute(
+            self.sql(f"DELETE FROM {self.qualify(STATE)} WHERE dataset = ? AND key = ?"),
+            (dataset, key),
+        )
+        return 1
+
+    def state_upsert(self, dataset: str, key: str, value: dict[str, Any]) -> tuple[str, tuple]:
+        sql = self.sql(
+            f"INSERT INTO {self.qualify(STATE)} (dataset, key, value, updated_at) "
+            f"VALUES (?, ?, CAST(? AS {self.json_type}), now()) "
+            "ON CONFLICT (dataset, key) DO UPDATE SET value = excluded.value, "
+            "updated_at = excluded.updated_at"
+        )
+        return sql, (dataset, key, jdump(value))
+
     def load_state(self, dataset: str, key: str) -> dict[str, Any] | None:
         rows = self._aux_query(
             self.sql(f"SELECT value FROM {self.qualify(STATE)} WHERE dataset = ? AND key = ?"),
@@ -276,15 +314,7 @@ class SqlStore:
         return jload(rows[0][0]) if rows else None
 
     def save_state(self, dataset: str, key: str, value: dict[str, Any]) -> None:
-        self._aux_execute(
-            self.sql(
-                f"INSERT INTO {self.qualify(STATE)} (dataset, key, value, updated_at) "
-                f"VALUES (?, ?, CAST(? AS {self.json_type}), now()) "
-                "ON CONFLICT (dataset, key) DO UPDATE SET value = excluded.value, "
-                "updated_at = excluded.updated_at"
-            ),
-            (dataset, key, jdump(value)),
-        )
+        self._aux_execute(*self.state_upsert(dataset, key, value))
 
     def append_metrics(
         self, dataset: str, batch_id: str, kind: str, metrics: dict[str, Any]
@@ -546,6 +576,11 @@ class WriterBase:
 
     def log_run(self, entry: dict[str, Any]) -> None:
         self.execute(*self.store.run_log_statement(entry))
+
+    def save_state(self, dataset: str, key: str, value: dict[str, Any]) -> None:
+        """A state written in the batch's transaction (a source's cursor commits with the
+        batch it produced)."""
+        self.execute(*self.store.state_upsert(dataset, key, value))
 
     def update_quarantine(
         self,
