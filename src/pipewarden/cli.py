@@ -32,6 +32,7 @@ COMMAND_MODULES = {
     "docs": "pipewarden.reflect.cli",
     "serve": "pipewarden.serve.cli",
     "ingest": "pipewarden.ingest.cli",
+    "impute": "pipewarden.impute.cli",
 }
 
 format_option = click.option(

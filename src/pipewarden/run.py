@@ -336,12 +336,14 @@ def _typed_rows(
     they were read, when ``batch`` holds them retyped (a replayed CSV row)."""
     typed, offsets, payloads = [], [], []
     records, patches, base = batch.records, outcome.patches, batch.offset
+    fills = outcome.fills
     for i in outcome.loaded:
         rec = records[i]
         patch = patches.get(i)
         if patch:
             rec = {**rec, **patch}
-        typed.append(convert(rec))
+        fill = fills.get(i)  # imputed: the typed table only, the raw landing keeps the null
+        typed.append(convert({**rec, **fill} if fill else rec))
         offsets.append(base + i)
         payloads.append(jdump(rec if raw is None else {**raw[i], **(patch or {})}))
     return typed, offsets, payloads
@@ -399,7 +401,7 @@ def _check(batch, plan, steps, ctx_args) -> tuple[Any, dict[str, Any]]:
         verdicts.append(v)
         held |= v.quarantined_rows()
     outcome = merge(len(batch), verdicts)
-    if outcome.patches and outcome.decision == "pass":
+    if (outcome.patches or outcome.fills) and outcome.decision == "pass":
         again = _recheck_patched(batch, plan, outcome)
         if again is not None:
             verdicts.append(again)
@@ -416,9 +418,12 @@ def _recheck_patched(batch, plan, outcome):
     from .schema import check_rows
     from .verdict import RowIssue, Verdict
 
-    rows = sorted(outcome.patches)
+    rows = sorted(set(outcome.patches) | set(outcome.fills))
     sub = Batch(
-        [{**batch.records[i], **outcome.patches[i]} for i in rows],
+        [
+            {**batch.records[i], **outcome.patches.get(i, {}), **outcome.fills.get(i, {})}
+            for i in rows
+        ],  # fmt: skip
         batch.source,
         batch.offset,
         batch.batch_id,
@@ -435,6 +440,19 @@ def _recheck_patched(batch, plan, outcome):
     out.patches = {rows[k]: p for k, p in v.patches.items()}
     out.report.update(quarantined=len(out.issues), values_discarded=len(out.patches))
     return out
+
+
+def _write_imputed(w, dataset: str, chunk, outcome, batch_id: str, reports: dict) -> int:
+    """Record which columns of which loaded rows were imputed (``<dataset>__imputed``)."""
+    rep = reports.get("impute")
+    rep = rep[-1] if isinstance(rep, list) else rep or {}
+    version = (rep.get("model") or {}).get("version")
+    rows = [
+        (chunk.offset + i, jdump(sorted(outcome.fills[i])))
+        for i in outcome.loaded
+        if outcome.fills.get(i)
+    ]
+    return w.write_imputed(dataset, batch_id, rows, version)
 
 
 def _merge_step_reports(acc: dict[str, Any], reports: dict[str, Any], chunk: int) -> None:
@@ -532,7 +550,7 @@ def load_file(
                 "base_dir": cfg["_base_dir"],
                 "schema": p.schema,
             }
-            loaded = quarantined = seen = 0
+            loaded = quarantined = seen = imputed = 0
             # pass 2: check and write chunk by chunk; a batch of no rows is still one call of
             # every step (the volume monitor sees it)
             pass2 = chunks() if n_read else [Batch([], label, 0, batch_id, src["format"])]
@@ -554,6 +572,8 @@ def load_file(
                     raw_rows = w.write_raw(dataset, batch_id, offsets, payloads)
                     loaded += 0 if idents else raw_rows
                 quarantined += w.write_quarantine(dataset, qrows)
+                if outcome.fills:
+                    imputed += _write_imputed(w, dataset, chunk, outcome, batch_id, step_reports)
                 seen += len(chunk)
                 if progress:
                     progress.update(task, advance=len(chunk))
@@ -566,6 +586,8 @@ def load_file(
                 entry["note"] = (
                     "no typed column yet (only nulls seen): the rows are in the raw landing only"
                 )
+            if imputed:
+                entry["rows_imputed"] = imputed
             entry.update(
                 status="loaded",
                 rows_loaded=loaded,

@@ -37,6 +37,7 @@ class Step(Protocol):
 REGISTRY: dict[str, str] = {
     "guardian": "pipewarden.compliance.step:build_step",
     "anomaly": "pipewarden.anomaly.step:build_step",
+    "impute": "pipewarden.impute.step:build_step",
 }
 
 

@@ -49,6 +49,9 @@ class Verdict:
     masks: dict[int, dict[str, Any]] = field(default_factory=dict)
     # JSON-serialisable summary for the run report; no raw PII
     report: dict[str, Any] = field(default_factory=dict)
+    # row index -> {column: value}: imputed cells, written to the typed table only (the raw
+    # landing keeps the nulls) and recorded in the dataset's __imputed table
+    fills: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def quarantined_rows(self) -> set[int]:
         return {i.row for i in self.issues}
@@ -64,6 +67,7 @@ class Outcome:
     quarantined: dict[int, list[RowIssue]]  # row index -> every reason it was held
     patches: dict[int, dict[str, Any]]  # of the loaded rows (masks included)
     masks: dict[int, dict[str, Any]] = field(default_factory=dict)  # of the quarantined rows
+    fills: dict[int, dict[str, Any]] = field(default_factory=dict)  # of the loaded rows
 
     @property
     def rows_loaded(self) -> int:
@@ -101,6 +105,10 @@ def merge(n_rows: int, verdicts: list[Verdict]) -> Outcome:
             patches.setdefault(r, {}).update(p)
             masks.setdefault(r, {}).update(p)
     loaded = [r for r in range(n_rows) if r not in held]
+    fills: dict[int, dict[str, Any]] = {}
+    for v in verdicts:
+        for r, f in v.fills.items():
+            fills.setdefault(r, {}).update(f)
     decision: Decision = "quarantine_batch" if whole is not None else "pass"
     reason = f"{whole.step}: {whole.reason}" if whole is not None else None
     return Outcome(
@@ -110,4 +118,5 @@ def merge(n_rows: int, verdicts: list[Verdict]) -> Outcome:
         held,
         {r: patches[r] for r in loaded if r in patches},
         {r: masks[r] for r in held if r in masks},
+        {r: fills[r] for r in loaded if r in fills},
     )

@@ -9,8 +9,6 @@ the H2O binary model for ``h2o`` (H2O deserialises it in its JVM: load H2O model
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -135,10 +133,9 @@ class Model:
 
     def save(self, path: str | Path) -> Path:
         """Write the model directory atomically (a half-written model is never left behind)."""
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".pwmodel-", dir=target.parent))
-        try:
+        from ..files import replacing_dir
+
+        with replacing_dir(path, ".pwmodel-") as tmp:
             params = self.engine.save(tmp)
             doc = {
                 "format": FORMAT,
@@ -149,13 +146,7 @@ class Model:
                 "engine": {"name": self.engine.name, "params": params},
             }
             (tmp / "model.json").write_text(json.dumps(doc))
-            if target.exists():
-                shutil.rmtree(target)
-            tmp.rename(target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return target
+        return Path(path)
 
     @classmethod
     def load(cls, path: str | Path, engine_options: dict[str, Any] | None = None) -> Model:

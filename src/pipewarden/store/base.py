@@ -40,7 +40,7 @@ NO_STORE_HINT = (
 METRICS = "_pw_metrics"
 DATASETS = "_pw_datasets"
 HISTORY = "_pw_schema_history"
-COMPANIONS = ("__raw", "__quarantine")  # suffixes of a dataset's own tables
+COMPANIONS = ("__raw", "__quarantine", "__imputed")  # suffixes of a dataset's own tables
 
 
 def dataset_name_problem(name: str) -> str | None:
@@ -50,7 +50,9 @@ def dataset_name_problem(name: str) -> str | None:
     if low.startswith("_pw_"):
         return "names starting with _pw_ are the store's own tables"
     if low.endswith(COMPANIONS):
-        return "it ends like the companion tables of another dataset (__raw, __quarantine)"
+        return (
+            "it ends like the companion tables of another dataset (__raw, __quarantine, __imputed)"
+        )
     return None
 
 
@@ -581,6 +583,28 @@ class WriterBase:
         """A state written in the batch's transaction (a source's cursor commits with the
         batch it produced)."""
         self.execute(*self.store.state_upsert(dataset, key, value))
+
+    def write_imputed(
+        self, dataset: str, batch_id: str, rows: Sequence[tuple[int, str]], version: Any
+    ) -> int:
+        """Record the imputed columns (a JSON list) of loaded rows: (offset, columns)."""
+        if not rows:
+            return 0
+        t = self.store.qualify(dataset + "__imputed")
+        self.execute(
+            f"CREATE TABLE IF NOT EXISTS {t} (batch_id TEXT NOT NULL, "
+            f'"offset" BIGINT NOT NULL, imputed_columns {self.store.json_type} NOT NULL, '
+            f'model_version BIGINT, PRIMARY KEY (batch_id, "offset"))'
+        )
+        staged = [(batch_id, o, c, str(version) if version is not None else None) for o, c in rows]
+        names = ["batch_id", "offset", "imputed_columns", "model_version"]
+        with self._staged(names, staged) as u:
+            self.execute(
+                f'INSERT INTO {t} (batch_id, "offset", imputed_columns, model_version) '
+                f'SELECT batch_id, "offset", CAST(imputed_columns AS {self.store.json_type}), '
+                f"CAST(model_version AS BIGINT) FROM {u}"
+            )
+        return len(rows)
 
     def update_quarantine(
         self,
