@@ -373,3 +373,50 @@ def test_docs_git_commit_outside_a_repository_is_exit_2_before_any_batch(tmp_pat
     )
     assert main(["run", str(tmp_path / "p.yaml")]) == 2
     assert not (tmp_path / "wh.duckdb").exists()
+
+
+def test_a_replay_that_evolves_the_schema_commits_the_docs(repo):
+    from pipewarden.run import replay_quarantine
+
+    cfg = repo / "pipeline.yaml"
+    cfg.write_text(cfg.read_text() + "contract:\n  columns: quarantine\n")
+    jsonl(repo / "in" / "b1.jsonl", [{"order_id": 1}])
+    run_pipeline(cfg, fmt="json")
+    jsonl(repo / "in" / "b2.jsonl", [{"order_id": 2, "promo": "X"}])  # held: a new column
+    assert run_pipeline(cfg, fmt="json")["totals"]["rows_quarantined"] == 1
+    n = len(commits(repo))
+    cfg.write_text(cfg.read_text().replace("columns: quarantine", "columns: evolve"))
+    rep = replay_quarantine(cfg)
+    assert rep["rows_replayed"] == 1 and rep["ddl"] and rep["docs"]["commit"]
+    assert len(commits(repo)) == n + 1
+    page = (repo / "docs/data/orders.md").read_text()
+    assert "quarantine replay" in page and "column `promo` added" in page
+
+
+def test_the_script_is_the_command(repo):
+    jsonl(repo / "in" / "b1.jsonl", [{"order_id": 1}])
+    run_pipeline(repo / "pipeline.yaml", fmt="json")
+    script = Path(__file__).resolve().parents[1] / "scripts" / "reflect_docs.py"
+    import sys
+
+    ok = subprocess.run([sys.executable, str(script), "check", str(repo / "pipeline.yaml")],
+                        capture_output=True, text=True)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    (repo / "docs/data/orders.md").write_text("edited\n")
+    bad = subprocess.run([sys.executable, str(script), "check", str(repo / "pipeline.yaml")],
+                         capture_output=True, text=True)  # fmt: skip
+    assert bad.returncode == 1 and "differs: orders.md" in bad.stdout
+
+
+def test_a_bad_descriptions_file_is_exit_2_naming_it(repo, capsys):
+    jsonl(repo / "in" / "b1.jsonl", [{"order_id": 1}])
+    run_pipeline(repo / "pipeline.yaml", fmt="json")
+    bad = repo / "docs/data/descriptions.yaml"
+    bad.write_text("orders:\n  description: [unclosed\n")
+    capsys.readouterr()
+    assert main(["docs", "build", str(repo / "pipeline.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "descriptions.yaml" in err and "line" in err and "Traceback" not in err
+    bad.write_text("orders:\n  columns:\n    order_id: 5\n")
+    assert main(["docs", "check", str(repo / "pipeline.yaml")]) == 2
+    assert "orders.columns" in capsys.readouterr().err

@@ -273,7 +273,7 @@ INJECTIONS = ["1 OR 1=1", "1; DROP TABLE orders; --", "' OR '1'='1", "\" OR \"\"
 
 def test_sql_injection_through_every_parameter_changes_nothing(server):
     before = server.fingerprint()
-    spec = server.get("/openapi.json", key=None).json()
+    spec = server.get("/openapi.json").json()
     tried = 0
     for path, item in spec["paths"].items():
         for method, op in item.items():
@@ -309,7 +309,7 @@ def test_hostile_column_names_are_served_as_data(server):
     assert [r["id"] for r in got["rows"]] == [9]
     got = server.get("/datasets/orders/rows", params={"fields": [HOSTILE]}).json()
     assert got["rows"][0] == {HOSTILE: "h0"}
-    spec = server.get("/openapi.json", key=None).json()
+    spec = server.get("/openapi.json").json()
     assert HOSTILE in spec["components"]["schemas"]["Row_orders"]["properties"]
 
 
@@ -323,7 +323,7 @@ def test_schemathesis_finds_no_server_error_against_the_live_schema(server):
          "response_schema_conformance",
          "--max-examples", "25", "--generation-deterministic", "--request-timeout", "20",
          "--phases", "examples,fuzzing"],
-        capture_output=True, text=True, timeout=900,
+        capture_output=True, text=True, timeout=900, cwd=server.root,  # its cache stays there
     )  # fmt: skip
     assert res.returncode == 0, res.stdout[-6000:] + res.stderr[-2000:]
     assert server.fingerprint() == before
@@ -348,7 +348,7 @@ def test_a_schema_change_shows_in_the_api(server):
     assert run.returncode == 0, run.stderr
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        spec = server.get("/openapi.json", key=None).json()
+        spec = server.get("/openapi.json").json()
         if "coupon" in json.dumps(spec["components"]["schemas"]["Row_orders"]):
             break
         time.sleep(0.3)
@@ -421,7 +421,7 @@ def test_pages_without_a_key_follow_the_rows_places(kind, tmp_path, request):
     srv.start()
     try:
         assert srv.get("/datasets").json()["datasets"][0]["key"] is None
-        spec = srv.get("/openapi.json", key=None).json()
+        spec = srv.get("/openapi.json").json()
         assert not any("lookup" in p or "{key}" in p for p in spec["paths"])
         seen, cursor = [], None
         while True:
@@ -465,8 +465,19 @@ def test_bad_serve_configs_are_exit_2(tmp_path, monkeypatch):
         "version: 1\ndataset: orders\nsource:\n  path: in/*.jsonl\nstore:\n  path: wh.duckdb\n"
     )
     assert main(["serve", str(tmp_path / "open.yaml"), "--host", "0.0.0.0"]) == 2
+    script = Path(__file__).resolve().parents[1] / "scripts" / "feature_server.py"
+    res = subprocess.run([sys.executable, str(script), str(tmp_path / "open.yaml"), "--host",
+                          "0.0.0.0"], capture_output=True, text=True)  # fmt: skip
+    assert res.returncode == 2 and "refusing to serve on 0.0.0.0 without an API key" in res.stderr
     (tmp_path / "none.yaml").write_text(
         "version: 1\ndataset: orders\nsource:\n  path: in/*.jsonl\nstore:\n  path: nope.duckdb\n"
     )
     assert main(["serve", str(tmp_path / "none.yaml")]) == 2
     assert not (tmp_path / "nope.duckdb").exists()
+
+
+def test_the_schema_needs_a_key_when_anonymous_requests_are_off(server):
+    assert server.get("/openapi.json", key=None).status_code == 401
+    assert server.get("/docs", key=None).status_code == 401
+    assert server.get("/openapi.json", key="y" * 20).status_code == 401
+    assert server.get("/openapi.json").status_code == 200

@@ -798,7 +798,10 @@ def replay_quarantine(
     each page is one transaction: memory stays bounded by a page, rows that keep failing do
     not stop the replay from reaching the rest, and a failure rolls back its own page only
     (its rows stay pending; earlier pages stay replayed)."""
+    from .reflect import docs_hook
+
     cfg = load_config(config_path)
+    docs = docs_hook(cfg)  # a replay that evolves the schema updates the docs as a run does
     steps = build_steps(cfg)
     dataset = cfg["dataset"]
     run_id = uuid.uuid4().hex[:16]
@@ -842,6 +845,10 @@ def replay_quarantine(
                 break
         if report["pages"]:
             report["delta"] = {"changes": list(changes.values())}
+        if docs and report["ddl"]:
+            entry = {"status": "loaded", "ddl": report["ddl"]}
+            docs(store, entry)
+            report["docs"] = entry.get("docs")
     finally:
         close_steps(steps)
         store.close()

@@ -125,5 +125,6 @@ def test_pre_commit_hooks_call_the_commands():
         "pipewarden-validate-dag": "pipewarden validate dag",
         "pipewarden-validate-pipeline": "pipewarden validate pipeline",
         "pipewarden-validate-cycles": "pipewarden validate cycles",
+        "pipewarden-docs-check": "pipewarden docs check",
     }
     assert all(h["language"] == "python" and h["require_serial"] for h in hooks)

@@ -54,6 +54,7 @@ ORDERED = {"bigint", "double", "decimal", "text", "date", "timestamp", "timestam
 OPS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 INT64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 TEXT = Annotated[str, Field(max_length=10_000)]
+DOC_PATHS = {"/openapi.json", "/docs", "/redoc", "/docs/oauth2-redirect"}
 MAX_COLUMNS_FILTERED = 200  # columns that get filter parameters (the rest: fields only)
 
 
@@ -752,6 +753,13 @@ class ServeApp:
             await self.start()
         if scope["type"] == "http":
             await self.refresh()
+            if scope.get("path") in DOC_PATHS and not self._may_read_docs(scope):
+                # the schema names every column: without anonymous access it needs a key too
+                body = b'{"error":"give a valid key in X-API-Key (or Authorization: Bearer)"}'
+                await send({"type": "http.response.start", "status": 401,
+                            "headers": [(b"content-type", b"application/json")]})  # fmt: skip
+                await send({"type": "http.response.body", "body": body})
+                return
             t0 = time.perf_counter()
             status = {"code": 500}
 
@@ -770,6 +778,16 @@ class ServeApp:
                          (time.perf_counter() - t0) * 1000, caller or "-")  # fmt: skip
             return
         await self.app(scope, receive, send)
+
+    def _may_read_docs(self, scope) -> bool:
+        if self.settings.anonymous:
+            return True
+        headers = {k.lower(): v for k, v in scope.get("headers") or []}
+        presented = headers.get(b"x-api-key", b"").decode("latin-1")
+        auth = headers.get(b"authorization", b"").decode("latin-1")
+        if not presented and auth.lower().startswith("bearer "):
+            presented = auth[7:].strip()
+        return self.settings.authenticate(presented) is not None
 
     async def _lifespan(self, receive, send) -> None:
         while True:

@@ -77,7 +77,7 @@ class PostgresBackend(Backend):
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         async with self.pool.connection() as conn:
-            cur = await conn.execute(sql.replace("?", "%s"), list(params))
+            cur = await conn.execute(sql.replace("?", "%s"), list(params), binary=True)
             return await cur.fetchall()
 
     def catalog(self) -> Db:

@@ -1,0 +1,17 @@
+#!/usr/bin/env python3
+"""reflect_docs.py: exactly ``pipewarden docs (build|check)`` (same options, output and exit codes).
+
+python scripts/reflect_docs.py build pipeline.yaml
+"""
+
+import sys
+from pathlib import Path
+
+try:
+    from pipewarden.cli import main
+except ImportError:  # run from a checkout without installing
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    from pipewarden.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["docs", *sys.argv[1:]]))
