@@ -47,3 +47,11 @@ def pg_schema(pg_dsn):
     finally:
         with psycopg.connect(pg_dsn, autocommit=True) as conn:
             conn.execute(f'drop schema if exists "{name}" cascade')
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def project(request, tmp_path):
+    """A directory with a pipeline.yaml for the store under test (tests/runkit.py)."""
+    from runkit import make_project
+
+    return make_project(request, tmp_path)

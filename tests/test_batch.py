@@ -132,7 +132,7 @@ BAD = [
     ("bad.jsonl", b'{"a": 1}\n{"a": }\n', "invalid JSON", 2),
     ("array.jsonl", b'{"a": 1}\n[1, 2]\n', "array, not an object", 2),
     ("trunc.jsonl", b'{"a": 1}\n{"a": 2', "invalid JSON", 2),
-    ("ragged.csv", b"a,b\n1,2\n3\n", "1 fields, the header has 2", 2),
+    ("long.csv", b"a,b\n1,2\n3,4,5\n", "3 fields, the header has 2", 2),
     ("dupe.csv", b"a,b,a\n1,2,3\n", "duplicate column", None),
     ("header.csv", b"\n", "empty", None),
     # nesting beyond what the parsers take: a clear error, not a RecursionError

@@ -17,6 +17,13 @@ row count, so re-reading the same file yields the same ids and a re-run is detec
 Memory stays bounded by the chunk: JSON Lines and CSV are read line by line, Parquet by row
 group batches, and a JSON array element by element (files up to ``WHOLE_JSON_BYTES`` are
 parsed in one go, which is faster).
+
+Shapes: ``records_path`` points at the array of records inside a JSON document (or inside each
+line of JSON Lines), e.g. ``{"data": [...], "next": ...}`` with ``data``; ``short_rows`` says what
+a CSV row with fewer fields than the header becomes (``pad``: the missing trailing fields are
+null, as ``csv.DictReader`` and spreadsheets read it; ``quarantine``: padded and held with
+reason ``short_row``; ``error``: bad input). Numbers JSON writes beyond a double's range (``1e400``)
+or below it (``1e-400``, which a double would store as 0) are kept exact, as :class:`Exact`.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -130,17 +138,61 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+class Exact(Decimal):
+    """A JSON number a double cannot hold: beyond its range (``1e400``, which a double makes
+    infinite) or below it (``1e-400``, which a double makes 0). Kept exact, as a decimal; it is
+    written back to JSON as the number it was."""
+
+
+_NONZERO = frozenset("123456789")
+
+
+def _parse_float(text: str) -> float | Exact:
+    value = float(text)
+    if value in (_INF, -_INF) or (
+        value == 0.0 and not _NONZERO.isdisjoint(text.partition("e")[0].partition("E")[0])
+    ):
+        return Exact(text)
+    return value
+
+
+_INF = float("inf")
+# text that may hold a number a double cannot keep: a negative exponent of 3+ digits, or
+# 100 zeros after a decimal point (orjson would read 0.0 without a word); the exact parser
+# decides per number
+_EXTREME = re.compile(rb"[eE]-0*[1-9][0-9][0-9]|\.0{100}")
+
+
+def _exact_loads(data: bytes | str) -> Any:
+    return json.loads(data, parse_constant=_no_constant, parse_float=_parse_float)
+
+
+def needs_exact(raw: bytes) -> bool:
+    """True when orjson would not keep every number of ``raw`` exactly: an integer beyond 64
+    bits, or a float beyond or below a double's range."""
+    return _has_long_int(raw) or _EXTREME.search(raw) is not None
+
+
 def json_loads(data: bytes | str) -> Any:
-    """Parse JSON text, keeping integers of any size exact."""
+    """Parse JSON text, keeping integers of any size exact, and numbers a double cannot hold
+    as :class:`Exact`. NaN and Infinity stay invalid."""
     raw = data.encode() if isinstance(data, str) else data
-    if _has_long_int(raw):  # orjson stops at 64 bits; NaN and Infinity stay invalid, as there
-        return json.loads(data, parse_constant=_no_constant)
-    return orjson.loads(data)
+    if needs_exact(raw):
+        return _exact_loads(data)
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        if "infinity" in str(exc):  # 1e400: kept exact instead
+            return _exact_loads(data)
+        raise
 
 
-def _json_default(value: Any) -> str:
+def _json_default(value: Any) -> Any:
     """Values JSON has no type for: bytes (Parquet binary) as base64, as the typed column
-    holds them; the rest (decimals, dates, times) as their text."""
+    holds them; the rest (decimals, dates, times) as their text. An :class:`Exact` number is
+    written as the number it was read as."""
+    if type(value) is Exact:
+        return orjson.Fragment(str(value))
     if isinstance(value, bytes | bytearray | memoryview):
         return base64.b64encode(bytes(value)).decode()
     if isinstance(value, dt.date | dt.time):
@@ -156,15 +208,36 @@ def json_bytes(value: Any, sort_keys: bool = False) -> bytes:
         option = orjson.OPT_NON_STR_KEYS | (orjson.OPT_SORT_KEYS if sort_keys else 0)
         return orjson.dumps(value, default=_json_default, option=option)
     except TypeError:
-        return json.dumps(
-            value, default=_json_default, ensure_ascii=False, sort_keys=sort_keys
-        ).encode()
+        return _std_dumps(value, sort_keys)
+
+
+def _std_dumps(value: Any, sort_keys: bool) -> bytes:
+    """The standard library's JSON, with :class:`Exact` numbers written as numbers: each goes
+    out as a string with a one-time marker, which is then unquoted."""
+    nonce = os.urandom(8).hex()
+    found = False
+
+    def default(v: Any) -> Any:
+        nonlocal found
+        if type(v) is Exact:
+            found = True
+            return f"\x00{nonce}{v}\x00"
+        return _json_default(v)
+
+    text = json.dumps(value, default=default, ensure_ascii=False, sort_keys=sort_keys)
+    if found:
+        text = re.sub(rf'"\\u0000{nonce}([^"\\]*)\\u0000"', r"\1", text)
+    return text.encode()
 
 
 def _kind(value: Any) -> str:
-    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), "a number"
-    )
+    return {
+        list: "an array",
+        dict: "an object",
+        str: "a string",
+        bool: "a boolean",
+        type(None): "null",
+    }.get(type(value), "a number")
 
 
 class _Source:
@@ -282,12 +355,156 @@ def detect_format(name: str, head: bytes, fmt: str = "auto") -> str:
         return "parquet"
     first = head.lstrip(codecs.BOM_UTF8 + b" \t\r\n")[:1]
     if ext == "json" and first == b"{":
-        return "jsonl"
+        return "jsonl" if _first_line_is_object(head) else "json"
     if ext == "jsonl" and first == b"[":
         return "json"  # a JSON array named .jsonl
     if ext:
         return ext
     return {b"[": "json", b"{": "jsonl"}.get(first, "csv")
+
+
+SHORT_ROWS = ("pad", "quarantine", "error")
+_SEGMENT = re.compile(r"([^\[\]]*)((?:\[\d+\])*)")
+
+
+def parse_records_path(text: str | None) -> tuple[str, ...]:
+    """The keys (and array indexes, as digit strings) of a records path: a JSON pointer
+    (``/data/items``, with RFC 6901's ``~1`` for ``/`` and ``~0`` for ``~``) or a dotted path
+    (``data.items``, ``$.data.items``, ``results[0].items``). ``None``, ``""``, ``/`` and ``$``
+    are the top-level value."""
+    if text is None:
+        return ()
+    t = text.strip()
+    if t in ("", "/", "$"):
+        return ()
+    if t.startswith("/"):
+        return tuple(s.replace("~1", "/").replace("~0", "~") for s in t[1:].split("/"))
+    if t.startswith("$"):
+        t = t[1:].removeprefix(".")
+    segs: list[str] = []
+    for part in t.split("."):
+        m = _SEGMENT.fullmatch(part)
+        if not m or not (m.group(1) or m.group(2)):
+            raise InputError(
+                f"records_path {text!r} is not a path",
+                key="records_path",
+                hint="a dotted path like data.items or results[0].items, or a JSON pointer "
+                "like /data/items (use the pointer for keys holding '.', '[' or ']')",
+            )
+        if m.group(1):
+            segs.append(m.group(1))
+        segs.extend(re.findall(r"\[(\d+)\]", m.group(2)))
+    return tuple(segs)
+
+
+def _path_text(segs: tuple[str, ...] | list[str]) -> str:
+    """A path as a JSON pointer (the top level is ``/``)."""
+    return "/" + "/".join(s.replace("~", "~0").replace("/", "~1") for s in segs)
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_ -]{0,40}")
+
+
+def _array_keys(obj: dict) -> list[str]:
+    """Keys of ``obj`` that hold an array of objects, where records usually are (only
+    identifier-like keys are named: a key may be data)."""
+    return [
+        k
+        for k, v in obj.items()
+        if isinstance(k, str)
+        and _PLAIN_KEY.fullmatch(k)
+        and isinstance(v, list)
+        and (not v or isinstance(v[0], dict))
+    ]
+
+
+def _object_hint(doc: Any) -> str:
+    keys = _array_keys(doc) if isinstance(doc, dict) else []
+    if len(keys) == 1:
+        return (
+            f"its records look to be under {keys[0]!r}: set records_path to {keys[0]} "
+            "(source.records_path in a pipeline config)"
+        )
+    if keys:
+        return (
+            "its arrays are under " + ", ".join(map(repr, keys[:5])) + ": set records_path "
+            "(source.records_path in a pipeline config) to the one that holds the records"
+        )
+    return (
+        "give an array of objects, JSON Lines (one object per line), or set records_path "
+        "(source.records_path in a pipeline config) to the array inside the object"
+    )
+
+
+@dataclass
+class ReadOptions:
+    """How to find the records in a source (see the module docstring); ``short`` collects
+    (record index, fields) of the CSV rows that were short, for the batches."""
+
+    records_path: tuple[str, ...] = ()
+    short_rows: str = "pad"
+    short: list[tuple[int, int]] = field(default_factory=list)
+    width: int | None = None  # fields of the CSV header
+
+    @property
+    def path_text(self) -> str:
+        return _path_text(self.records_path)
+
+
+def _records_at(doc: Any, opts: ReadOptions, src: _Source, **where: Any) -> list:
+    """The array at ``opts.records_path`` in ``doc``; a clear error when it is not there."""
+    cur = doc
+    for k, seg in enumerate(opts.records_path):
+        here = _path_text(opts.records_path[:k])
+        if isinstance(cur, dict) and seg in cur:
+            cur = cur[seg]
+            continue
+        if isinstance(cur, list) and seg.isdigit() and int(seg) < len(cur):
+            cur = cur[int(seg)]
+            continue
+        if isinstance(cur, dict):
+            keys = _array_keys(cur)
+            raise src.error(
+                f"records_path {opts.path_text}: the object at {here} has no key {seg!r}",
+                hint="its arrays are under " + ", ".join(map(repr, keys[:5]))
+                if keys
+                else "check the path against the file",
+                **where,
+            )
+        if isinstance(cur, list) and seg.isdigit():
+            raise src.error(
+                f"records_path {opts.path_text}: the array at {here} has no item {seg} "
+                f"(it has {len(cur)})",
+                hint="check the path against the file",
+                **where,
+            )
+        what = _kind(cur)
+        raise src.error(
+            f"records_path {opts.path_text}: the value at {here} is {what}, it has no {seg!r}",
+            hint="check the path against the file",
+            **where,
+        )
+    if not isinstance(cur, list):
+        raise src.error(
+            f"records_path {opts.path_text}: the value there is {_kind(cur)}, not an array "
+            "of records",
+            hint="point records_path at the array that holds the records",
+            **where,
+        )
+    return cur
+
+
+def _first_line_is_object(head: bytes) -> bool:
+    """True when the first line of ``head`` is a whole JSON object (JSON Lines); False for
+    a document that spans lines (a pretty-printed object)."""
+    body = head.lstrip(codecs.BOM_UTF8 + b" \t\r\n")
+    nl = body.find(b"\n")
+    if nl == -1:
+        return len(head) < _HEAD_BYTES  # one line, the whole file: one record
+    try:
+        return type(orjson.loads(body[:nl])) is dict
+    except orjson.JSONDecodeError:
+        return False
 
 
 def iter_batches(
@@ -296,17 +513,29 @@ def iter_batches(
     chunk_rows: int = 100_000,
     encoding: str = "utf-8",
     name: str | None = None,
+    *,
+    records_path: str | None = None,
+    short_rows: str = "pad",
 ) -> Iterator[Batch]:
     """Stream the records of ``path`` (``-`` for stdin) in batches of ``chunk_rows`` records;
-    ``name`` labels the source in errors and batches instead of ``path``.
+    ``name`` labels the source in errors and batches instead of ``path``. ``records_path``:
+    where the array of records is inside a JSON document (or each line of JSON Lines);
+    ``short_rows``: ``pad``, ``quarantine`` or ``error`` for a CSV row with fewer fields than
+    the header (a padded row's index and field count are in ``batch.meta["short_rows"]`` with
+    ``quarantine``; ``batch.meta["rows_padded"]`` counts the padded rows either way).
 
     Raises :class:`InputError` (naming the file, the row and the line) for an empty file,
-    invalid or truncated JSON, a record that is not an object, bad encoding, a ragged CSV row
-    or a duplicate CSV header. The error comes when the reader reaches the bad spot, so a
-    caller that must write nothing on bad input reads every batch before writing.
+    invalid or truncated JSON, a record that is not an object, bad encoding, a CSV row with
+    more fields than the header (or fewer, with ``short_rows="error"``) or a duplicate CSV
+    header. The error comes when the reader reaches the bad spot, so a caller that must write
+    nothing on bad input reads every batch before writing.
     """
     if chunk_rows < 1:
         raise InputError("chunk_rows must be at least 1", key="chunk_rows")
+    if short_rows not in SHORT_ROWS:
+        raise InputError(
+            f"short_rows {short_rows!r} is not one of {', '.join(SHORT_ROWS)}", key="short_rows"
+        )
     try:
         codecs.lookup(encoding)
     except LookupError:
@@ -315,9 +544,16 @@ def iter_batches(
             key="encoding",
             hint="a Python codec name, e.g. utf-8, utf-8-sig, latin-1, cp1252, utf-16",
         ) from None
+    opts = ReadOptions(parse_records_path(records_path), short_rows)
     src = _Source(path, name)
     try:
         kind = detect_format(src.name, src.head, fmt)
+        if opts.records_path and kind not in ("json", "jsonl"):
+            raise src.error(
+                f"records_path applies to JSON and JSON Lines, not to {kind}",
+                key="records_path",
+                hint="leave records_path out for this file, or give the format",
+            )
         if kind != "parquet" and src.size <= _HEAD_BYTES and not src.head.strip(b" \t\r\n"):
             raise src.error("the file is empty", hint="give a file with at least one record")
         if kind == "parquet" and src.size == 0:
@@ -329,15 +565,24 @@ def iter_batches(
             "parquet": _read_parquet,
         }[kind]
         offset = 0
-        for records in _chunked(reader(src, encoding), chunk_rows):
+        for records in _chunked(reader(src, encoding, opts), chunk_rows):
             ident = f"{src.sha256}:{offset}:{len(records)}".encode()
+            meta: dict[str, Any] = {"sha256": src.sha256}
+            if opts.short:
+                end = offset + len(records)
+                here = [(i - offset, n) for i, n in opts.short if i < end]
+                opts.short = [(i, n) for i, n in opts.short if i >= end]
+                meta["rows_padded"] = len(here)
+                if opts.short_rows == "quarantine":
+                    meta["short_rows"] = dict(here)
+                    meta["header_fields"] = opts.width
             yield Batch(
                 records,
                 src.name,
                 offset,
                 hashlib.sha256(ident).hexdigest()[:32],
                 kind,
-                {"sha256": src.sha256},
+                meta,
             )
             offset += len(records)
             del records  # the caller owns the batch now
@@ -345,9 +590,25 @@ def iter_batches(
         src.close()
 
 
-def read_batch(path: str | os.PathLike, fmt: str = "auto", encoding: str = "utf-8") -> Batch:
+def read_batch(
+    path: str | os.PathLike,
+    fmt: str = "auto",
+    encoding: str = "utf-8",
+    *,
+    records_path: str | None = None,
+    short_rows: str = "pad",
+) -> Batch:
     """Read the whole of ``path`` into one batch (an empty batch for ``[]`` or a bare header)."""
-    batches = list(iter_batches(path, fmt, chunk_rows=sys.maxsize, encoding=encoding))
+    batches = list(
+        iter_batches(
+            path,
+            fmt,
+            chunk_rows=sys.maxsize,
+            encoding=encoding,
+            records_path=records_path,
+            short_rows=short_rows,
+        )
+    )
     if batches:
         return batches[0]
     name = "<stdin>" if str(path) == "-" else str(path)
@@ -379,19 +640,21 @@ def _chunked(records: Iterable[dict], size: int) -> Iterator[list[dict]]:
         del chunk  # not held while the next chunk is built
 
 
-def _read_jsonl(src: _Source, encoding: str) -> Iterator[dict]:
+def _read_jsonl(src: _Source, encoding: str, opts: ReadOptions) -> Iterator[dict]:
     """JSON Lines. UTF-8 is read in blocks of 4 MB parsed by one list comprehension (the
-    fast path); a block with a problem is parsed again line by line to name the row."""
+    fast path); a block with a problem is parsed again line by line to name the row. With a
+    records path, each line is a document holding an array of records."""
     if not _is_utf8(encoding):
         with src.open() as raw:
             text = io.TextIOWrapper(raw, encoding=encoding, newline="")
             try:
-                yield from _parse_lines(src, encoding, list(text), 0, 0, True)
+                yield from _parse_lines(src, encoding, list(text), 0, 0, True, opts)
             except UnicodeDecodeError:
                 raise src.bad_encoding(encoding) from None
         return
     row = lineno = 0
     pending = b""
+    nested = bool(opts.records_path)
     with src.open() as raw:
         while True:
             block = raw.read(JSONL_BLOCK_BYTES)
@@ -407,9 +670,9 @@ def _read_jsonl(src: _Source, encoding: str) -> Iterator[dict]:
                 lines = body.split(b"\n")
                 if body.endswith(b"\n"):
                     lines.pop()
-                careful = _has_long_int(body)
+                careful = needs_exact(body)
                 records = None
-                if not careful:
+                if not careful and not nested:
                     try:
                         with no_gc():
                             records = [orjson.loads(line) for line in lines]
@@ -419,9 +682,9 @@ def _read_jsonl(src: _Source, encoding: str) -> Iterator[dict]:
                         records = None
                 if records is None:
                     try:
-                        records = _parse_lines(src, encoding, lines, lineno, row, careful)
+                        records = _parse_lines(src, encoding, lines, lineno, row, careful, opts)
                     except InputError as exc:
-                        if exc.line == 1:
+                        if exc.line == 1 and not nested:
                             _one_object(src)  # a pretty-printed object says so
                         raise
                 lineno += len(lines)
@@ -444,15 +707,22 @@ def _one_object(src: _Source) -> None:
         raise src.error(
             "the top-level JSON value is an object, not an array of records",
             line=1,
-            hint="give an array of objects, or JSON Lines (one object per line)",
+            hint=_object_hint(doc),
         )
 
 
 def _parse_lines(
-    src: _Source, encoding: str, lines: list, lineno: int, row: int, careful: bool
+    src: _Source,
+    encoding: str,
+    lines: list,
+    lineno: int,
+    row: int,
+    careful: bool,
+    opts: ReadOptions,
 ) -> list[dict]:
-    """Parse lines one by one: blank lines skipped, errors named by row and line."""
-    out = []
+    """Parse lines one by one: blank lines skipped, errors named by row and line. With a
+    records path, each line's document gives the records at that path."""
+    out: list[dict] = []
     for n, line in enumerate(lines, lineno + 1):
         text = line.strip()
         if not text:
@@ -461,34 +731,48 @@ def _parse_lines(
             text = text.removeprefix("\ufeff")
         try:
             record = json_loads(text) if careful else orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            if "infinity" in str(exc):  # 1e400: kept exact
+                record = _exact_loads(text)
+            else:
+                _bad_line(src, encoding, line, exc, row + len(out) + 1, n)
         except (json.JSONDecodeError, ValueError, RecursionError) as exc:
-            if isinstance(exc, RecursionError) or "depth limit" in str(exc):
+            _bad_line(src, encoding, line, exc, row + len(out) + 1, n)
+        nested = bool(opts.records_path)
+        for item in _records_at(record, opts, src, line=n) if nested else (record,):
+            if type(item) is not dict:
                 raise src.error(
-                    "the record nests objects or arrays too deeply to parse",
+                    f"the record{' at ' + opts.path_text if nested else ''} is {_kind(item)}, "
+                    "not an object",
                     row=row + len(out) + 1,
                     line=n,
-                    hint=f"flatten it to under {MAX_DEPTH} levels",
-                ) from None
-            if isinstance(line, bytes):
-                try:
-                    line.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise src.bad_encoding(encoding) from None
-            raise src.error(
-                f"invalid JSON ({_json_reason(exc)})",
-                row=row + len(out) + 1,
-                line=n,
-                hint="each line must hold one complete JSON object",
-            ) from None
-        if type(record) is not dict:
-            raise src.error(
-                f"the record is {_kind(record)}, not an object",
-                row=row + len(out) + 1,
-                line=n,
-                hint="each line must hold one JSON object",
-            )
-        out.append(record)
+                    hint="records_path must point at an array of objects"
+                    if nested
+                    else "each line must hold one JSON object",
+                )
+            out.append(item)
     return out
+
+
+def _bad_line(src: _Source, encoding: str, line: Any, exc: Exception, row: int, n: int) -> None:
+    if isinstance(exc, RecursionError) or "depth limit" in str(exc):
+        raise src.error(
+            "the record nests objects or arrays too deeply to parse",
+            row=row,
+            line=n,
+            hint=f"flatten it to under {MAX_DEPTH} levels",
+        ) from None
+    if isinstance(line, bytes):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise src.bad_encoding(encoding) from None
+    raise src.error(
+        f"invalid JSON ({_json_reason(exc)})",
+        row=row,
+        line=n,
+        hint="each line must hold one complete JSON object",
+    ) from None
 
 
 def _json_reason(exc: Exception) -> str:
@@ -496,7 +780,7 @@ def _json_reason(exc: Exception) -> str:
     return msg.split(":", 1)[0].strip() if ": line" in msg else msg
 
 
-def _read_json(src: _Source, encoding: str) -> Iterator[dict]:
+def _read_json(src: _Source, encoding: str, opts: ReadOptions) -> Iterator[dict]:
     if src.size <= WHOLE_JSON_BYTES and _is_utf8(encoding):
         with src.open() as f:
             data = f.read().removeprefix(codecs.BOM_UTF8)
@@ -504,24 +788,32 @@ def _read_json(src: _Source, encoding: str) -> Iterator[dict]:
             doc = json_loads(data)
         except (json.JSONDecodeError, ValueError, RecursionError):
             doc = None  # the streaming reader locates the error (row and line)
+        if doc is not None and opts.records_path:
+            doc = _records_at(doc, opts, src)
         if isinstance(doc, list):
             for i, record in enumerate(doc):
                 if type(record) is not dict:
-                    yield from _stream_json(src, encoding, stop_at=i)
+                    yield from _stream_json(src, encoding, opts, stop_at=i)
                 yield record
             return
         if isinstance(doc, dict):
             raise src.error(
                 "the top-level JSON value is an object, not an array of records",
                 line=1,
-                hint="give an array of objects, or JSON Lines (one object per line)",
+                hint=_object_hint(doc),
             )
-    yield from _stream_json(src, encoding)
+    yield from _stream_json(src, encoding, opts)
 
 
-def _stream_json(src: _Source, encoding: str, stop_at: int | None = None) -> Iterator[dict]:
-    """Parse a JSON array element by element from a text stream of bounded size."""
-    decoder = json.JSONDecoder()
+def _stream_json(
+    src: _Source, encoding: str, opts: ReadOptions, stop_at: int | None = None
+) -> Iterator[dict]:
+    """Parse a JSON array element by element from a text stream of bounded size; with a
+    records path, walk down to the array first (skipping the values beside the path) and,
+    after it, check the rest of the document."""
+    decoder = json.JSONDecoder(parse_float=_parse_float, parse_constant=_no_constant)
+    path = opts.records_path
+    where = f" at {opts.path_text}" if path else ""
     with src.open() as raw:
         text = io.TextIOWrapper(raw, encoding=encoding, newline="")
         state = {"buf": "", "pos": 0, "line": 1, "eof": False, "want": _READ_CHARS}
@@ -553,16 +845,115 @@ def _stream_json(src: _Source, encoding: str, stop_at: int | None = None) -> Ite
         def line_at(pos: int) -> int:
             return state["line"] + state["buf"].count("\n", 0, pos)
 
+        def decode(row: int | None) -> Any:
+            """The JSON value at the next non-blank position (read further until it is
+            whole)."""
+            skip_ws()
+            while True:
+                try:
+                    value, end = decoder.raw_decode(state["buf"], state["pos"])
+                except RecursionError:
+                    raise src.error(
+                        "the record nests objects or arrays too deeply to parse",
+                        row=row,
+                        line=line_at(state["pos"]),
+                        hint=f"flatten it to under {MAX_DEPTH} levels",
+                    ) from None
+                except json.JSONDecodeError as exc:
+                    if not state["eof"]:
+                        # the value may go on past the buffer: read more and decode again
+                        # (at the end of the stream, once more on the final buffer, so the
+                        # error's position is in the buffer it names)
+                        if fill():
+                            state["want"] = min(state["want"] * 2, 1 << 28)
+                        continue
+                    truncated = exc.pos >= len(state["buf"]) - 1
+                    raise src.error(
+                        "truncated JSON" if truncated else f"invalid JSON ({exc.msg})",
+                        row=row,
+                        line=line_at(exc.pos),
+                        hint="the file was cut short; re-export it"
+                        if truncated
+                        else "fix the record or re-export the file",
+                    ) from None
+                if end >= len(state["buf"]) and not state["eof"]:
+                    fill()  # a number may go on in the next read ("12" of "123")
+                    continue
+                state["want"] = _READ_CHARS
+                state["pos"] = end
+                return value
+
+        def expect(chars: str, what: str, row: int | None = None) -> str:
+            ch = skip_ws()
+            if not ch or ch not in chars:
+                raise src.error(
+                    "truncated JSON" if not ch else f"expected {what}",
+                    row=row,
+                    line=line_at(state["pos"]),
+                    hint="the file was cut short; re-export it" if not ch else "fix the JSON",
+                )
+            state["pos"] += 1
+            return ch
+
         fill()
         if state["buf"].startswith("\ufeff"):
             state["pos"] = 1
+        # walk down the records path: (closing character) of each container entered
+        stack: list[str] = []
+        for k, seg in enumerate(path):
+            here = _path_text(path[:k])
+            ch = skip_ws()
+            if ch == "{":
+                state["pos"] += 1
+                stack.append("}")
+                found = False
+                if skip_ws() == "}":
+                    state["pos"] += 1
+                else:
+                    while True:
+                        key = decode(None)
+                        expect(":", "':' after a key")
+                        if key == seg:
+                            found = True
+                            break
+                        decode(None)
+                        if expect(",}", "',' or '}'") == "}":
+                            break
+                if not found:
+                    raise src.error(
+                        f"records_path {opts.path_text}: the object at {here} has no key {seg!r}",
+                        hint="check the path against the file",
+                    )
+            elif ch == "[" and seg.isdigit():
+                state["pos"] += 1
+                stack.append("]")
+                for _ in range(int(seg)):
+                    if skip_ws() == "]":
+                        break
+                    decode(None)
+                    expect(",", "','")
+                if skip_ws() == "]":
+                    raise src.error(
+                        f"records_path {opts.path_text}: the array at {here} has no item {seg}",
+                        hint="check the path against the file",
+                    )
+            else:
+                what = {"[": "an array", '"': "a string"}.get(ch, "a number or constant")
+                raise src.error(
+                    f"records_path {opts.path_text}: the value at {here} is {what}, it has "
+                    f"no {seg!r}",
+                    hint="check the path against the file",
+                )
         first = skip_ws()
         if first != "[":
             what = "an object" if first == "{" else "not an array"
+            top = "the top-level JSON value" if not path else f"the value{where}"
             raise src.error(
-                f"the top-level JSON value is {what}",
+                f"{top} is {what}" + (", not an array of records" if first == "{" else ""),
                 line=line_at(state["pos"]),
-                hint="give an array of objects, or JSON Lines (one object per line)",
+                hint=_object_hint(None)
+                if not path
+                else "point records_path at the array that holds the records",
             )
         state["pos"] += 1
         row = 0
@@ -578,31 +969,7 @@ def _stream_json(src: _Source, encoding: str, stop_at: int | None = None) -> Ite
                     line=line_at(state["pos"]),
                     hint="the file was cut short; re-export it",
                 )
-            while True:
-                try:
-                    record, end = decoder.raw_decode(state["buf"], state["pos"])
-                except RecursionError:
-                    raise src.error(
-                        "the record nests objects or arrays too deeply to parse",
-                        row=row + 1,
-                        line=line_at(state["pos"]),
-                        hint=f"flatten it to under {MAX_DEPTH} levels",
-                    ) from None
-                except json.JSONDecodeError as exc:
-                    if fill():
-                        state["want"] = min(state["want"] * 2, 1 << 28)
-                        continue
-                    truncated = exc.pos >= len(state["buf"]) - 1
-                    raise src.error(
-                        "truncated JSON" if truncated else f"invalid JSON ({exc.msg})",
-                        row=row + 1,
-                        line=line_at(exc.pos),
-                        hint="the file was cut short; re-export it"
-                        if truncated
-                        else "fix the record or re-export the file",
-                    ) from None
-                break
-            state["want"] = _READ_CHARS
+            record = decode(row + 1)
             row += 1
             if type(record) is not dict:
                 raise src.error(
@@ -613,7 +980,6 @@ def _stream_json(src: _Source, encoding: str, stop_at: int | None = None) -> Ite
                 )
             if stop_at is None:
                 yield record
-            state["pos"] = end
             ch = skip_ws()
             if ch == ",":
                 state["pos"] += 1
@@ -621,17 +987,37 @@ def _stream_json(src: _Source, encoding: str, stop_at: int | None = None) -> Ite
             if ch == "]":
                 state["pos"] += 1
                 break
+            if not ch:
+                raise src.error(
+                    "truncated JSON: the array is not closed",
+                    row=row,
+                    line=line_at(state["pos"]),
+                    hint="the file was cut short; re-export it",
+                )
             raise src.error(
-                "truncated JSON: the array is not closed" if not ch else "expected ',' or ']'",
-                row=row + 1 if ch else row,
+                f"expected ',' or ']' after record {row}",
+                row=row + 1,
                 line=line_at(state["pos"]),
-                hint="the file was cut short; re-export it" if not ch else "fix the JSON",
+                hint="a comma is missing between two records, or a record is malformed: "
+                "fix the JSON",
             )
+        # after the records: the rest of each container the path went into must be whole
+        for close in reversed(stack):
+            while True:
+                ch = expect(close + ",", f"',' or '{close}'")
+                if ch == close:
+                    break
+                if close == "}":
+                    decode(None)
+                    expect(":", "':' after a key")
+                decode(None)
         if skip_ws():
             raise src.error(
-                "more content after the end of the JSON array",
+                "more content after the end of the JSON " + ("array" if not path else "document"),
                 line=line_at(state["pos"]),
-                hint="a JSON file holds one array; use JSON Lines for many objects",
+                hint="a JSON file holds one array; use JSON Lines for many objects"
+                if not path
+                else "a JSON file holds one document; use JSON Lines for many",
             )
     if stop_at is not None:  # pragma: no cover - the whole-file parse said otherwise
         raise src.error("the JSON array could not be read", row=stop_at + 1)
@@ -649,10 +1035,11 @@ def _sniff_delimiter(src: _Source) -> str:
 CSV_FIELD_LIMIT = 1 << 30  # characters in one field (Python's csv stops at 131,072 by default)
 
 
-def _read_csv(src: _Source, encoding: str) -> Iterator[dict]:
+def _read_csv(src: _Source, encoding: str, opts: ReadOptions) -> Iterator[dict]:
     delimiter = _sniff_delimiter(src)
     if csv.field_size_limit() < CSV_FIELD_LIMIT:
         csv.field_size_limit(CSV_FIELD_LIMIT)  # a long note or a JSON document in one cell
+    shown = {"\t": "tab"}.get(delimiter, repr(delimiter))
     with src.open() as raw:
         text = io.TextIOWrapper(raw, encoding=encoding, newline="")
         reader = csv.reader(text, delimiter=delimiter, strict=True)
@@ -672,19 +1059,39 @@ def _read_csv(src: _Source, encoding: str) -> Iterator[dict]:
                     hint="give every column a unique name",
                 )
             width = len(header)
+            opts.width = width
             row = 0
+            short = opts.short_rows
             for values in reader:
                 if not values:
                     continue  # a blank line
                 row += 1
-                if len(values) != width:
+                n = len(values)
+                if n == width:
+                    yield {k: (v if v != "" else None) for k, v in zip(header, values, strict=True)}
+                    continue
+                if n > width:
                     raise src.error(
-                        f"the row has {len(values)} fields, the header has {width}",
+                        f"the row has {n} fields, the header has {width}",
                         row=row,
                         line=reader.line_num,
-                        hint="quote fields that contain the delimiter, or fix the row",
+                        hint=f"a field holds the delimiter {shown} unquoted: quote it, or fix "
+                        "the row",
                     )
-                yield {k: (v if v != "" else None) for k, v in zip(header, values, strict=True)}
+                if short == "error":
+                    raise src.error(
+                        f"the row has {n} fields, the header has {width}: its last "
+                        f"{width - n} are left off",
+                        row=row,
+                        line=reader.line_num,
+                        hint="set short_rows to pad (they are read as empty) or quarantine "
+                        "(source.csv.short_rows in a pipeline config)",
+                    )
+                opts.short.append((row - 1, n))
+                rec = {k: (v if v != "" else None) for k, v in zip(header, values, strict=False)}
+                for k in header[n:]:
+                    rec[k] = None
+                yield rec
         except UnicodeDecodeError:
             raise src.bad_encoding(encoding) from None
         except csv.Error as exc:
@@ -693,7 +1100,7 @@ def _read_csv(src: _Source, encoding: str) -> Iterator[dict]:
             ) from None
 
 
-def _read_parquet(src: _Source, encoding: str) -> Iterator[dict]:
+def _read_parquet(src: _Source, encoding: str, opts: ReadOptions) -> Iterator[dict]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -10,6 +10,8 @@ contract (quarantined, discarded, or the batch refused).
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from ..schema.types import Column, DataType
 from .base import Dialect, T
 
@@ -25,6 +27,13 @@ class Postgres(Dialect):
     preamble = ("SET LOCAL lock_timeout = '5s'",)
     rejects_nul = True  # text and jsonb cannot hold U+0000
     max_columns = 1600  # MaxHeapAttributeNumber
+
+    def fits_decimal(self, value: Decimal) -> bool:
+        """NUMERIC holds up to 131,072 digits before the decimal point and 16,383 after."""
+        if not value.is_finite():
+            return False
+        _, digits, exp = value.as_tuple()
+        return len(digits) + exp <= 131_072 and -exp <= 16_383
 
     def alter_type(self, col: Column, new: DataType) -> list[str]:
         if new == T.TIMESTAMPTZ:

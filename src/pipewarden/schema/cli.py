@@ -155,10 +155,21 @@ def _docs_settings(path: str | None, git: str, apply: bool):
     "--chunk-rows", type=click.IntRange(min=1, max=100_000_000), default=100_000, show_default=True
 )
 @click.option("--encoding", default="utf-8", show_default=True)
+@click.option(
+    "--records-path",
+    help="Where the records are inside a JSON document: data.items or /data/items.",
+)
+@click.option(
+    "--short-rows",
+    type=click.Choice(["pad", "quarantine", "error"]),
+    default="pad",
+    show_default=True,
+    help="A CSV row with fewer fields than the header: read the rest as empty, hold it, or fail.",
+)
 @format_option
 def sentinel_command(
     source, target, show_ddl, dialect, table, namespace, contract, apply, dsn, write,
-    docs_path, docs_git, input_format, chunk_rows, encoding, fmt,
+    docs_path, docs_git, input_format, chunk_rows, encoding, records_path, short_rows, fmt,
 ):  # fmt: skip
     """Infer a batch's schema from every row, diff it against the target, plan safe DDL."""
     with _progress(fmt) as progress:
@@ -167,6 +178,7 @@ def sentinel_command(
             namespace=namespace, contract=contract, apply=apply, dsn=dsn, write=write,
             chunk_rows=chunk_rows, encoding=encoding, progress=progress,
             docs=_docs_settings(docs_path, docs_git, apply),
+            records_path=records_path, short_rows=short_rows,
         )  # fmt: skip
     if fmt == "json":
         emit(doc, fmt)

@@ -19,7 +19,7 @@ from decimal import Decimal
 from operator import itemgetter
 from typing import Any
 
-from ..batch import Batch, no_gc
+from ..batch import Batch, Exact, no_gc
 from . import lattice
 from .types import Column, DataType, Schema
 
@@ -78,17 +78,32 @@ def string_type(s: str, numbers: bool) -> DataType:
             if _DEC.fullmatch(s):
                 return T.DECIMAL
             if _FLOAT.fullmatch(s):
-                return T.DOUBLE
+                return T.DOUBLE if double_holds(s) else T.DECIMAL
         elif len(s) <= 5 and s.lower() in _BOOL:
             return T.BOOLEAN
     return T.TEXT
 
+
+def double_holds(text: str) -> bool:
+    """True when a double holds the number ``text`` (its nearest double): not beyond its range
+    (``1e400``) and not below it (``1e-400``, which it would store as 0)."""
+    try:
+        f = float(text)
+    except ValueError:
+        return False
+    if f in (_INF, -_INF):
+        return False
+    return f != 0.0 or not any(c in "123456789" for c in text.partition("e")[0].partition("E")[0])
+
+
+_INF = float("inf")
 
 _SIMPLE = {
     type(None): T.NULL,
     bool: T.BOOLEAN,
     float: T.DOUBLE,
     Decimal: T.DECIMAL,
+    Exact: T.DECIMAL,
     dict: T.JSON,
     list: T.JSON,
     tuple: T.JSON,
@@ -229,7 +244,11 @@ class Inferrer:
     def schema(self) -> Schema:
         """The observed schema: every key seen, with the join of its values' types.
         ``nullable`` is True when some row had a null or lacked the key."""
-        return Schema({k: Column(k, s.type, s.nullable) for k, s in self.columns.items()})
+        out = Schema({k: Column(k, s.type, s.nullable) for k, s in self.columns.items()})
+        for k, s in self.columns.items():
+            # number text only (CSV): a double column holds it too, see schema.plan
+            out.columns[k].text_number = s.native == T.NULL and s.strings in lattice.NUMERIC
+        return out
 
 
 def _transpose(records: list[dict]) -> dict[str, Sequence]:

@@ -32,6 +32,12 @@ INT64_MAX = 2**63 - 1
 EXACT_DOUBLE_INT = 2**53  # integers beyond this lose digits as a double
 
 
+def is_int_text(text: str) -> bool:
+    """``text`` is an integer written in digits (an optional sign)."""
+    body = text[1:] if text[:1] in "+-" else text
+    return body.isdigit() and body.isascii()
+
+
 def family(t: T) -> str:
     return _FAMILY.get(t, "null")
 

@@ -184,8 +184,13 @@ def plan(
                 adds.append(col)
             changes.append(Change("add", name, None, obs.type.value, True, action))
             continue
-        if lattice.join(cur.type, obs.type) != cur.type:
-            new = lattice.join(cur.type, obs.type)
+        obs_type = obs.type
+        if cur.type == T.DOUBLE and obs.text_number:
+            # "1.75" in a CSV is number text, not a decimal: it fits a double column (the
+            # rows check each value: text beyond a double's range or exactness is held)
+            obs_type = T.DOUBLE
+        if lattice.join(cur.type, obs_type) != cur.type:
+            new = lattice.join(cur.type, obs_type)
             widen = lattice.is_widening(cur.type, new)
             action, detail = _type_action(
                 contract.mode("data_type", name), widen, d.can_alter(cur.type, new)

@@ -21,7 +21,7 @@ from ..batch import Batch, json_bytes, no_gc
 from ..errors import preview
 from ..verdict import RowIssue, Verdict
 from . import lattice
-from .infer import _BOOL, _transpose, parse_datetime, value_type
+from .infer import _BOOL, _transpose, double_holds, parse_datetime, value_type
 from .plan import Plan
 from .types import Column, DataType, Schema
 
@@ -106,6 +106,8 @@ class _Fit:
         if t is int and ct in (T.BIGINT, T.DOUBLE, T.DECIMAL):
             return self._int_ok(v)
         vt = value_type(v, self.numbers)
+        if ct == T.DOUBLE and t is str and vt in lattice.NUMERIC:
+            return _text_fits_double(v, vt)
         if lattice.join(vt, ct) != ct:
             return False
         if ct == T.DECIMAL:
@@ -116,6 +118,15 @@ class _Fit:
         if ct == T.TEXT and t is str:
             return self.d.fits_text(v)
         return True
+
+
+def _text_fits_double(text: str, vt: DataType) -> bool:
+    """Number text (a CSV cell) fits a double column when the double holds it: within range
+    (not ``1e400``, not ``1e-400``, which would be stored as 0) and, for an integer, exactly
+    (not beyond 2**53, as for JSON integers)."""
+    if vt == T.BIGINT or (vt == T.DECIMAL and lattice.is_int_text(text)):
+        return abs(int(text)) <= lattice.EXACT_DOUBLE_INT
+    return double_holds(text)
 
 
 def _to_decimal(v: Any) -> Decimal:
@@ -166,6 +177,11 @@ def check_rows(batch: Batch, plan: Plan) -> Verdict:
         if i not in held:
             held[i] = issue
 
+    width = batch.meta.get("header_fields")
+    for i, fields in (batch.meta.get("short_rows") or {}).items():
+        hold(i, RowIssue(i, "short_row", f"the row has {fields} fields, the header has "
+                         f"{width}: the last {width - fields} were left off"))  # fmt: skip
+
     for key, values in columns.items():
         col = schema.columns.get(key)
         if col is None:
@@ -214,6 +230,12 @@ def check_rows(batch: Batch, plan: Plan) -> Verdict:
 
 def _why_not(value: Any, ctype: DataType, d: Any) -> str:
     """Why a value of the column's own type still does not fit, when it is not the type."""
+    if ctype == T.DOUBLE and isinstance(value, str | Decimal):
+        text = str(value)
+        if lattice.is_int_text(text):
+            return ": a double keeps integers exact up to 2**53 only"
+        if not double_holds(text):
+            return ": it is beyond the range of a double (a double would store it as 0 or infinity)"
     if d.rejects_nul and ctype in (T.TEXT, T.JSON):
         nul = "\x00" in value if isinstance(value, str) else b"\\u0000" in json_bytes(value)
         if nul:

@@ -98,6 +98,8 @@ def sentinel(
     encoding: str = "utf-8",
     progress: Callable[[str, int, int | None], None] | None = None,
     docs: Any = None,
+    records_path: str | None = None,
+    short_rows: str = "pad",
 ) -> dict[str, Any]:
     """Infer the schema of ``source``, compare it with the target (the schema file, or the
     database's history when ``dsn`` is given), plan the DDL under ``contract``, check every
@@ -134,12 +136,13 @@ def sentinel(
     if table is None:
         table = "data" if source == "-" else (Path(source).name.split(".")[0] or "data")
 
+    shape = {"records_path": records_path, "short_rows": short_rows}
     with _rereadable(source) as path:
         # pass 1: every row, before anything is written
         inferrer = Inferrer()
         batches = 0
         fmt_seen = fmt
-        for batch in iter_batches(path, fmt, chunk_rows, encoding, name=name):
+        for batch in iter_batches(path, fmt, chunk_rows, encoding, name=name, **shape):
             batch.source = name
             inferrer.update(batch)
             batches += 1
@@ -165,7 +168,7 @@ def sentinel(
             sample: list[dict] = []
             blocked = None
             if p.decision != "reject":
-                for batch in iter_batches(path, fmt, chunk_rows, encoding, name=name):
+                for batch in iter_batches(path, fmt, chunk_rows, encoding, name=name, **shape):
                     batch.source = name
                     verdict = check_rows(batch, p)
                     counts["read"] += len(batch)

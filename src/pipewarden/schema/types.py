@@ -28,6 +28,8 @@ class Column:
     type: DataType
     nullable: bool = True
     ident: str = ""  # the identifier in the database (truncated, de-duplicated); "" = name
+    # observed only: every value was number text (CSV), which a double column holds too
+    text_number: bool = field(default=False, compare=False, repr=False)
 
     def to_dict(self) -> dict:
         d = {"name": self.name, "type": self.type.value, "nullable": self.nullable}
