@@ -33,6 +33,7 @@ import orjson
 import yaml
 
 from . import yamlsafe
+from .batch import parse_records_path
 from .errors import EXIT_GATE, EXIT_INPUT, EXIT_OK, InputError, PipewardenError, db_error_text
 from .redact import redact
 from .store.base import QuarantineRow, dataset_name_problem, jdump
@@ -158,6 +159,13 @@ def load_config(config_path: str | os.PathLike) -> dict[str, Any]:
         )
         err.key = "source.encoding"
         raise err from None
+    try:
+        parse_records_path(src.get("records_path"))
+    except InputError as exc:
+        err = ConfigError(f"source.records_path: {exc.message}", file=file, hint=exc.hint)
+        err.key = "source.records_path"
+        raise err from None
+    src["csv"] = {"short_rows": "pad", **(src.get("csv") or {})}
     cfg["source"] = src
     store = dict(cfg.get("store") or {})
     store.setdefault("kind", "duckdb")
@@ -178,6 +186,17 @@ def load_config(config_path: str | os.PathLike) -> dict[str, Any]:
     cfg["store"] = store
     cfg.setdefault("name", cfg["dataset"])
     cfg.setdefault("steps", [])
+    pk = cfg.get("primary_key")
+    cfg["primary_key"] = [pk] if isinstance(pk, str) else list(pk or [])
+    cfg.setdefault("write_disposition", "append")
+    if cfg["write_disposition"] == "merge" and not cfg["primary_key"]:
+        err = ConfigError(
+            "write_disposition: merge needs a primary_key",
+            file=file,
+            hint="e.g. primary_key: order_id (or a list of columns)",
+        )
+        err.key = "write_disposition"
+        raise err
     return cfg
 
 
@@ -388,13 +407,18 @@ def _csv_typed(record: dict) -> dict:
     return out
 
 
-def _check(batch, plan, steps, ctx_args) -> tuple[Any, dict[str, Any]]:
+def _check(batch, plan, steps, ctx_args, keys=None) -> tuple[Any, dict[str, Any]]:
+    """The verdicts on one chunk: the sentinel's, the primary key's (``keys``: the key
+    columns and the rows a later row supersedes), then each step's; merged."""
+    from .keys import key_verdict
     from .schema import check_rows
     from .steps import StepContext
     from .verdict import merge
 
     verdicts = [check_rows(batch, plan)]
-    held = set(verdicts[0].quarantined_rows())
+    if keys is not None and keys[0] and verdicts[0].decision != "block":
+        verdicts.append(key_verdict(batch, keys[0], keys[1]))
+    held = set().union(*(v.quarantined_rows() for v in verdicts))
     for step in steps:
         ctx = StepContext(quarantined=set(held), **ctx_args)
         v = step.check(batch, ctx)
@@ -455,6 +479,26 @@ def _write_imputed(w, dataset: str, chunk, outcome, batch_id: str, reports: dict
     return w.write_imputed(dataset, batch_id, rows, version)
 
 
+def _check_key_columns(pk, observed, n_read: int, label: str, cfg: dict) -> None:
+    """A primary key column that no row of the batch has is a mistake in the config (or
+    the wrong file), not a reason to hold every row."""
+    missing = [c for c in pk if c not in observed.columns]
+    if n_read and missing:
+        raise InputError(
+            f"primary_key column(s) {', '.join(map(repr, missing))} in no row of the batch",
+            file=label,
+            key="primary_key",
+            hint=f"check primary_key in {cfg['_file']} against the file's keys",
+        )
+
+
+def _key_idents(pk, schema) -> list[str]:
+    """The identifiers of the key columns in the typed table ([] while one is not there)."""
+    if not pk or not all(c in schema.columns for c in pk):
+        return []
+    return [schema.columns[c].ident or c for c in pk]
+
+
 def _merge_step_reports(acc: dict[str, Any], reports: dict[str, Any], chunk: int) -> None:
     for name, rep in reports.items():
         if chunk == 0:
@@ -469,6 +513,7 @@ def load_file(
 ) -> dict[str, Any]:
     """Load one source file as one batch. Returns the batch's report entry."""
     from .batch import Batch, iter_batches
+    from .keys import KeyIndex
     from .schema import Contract, Inferrer, plan, row_converter
     from .schema import history as schema_history
 
@@ -502,18 +547,30 @@ def load_file(
             chunk_rows=src["chunk_rows"],
             encoding=src["encoding"],
             name=label if label == "<stdin>" else None,
+            records_path=src.get("records_path"),
+            short_rows=src["csv"]["short_rows"],
         )
 
     task = progress.add_task(f"read {Path(label).name}", total=None) if progress else None
     inferrer = Inferrer()
-    n_read = 0
+    pk = tuple(cfg.get("primary_key") or ())
+    disposition = cfg.get("write_disposition", "append")
+    key_index = KeyIndex(pk) if pk else None
+    n_read = padded = 0
     for chunk in chunks():  # pass 1: the whole batch, every row
         inferrer.update(chunk)
+        if key_index is not None:
+            key_index.update(chunk)
         n_read += len(chunk)
+        padded += chunk.meta.get("rows_padded", 0)
         if progress:
             progress.update(task, advance=len(chunk))
     entry["rows_read"] = n_read  # 0 for "[]" or a bare CSV header: a day without new rows
+    if padded:
+        entry["rows_padded"] = padded  # CSV rows that left trailing fields off
     observed = inferrer.schema()
+    _check_key_columns(pk, observed, n_read, label, cfg)
+    superseded = key_index.superseded() if key_index is not None else {}
     contract = Contract.from_config(cfg.get("contract"))
     if progress:
         progress.update(task, description=f"load {Path(label).name}", total=n_read, completed=0)
@@ -543,20 +600,26 @@ def load_file(
             types = [c.type for c in cols]
             convert = row_converter(p.schema)
             raw_landing = cfg["store"].get("raw_landing", True)
+            key_idents = _key_idents(pk, p.schema)
+            entry["write_disposition"] = disposition
+            if idents and disposition == "merge" and key_idents:
+                w.prepare_merge(dataset, key_idents)
             ctx_args = {
                 "dataset": dataset,
                 "batch_id": batch_id,
                 "store": store,
                 "base_dir": cfg["_base_dir"],
                 "schema": p.schema,
+                "primary_key": pk,
+                "write_disposition": disposition,
             }
-            loaded = quarantined = seen = imputed = 0
+            loaded = quarantined = seen = imputed = updated = 0
             # pass 2: check and write chunk by chunk; a batch of no rows is still one call of
             # every step (the volume monitor sees it)
             pass2 = chunks() if n_read else [Batch([], label, 0, batch_id, src["format"])]
             for k, chunk in enumerate(pass2):
                 chunk.batch_id = batch_id  # every chunk carries its file's (the batch's) id
-                outcome, reports = _check(chunk, p, steps, ctx_args)
+                outcome, reports = _check(chunk, p, steps, ctx_args, (pk, superseded))
                 _merge_step_reports(step_reports, reports, k)
                 if outcome.decision == "block":
                     raise _Blocked("block", outcome.reason or "blocked")
@@ -566,7 +629,15 @@ def load_file(
                 typed, offsets, payloads = _typed_rows(chunk, outcome, convert)
                 qrows, why = _issue_rows(chunk, outcome, batch_id, p.schema.version)
                 reasons.update(why)
-                if idents:
+                if idents and disposition == "replace" and typed and "rows_replaced" not in entry:
+                    # the snapshot replaces the table once it loads a row: a batch of which
+                    # no row loads (empty, all held, the breaker open) leaves the last one
+                    entry["rows_replaced"] = w.clear_typed(dataset)
+                if idents and disposition == "merge" and typed:
+                    inserted, upd = w.merge_typed(dataset, idents, types, typed, key_idents)
+                    loaded += inserted + upd
+                    updated += upd
+                elif idents:
                     loaded += w.write_typed(dataset, idents, types, typed)
                 if raw_landing or not idents:  # a row is never only counted
                     raw_rows = w.write_raw(dataset, batch_id, offsets, payloads)
@@ -582,6 +653,14 @@ def load_file(
                     f"{label}: read {n_read} rows in pass 1 and {seen} in pass 2, loaded "
                     f"{loaded} + quarantined {quarantined}: did the file change during the run?"
                 )
+            if pk:
+                entry["keys"] = {
+                    "primary_key": list(pk),
+                    "duplicate_key": reasons.get("duplicate_key", 0),
+                    "null_key": reasons.get("null_key", 0),
+                }
+            if disposition == "merge":
+                entry["rows_updated"] = updated
             if not idents and loaded:
                 entry["note"] = (
                     "no typed column yet (only nulls seen): the rows are in the raw landing only"
@@ -861,6 +940,7 @@ def _replay_page(
     """One page of a replay in one transaction; adds its counts to `report` and returns the
     page's schema delta."""
     from .batch import Batch
+    from .keys import KeyIndex
     from .schema import Contract, infer, plan, row_converter
     from .schema import history as schema_history
 
@@ -894,14 +974,22 @@ def _replay_page(
                 ddl = list(p.ddl)
                 if hasattr(w, "forget_types"):
                     w.forget_types()
+            pk = tuple(cfg.get("primary_key") or ())
+            disposition = cfg.get("write_disposition", "append")
             ctx_args = {
                 "dataset": dataset,
                 "batch_id": batch.batch_id,
                 "store": store,
                 "base_dir": cfg["_base_dir"],
                 "schema": p.schema,
+                "primary_key": pk,
+                "write_disposition": disposition,
+                "mode": "replay",
             }
-            outcome, report["steps"] = _check(batch, p, steps, ctx_args)
+            # rows of the page with one key: the one quarantined last wins (pages are read
+            # oldest first)
+            superseded = KeyIndex(pk).update(batch).superseded() if pk else {}
+            outcome, report["steps"] = _check(batch, p, steps, ctx_args, (pk, superseded))
             why = outcome.reason if outcome.decision == "block" else None
         if outcome is None or outcome.decision == "block":
             msg = why or "blocked"
@@ -918,7 +1006,11 @@ def _replay_page(
             idents = [c.ident or c.name for c in cols]
             convert = row_converter(p.schema)
             typed, offsets, payloads = _typed_rows(batch, outcome, convert, originals)
-            if idents:
+            key_idents = _key_idents(pk, p.schema)
+            if idents and typed and disposition == "merge" and key_idents:
+                w.prepare_merge(dataset, key_idents)
+                w.merge_typed(dataset, idents, [c.type for c in cols], typed, key_idents)
+            elif idents:
                 w.write_typed(dataset, idents, [c.type for c in cols], typed)
             raw_landing = cfg["store"].get("raw_landing", True) or not idents
             by_batch: dict[str, list[int]] = {}

@@ -25,6 +25,12 @@ class StepContext:
     base_dir: Path  # directory of the pipeline config; relative paths resolve from here
     quarantined: set[int] = field(default_factory=set)  # rows earlier steps already hold
     schema: Any = None  # the dataset's pipewarden.schema.Schema after the sentinel
+    primary_key: tuple[str, ...] = ()  # the dataset's key columns (config ``primary_key``)
+    write_disposition: str = "append"  # append | merge | replace
+    # "run": a batch of a source; "replay": a page of quarantined rows replayed. A replay page
+    # is not a batch: steps judge its rows against what they learned (a stored model, the
+    # breaker's state) and neither learn from it nor count it (metrics, breaker window)
+    mode: str = "run"
 
 
 class Step(Protocol):

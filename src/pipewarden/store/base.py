@@ -59,6 +59,13 @@ def dataset_name_problem(name: str) -> str | None:
 QUARANTINE_STATUSES = ("pending", "replayed")
 
 
+def key_index_name(dataset: str) -> str:
+    """The unique index a merge makes on the primary key (within PostgreSQL's 63 bytes)."""
+    from ..ddl.postgres import Postgres
+
+    return Postgres().truncate(dataset + "__pkey", 63)
+
+
 class StateStore(Protocol):
     """Per-dataset key/value state and a metrics history, kept in the store."""
 

@@ -124,6 +124,17 @@ class DuckDBStore(SqlStore):
                 c.close()
 
 
+def _arrow_rows(types: Sequence[DataType], rows: Sequence[tuple]) -> pa.Table:
+    """Typed row tuples as an Arrow table of columns c0..cN (decimals as text)."""
+    arrays = []
+    for i, dt in enumerate(types):
+        values = [r[i] for r in rows]
+        if dt is DataType.DECIMAL:
+            values = [None if v is None else str(v) for v in values]
+        arrays.append(pa.array(values, type=_ARROW[dt]))
+    return pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(types))])
+
+
 class DuckDBWriter(WriterBase):
     def __init__(self, store: DuckDBStore) -> None:
         self.store = store
@@ -172,15 +183,65 @@ class DuckDBWriter(WriterBase):
     ) -> int:
         if not rows:
             return 0
-        arrays = []
-        for i, dt in enumerate(types):
-            values = [r[i] for r in rows]
-            if dt is DataType.DECIMAL:
-                values = [None if v is None else str(v) for v in values]
-            arrays.append(pa.array(values, type=_ARROW[dt]))
-        t = pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(types))])
-        self._insert_arrow(self.store.qualify(dataset), idents, t)
+        self._insert_arrow(self.store.qualify(dataset), idents, _arrow_rows(types, rows))
         return len(rows)
+
+    # ---- write dispositions
+    def prepare_merge(self, dataset: str, keys: Sequence[str]) -> None:
+        """Nothing to prepare: DuckDB's ``MERGE INTO`` joins on the keys without an index."""
+
+    def merge_typed(
+        self,
+        dataset: str,
+        idents: Sequence[str],
+        types: Sequence[DataType],
+        rows: Sequence[tuple],
+        keys: Sequence[str],
+    ) -> tuple[int, int]:
+        """Upsert ``rows`` on ``keys`` with one ``MERGE INTO`` from an Arrow table (each value
+        cast to its column's type). Returns (inserted, updated)."""
+        if not rows:
+            return 0, 0
+        from ..ddl.duckdb import DuckDB
+
+        d = DuckDB()
+        self._n += 1
+        view = f"_pw_chunk_{self._n}"
+        self.conn.register(view, _arrow_rows(types, rows))
+        try:
+            t = self.store.qualify(dataset)
+            src = ", ".join(
+                f"CAST(c{i} AS {d.type_name(dt)}) AS {quote(n)}"
+                for i, (n, dt) in enumerate(zip(idents, types, strict=True))
+            )
+            on = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in keys)
+            source = f"(SELECT {src} FROM {view})"
+            updated = int(
+                self.conn.execute(
+                    f"SELECT count(*) FROM {source} AS s JOIN {t} AS t ON {on}"
+                ).fetchone()[0]
+            )
+            rest = [c for c in idents if c not in keys]
+            matched = (
+                "WHEN MATCHED THEN UPDATE SET "
+                + ", ".join(f"{quote(c)} = s.{quote(c)}" for c in rest)
+                + " "
+                if rest
+                else ""
+            )
+            cols = ", ".join(quote(c) for c in idents)
+            vals = ", ".join(f"s.{quote(c)}" for c in idents)
+            self.conn.execute(
+                f"MERGE INTO {t} AS t USING {source} AS s ON ({on}) {matched}"
+                f"WHEN NOT MATCHED THEN INSERT ({cols}) VALUES ({vals})"
+            )
+        finally:
+            self.conn.unregister(view)
+        return len(rows) - updated, updated
+
+    def clear_typed(self, dataset: str) -> int:
+        """``replace``: delete the typed table's rows in the batch's transaction."""
+        return int(self.conn.execute(f"DELETE FROM {self.store.qualify(dataset)}").fetchone()[0])
 
     def write_raw(
         self, dataset: str, batch_id: str, offsets: Sequence[int], payloads: Sequence[str]

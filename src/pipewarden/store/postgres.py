@@ -20,7 +20,16 @@ from psycopg.types.json import JsonbBinaryDumper, JsonBinaryDumper
 from ..errors import InputError
 from ..redact import redact
 from ..schema.types import DataType
-from .base import NO_STORE_HINT, QuarantineRow, SqlStore, WriterBase, jdump, quote, text_safe
+from .base import (
+    NO_STORE_HINT,
+    QuarantineRow,
+    SqlStore,
+    WriterBase,
+    jdump,
+    key_index_name,
+    quote,
+    text_safe,
+)
 
 
 def _json_text(obj: Any) -> str | bytes:
@@ -150,6 +159,7 @@ class PostgresWriter(WriterBase):
         self.conn = conn
         self._types: dict[str, dict[str, int]] = {}
         self._n = 0  # staging tables made in this transaction
+        self._stage_name: str | None = None  # the merge's staging table, once made
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self.conn.execute(sql, params)
@@ -187,8 +197,11 @@ class PostgresWriter(WriterBase):
         # after a failure the transaction rolls back, and the table with it
         self.conn.execute(f"DROP TABLE {name}")
 
-    def copy_rows(self, table: str, names: Sequence[str], rows: Sequence[tuple]) -> int:
-        """Binary COPY of ``rows`` (tuples in the order of ``names``) into ``table``."""
+    def copy_rows(
+        self, table: str, names: Sequence[str], rows: Sequence[tuple], into: str | None = None
+    ) -> int:
+        """Binary COPY of ``rows`` (tuples in the order of ``names``) into ``table``, or into
+        ``into`` (a table of the same columns, e.g. a staging copy) with ``table``'s types."""
         if not rows:
             return 0
         oids = self.column_oids(table)
@@ -199,9 +212,10 @@ class PostgresWriter(WriterBase):
         cols = ", ".join(quote(n) for n in names)
         binary = self._binary_ok(types)
         fmt = " (FORMAT BINARY)" if binary else ""
+        target = into or self.store.qualify(table)
         with (
             self.conn.cursor() as cur,
-            cur.copy(f"COPY {self.store.qualify(table)} ({cols}) FROM STDIN{fmt}") as copy,
+            cur.copy(f"COPY {target} ({cols}) FROM STDIN{fmt}") as copy,
         ):
             if binary:
                 copy.set_types(types)
@@ -224,6 +238,72 @@ class PostgresWriter(WriterBase):
         self, dataset: str, idents: Sequence[str], types: Sequence[DataType], rows: Sequence[tuple]
     ) -> int:
         return self.copy_rows(dataset, idents, rows)
+
+    # ---- write dispositions
+    def prepare_merge(self, dataset: str, keys: Sequence[str]) -> None:
+        """Make sure the typed table has a unique index on exactly ``keys`` (``INSERT ... ON
+        CONFLICT`` needs one); a primary key or unique index someone made on them counts."""
+        found = self.query(
+            "SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relname = %s AND i.indisunique AND i.indpred IS NULL "
+            "AND i.indexprs IS NULL AND i.indnkeyatts = %s AND (SELECT array_agg(a.attname::text "
+            "ORDER BY a.attname) FROM pg_attribute a WHERE a.attrelid = c.oid "
+            "AND a.attnum = ANY(i.indkey)) = %s::text[]",
+            (self.store.namespace, dataset, len(keys), sorted(keys)),
+        )
+        if found:
+            return
+        name = key_index_name(dataset)
+        cols = ", ".join(quote(k) for k in keys)
+        self.execute(f"CREATE UNIQUE INDEX {quote(name)} ON {self.store.qualify(dataset)} ({cols})")
+
+    def merge_typed(
+        self,
+        dataset: str,
+        idents: Sequence[str],
+        types: Sequence[DataType],
+        rows: Sequence[tuple],
+        keys: Sequence[str],
+    ) -> tuple[int, int]:
+        """Upsert ``rows`` on ``keys``: binary COPY into a staging table, then one
+        ``INSERT ... SELECT ... ON CONFLICT (keys) DO UPDATE``. Returns (inserted, updated)."""
+        if not rows:
+            return 0, 0
+        stage = self._merge_stage(dataset)
+        self.conn.execute(f"TRUNCATE {stage}")
+        self.copy_rows(dataset, idents, rows, into=stage)
+        t = self.store.qualify(dataset)
+        on = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in keys)
+        updated = int(self.query(f"SELECT count(*) FROM {stage} s JOIN {t} t ON {on}")[0][0])
+        cols = ", ".join(quote(c) for c in idents)
+        rest = [c for c in idents if c not in keys]
+        action = (
+            "DO UPDATE SET " + ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in rest)
+            if rest
+            else "DO NOTHING"
+        )
+        conflict = ", ".join(quote(k) for k in keys)
+        self.conn.execute(
+            f"INSERT INTO {t} ({cols}) SELECT {cols} FROM {stage} ON CONFLICT ({conflict}) {action}"
+        )
+        return len(rows) - updated, updated
+
+    def _merge_stage(self, dataset: str) -> str:
+        """A temporary copy of the typed table's columns, made once per transaction."""
+        name = self._stage_name
+        if name is None:
+            name = self._stage_name = "_pw_merge_stage"
+            self.conn.execute(
+                f"CREATE TEMPORARY TABLE {name} (LIKE {self.store.qualify(dataset)}) ON COMMIT DROP"
+            )
+        return name
+
+    def clear_typed(self, dataset: str) -> int:
+        """``replace``: delete the typed table's rows in the batch's transaction (readers see
+        the old rows until it commits)."""
+        cur = self.conn.execute(f"DELETE FROM {self.store.qualify(dataset)}")
+        return cur.rowcount
 
     def write_raw(
         self, dataset: str, batch_id: str, offsets: Sequence[int], payloads: Sequence[str]
