@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import codecs
 import glob
+import gzip
 import hashlib
 import os
 import re
@@ -26,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from importlib import resources
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +151,7 @@ def load_config(config_path: str | os.PathLike) -> dict[str, Any]:
     src.setdefault("format", "auto")
     src.setdefault("chunk_rows", 100_000)
     src.setdefault("encoding", "utf-8")
+    src.setdefault("identity", "content")
     try:
         codecs.lookup(src["encoding"])
     except LookupError:
@@ -276,13 +279,61 @@ def close_steps(steps: list) -> None:
 # ---------------------------------------------------------------- batches
 
 
+_ID_BLOCK = 1 << 20  # bytes read at a time to hash a file
+
+
 def file_batch_id(path: str) -> str:
-    """The batch id of a file: a hash of its bytes (the same bytes give the same id)."""
+    """The batch id of a file by its bytes (``source.identity: bytes``)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()[:32]
+
+
+def content_batch_id(path: str) -> str:
+    """The batch id of a file by its content (``source.identity: content``, the default): the
+    SHA-256 of its bytes after gzip is read through, a UTF-8 byte order mark dropped, CRLF and
+    CR line ends made LF and the trailing line ends made one. A file already in that form (LF
+    lines, one final newline, not compressed: most files) has the same id by either identity,
+    so stores loaded by bytes keep recognising their batches. Parquet is binary: its bytes."""
+    with open(path, "rb") as raw:
+        head = raw.read(4)
+    if head == b"PAR1":
+        return file_batch_id(path)
+    h = hashlib.sha256()
+    opener = gzip.open if head[:2] == b"\x1f\x8b" else open
+    carry, newlines, seen = b"", 0, False
+    with opener(path, "rb") as f:
+        lead = f.read(len(codecs.BOM_UTF8))
+        for block in chain(
+            [lead.removeprefix(codecs.BOM_UTF8)], iter(lambda: f.read(_ID_BLOCK), b"")
+        ):
+            block = carry + block
+            carry = b""
+            if block.endswith(b"\r"):  # may be the first half of a CRLF
+                block, carry = block[:-1], b"\r"
+            block = block.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            body = block.rstrip(b"\n")
+            if body:
+                if newlines:  # line ends held back from the last block were not trailing
+                    h.update(b"\n" * newlines)
+                h.update(body)
+                seen = True
+            newlines = (0 if body else newlines) + len(block) - len(body)
+    if seen:
+        h.update(b"\n")
+    return h.hexdigest()[:32]
+
+
+def batch_ids(path: str, identity: str) -> list[str]:
+    """The id a file's batch is recorded under, then the other id it may have been recorded
+    under by a run with the other identity (both are looked up before loading)."""
+    by_bytes = file_batch_id(path)
+    if identity == "bytes":
+        return [by_bytes]
+    by_content = content_batch_id(path)
+    return [by_content] if by_content == by_bytes else [by_content, by_bytes]
 
 
 @contextmanager
@@ -519,7 +570,8 @@ def load_file(
 
     dataset, src = cfg["dataset"], cfg["source"]
     started = _now()
-    batch_id = file_batch_id(path)
+    ids = batch_ids(path, src.get("identity", "content"))
+    batch_id = ids[0]
     entry: dict[str, Any] = {
         "source": label,
         "batch_id": batch_id,
@@ -529,7 +581,7 @@ def load_file(
         "rows_loaded": 0,
         "rows_quarantined": 0,
     }
-    done = store.is_done(dataset, batch_id)
+    done = next((d for d in (store.is_done(dataset, i) for i in ids) if d), None)
     if done is not None:
         entry.update(
             status="skipped",
