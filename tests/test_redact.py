@@ -112,7 +112,9 @@ def test_no_command_prints_a_dsn_password(tmp_path, capsys, dsn, fmt):
         _cli(capsys, "quarantine", "replay", str(cfg), "--format", fmt),
     ]
     for code, out, err in runs:
-        assert code == 2, (out, err)
+        # 2: a scheme pipewarden does not open; 1: nothing listens on port 1 (a database
+        # fault of the server, not of the configuration: docs/run.md)
+        assert code == (2 if dsn.startswith("mysql") else 1), (out, err)
         assert SECRET not in out + err, (out, err)
         assert "Traceback" not in err
         assert "127.0.0.1" in err  # the error still says where it tried to connect

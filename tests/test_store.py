@@ -228,12 +228,13 @@ def test_postgres_connection_killed_mid_transaction(pg_schema):
 
 
 @pytest.mark.postgres
-def test_postgres_unknown_host_is_an_input_error():
-    from pipewarden.errors import InputError
+def test_postgres_refused_connection_is_a_fault_without_the_password():
+    from pipewarden.dbfault import DatabaseError
 
-    with pytest.raises(InputError) as info:
+    with pytest.raises(DatabaseError) as info:
         open_store("postgresql://nobody:secret@127.0.0.1:1/none")
-    assert "secret" not in str(info.value)
+    assert "secret" not in str(info.value) and "secret" not in str(info.value.to_dict())
+    assert info.value.exit_code == 1 and "refused" in info.value.cause
 
 
 @pytest.mark.postgres

@@ -14,7 +14,11 @@ import sys
 import click
 
 from . import __version__
+from .dbfault import DatabaseError
 from .errors import EXIT_INPUT, GateFailed, InputError, PipewardenError
+
+# top-level modules that come with an extra (pip install 'pipewarden[extra]')
+EXTRAS = {"h2o": "h2o"}
 
 # command name -> the module that defines it (in its ``COMMANDS``). A module is imported only
 # when one of its commands runs (or for --help), so `pipewarden validate dag`, which pre-commit
@@ -113,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         # the command has already printed its result; say why on stderr
         err_console().print(f"[bold red]gate failed:[/] {escape(str(exc))}")
         return exc.exit_code
-    except InputError as exc:
+    except (InputError, DatabaseError) as exc:
         if _wants_json(args):
             sys.stdout.write(dumps(redact_doc(exc.to_dict())) + "\n")
         err_console().print(f"[bold red]error:[/] {escape(exc.render())}")
@@ -121,6 +125,29 @@ def main(argv: list[str] | None = None) -> int:
     except PipewardenError as exc:
         err_console().print(f"[bold red]error:[/] {escape(str(exc))}")
         return exc.exit_code
+    except ModuleNotFoundError as exc:
+        # a part that needs an extra, or a broken installation: one line, no traceback
+        msg = (
+            f"{exc.name or 'a module'} is not installed in this interpreter ({sys.executable}): "
+            f"pip install 'pipewarden[{EXTRAS.get((exc.name or '').split('.')[0], 'all')}]'"
+            if (exc.name or "").split(".")[0] in EXTRAS
+            else f"{exc.name or 'a module'} is not installed in this interpreter "
+            f"({sys.executable}): reinstall pipewarden (pip install pipewarden)"
+        )
+        if _wants_json(args):
+            sys.stdout.write(dumps({"error": msg, "module": exc.name}) + "\n")
+        err_console().print(f"[bold red]error:[/] {escape(msg)}")
+        return EXIT_INPUT
+    except Exception as exc:
+        from .dbfault import db_fault, is_db_error
+
+        if not is_db_error(exc):
+            raise
+        fault = db_fault(exc)  # a database error no command turned into an outcome
+        if _wants_json(args):
+            sys.stdout.write(dumps(redact_doc(fault.to_dict())) + "\n")
+        err_console().print(f"[bold red]error:[/] {escape(fault.render())}")
+        return fault.exit_code
     return rv if isinstance(rv, int) else 0
 
 

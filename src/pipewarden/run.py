@@ -36,6 +36,7 @@ import yaml
 
 from . import yamlsafe
 from .batch import parse_records_path
+from .dbfault import DatabaseError, db_fault, is_db_error
 from .errors import EXIT_GATE, EXIT_INPUT, EXIT_OK, InputError, PipewardenError, db_error_text
 from .redact import redact
 from .store.base import QuarantineRow, dataset_name_problem, jdump
@@ -365,15 +366,34 @@ class _Blocked(Exception):
         self.reason = reason
 
 
+class _LoadedMeanwhile(Exception):
+    """Raised inside a batch's transaction: a concurrent run loaded the batch meanwhile."""
+
+    def __init__(self, done: dict[str, Any]) -> None:
+        super().__init__(done.get("run_id"))
+        self.done = done
+
+
 class ConservationError(RuntimeError):
     pass
 
 
 def _safe_error(exc: BaseException) -> str:
-    """Describe a failure without echoing values (database messages may quote row data)."""
+    """Describe a failure without echoing values (database messages may quote row data):
+    a database fault in words, with its SQLSTATE and what to do."""
     if isinstance(exc, PipewardenError | ConservationError):
         return redact(str(exc))
+    if is_db_error(exc):
+        return db_fault(exc).render()
     return db_error_text(exc)
+
+
+def _fault_fields(exc: BaseException) -> dict[str, Any]:
+    """``sqlstate``, ``cause`` and the exit code of a database fault, for the report."""
+    if not (is_db_error(exc) or isinstance(exc, DatabaseError)):
+        return {}
+    fault = db_fault(exc)
+    return {"sqlstate": fault.sqlstate, "cause": fault.cause, "fault_exit": fault.exit_code}
 
 
 def _issue_rows(batch, outcome, batch_id: str, version: int) -> tuple[list[QuarantineRow], Counter]:
@@ -633,6 +653,12 @@ def load_file(
     t0 = time.perf_counter()
     try:
         with store.transaction() as w:
+            # concurrent runs of the dataset take turns here; one that loaded this batch
+            # meanwhile has committed by the time the lock is ours
+            w.lock_dataset(dataset)
+            done = next((d for d in (w.is_done(dataset, i) for i in ids) if d), None)
+            if done is not None:
+                raise _LoadedMeanwhile(done)
             current = schema_history.current_schema(w.conn, dialect, dataset, ns)
             p = plan(current, observed, contract, dialect, dataset, ns)
             entry["delta"] = p.delta.to_dict()
@@ -737,6 +763,15 @@ def load_file(
                     "report": entry,
                 }
             )
+    except _LoadedMeanwhile as meanwhile:
+        entry.update(
+            status="skipped",
+            decision="skipped",
+            reason=f"loaded by a concurrent run {meanwhile.done['run_id']}",
+            rows_loaded=0,
+            rows_quarantined=0,
+        )
+        store.log_run({**entry, "run_id": run_id, "dataset": dataset, "started_at": started})
     except _Blocked as b:
         entry.update(
             status="blocked",
@@ -769,6 +804,7 @@ def load_file(
             error=_safe_error(exc),
             rows_loaded=0,
             rows_quarantined=0,
+            **_fault_fields(exc),
         )
         try:
             store.log_run(
@@ -836,6 +872,21 @@ def run_pipeline(
                     "rows_loaded": 0,
                     "rows_quarantined": 0,
                 }
+            except Exception as exc:
+                if not (is_db_error(exc) or isinstance(exc, DatabaseError)):
+                    raise
+                # the store failed outside a batch's transaction (a lookup, the run log):
+                # nothing of this batch was written; the run stops here
+                entry = {
+                    "source": str(f),
+                    "status": "failed",
+                    "decision": "failed",
+                    "error": _safe_error(exc),
+                    "rows_read": 0,
+                    "rows_loaded": 0,
+                    "rows_quarantined": 0,
+                    **_fault_fields(exc),
+                }
             batches.append(entry)
             if docs:
                 docs(store, entry)  # after the batch committed: its docs, in the same step
@@ -855,7 +906,8 @@ def run_pipeline(
     )
     statuses = Counter(b["status"] for b in batches)
     bad = statuses["blocked"] + statuses["failed"]
-    exit_code = EXIT_INPUT if statuses["invalid"] else EXIT_GATE if bad else EXIT_OK
+    config_fault = any(b.get("fault_exit") == EXIT_INPUT for b in batches)
+    exit_code = EXIT_INPUT if statuses["invalid"] or config_fault else EXIT_GATE if bad else EXIT_OK
     return {
         "pipeline": cfg["name"],
         "dataset": cfg["dataset"],

@@ -170,9 +170,13 @@ def _finish(doc: dict, fmt: str, render) -> None:
         bad = [
             b for b in (doc.get("run") or doc)["batches"] if b["status"] in ("blocked", "failed")
         ]
-        raise GateFailed(
-            "; ".join(f"{b['source']}: {b['status']}" for b in bad) or "run failed", doc
+        why = "; ".join(
+            f"{b['source']}: {b['status']}" + (f": {b['error']}" if b.get("error") else "")
+            for b in bad
         )
+        failed = GateFailed(why or "run failed", doc)
+        failed.exit_code = doc["exit_code"]  # 2 for a database fault of the configuration
+        raise failed
 
 
 @click.command("run")

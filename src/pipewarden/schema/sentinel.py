@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from ..batch import iter_batches
-from ..errors import InputError, PipewardenError, db_error_text
+from ..dbfault import db_fault, is_db_error
+from ..errors import InputError, PipewardenError
 from . import history
 from .contract import Contract
 from .infer import Inferrer
@@ -52,7 +53,7 @@ def connect(dsn: str) -> Iterator[tuple[Any, str]]:
         try:
             conn = psycopg.connect(dsn, connect_timeout=10)
         except psycopg.Error as exc:
-            raise PipewardenError(f"cannot connect to PostgreSQL: {exc}".strip()) from None
+            raise db_fault(exc, dsn) from None
     else:
         import duckdb
 
@@ -60,7 +61,7 @@ def connect(dsn: str) -> Iterator[tuple[Any, str]]:
             conn = duckdb.connect(_duckdb_path(dsn))
             conn.begin()
         except duckdb.Error as exc:
-            raise PipewardenError(f"cannot open the DuckDB database: {exc}") from None
+            raise db_fault(exc, dsn) from None
     try:
         yield conn, dialect
     finally:
@@ -238,11 +239,10 @@ def sentinel(
                     raise
                 except Exception as exc:
                     conn.rollback()
-                    if type(exc).__module__.split(".")[0] in ("psycopg", "duckdb", "_duckdb"):
-                        raise PipewardenError(  # its message may quote row values
-                            "the database refused the change, nothing was written: "
-                            + db_error_text(exc)
-                        ) from None
+                    if is_db_error(exc):  # its message may quote row values: not echoed
+                        fault = db_fault(exc, dsn)
+                        fault.cause = "nothing was written: " + fault.cause
+                        raise fault from None
                     raise
         else:
             result = run(tgt.schema if tgt else None)

@@ -42,6 +42,13 @@ def open_store(url: str, namespace: str | None = None, *, create: bool = True) -
     ):
         from .postgres import PostgresStore
 
+        if namespace and namespace.lower().startswith("pg_"):
+            raise InputError(
+                f"schema {namespace!r} is reserved: names starting with pg_ are PostgreSQL's "
+                "own schemas",
+                key="store.schema",
+                hint="choose another schema for the store, e.g. raw or pipewarden",
+            )
         return PostgresStore(url, namespace, create=create)
     path = None
     if url.startswith("duckdb://"):

@@ -349,8 +349,10 @@ class SqlStore:
         return [jload(r[0]) for r in reversed(rows)]
 
     # ---- batches and the run log
-    def is_done(self, dataset: str, batch_id: str) -> dict[str, Any] | None:
-        rows = self._aux_query(
+    def is_done(self, dataset: str, batch_id: str, query: Any = None) -> dict[str, Any] | None:
+        """The batch's row in ``_pw_batches`` (None: not loaded); ``query`` runs it on
+        another connection (a writer's, inside its transaction)."""
+        rows = (query or self._aux_query)(
             self.sql(
                 f"SELECT source, run_id, rows_read, rows_loaded, rows_quarantined, "
                 f"schema_version, loaded_at FROM {self.qualify(BATCHES)} "
@@ -582,6 +584,15 @@ class WriterBase:
 
     def mark_done(self, dataset: str, batch_id: str, info: dict[str, Any]) -> None:
         self.execute(*self.store.sql_mark_done(dataset, batch_id, info))
+
+    def lock_dataset(self, dataset: str) -> None:
+        """Hold the dataset until the transaction ends, so that concurrent runs of one dataset
+        take their turns (PostgreSQL; one process writes a DuckDB file at a time anyway)."""
+
+    def is_done(self, dataset: str, batch_id: str) -> dict[str, Any] | None:
+        """:meth:`SqlStore.is_done` inside this transaction (after :meth:`lock_dataset`: a
+        concurrent run that loaded the batch has committed by then)."""
+        return self.store.is_done(dataset, batch_id, self.query)
 
     def log_run(self, entry: dict[str, Any]) -> None:
         self.execute(*self.store.run_log_statement(entry))

@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from ..dbfault import db_fault
 from ..errors import InputError
 from ..schema.types import DataType
 from .base import NO_STORE_HINT, QuarantineRow, SqlStore, WriterBase, quote
@@ -73,11 +74,7 @@ class DuckDBStore(SqlStore):
         try:
             self.conn = duckdb.connect(path)
         except duckdb.Error as exc:
-            raise InputError(
-                f"cannot open the DuckDB file: {exc}",
-                file=path,
-                hint="is another process using it? is it a DuckDB file?",
-            ) from exc
+            raise db_fault(exc, self.url) from None
         self._aux = self.conn.cursor()
         self._in_tx = False
         if (

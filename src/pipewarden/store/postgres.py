@@ -10,18 +10,24 @@ connection that died mid-load is replaced on the next call.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
 from psycopg import pq
 from psycopg.types.json import JsonbBinaryDumper, JsonBinaryDumper
 
+from ..dbfault import db_fault
 from ..errors import InputError
 from ..redact import redact
 from ..schema.types import DataType
 from .base import (
+    BATCHES,
+    DATASETS,
+    METRICS,
     NO_STORE_HINT,
+    RUNS,
+    STATE,
     QuarantineRow,
     SqlStore,
     WriterBase,
@@ -85,20 +91,49 @@ class PostgresStore(SqlStore):
         self.url = redact_dsn(dsn)
         self.conn: psycopg.Connection | None = None
         self._aux_conn: psycopg.Connection | None = None
-        aux = self._aux()
-        with aux.cursor() as cur:
-            if not create:
-                cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.namespace,))
-                if cur.fetchone() is None:
-                    self.close()
-                    raise InputError(
-                        f"no schema {self.namespace!r} in {self.url}: nothing has run against it",
-                        key="store.schema",
-                        hint=NO_STORE_HINT,
+        try:
+            self._open(create)
+        except psycopg.Error as exc:
+            self.close()
+            raise db_fault(exc, self.url) from None
+
+    def _open(self, create: bool) -> None:
+        """Check the store's namespace and tables; make what is missing. Nothing is written
+        when everything is there (a read-only session can list the quarantine). Creation is
+        safe under concurrency: it holds an advisory lock of the namespace, and an object a
+        run without the lock made at the same moment (23505, 42P06, 42P07) is taken as made."""
+        tables = [RUNS, BATCHES, STATE, METRICS, DATASETS]
+        there = self._aux_query(
+            "SELECT (SELECT count(*) FROM pg_namespace WHERE nspname = %s), "
+            "(SELECT count(*) FROM unnest(%s::text[]) AS t(name) "
+            "WHERE to_regclass(format('%%I.%%I', %s::text, t.name)) IS NOT NULL)",
+            (self.namespace, tables, self.namespace),
+        )[0]
+        if there[0] and there[1] == len(tables):
+            return
+        if not create:  # a command that only reads never makes a store
+            what = "no pipewarden store in schema" if there[0] else "no schema"
+            raise InputError(
+                f"{what} {self.namespace!r} in {self.url}: nothing has run against it",
+                key="store.schema",
+                hint=NO_STORE_HINT,
+            )
+        statements = [f"CREATE SCHEMA IF NOT EXISTS {quote(self.namespace)}", *self.meta_ddl()]
+        for attempt in range(3):
+            try:
+                aux = self._aux()
+                with aux.transaction():
+                    aux.execute(
+                        "SELECT pg_advisory_xact_lock(hashtext(%s))",
+                        (f"pipewarden:{self.namespace}",),
                     )
-            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.namespace)}")
-            for stmt in self.meta_ddl():
-                cur.execute(stmt)
+                    for stmt in statements:
+                        aux.execute(stmt)
+                return
+            except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateObject,
+                    psycopg.errors.DuplicateSchema, psycopg.errors.DuplicateTable):  # fmt: skip
+                if attempt == 2:
+                    raise
 
     # ---- connections
     def _connect(self, autocommit: bool) -> psycopg.Connection:
@@ -106,12 +141,8 @@ class PostgresStore(SqlStore):
             conn = psycopg.connect(
                 self.dsn, autocommit=autocommit, application_name="pipewarden", connect_timeout=10
             )
-        except psycopg.OperationalError as exc:
-            raise InputError(
-                f"cannot connect to PostgreSQL at {self.url}: {type(exc).__name__}",
-                key="store.dsn",
-                hint="check the DSN and that the server is up",
-            ) from exc
+        except psycopg.Error as exc:
+            raise db_fault(exc, self.url) from None
         conn.adapters.register_dumper(_JsonText, JsonTextBinaryDumper)
         conn.adapters.register_dumper(_JsonTextExact, JsonTextExactBinaryDumper)
         return conn
@@ -130,22 +161,55 @@ class PostgresStore(SqlStore):
         """The server process of the batch connection (for tests that kill it)."""
         return self._main().info.backend_pid
 
+    def aux_backend_pid(self) -> int:
+        """The server process of the state connection (for tests that end it)."""
+        return self._aux().info.backend_pid
+
+    def _on_aux(self, call):
+        """``call(conn)`` on the autocommit connection. The connection sits idle between
+        batches; when the server ended it meanwhile (a restart, pg_terminate_backend, an
+        idle timeout), the call is made again once on a new connection."""
+        conn = self._aux()
+        try:
+            return call(conn)
+        except psycopg.OperationalError:
+            if not conn.broken:
+                raise
+            conn.close()
+            return call(self._aux())
+
     def _aux_execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self._aux().execute(sql, params)
+        self._on_aux(lambda c: c.execute(sql, params))
 
     def _aux_query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        return self._aux().execute(sql, params).fetchall()
+        return self._on_aux(lambda c: c.execute(sql, params).fetchall())
 
     @contextmanager
     def transaction(self) -> Iterator[PostgresWriter]:
         conn = self._main()
+        tx = conn.transaction()
         try:
-            with conn.transaction():
-                yield PostgresWriter(self, conn)
-        except BaseException:
+            tx.__enter__()  # BEGIN
+        except psycopg.OperationalError:
+            if not conn.broken:
+                raise
+            # the idle connection was ended between batches: nothing was sent yet, so
+            # begin again on a new one
+            conn.close()
+            conn = self._main()
+            tx = conn.transaction()
+            tx.__enter__()
+        try:
+            yield PostgresWriter(self, conn)
+        except BaseException as exc:
+            # a rollback that fails with the connection: the batch is gone anyway
+            with suppress(psycopg.Error):
+                tx.__exit__(type(exc), exc, exc.__traceback__)
             if conn.broken:  # the server went away: drop it, reconnect next time
                 conn.close()
             raise
+        else:
+            tx.__exit__(None, None, None)
 
     def close(self) -> None:
         for c in (self.conn, self._aux_conn):
@@ -166,6 +230,15 @@ class PostgresWriter(WriterBase):
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         return self.conn.execute(sql, params).fetchall()
+
+    def lock_dataset(self, dataset: str) -> None:
+        """A transaction-scoped advisory lock per (namespace, dataset): two runs of one dataset
+        (two first loads creating its tables, two batches evolving its schema) take turns
+        instead of failing on each other's DDL; runs of other datasets do not wait."""
+        self.execute(
+            "SELECT pg_advisory_xact_lock(hashtext(%s))",
+            (f"pipewarden:{self.store.namespace}.{dataset}",),
+        )
 
     def column_oids(self, table: str) -> dict[str, int]:
         """Column name -> type oid of a table in the namespace, as the server has it now."""
