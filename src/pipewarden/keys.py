@@ -143,9 +143,10 @@ def key_verdict(
                 RowIssue(
                     i,
                     "duplicate_key",
-                    f"row {winner + 1} of the batch has the same key ({names}) and is the "
-                    "one loaded",
+                    f"row {winner + 1} of the batch has the same key ({names}): the last row "
+                    "of a key is the one loaded",
                     columns[0],
+                    detail={"superseded_by": winner},
                 )
             )
     verdict.report = {

@@ -410,7 +410,7 @@ def _issue_rows(batch, outcome, batch_id: str, version: int) -> tuple[list[Quara
                 reason=first.reason,
                 message=first.message,
                 column=first.column,
-                issues=jdump([it.to_dict() for it in issues]),
+                issues=jdump([{**it.to_dict(), "row": batch.offset + i + 1} for it in issues]),
                 schema_version=version,
             )
         )
@@ -478,15 +478,18 @@ def _csv_typed(record: dict) -> dict:
     return out
 
 
-def _check(batch, plan, steps, ctx_args, keys=None) -> tuple[Any, dict[str, Any]]:
-    """The verdicts on one chunk: the sentinel's, the primary key's (``keys``: the key
-    columns and the rows a later row supersedes), then each step's; merged."""
+def _check(batch, plan, steps, ctx_args, keys=None, first=None) -> tuple[Any, dict[str, Any]]:
+    """The verdicts on one chunk: ``first`` (a replay's own judgements), the sentinel's, the
+    primary key's (``keys``: the key columns and the rows a later row supersedes), then each
+    step's; merged."""
     from .keys import key_verdict
     from .schema import check_rows
     from .steps import StepContext
     from .verdict import merge
 
     verdicts = [check_rows(batch, plan)]
+    if first is not None and first.issues:
+        verdicts.insert(0, first)
     if keys is not None and keys[0] and verdicts[0].decision != "block":
         verdicts.append(key_verdict(batch, keys[0], keys[1]))
     held = set().union(*(v.quarantined_rows() for v in verdicts))
@@ -968,6 +971,7 @@ def list_quarantine(
 
 
 REPLAY_PAGE = 50_000  # pending rows read, checked and written per transaction by a replay
+STILL_HELD_LISTED = 100  # rows a replay's report lists with why they stayed
 
 
 def replay_quarantine(
@@ -999,6 +1003,7 @@ def replay_quarantine(
         "reasons": {},
         "ddl": [],
         "pages": 0,
+        "still_held": [],
     }
     changes: dict[tuple, dict[str, Any]] = {}
     try:
@@ -1038,6 +1043,71 @@ def replay_quarantine(
     return report
 
 
+def _replay_judgements(w: Any, store: Any, cfg: dict, batch: Any, held: list[dict]) -> Any:
+    """What a replay page must judge beyond the row itself, as the dataset is configured
+    now: a short CSV row while ``source.csv.short_rows`` still holds them; a row a later row of
+    its batch superseded (``duplicate_key``) while that row is loaded (replaying it would
+    overwrite the newer row); under ``replace``, a row of a snapshot the table no longer holds
+    (``superseded``)."""
+    from .verdict import RowIssue, Verdict
+
+    dataset = cfg["dataset"]
+    verdict = Verdict("replay")
+    previous = batch.meta["previous_issues"]
+    short_mode = cfg["source"]["csv"]["short_rows"]
+    winners: dict[tuple[str, int], int] = {}  # (batch, offset of the superseding row) -> row
+    snapshot = None
+    if cfg.get("write_disposition") == "replace":
+        snapshot = _current_snapshot(w, store, dataset)
+    for i, h in enumerate(held):
+        reasons = {it.get("reason"): it for it in previous.get(i, [])}
+        if "short_row" in reasons and short_mode != "pad":
+            verdict.issues.append(
+                RowIssue(i, "short_row", f"{reasons['short_row'].get('message')}; "
+                         f"source.csv.short_rows is {short_mode}: set it to pad to load the "
+                         "row with the missing fields empty")
+            )  # fmt: skip
+            continue
+        if snapshot is not None and h["batch_id"] != snapshot:
+            verdict.issues.append(
+                RowIssue(i, "superseded", "its batch's snapshot was replaced by a later batch "
+                         "(write_disposition: replace): the table no longer holds that snapshot")
+            )  # fmt: skip
+            continue
+        dup = reasons.get("duplicate_key")
+        by = (dup or {}).get("detail", {}).get("superseded_by") if dup else None
+        if isinstance(by, int):
+            winners[(h["batch_id"], by)] = i
+    if winners:
+        # the superseding row still pending in quarantine: it was not loaded, so this row
+        # may be; otherwise (loaded, or replayed) this one stays held
+        pending = {
+            (r["batch_id"], r["offset"])
+            for r in store.quarantine_rows(dataset, status="pending", keys=list(winners))
+        }
+        for (bid, off), i in winners.items():
+            if (bid, off) not in pending:
+                verdict.issues.append(
+                    RowIssue(i, "duplicate_key", f"row {off + 1} of its batch has the same key "
+                             "and is loaded: replaying this earlier row would overwrite it",
+                             detail={"superseded_by": off})
+                )  # fmt: skip
+    return verdict
+
+
+def _current_snapshot(w: Any, store: Any, dataset: str) -> str | None:
+    """Under ``replace``: the batch whose rows the typed table holds (the last that loaded a
+    row)."""
+    rows = w.query(
+        store.sql(
+            f"SELECT batch_id FROM {store.qualify('_pw_batches')} WHERE dataset = ? "
+            "AND rows_loaded > 0 ORDER BY loaded_at DESC LIMIT 1"
+        ),
+        (dataset,),
+    )
+    return rows[0][0] if rows else None
+
+
 def _replay_page(
     store: Any, cfg: dict, steps: list, held: list[dict[str, Any]], batch_id: str, report: dict
 ) -> dict[str, Any]:
@@ -1056,12 +1126,18 @@ def _replay_page(
         for h, r in zip(held, originals, strict=True)
     ]
     batch = Batch(records=records, source="<quarantine>", batch_id=batch_id)
+    # what held each row before, for the steps that cannot judge it again from the row alone
+    batch.meta["previous_issues"] = {
+        i: [it for it in (h.get("issues") or []) if isinstance(it, dict)]
+        for i, h in enumerate(held)
+    }
     contract = Contract.from_config(cfg.get("contract"))
     started = _now()
     replayed = still = 0
     ddl: list[str] = []
     reasons: Counter = Counter(report["reasons"])
     with store.transaction() as w:
+        w.lock_dataset(dataset)  # a run or another replay of the dataset waits its turn
         w.ensure_dataset(dataset)
         current = schema_history.current_schema(w.conn, store.dialect, dataset, store.namespace)
         p = plan(current, infer(batch), contract, store.dialect, dataset, store.namespace)
@@ -1093,7 +1169,10 @@ def _replay_page(
             # rows of the page with one key: the one quarantined last wins (pages are read
             # oldest first)
             superseded = KeyIndex(pk).update(batch).superseded() if pk else {}
-            outcome, report["steps"] = _check(batch, p, steps, ctx_args, (pk, superseded))
+            carried = _replay_judgements(w, store, cfg, batch, held)
+            outcome, report["steps"] = _check(
+                batch, p, steps, ctx_args, (pk, superseded), first=carried
+            )
             why = outcome.reason if outcome.decision == "block" else None
         if outcome is None or outcome.decision == "block":
             msg = why or "blocked"
@@ -1132,10 +1211,16 @@ def _replay_page(
                 first = issues[0]
                 for it in issues:
                     reasons[it.reason] += 1
+                row = held[i]["offset"] + 1  # the row of its source, as everywhere
                 pending.append(
                     (held[i]["batch_id"], held[i]["offset"], first.reason, first.message,
-                     first.column, jdump([it.to_dict() for it in issues]))
+                     first.column, jdump([{**it.to_dict(), "row": row} for it in issues]))
                 )  # fmt: skip
+                if len(report["still_held"]) < STILL_HELD_LISTED:
+                    report["still_held"].append(
+                        {"batch_id": held[i]["batch_id"], "row": row, "reason": first.reason,
+                         "column": first.column, "message": first.message}
+                    )  # fmt: skip
             w.update_quarantine(
                 dataset, [(held[i]["batch_id"], held[i]["offset"]) for i in outcome.loaded], pending
             )

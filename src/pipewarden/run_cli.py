@@ -146,6 +146,21 @@ def _render_replay(doc: dict, console: Any) -> None:
     if doc.get("reasons"):
         why = ", ".join(f"{k}: {v}" for k, v in sorted(doc["reasons"].items()))
         console.print(f"  still quarantined because {escape(why)}")
+    listed = doc.get("still_held") or []
+    for r in listed[:MAX_HELD_SHOWN]:
+        where = f" on {r['column']}" if r.get("column") else ""
+        console.print(
+            f"  row {r['row']} of batch {escape(r['batch_id'][:12])}: [bold]{escape(r['reason'])}"
+            f"[/]{escape(where)}: {escape(str(r.get('message') or ''))}"
+        )
+    more = doc["rows_still_quarantined"] - min(len(listed), MAX_HELD_SHOWN)
+    if listed and more > 0:
+        console.print(
+            f"  ... and {more} more still held (pipewarden quarantine list shows them all)"
+        )
+
+
+MAX_HELD_SHOWN = 20  # rows a replay's text output lists with why they stayed
 
 
 def _render_demo(doc: dict, console: Any) -> None:

@@ -23,15 +23,20 @@ class RowIssue:
     message: str
     column: str | None = None  # column name or JSON path
     score: float | None = None
+    # what a later judgement needs (e.g. the offset of the row that superseded a duplicate)
+    detail: dict[str, Any] | None = None
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "row": self.row,
             "reason": self.reason,
             "message": self.message,
             "column": self.column,
             "score": self.score,
         }
+        if self.detail:
+            out["detail"] = self.detail
+        return out
 
 
 @dataclass

@@ -477,13 +477,27 @@ class SqlStore:
         *,
         with_payload: bool = False,
         after: tuple[Any, str, int] | None = None,
+        keys: Sequence[tuple[str, int]] | None = None,
     ) -> list[dict[str, Any]]:
         """Quarantined records of a dataset, oldest first. The payload (which may hold PII) is
         only returned with ``with_payload=True``, for replay; never print it. ``after`` (the
         ``quarantined_at``, ``batch_id`` and ``offset`` of a row already read) pages on: only
-        the rows after it in that order."""
+        the rows after it in that order. ``keys``: only these (batch_id, offset) rows."""
         if not self.has_table(dataset + "__quarantine"):
             return []
+        if keys is not None:
+            keys = list(keys)
+            out: list[dict[str, Any]] = []
+            for start in range(0, len(keys), 1000):  # within the drivers' parameter limits
+                part = keys[start : start + 1000]
+                out += self._quarantine_rows(dataset, status, reason, limit, with_payload,
+                                             after, part)  # fmt: skip
+            return out
+        return self._quarantine_rows(dataset, status, reason, limit, with_payload, after, None)
+
+    def _quarantine_rows(
+        self, dataset, status, reason, limit, with_payload, after, keys
+    ) -> list[dict[str, Any]]:
         where, params = ["1 = 1"], []
         if status:
             where.append("status = ?")
@@ -494,6 +508,11 @@ class SqlStore:
         if after is not None:
             where.append('(quarantined_at, batch_id, "offset") > (?, ?, ?)')
             params.extend(after)
+        if keys is not None:
+            if not keys:
+                return []
+            where.append('(batch_id, "offset") IN (' + ", ".join(["(?, ?)"] * len(keys)) + ")")
+            params.extend(v for k in keys for v in k)
         lim = f" LIMIT {int(limit)}" if limit else ""
         cols = (
             'batch_id, "offset", reason, message, column_path, schema_version, status, '
