@@ -23,20 +23,25 @@ def _escape_char(match: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
-def printable(text: str) -> str:
+_UNSAFE_LINES = re.compile(f"[\t\n{_UNSAFE.pattern[1:-1]}]")
+
+
+def printable(text: str, one_line: bool = False) -> str:
     """`text` with terminal control characters and bidirectional overrides written as escapes
-    (``\\x1b``, ``\\u202e``), for the readable output: data cannot drive the terminal."""
-    return _UNSAFE.sub(_escape_char, text)
+    (``\\x1b``, ``\\u202e``), for the readable output: data cannot drive the terminal.
+    ``one_line``: tabs and newlines too (``\\x0a``), for reports whose lines name columns,
+    so that a name cannot forge a line of its own (a ``total:`` line)."""
+    return (_UNSAFE_LINES if one_line else _UNSAFE).sub(_escape_char, text)
 
 
-def printable_doc(doc: Any) -> Any:
+def printable_doc(doc: Any, one_line: bool = False) -> Any:
     """A copy of a result with every string (keys included) made :func:`printable`."""
     if isinstance(doc, str):
-        return printable(doc)
+        return printable(doc, one_line)
     if isinstance(doc, dict):
-        return {printable_doc(k): printable_doc(v) for k, v in doc.items()}
+        return {printable_doc(k, one_line): printable_doc(v, one_line) for k, v in doc.items()}
     if isinstance(doc, list | tuple):
-        return [printable_doc(v) for v in doc]
+        return [printable_doc(v, one_line) for v in doc]
     return doc
 
 
@@ -49,9 +54,15 @@ def dumps(doc: Any) -> str:
     ).decode()
 
 
-def emit(doc: dict, fmt: str, render_text: Callable[[dict, Any], None] | None = None) -> None:
+def emit(
+    doc: dict,
+    fmt: str,
+    render_text: Callable[[dict, Any], None] | None = None,
+    one_line: bool = False,
+) -> None:
     """Print ``doc`` as JSON (``fmt == "json"``) or through ``render_text(doc, console)``.
-    Credentials in it (DSN passwords, tokens, secret headers) are redacted first."""
+    Credentials in it (DSN passwords, tokens, secret headers) are redacted first. ``one_line``:
+    every string of the text output keeps to one line (see :func:`printable`)."""
     from .redact import redact_doc
 
     doc = redact_doc(doc)
@@ -64,7 +75,7 @@ def emit(doc: dict, fmt: str, render_text: Callable[[dict, Any], None] | None = 
     # emoji=False: a ":name:" in a file name or a value is printed as is (and rich's emoji table,
     # a noticeable part of the start-up of short commands, is not loaded)
     console = Console(highlight=False, soft_wrap=True, emoji=False)
-    doc = printable_doc(doc)  # JSON escapes control characters itself; text does not
+    doc = printable_doc(doc, one_line)  # JSON escapes control characters itself; text does not
     if render_text is None:
         console.print_json(dumps(doc))
     else:

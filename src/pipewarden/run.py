@@ -944,8 +944,13 @@ def list_quarantine(
     pipeline config or from ``store_url``; without ``dataset``, every dataset of the store."""
     from .store import open_store
 
+    region = "US"  # of phone numbers without a country code, for the previews
     if config_path is not None:
         cfg = load_config(config_path)
+        region = next(
+            (s["region"] for s in cfg["steps"] if s.get("type") == "guardian" and s.get("region")),
+            region,
+        )
         store = open_config_store(cfg, create=False)
         dataset = dataset or cfg["dataset"]
     elif store_url:
@@ -957,9 +962,11 @@ def list_quarantine(
         rows: list[dict[str, Any]] = []
         counts: dict[str, dict[str, int]] = {}
         for name in names:
-            got = store.quarantine_rows(name, status=status, reason=reason, limit=limit)
+            got = store.quarantine_rows(
+                name, status=status, reason=reason, limit=limit, region=region
+            )
             rows.extend(got)
-            counts[name] = store.quarantine_counts(name)
+            counts[name] = store.quarantine_counts(name, reason=reason)
     finally:
         store.close()
     return {
@@ -1273,8 +1280,26 @@ def run_demo(directory: str | os.PathLike = "pipewarden-demo", fmt: str = "text"
         "run": run,
         "quarantine": quarantine,
         "exit_code": run["exit_code"],
-        "next": [
-            f"pipewarden quarantine list {config}",
-            f"edit the contract in {config}, then: pipewarden quarantine replay {config}",
-        ],
+        "next": _next_steps(config, quarantine),
     }
+
+
+def _next_steps(config: Path, quarantine: dict[str, Any]) -> list[str]:
+    """What to do about the held rows, literally: for values that do not fit their column,
+    the lines to add under ``contract:`` so that replay loads the rows with that column
+    empty (a type that cannot be widened in place stays as it is)."""
+    steps = [f"pipewarden quarantine list {config}"]
+    columns = sorted(
+        {r["column"] for r in quarantine["rows"] if r["reason"] == "type_mismatch" and r["column"]}
+    )
+    if columns:
+        steps.append(
+            f"to load the held rows with {', '.join(columns)} empty, add these lines under "
+            f"`contract:` in {config}:"
+        )
+        steps.append("  overrides:")
+        steps.extend(f"    {c}: {{data_type: discard_value}}" for c in columns)
+        steps.append(f"then: pipewarden quarantine replay {config}")
+    else:
+        steps.append(f"fix the cause, then: pipewarden quarantine replay {config}")
+    return steps

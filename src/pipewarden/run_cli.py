@@ -117,8 +117,12 @@ def _render_run(doc: dict, console: Any) -> None:
 
 
 def _render_quarantine(doc: dict, console: Any) -> None:
+    reason = (doc.get("filters") or {}).get("reason")
+    only = f" (reason {escape(reason)})" if reason else ""
     for name, c in sorted(doc["counts"].items()):
-        console.print(f"[bold]{escape(name)}[/]: {c['pending']} pending, {c['replayed']} replayed")
+        console.print(
+            f"[bold]{escape(name)}[/]: {c['pending']} pending, {c['replayed']} replayed{only}"
+        )
     if not doc["rows"]:
         console.print("no quarantined rows match")
         return
@@ -172,11 +176,13 @@ def _render_demo(doc: dict, console: Any) -> None:
     console.print("[bold]quarantine[/] (masked previews):")
     _render_quarantine(doc["quarantine"], console)
     console.print()
-    console.print("next: " + escape("  |  ".join(doc["next"])))
+    console.print("[bold]next[/]:")
+    for line in doc["next"]:
+        console.print(f"  {escape(line)}")
 
 
 def _finish(doc: dict, fmt: str, render) -> None:
-    emit(doc, fmt, render)
+    emit(doc, fmt, render, one_line=True)
     batches = (doc.get("run") or doc).get("batches", [])
     invalid = [b for b in batches if b["status"] == "invalid"]
     if invalid:  # the report is printed (one JSON document); the error goes to stderr
@@ -244,7 +250,7 @@ def quarantine_list(
         reason=reason,
         limit=limit,
     )
-    emit(doc, fmt, _render_quarantine)
+    emit(doc, fmt, _render_quarantine, one_line=True)
 
 
 @quarantine_group.command("replay")
@@ -257,7 +263,12 @@ def quarantine_replay(pipeline: str, reason: str | None, limit: int | None, fmt:
     the rows that pass now (one transaction)."""
     from .run import replay_quarantine
 
-    emit(replay_quarantine(pipeline, reason=reason, limit=limit), fmt, _render_replay)
+    emit(
+        replay_quarantine(pipeline, reason=reason, limit=limit),
+        fmt,
+        _render_replay,
+        one_line=True,
+    )
 
 
 @click.command("demo")

@@ -46,6 +46,9 @@ class AnomalyStep:
             batch_id=batch.batch_id or ctx.batch_id,
             first_chunk=batch.offset == 0,
         )
+        # the run report numbers rows as every report does: their row in the source file
+        for f in (verdict.report.get("scored") or {}).get("flagged") or []:
+            f["row"] = batch.row_number(f["row"])
         return verdict
 
     def close(self) -> None:

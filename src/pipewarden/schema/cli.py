@@ -183,10 +183,10 @@ def sentinel_command(
     if fmt == "json":
         emit(doc, fmt)
     elif show_ddl:
-        _render(printable_doc(doc), err_console())
+        _render(printable_doc(doc, one_line=True), err_console())
         sys.stdout.write(ddl_script(doc["ddl"]))
     else:
-        emit(doc, fmt, _render)
+        emit(doc, fmt, _render, one_line=True)
     if doc["decision"] == "reject":
         raise GateFailed(doc["reason"] or "the contract rejects the batch", doc)
     return 0

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import ddl as ddl_mod  # the module: pipewarden.ddl imports schema.types, a cycle
 from ..batch import Batch, json_bytes, no_gc
-from ..errors import preview
+from ..shown import Shower
 from ..verdict import RowIssue, Verdict
 from . import lattice
 from .infer import _BOOL, _transpose, double_holds, parse_datetime, value_type
@@ -202,10 +202,11 @@ def check_rows(batch: Batch, plan: Plan) -> Verdict:
             mode = contract.mode("data_type", key)
             if mode == "freeze":
                 blocked.append(f"values of {key!r} that do not fit {col.type.value}")
+            show = Shower(key)  # the value, unless it or the column's name says PII
             for i in bad:
                 message = (
                     f"a {value_type(values[i], numbers).value} value "
-                    f"({preview(values[i])}) does not fit the {col.type.value} column"
+                    f"({show(values[i])}) does not fit the {col.type.value} column"
                     + _why_not(values[i], col.type, d)
                 )
                 if mode == "discard_value" and col.nullable:

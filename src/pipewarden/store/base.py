@@ -457,13 +457,18 @@ class SqlStore:
         return int(self._aux_query(f"SELECT count(*) FROM {self.qualify(table)}")[0][0])
 
     # ---- quarantine
-    def quarantine_counts(self, dataset: str) -> dict[str, int]:
-        """Rows per replay status (``pending``, ``replayed``) of a dataset's quarantine."""
+    def quarantine_counts(self, dataset: str, reason: str | None = None) -> dict[str, int]:
+        """Rows per replay status (``pending``, ``replayed``) of a dataset's quarantine (of
+        one reason code, when given)."""
         out = dict.fromkeys(QUARANTINE_STATUSES, 0)
         if self.has_table(dataset + "__quarantine"):
+            where, params = ("WHERE reason = ? ", (reason,)) if reason else ("", ())
             rows = self._aux_query(
-                f"SELECT status, count(*) FROM {self.qualify(dataset + '__quarantine')} "
-                "GROUP BY status"
+                self.sql(
+                    f"SELECT status, count(*) FROM {self.qualify(dataset + '__quarantine')} "
+                    f"{where}GROUP BY status"
+                ),
+                params,
             )
             out.update({r[0]: int(r[1]) for r in rows})
         return out
@@ -478,11 +483,13 @@ class SqlStore:
         with_payload: bool = False,
         after: tuple[Any, str, int] | None = None,
         keys: Sequence[tuple[str, int]] | None = None,
+        region: str = "US",
     ) -> list[dict[str, Any]]:
         """Quarantined records of a dataset, oldest first. The payload (which may hold PII) is
         only returned with ``with_payload=True``, for replay; never print it. ``after`` (the
         ``quarantined_at``, ``batch_id`` and ``offset`` of a row already read) pages on: only
-        the rows after it in that order. ``keys``: only these (batch_id, offset) rows."""
+        the rows after it in that order. ``keys``: only these (batch_id, offset) rows.
+        ``region``: of phone numbers without a country code, for the previews."""
         if not self.has_table(dataset + "__quarantine"):
             return []
         if keys is not None:
@@ -491,12 +498,14 @@ class SqlStore:
             for start in range(0, len(keys), 1000):  # within the drivers' parameter limits
                 part = keys[start : start + 1000]
                 out += self._quarantine_rows(dataset, status, reason, limit, with_payload,
-                                             after, part)  # fmt: skip
+                                             after, part, region)  # fmt: skip
             return out
-        return self._quarantine_rows(dataset, status, reason, limit, with_payload, after, None)
+        return self._quarantine_rows(
+            dataset, status, reason, limit, with_payload, after, None, region
+        )
 
     def _quarantine_rows(
-        self, dataset, status, reason, limit, with_payload, after, keys
+        self, dataset, status, reason, limit, with_payload, after, keys, region="US"
     ) -> list[dict[str, Any]]:
         where, params = ["1 = 1"], []
         if status:
@@ -544,14 +553,17 @@ class SqlStore:
                 "payload": jload(r[11]),
             }
             if not with_payload:
-                d["preview"] = masked_payload(d.pop("payload"))
+                d["preview"] = masked_payload(d.pop("payload"), region=region)
             out.append(d)
         return out
 
 
-def masked_payload(payload: Any, max_keys: int = 12) -> dict[str, str] | str:
-    """A masked preview of a record: its keys with every value masked."""
+def masked_payload(payload: Any, max_keys: int = 12, region: str = "US") -> dict[str, str] | str:
+    """A preview of a record: its keys with their values as :func:`pipewarden.shown.show_value`
+    shows them (masked where the guardian's recognizers or the column's name say PII; cut
+    short otherwise)."""
     from ..errors import preview
+    from ..shown import show_value
 
     if not isinstance(payload, dict):
         return preview(jdump(payload))
@@ -560,7 +572,7 @@ def masked_payload(payload: Any, max_keys: int = 12) -> dict[str, str] | str:
         if i == max_keys:
             out["…"] = f"{len(payload) - max_keys} more keys"
             break
-        out[str(k)[:64]] = "null" if v is None else preview(v if isinstance(v, str) else jdump(v))
+        out[str(k)[:64]] = "null" if v is None else show_value(v, str(k), region=region)
     return out
 
 
