@@ -5,16 +5,7 @@ python scripts/anomaly_detector.py score --data batch.json --threshold 0.7 --cir
 python scripts/anomaly_detector.py train --data history.jsonl --out model/
 """
 
-from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-try:
-    from pipewarden.cli import main
-except ImportError:  # running from a checkout without installing
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from pipewarden.cli import main
+from _pipewarden import run  # beside this script: finds pipewarden or says why not
 
 if __name__ == "__main__":
-    sys.exit(main(["anomaly", *sys.argv[1:]]))
+    run(["anomaly"])

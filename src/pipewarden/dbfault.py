@@ -260,10 +260,18 @@ def db_fault(exc: BaseException, database: str | None = None) -> DatabaseError:
         worded = _by_words(str(exc).lower())
         if worded is not None:
             sqlstate, found = worded
+    if found is None and sqlstate and sqlstate[:2] in ("22", "42", "0A"):
+        # a data exception, a statement the database cannot take (a name, a type, a feature):
+        # re-running the same input does the same
+        found = (
+            EXIT_INPUT,
+            f"the database refused the statement: {name}",
+            "check the value or the name it concerns; nothing of it was written",
+        )
     if found is None:
         found = (
             EXIT_GATE,
-            f"the database refused the statement ({name})",
+            f"the database refused the statement: {name}",
             "re-run; if it persists, check the server's log",
         )
     code, cause, hint = found

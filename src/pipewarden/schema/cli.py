@@ -32,10 +32,16 @@ def _render(doc: dict, console) -> None:
         + (f" - {escape(doc['reason'])}" if doc["reason"] else "")
     )
     console.print(
-        f"rows read {rows['read']}, accepted {rows['accepted']}, quarantined "
-        f"{rows['quarantined']}, discarded {rows['discarded']}; schema version "
+        f"rows read {rows['read']}: {rows['accepted']} fit, {rows['quarantined']} would be "
+        f"quarantined, {rows['discarded']} discarded (sentinel stores no rows: `pipewarden run` "
+        f"loads them and keeps those in {escape(doc['table'])}__quarantine); schema version "
         f"{doc['from_version']} -> {doc['schema']['version']}"
     )
+    if doc.get("table_from") == "source file name":
+        console.print(
+            "[yellow]the table is named after the source file: pass --table (or a target "
+            "schema with a title) to keep one table across files[/]"
+        )
     changes = doc["delta"]["changes"]
     if changes:
         table = Table("op", "column", "from", "to", "breaking", "action", box=None)

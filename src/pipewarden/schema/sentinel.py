@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -83,6 +84,38 @@ def _rereadable(source: str) -> Iterator[str]:
         Path(tmp).unlink(missing_ok=True)
 
 
+def _table_name(text: str) -> str:
+    """A title as a table name: lower case, runs of other characters as one ``_``."""
+    return re.sub(r"[^0-9a-z]+", "_", text.strip().lower()).strip("_") or "data"
+
+
+def default_table(table: str | None, target: str | None, source: str) -> tuple[str, str]:
+    """The table (dataset) the batch is checked against, and where the name came from:
+    ``--table``; else the target schema's ``title``; else the target file's name (without
+    ``.schema.json``/``.json``); only without a target, the source file's name (a daily file
+    name would make a table per day: the result says so)."""
+    if table:
+        return table, "option"
+    if target:
+        p = Path(target)
+        if p.is_file():
+            try:
+                tgt = load_target(target)
+            except InputError:
+                tgt = None  # reported where the target is read
+            if tgt is not None and tgt.title and tgt.title.strip():
+                return _table_name(tgt.title), "target title"
+        stem = p.name
+        for ext in (".schema.json", ".jsonschema", ".json"):
+            if stem.lower().endswith(ext):
+                stem = stem[: -len(ext)]
+                break
+        return (stem or "data"), "target file name"
+    if source == "-":
+        return "data", "default"
+    return (Path(source).name.split(".")[0] or "data"), "source file name"
+
+
 def sentinel(
     source: str,
     target: str | None = None,
@@ -134,8 +167,7 @@ def sentinel(
             else Contract.from_config(contract)
         )
     name = "<stdin>" if source == "-" else source
-    if table is None:
-        table = "data" if source == "-" else (Path(source).name.split(".")[0] or "data")
+    table, table_from = default_table(table, target, source)
 
     shape = {"records_path": records_path, "short_rows": short_rows}
     with _rereadable(source) as path:
@@ -204,6 +236,7 @@ def sentinel(
                 "format": fmt_seen if fmt_seen != "auto" else None,
                 "batches": batches,
                 "table": table,
+                "table_from": table_from,
                 "namespace": namespace,
                 "dialect": p.dialect,
                 "decision": decision,
@@ -213,6 +246,9 @@ def sentinel(
                 "schema": p.schema.to_dict(),
                 "from_version": current.version if current else None,
                 "rows": counts,
+                # sentinel sorts rows, it keeps none: `pipewarden run` loads the rows and
+                # writes those that do not fit to <table>__quarantine
+                "rows_stored": False,
                 "issues": sample,
                 "contract": p.contract.to_dict(),
                 "applied": applied,

@@ -145,8 +145,10 @@ class Target:
         kind: str,
         hash_ok: bool = True,
         closed: bool = False,
+        title: str | None = None,
     ):
         self.path, self.schema, self.kind, self.hash_ok = path, schema, kind, hash_ok
+        self.title = title  # the document's "title", which names the table by default
         # a JSON Schema with "additionalProperties": false: no column beyond its properties
         self.closed = closed
 
@@ -183,10 +185,13 @@ def load_target(path: str | os.PathLike) -> Target:
         raise InputError(
             "the target schema file is empty", file=name, hint="delete it for a first load"
         )
+    title = (
+        doc.get("title") if isinstance(doc, dict) and isinstance(doc.get("title"), str) else None
+    )
     try:
         if is_json_schema(doc):
             closed = doc.get("additionalProperties") is False
-            return Target(name, from_json_schema(doc), "jsonschema", closed=closed)
+            return Target(name, from_json_schema(doc), "jsonschema", closed=closed, title=title)
         schema = Schema.from_dict(doc)
     except ValueError as exc:
         raise InputError(
@@ -197,7 +202,7 @@ def load_target(path: str | os.PathLike) -> Target:
     if doc.get("format") not in (None, "pipewarden.schema"):
         raise InputError(f"unknown schema format {doc.get('format')!r}", file=name, key="format")
     hash_ok = doc.get("hash") in (None, schema.content_hash())
-    return Target(name, schema, "pipewarden", hash_ok)
+    return Target(name, schema, "pipewarden", hash_ok, title=title)
 
 
 def write_target(target: Target, schema: Schema) -> None:
