@@ -487,10 +487,9 @@ def _check(batch, plan, steps, ctx_args, keys=None, first=None) -> tuple[Any, di
     from .steps import StepContext
     from .verdict import merge
 
-    verdicts = [check_rows(batch, plan)]
-    if first is not None and first.issues:
-        verdicts.insert(0, first)
-    if keys is not None and keys[0] and verdicts[0].decision != "block":
+    sentinel = check_rows(batch, plan)
+    verdicts = [first, sentinel] if first is not None and first.issues else [sentinel]
+    if keys is not None and keys[0] and sentinel.decision != "block":
         verdicts.append(key_verdict(batch, keys[0], keys[1]))
     held = set().union(*(v.quarantined_rows() for v in verdicts))
     for step in steps:
