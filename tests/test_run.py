@@ -43,7 +43,9 @@ def test_run_loads_evolves_and_quarantines(project):
     assert sorted(r["row"] for r in q["rows"]) == [4, 8]
     assert {r["column"] for r in q["rows"]} == {"quantity"}
     text = json.dumps(q, default=str)
-    assert "user23@example.com" not in text and "three" not in text
+    # e-mails are masked; a value that is not PII is shown (docs/run.md, quarantine)
+    assert "user23@example.com" not in text and "quantity=three" not in text
+    assert {r["preview"]["quantity"] for r in q["rows"]} == {"three", "n/a"}
 
 
 def test_huge_integers_and_deep_nesting_are_loaded_or_quarantined(project):
@@ -344,7 +346,8 @@ def test_quarantine_cli_list_masks_and_filters(project, capsys):
     capsys.readouterr()
     assert main(["quarantine", "list", str(project.cfg)]) == 0
     out = capsys.readouterr().out
-    assert "secret-value-123" not in out and "user2@example.com" not in out
+    # the e-mail is masked, the value that did not fit is shown: it is not PII
+    assert "user5@example.com" not in out and "quantity=secret-value-123" in out
     assert "type_mismatch" in out or "quantity" in out
     args = ["quarantine", "list", "--store", project.url, "--format", "json"]
     if project.ns:
@@ -355,7 +358,7 @@ def test_quarantine_cli_list_masks_and_filters(project, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert [r["row"] for r in doc["rows"]] == [3]
     assert "payload" not in doc["rows"][0]
-    assert "secret-value-123" not in json.dumps(doc)
+    assert "user5@example.com" not in json.dumps(doc)
     assert main(["quarantine", "list"]) == 2  # neither a config nor --store
 
 

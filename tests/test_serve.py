@@ -340,7 +340,8 @@ def test_a_schema_change_shows_in_the_api(server):
     )  # fmt: skip
     if server.kind == "duckdb":
         # DuckDB admits readers or one writer: the run is refused cleanly, nothing changes
-        assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+        # a file another process holds is a fault of the moment (exit 1; docs/run.md)
+        assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
         assert "another process" in run.stderr
         (server.root / "in" / "b3.jsonl").unlink()
         assert server.get("/datasets/orders").json()["schema_version"] == 1
