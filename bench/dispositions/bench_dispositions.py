@@ -110,7 +110,16 @@ def dlt_load(args) -> dict:
     if args.store == "duckdb":
         dest = dlt.destinations.duckdb(str(args.duckdb))
     else:
-        dest = dlt.destinations.postgres(args.dsn)
+        # dlt asks for a password even where the server trusts the connection: any will do
+        import psycopg
+
+        info = psycopg.conninfo.conninfo_to_dict(args.dsn)
+        info.setdefault("password", "unused")
+        dsn = (
+            f"postgresql://{info.get('user', 'postgres')}:{info['password']}@"
+            f"{info.get('host', '127.0.0.1')}:{info.get('port', 5432)}/{info.get('dbname', 'test')}"
+        )
+        dest = dlt.destinations.postgres(dsn)
     pipe = dlt.pipeline(
         pipeline_name=f"bench_{args.pipeline}",
         destination=dest,
