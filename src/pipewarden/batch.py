@@ -160,7 +160,10 @@ _INF = float("inf")
 # text that may hold a number a double cannot keep: a negative exponent of 3+ digits, or
 # 100 zeros after a decimal point (orjson would read 0.0 without a word); the exact parser
 # decides per number
-_EXTREME = re.compile(rb"[eE]-0*[1-9][0-9][0-9]|\.0{100}")
+# (three searches with a literal first byte: one pattern starting with [eE] took 7x longer)
+_EXTREME = tuple(
+    re.compile(p) for p in (rb"e-0*[1-9][0-9][0-9]", rb"E-0*[1-9][0-9][0-9]", rb"\.0{100}")
+)
 
 
 def _exact_loads(data: bytes | str) -> Any:
@@ -170,7 +173,7 @@ def _exact_loads(data: bytes | str) -> Any:
 def needs_exact(raw: bytes) -> bool:
     """True when orjson would not keep every number of ``raw`` exactly: an integer beyond 64
     bits, or a float beyond or below a double's range."""
-    return _has_long_int(raw) or _EXTREME.search(raw) is not None
+    return _has_long_int(raw) or any(p.search(raw) is not None for p in _EXTREME)
 
 
 def json_loads(data: bytes | str) -> Any:

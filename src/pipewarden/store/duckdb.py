@@ -185,7 +185,7 @@ class DuckDBWriter(WriterBase):
 
     # ---- write dispositions
     def prepare_merge(self, dataset: str, keys: Sequence[str]) -> None:
-        """Nothing to prepare: DuckDB's ``MERGE INTO`` joins on the keys without an index."""
+        """Nothing to prepare: the delete-insert joins on the keys without an index."""
 
     def merge_typed(
         self,
@@ -195,8 +195,9 @@ class DuckDBWriter(WriterBase):
         rows: Sequence[tuple],
         keys: Sequence[str],
     ) -> tuple[int, int]:
-        """Upsert ``rows`` on ``keys`` with one ``MERGE INTO`` from an Arrow table (each value
-        cast to its column's type). Returns (inserted, updated)."""
+        """Upsert ``rows`` on ``keys`` from an Arrow table (each value cast to its column's
+        type): the rows with those keys are deleted and the new ones inserted, in the batch's
+        transaction. Returns (inserted, updated)."""
         if not rows:
             return 0, 0
         from ..ddl.duckdb import DuckDB
@@ -218,20 +219,13 @@ class DuckDBWriter(WriterBase):
                     f"SELECT count(*) FROM {source} AS s JOIN {t} AS t ON {on}"
                 ).fetchone()[0]
             )
-            rest = [c for c in idents if c not in keys]
-            matched = (
-                "WHEN MATCHED THEN UPDATE SET "
-                + ", ".join(f"{quote(c)} = s.{quote(c)}" for c in rest)
-                + " "
-                if rest
-                else ""
-            )
+            # delete-insert rather than MERGE ... UPDATE: DuckDB (2.0) took 511 s to update
+            # 100,000 rows of a 10-column table on disk this way, against about a second to
+            # delete them and insert the new rows; the result is the same row per key
             cols = ", ".join(quote(c) for c in idents)
-            vals = ", ".join(f"s.{quote(c)}" for c in idents)
-            self.conn.execute(
-                f"MERGE INTO {t} AS t USING {source} AS s ON ({on}) {matched}"
-                f"WHEN NOT MATCHED THEN INSERT ({cols}) VALUES ({vals})"
-            )
+            if updated:
+                self.conn.execute(f"DELETE FROM {t} AS t USING {source} AS s WHERE {on}")
+            self.conn.execute(f"INSERT INTO {t} ({cols}) SELECT {cols} FROM {source}")
         finally:
             self.conn.unregister(view)
         return len(rows) - updated, updated
