@@ -18,7 +18,7 @@ class Clock:
         return self.t
 
 
-CFG = BreakerConfig(window=4, min_batches=3, failure_rate=0.5, cool_down_seconds=600,
+CFG = BreakerConfig(window=4, min_batches=3, failure_rate=0.5, cool_down_seconds=600, unit="seconds",
                     half_open_batches=2)  # fmt: skip
 
 
@@ -93,11 +93,12 @@ def test_open_breaker_quarantines_whole_batches_through_the_step_check():
     bad = [dict(r, x1=r["x1"] * 1000 + 1e6) for r in recs[200:300]]
     verdict, report = check(bad, dataset="sales", store=store, cfg=cfg, model=model, clock=clock)
     assert verdict.decision == "quarantine_batch" and "severe breach" in verdict.reason
-    # while open the next (good) batch is quarantined whole without being scored
+    # while open the next (good) batch is held whole: evaluated for the report, counted nowhere
     verdict, report = check(recs[:50], dataset="sales", store=store, cfg=cfg, model=model,
                             clock=clock)  # fmt: skip
-    assert verdict.decision == "quarantine_batch" and report["scored"] is None
-    assert "circuit breaker open" in verdict.reason
+    assert verdict.decision == "quarantine_batch" and report["held"] is True
+    assert "held by the circuit breaker" in verdict.reason and report["scored"]["flagged_rows"] <= 2
+    assert "quarantine replay" in report["release"] and verdict.issues == []
     # after the cool-down good canaries close it
     clock.t += 600
     for _ in range(2):
@@ -155,3 +156,20 @@ def _history_then_drop(store):
 
 def test_history_and_breaker_in_a_real_store(real_store):
     _history_then_drop(real_store)
+
+
+def test_cool_down_in_batches_holds_the_next_batches_then_lets_canaries_through():
+    """A backfill runs in seconds: counted in batches, one bad file holds the next
+    cool_down_batches files, then canaries close the breaker."""
+    cfg = BreakerConfig(cool_down_batches=2, half_open_batches=2)
+    b = Breaker(MemoryStateStore(), "sales", cfg, Clock())
+    assert b.unit == "batches"
+    assert b.record(True, True, "row count 3 against 300")["state"] == "open"
+    assert b.allow("day2")[0] is False and b.allow("day3")[0] is False
+    assert b.describe()["held"] == ["day2", "day3"] and b.describe()["batches_to_hold"] == 0
+    allowed, state = b.allow("day4")
+    assert allowed and state["state"] == "half_open"
+    b.record(False, False, None)
+    assert b.record(False, False, None)["state"] == "closed"
+    # a stream counts seconds: the same config reads its cool-down in seconds there
+    assert Breaker(MemoryStateStore(), "s", cfg, Clock(), stream=True).unit == "seconds"

@@ -112,15 +112,24 @@ def test_weights_turn_components_off_and_are_saved(tmp_path):
 
     X = _two_clouds(1500, seed=7)
     recs = [{"a": float(a), "b": float(b)} for a, b in X]
-    model = M.fit(recs, engine_options={"weights": {"distance": 0, "subspace": 0}})
-    assert model.engine.weights == {"forest": 1.0, "distance": 0.0, "subspace": 0.0}
+    model = M.fit(recs, engine_options={"weights": {"residual": 0}})
+    assert model.engine.weights == {
+        "forest": 1.0, "residual": 0.0, "distance": 0.0, "subspace": 0.0
+    }  # fmt: skip
     Z = model.z(model.encoder.transform(recs))
     forest_only = model.engine._components(Z)["forest"]
     raw = model.engine.raw_scores(Z)
     assert np.array_equal(np.argsort(raw, kind="stable"), np.argsort(forest_only, kind="stable"))
     again = M.load(model.save(tmp_path / "m"))
     assert again.engine.weights == model.engine.weights
-    assert make_engine("sklearn").weights == {"forest": 1.0, "distance": 0.5, "subspace": 1.0}
+    assert make_engine("sklearn").weights == {
+        "forest": 1.0, "residual": 0.5, "distance": 0.0, "subspace": 0.0
+    }  # fmt: skip
+    # the previous default, kept as an option: every component saved and read back
+    old = M.fit(recs, engine_options={"weights": {"distance": 0.5, "subspace": 1, "residual": 0},
+                                      "n_estimators": 50})  # fmt: skip
+    back = M.load(old.save(tmp_path / "old"))
+    assert np.allclose(back.score(recs)[0], old.score(recs)[0])
 
 
 @pytest.mark.parametrize(
@@ -128,7 +137,7 @@ def test_weights_turn_components_off_and_are_saved(tmp_path):
     [
         ({"trees": 1}, "unknown component 'trees'"),
         ({"forest": -1}, "a weight is a number >= 0"),
-        ({"forest": 0, "distance": 0, "subspace": 0}, "at least one weight"),
+        ({"forest": 0, "residual": 0, "distance": 0, "subspace": 0}, "at least one weight"),
     ],
 )
 def test_bad_weights_are_an_input_error(weights, message):

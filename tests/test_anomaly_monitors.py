@@ -145,3 +145,31 @@ def test_numbers_that_are_pii_keep_no_mean_or_median_and_pii_among_categories_is
     text = str(m)
     assert "536228726" not in text and "4111111111111111" not in text
     assert hashlib.sha1(b"536-22-8726").hexdigest()[:12] not in text
+
+
+def test_duplicates_exact_and_on_the_primary_key_are_seen_when_the_row_count_stays():
+    from pipewarden.anomaly.monitors import MonitorConfig, batch_metrics, evaluate
+
+    def day(seed, n=200):
+        return [{"id": seed * 1000 + i, "v": (i * 7919 + seed) % 97, "s": "ab"[i % 2]}
+                for i in range(n)]  # fmt: skip
+
+    cfg = MonitorConfig(min_history=5)
+    history = [batch_metrics(day(s), 0, primary_key=("id",)) for s in range(8)]
+    half = day(9, 100)
+    exact = batch_metrics(half + [dict(r) for r in half], 0, primary_key=("id",))
+    found = {m["monitor"]: m for m in evaluate(exact, history, cfg)}
+    assert found["row_count"]["status"] == "ok"  # 200 rows, as usual
+    assert found["duplicate_rows"]["status"] == "severe"
+    keyed = day(10)
+    for r in keyed[100:]:
+        r["id"] -= 100  # the second half reuses the first half's keys, with other values
+        r["v"] += 1
+    found = {m["monitor"]: m for m in evaluate(batch_metrics(keyed, 0, primary_key=("id",)), history, cfg)}  # fmt: skip
+    assert found["duplicate_keys"]["status"] in ("alarm", "severe")
+    assert found["duplicate_rows"]["status"] == "ok"
+    clean = {
+        m["monitor"]: m
+        for m in evaluate(batch_metrics(day(11), 0, primary_key=("id",)), history, cfg)
+    }
+    assert clean["duplicate_rows"]["status"] == clean["duplicate_keys"]["status"] == "ok"

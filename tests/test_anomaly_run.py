@@ -29,8 +29,22 @@ def _project(tmp_path: Path, step: str) -> Path:
     return cfg
 
 
+def test_before_a_model_rows_are_scored_for_the_report_but_not_quarantined(tmp_path):
+    cfg = _project(tmp_path, "  - type: anomaly\n")
+    recs, _ = records(300, anomaly_share=0.0, seed=9)
+    recs[42]["x6"] = recs[42]["x6"] + 1e6
+    _jsonl(tmp_path / "in" / "day1.jsonl", recs)
+    batch = run_pipeline(cfg, fmt="json")["batches"][0]
+    assert batch["rows_loaded"] == 300 and batch["rows_quarantined"] == 0
+    anomaly = batch["steps"]["anomaly"]
+    assert anomaly["model"]["status"] == "warm-up"
+    assert anomaly["scored"]["flagged"][0]["row"] == 42  # ranked first, for the report
+    assert "none is quarantined" in anomaly["scored"]["note"]
+
+
 def test_flagged_rows_are_quarantined_with_score_and_reason(tmp_path):
-    cfg = _project(tmp_path, "  - type: anomaly\n    threshold: 0.7\n")
+    step = "  - type: anomaly\n    quarantine_before_model: true\n    quarantine_threshold: 0.7\n"
+    cfg = _project(tmp_path, step)
     recs, _ = records(300, anomaly_share=0.0, seed=9)
     recs[42]["x6"] = recs[42]["x6"] + 1e6
     _jsonl(tmp_path / "in" / "day1.jsonl", recs)

@@ -25,7 +25,8 @@ def _ctx(store, base=Path(".")):
 def test_step_flags_rows_with_score_and_columns_and_reports_monitors():
     recs, _ = records(500, anomaly_share=0.0, seed=2)
     recs[7] = dict(recs[7], x5=recs[7]["x5"] + 1e6)
-    step = build({"type": "anomaly", "threshold": 0.7}, Path("."))
+    options = {"type": "anomaly", "quarantine_before_model": True, "quarantine_threshold": 0.7}
+    step = build(options, Path("."))
     verdict = step.check(Batch(recs, "sales.json", batch_id="b1"), _ctx(MemoryStateStore()))
     assert verdict.step == "anomaly" and verdict.decision == "pass"
     issue = next(i for i in verdict.issues if i.row == 7)

@@ -161,3 +161,40 @@ def test_one_row_batch_gets_a_clear_answer(tmp_path, capsys):
     assert _json(capsys)["scored"]["status"] == "too_few_rows"
     assert main(["anomaly", "score", "--data", one]) == 0
     assert "anomaly train" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("ext", ["parquet", "csv", "jsonl"])
+def test_scores_out_writes_every_rows_score_flag_and_reason(tmp_path, ext):
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    from pipewarden.anomaly.synth import records as synth
+    from pipewarden.cli import main
+
+    recs, _ = synth(400, anomaly_share=0.0, seed=3)
+    recs[5]["x2"] = recs[5]["x2"] + 1e6
+    data = tmp_path / "batch.json"
+    data.write_text(json.dumps(recs))
+    out = tmp_path / f"scores.{ext}"
+    assert main(["anomaly", "score", "--data", str(data), "--scores-out", str(out)]) == 0
+    if ext == "parquet":
+        rows = pq.read_table(out).to_pylist()
+    elif ext == "csv":
+        rows = pcsv.read_csv(out).to_pylist()
+    else:
+        rows = pa.Table.from_pylist([json.loads(x) for x in out.read_text().splitlines()])
+        rows = rows.to_pylist()
+    assert [r["row"] for r in rows] == list(range(400))
+    assert all(0 <= r["score"] <= 1 for r in rows)
+    assert rows[5]["flagged"] and "x2: unusually high" in rows[5]["reason"]
+    assert sum(r["flagged"] for r in rows) >= 1 and rows[0]["reason"] in (None, "")
+
+
+def test_scores_out_with_an_unknown_extension_is_exit_2(tmp_path, capsys):
+    from pipewarden.cli import main
+
+    data = tmp_path / "batch.json"
+    data.write_text(json.dumps([{"x": i} for i in range(20)]))
+    code = main(["anomaly", "score", "--data", str(data), "--scores-out", str(tmp_path / "s.xls")])
+    assert code == 2 and "--scores-out" in capsys.readouterr().err

@@ -43,7 +43,8 @@ def _project(tmp_path: Path, store_yaml: str) -> Path:
         "version: 1\ndataset: sales\n"
         'source:\n  path: "in/*.jsonl"\n' + store_yaml + "contract:\n  data_type: quarantine\n"
         "steps:\n  - type: guardian\n    policy: policy.yaml\n"
-        "  - type: anomaly\n    threshold: 0.7\n"
+        "  - type: anomaly\n    threshold: 0.7\n    quarantine_before_model: true\n"
+        "    quarantine_threshold: 0.7\n"
     )
     return cfg
 

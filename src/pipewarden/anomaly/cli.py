@@ -218,6 +218,11 @@ def anomaly_group() -> None:
     help="Dataset name for the breaker and the history (default: the file name).",
 )
 @click.option("--fail-on-flagged", is_flag=True, help="Exit 1 when any row is flagged.")
+@click.option(
+    "--scores-out",
+    default=None,
+    help="Write every row's score, flag and reason to this file (.parquet, .csv or .jsonl).",
+)
 @_engine_options
 @format_option
 def score_cmd(
@@ -228,6 +233,7 @@ def score_cmd(
     store_url,
     dataset,
     fail_on_flagged,
+    scores_out,
     config_path,
     include,
     exclude,
@@ -251,6 +257,7 @@ def score_cmd(
             store_url=store_url or target.get("store"),
             dataset=dataset or target.get("dataset"),
             namespace=None if store_url else target.get("namespace"),
+            scores_out=scores_out,
         )
     emit(doc, fmt, _render_score)
     if doc.get("decision") == "quarantine_batch":

@@ -23,13 +23,17 @@ from ..errors import InputError
 from ..verdict import RowIssue, Verdict
 from . import DEFAULT_STORE
 from .breaker import KEY as BREAKER_KEY
-from .breaker import Breaker, BreakerConfig
+from .breaker import RELEASE, Breaker, BreakerConfig
 from .calibrate import share_above
+from .learn import LearnConfig
 from .model import Model, NoFeatures
 from .monitors import KIND, MonitorConfig, batch_metrics, evaluate
 
 STEP = "anomaly"
 MAX_LISTED = 100  # flagged rows listed in a report
+# rows at or above this score are quarantined (by default): one in 100,000 rows like the
+# reference, where the flag threshold 0.7 marks one in 100 for a person to look at
+QUARANTINE_THRESHOLD = 0.95
 
 
 @dataclass
@@ -37,8 +41,11 @@ class DetectorConfig:
     engine: str = "sklearn"
     model: str | None = None
     threshold: float = 0.7
+    quarantine_threshold: float | None = None  # None: max(threshold, QUARANTINE_THRESHOLD)
     quarantine_rows: bool = True
+    quarantine_before_model: bool = False
     min_fit_rows: int = 10
+    scores_out: str | None = None
     include: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
     region: str = "US"  # phone numbers without a country code, for the PII check
@@ -46,6 +53,14 @@ class DetectorConfig:
     h2o: dict[str, Any] = field(default_factory=dict)
     monitors: MonitorConfig = field(default_factory=MonitorConfig)
     breaker: BreakerConfig = field(default_factory=BreakerConfig)
+    learn: LearnConfig = field(default_factory=LearnConfig)
+
+    @property
+    def row_cut(self) -> float:
+        """The score at or above which a row is quarantined."""
+        if self.quarantine_threshold is not None:
+            return self.quarantine_threshold
+        return max(self.threshold, QUARANTINE_THRESHOLD)
 
     @property
     def engine_options(self) -> dict[str, Any]:
@@ -82,8 +97,15 @@ def parse_config(options: dict[str, Any] | None, key: str = "steps[].") -> Detec
         engine=options.get("engine", "sklearn"),
         model=options.get("model"),
         threshold=float(options.get("threshold", 0.7)),
+        quarantine_threshold=(
+            None
+            if options.get("quarantine_threshold") is None
+            else float(options["quarantine_threshold"])
+        ),
         quarantine_rows=bool(options.get("quarantine_rows", True)),
+        quarantine_before_model=bool(options.get("quarantine_before_model", False)),
         min_fit_rows=int(options.get("min_fit_rows", 10)),
+        scores_out=options.get("scores_out"),
         include=list(options.get("include", [])),
         exclude=list(options.get("exclude", [])),
         region=str(options.get("region", "US")),
@@ -91,6 +113,7 @@ def parse_config(options: dict[str, Any] | None, key: str = "steps[].") -> Detec
         h2o=dict(options.get("h2o", {})),
         monitors=MonitorConfig.from_dict(options.get("monitors")),
         breaker=BreakerConfig.from_dict(options.get("breaker")),
+        learn=LearnConfig.from_options(options),
     )
 
 
@@ -145,6 +168,7 @@ def score_rows(
         "fitted_on": "model" if model is not None else "batch",
         "absent": [],
         "not_numeric": {},
+        "unknown": [],
     }
     if n == 0:
         out.update(status="empty", message="the batch has no rows: nothing to score")
@@ -181,6 +205,10 @@ def score_rows(
         seen: dict[str, Any] = {}
         scores, Z = model.score(records, seen)
         out["absent"], out["not_numeric"] = seen["absent"], seen["not_numeric"]
+        if not own:
+            from .learn import unknown_columns
+
+            out["unknown"] = unknown_columns(model, records)
     except NoFeatures as exc:
         why = _why(exc)
         out.update(
@@ -196,7 +224,8 @@ def score_rows(
     flagged = np.flatnonzero(scores >= cfg.threshold)
     flagged = flagged[np.argsort(-scores[flagged], kind="stable")]
     rows = []
-    for i in flagged:
+    beyond = model.beyond_range(Z[flagged]) if len(flagged) else []
+    for i, far in zip(flagged, beyond, strict=True):
         columns, reason = model.explain(Z[i])
         rows.append(
             {
@@ -204,6 +233,7 @@ def score_rows(
                 "score": round(float(scores[i]), 4),
                 "columns": columns,
                 "reason": reason,
+                "beyond_range": bool(far),
             }
         )
     out["flagged"] = rows
@@ -237,47 +267,75 @@ def check(
     clock: Callable[[], float] = time.time,
     use_breaker: bool = True,
     first_chunk: bool = True,
+    replay: bool = False,
+    primary_key: tuple[str, ...] | list[str] = (),
+    stream: bool = False,
+    model_info: dict[str, Any] | None = None,
+    with_rows: bool = False,
 ) -> tuple[Verdict, dict[str, Any]]:
     """One batch: breaker gate, row scores, monitors, breaker outcome. Writes only through the
     store's StateStore methods (breaker state and the batch's statistics).
 
+    Rows are quarantined for their score (at or above ``cfg.row_cut``) only when ``model`` is
+    given (trained on history, or a model file): without one the batch is scored against
+    itself, which ranks its rows but cannot judge them (unless ``quarantine_before_model``).
+
     A batch read in several chunks is one call: only its first chunk (``first_chunk``) runs
     the monitors and counts for the breaker; later chunks are scored and follow the breaker's
-    state (quarantined whole while it is open)."""
+    state (quarantined whole while it is open). A ``replay`` page (rows of ``quarantine
+    replay``) is judged by the model alone: no breaker gate, no monitor, nothing counted.
+    ``with_rows`` adds ``_rows`` to the report: every row's score, flag and reason (for
+    ``--scores-out``; the caller pops it)."""
     cfg = cfg or DetectorConfig()
-    use_breaker = use_breaker and cfg.breaker.enabled
-    breaker = Breaker(store, dataset, cfg.breaker, clock)
+    use_breaker = use_breaker and cfg.breaker.enabled and not replay
+    breaker = Breaker(store, dataset, cfg.breaker, clock, stream=stream)
     report: dict[str, Any] = {"dataset": dataset, "batch_id": batch_id, "rows": len(records)}
+    if model_info:
+        report["model"] = model_info
+    if replay:
+        report["replay"] = True
+    held: str | None = None
     if use_breaker:
         if first_chunk:
-            allowed, state = breaker.allow()
+            allowed, state = breaker.allow(batch_id)
         else:
             state = breaker.load()
             allowed = state["state"] != "open"
         if not allowed:
             desc = breaker.describe(state)
-            reason = (
-                f"circuit breaker open since {desc['opened_at']} ({desc['reason']}); "
-                f"canary batches from {desc['retry_at']}"
-            )
-            report.update(decision="quarantine_batch", breaker=desc, monitors=[], scored=None)
-            report["summary"] = f"whole batch quarantined: {reason}"
-            return Verdict(STEP, "quarantine_batch", reason, report=report), report
+            if breaker.unit == "batches":
+                wait = desc["batches_to_hold"]
+                when = (
+                    f"canary batches after {wait} more held batch(es)"
+                    if wait
+                    else ("the next batch is a canary")
+                )
+            else:
+                when = f"canary batches from {desc['retry_at']}"
+            held = f"held by the circuit breaker, open since {desc['opened_at']} ({desc['reason']}); {when}"
+            report["breaker"] = desc
 
     scored = score_rows(records, cfg, model)
     scores = scored.pop("scores")
     n_flagged = len(scored["flagged"])
+    judged = scored.get("fitted_on") == "model"
     rate = n_flagged / len(records) if records and scores is not None else 0.0
 
     monitors: list[dict[str, Any]] = []
     epoch = 0
-    if use_breaker:
+    if use_breaker or cfg.monitors.enabled:
         epoch = int(breaker.load().get("epoch", 0))
     metrics: dict[str, Any] | None = None
-    if cfg.monitors.enabled and first_chunk:
-        metrics = batch_metrics(records, clock(), region=cfg.region)
+    if cfg.monitors.enabled and first_chunk and not replay:
+        metrics = batch_metrics(records, clock(), region=cfg.region, primary_key=primary_key)
         metrics["epoch"] = epoch
+        metrics["batch_id"] = batch_id
         metrics["anomaly_rate"] = rate
+        if judged:
+            metrics["flagged_share"] = rate
+            metrics["model_version"] = (model_info or {}).get("version")
+            metrics["absent_columns"] = len(scored.get("absent") or [])
+            metrics["unknown_columns"] = len(scored.get("unknown") or [])
         history = [
             h
             for h in store.metrics_history(dataset, KIND, limit=cfg.monitors.window * 3)
@@ -290,42 +348,62 @@ def check(
         f"{m['monitor']}{'(' + m['column'] + ')' if m['column'] else ''}: {m['message']}"
         for m in alarms
     ]
-    if scores is not None and rate >= cfg.breaker.anomaly_rate:
+    if judged and scores is not None and rate >= cfg.breaker.anomaly_rate:
         causes.insert(
             0, f"{rate:.1%} of rows flagged (batch threshold {cfg.breaker.anomaly_rate:.1%})"
         )
     failed = bool(causes)
     severe = any(m["status"] == "severe" for m in alarms) or (
-        scores is not None and rate >= cfg.breaker.severe_anomaly_rate
+        judged and scores is not None and rate >= cfg.breaker.severe_anomaly_rate
     )
-    if metrics is not None:
+    if metrics is not None and held is None:
+        # a held batch is not counted: it is neither history nor a call of the breaker
         metrics["failed"] = failed
         store.append_metrics(dataset, batch_id, KIND, metrics)
 
     decision = "pass"
     reason = None
-    if use_breaker:
+    if held is not None:
+        decision, reason = "quarantine_batch", held
+        report["held"] = True
+        report["release"] = RELEASE
+    elif use_breaker:
         if first_chunk:
             state = breaker.record(failed, severe, "; ".join(causes) if causes else None)
         report["breaker"] = breaker.describe(state)
         if state["state"] == "open":
             decision = "quarantine_batch"
             reason = f"circuit breaker opened: {state['reason']}"
+    cut = cfg.row_cut
     issues = []
-    if cfg.quarantine_rows:
+    if cfg.quarantine_rows and (judged or cfg.quarantine_before_model) and held is None:
         issues = [
             RowIssue(
                 f["row"],
                 "anomaly",
-                f"anomaly score {f['score']:.3f} >= {cfg.threshold:g}: {f['reason']}",
+                f"anomaly score {f['score']:.3f} >= {cut:g}: {f['reason']}",
                 column=", ".join(f["columns"]) or None,
                 score=f["score"],
             )
             for f in scored["flagged"]
+            if f["score"] >= cut
+            # by default a trained model quarantines only rows beyond its reference's range
+            # (Model.beyond_range): healthy data has extremes of its own
+            and (cfg.quarantine_threshold is not None or not judged or f["beyond_range"])
         ]
+    if with_rows:
+        report["_rows"] = {"scores": scores, "flagged": list(scored["flagged"]), "cut": cut,
+                           "quarantined": {i.row for i in issues}}  # fmt: skip
     scored["flagged_rows"] = n_flagged
+    scored["quarantined_rows"] = len(issues)
+    scored["quarantine_threshold"] = cut
     scored["anomaly_rate"] = round(rate, 6)
     scored["flagged"] = scored["flagged"][:MAX_LISTED]
+    if not judged and scored.get("status") == "scored":
+        scored["note"] = (
+            "scored against the batch itself (no model yet): rows are ranked, not judged, "
+            "and none is quarantined for its score"
+        )
     report.update(
         decision=decision,
         reason=reason,
@@ -343,8 +421,17 @@ def _summary(report: dict[str, Any], threshold: float) -> str:
     """One line for the run's text report: rows flagged, monitors, breaker state."""
     scored = report.get("scored") or {}
     parts = []
+    if report.get("held"):
+        parts.append("held whole by the circuit breaker")
     if scored.get("status") == "scored":
         parts.append(f"{scored['flagged_rows']} of {report['rows']} rows scored >= {threshold:g}")
+        if scored.get("quarantined_rows"):
+            parts.append(
+                f"{scored['quarantined_rows']} quarantined (>= {scored['quarantine_threshold']:g})"
+            )
+        model = report.get("model") or {}
+        if model.get("status") == "warm-up":
+            parts.append(f"no model yet ({model.get('message')})")
     elif scored.get("message"):
         parts.append(f"not scored: {scored['message']}")
     monitors = report.get("monitors") or []
@@ -421,11 +508,17 @@ def score(
     dataset: str | None = None,
     namespace: str | None = None,
     clock: Callable[[], float] = time.time,
+    scores_out: str | None = None,
 ) -> dict[str, Any]:
     """Score one batch file; with ``circuit_breaker`` also run the monitors and the breaker
     against the store. Returns the report (``decision`` is ``quarantine_batch`` when the breaker
-    is open)."""
+    is open). ``scores_out``: write every row's score, flag and reason to that file (Parquet,
+    CSV or JSONL by extension; see :mod:`.scores_out`)."""
     cfg = cfg or DetectorConfig()
+    if scores_out:
+        from .scores_out import format_of
+
+        format_of(scores_out)  # a wrong extension is exit 2 before any work
     records = _read(data)
     model = load_model(cfg.model, cfg) if cfg.model else None
     if not dataset:
@@ -442,9 +535,10 @@ def score(
                 model=model,
                 clock=clock,
                 use_breaker=False,
+                with_rows=bool(scores_out),
             )
             report.pop("monitors", None)
-            return report
+            return _write_scores(report, scores_out, cfg)
         store = open_state_store(store_url, namespace)
         try:
             batch_id = _batch_id(records)
@@ -456,13 +550,28 @@ def score(
                 model=model,
                 batch_id=batch_id,
                 clock=clock,
+                with_rows=bool(scores_out),
             )
         finally:
             store.close()
-        return report
+        return _write_scores(report, scores_out, cfg)
     finally:
         if model is not None:
             model.close()
+
+
+def _write_scores(report: dict[str, Any], path: str | None, cfg: DetectorConfig) -> dict:
+    rows = report.pop("_rows", None)
+    if path and rows is not None:
+        from .scores_out import ScoresWriter, table
+
+        writer = ScoresWriter(path)
+        try:
+            writer.write(table(rows, report["rows"], cfg.threshold, 0, report.get("batch_id", "")))
+        finally:
+            writer.close()
+        report["scores_file"] = str(path)
+    return report
 
 
 def _batch_id(records: list[dict[str, Any]]) -> str:

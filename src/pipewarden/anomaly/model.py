@@ -32,6 +32,7 @@ from .robust import RobustScaler
 
 FORMAT = 1
 EXPLAIN_Z = 3.0
+RANGE_FACTOR = 4.0
 
 
 def _z(scaler: RobustScaler, sided: np.ndarray, X: np.ndarray, keep_nan=False) -> np.ndarray:
@@ -80,6 +81,11 @@ class Model:
             "rows": int(X.shape[0]),
             "features": encoder.names,
             "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            # per feature, the largest |robust z| of the reference: how far its own
+            # extremes go (see beyond_range)
+            "zmax": np.nan_to_num(np.nanmax(np.abs(Z), axis=0), nan=0.0).round(4).tolist()
+            if Z.shape[0]
+            else [],
         }
         return cls(encoder, scaler, engine, calibrator, info)
 
@@ -100,6 +106,18 @@ class Model:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Scores and z-scores of `records`; `report` as in :meth:`Encoder.transform`."""
         return self.score_matrix(self.encoder.transform(records, report))
+
+    def beyond_range(self, Z: np.ndarray) -> np.ndarray:
+        """Rows with a value beyond anything the reference had: a feature's |robust z| more
+        than RANGE_FACTOR times the reference's own largest, (new category values are the monitors' business). Healthy data has real extremes (a survey's one answer of 57 where most are under
+        10); a high score alone quarantines them once a model has not seen them yet, so the
+        default quarantine also asks for this. A model without the range (saved before it was
+        kept) answers True for every row."""
+        zmax = self.info.get("zmax")
+        if not zmax or len(zmax) != Z.shape[1]:
+            return np.ones(Z.shape[0], dtype=bool)
+        limit = RANGE_FACTOR * np.maximum(np.asarray(zmax, dtype=float), 1.0)
+        return (np.abs(Z) > limit).any(axis=1)
 
     def explain(self, z_row: np.ndarray, top: int = 3) -> tuple[list[str], str]:
         """The columns that made one row unusual, and a sentence without any raw value."""
@@ -191,6 +209,44 @@ class Model:
             raise InputError(
                 f"cannot read the model: {why}", file=str(p), hint="train the model again"
             ) from None
+
+    def to_blob(self) -> str:
+        """The saved model directory as one string (a compressed tar, base64): how a model
+        trained from history is kept in the store's state."""
+        import base64
+        import io
+        import tarfile
+
+        with tempfile.TemporaryDirectory(prefix="pw-model-") as tmp:
+            path = self.save(Path(tmp) / "model")
+            buf = io.BytesIO()
+            with tarfile.open(fileobj=buf, mode="w:xz") as tar:
+                for f in sorted(path.iterdir()):
+                    tar.add(f, arcname=f.name)
+        return base64.b64encode(buf.getvalue()).decode("ascii")
+
+    @classmethod
+    def from_blob(cls, blob: str, engine_options: dict[str, Any] | None = None) -> Model:
+        """A model from :meth:`to_blob`, read back through :meth:`load` (the forest through
+        its restricted unpickler). Only regular files with plain names are unpacked."""
+        import base64
+        import io
+        import tarfile
+
+        with tempfile.TemporaryDirectory(prefix="pw-model-") as tmp:
+            target = Path(tmp) / "model"
+            target.mkdir()
+            try:
+                with tarfile.open(fileobj=io.BytesIO(base64.b64decode(blob)), mode="r:xz") as tar:
+                    for m in tar.getmembers():
+                        if not m.isfile() or "/" in m.name or m.name.startswith("."):
+                            raise ModelError("the stored model holds an unexpected entry")
+                        f = tar.extractfile(m)
+                        assert f is not None
+                        (target / m.name).write_bytes(f.read())
+            except (ValueError, tarfile.TarError, EOFError, OSError) as exc:
+                raise ModelError(f"the stored model cannot be read ({type(exc).__name__})") from exc
+            return cls.load(target, engine_options)
 
     def close(self) -> None:
         self.engine.close()

@@ -19,6 +19,15 @@ monitor            alarm when (z is the robust z-score against the history)
                    a column whose values are PII (emails, SSNs, ...) keeps no mix at all
 ``freshness``      the lag (now - newest timestamp) rose by ``z_alarm`` robust SDs and by >= 1
                    hour, or exceeds ``max_age_seconds`` when set
+``duplicate_rows`` the share of rows that repeat an earlier row of the batch exactly rose by
+                   ``z_alarm`` robust SDs and by >= 5 points (every row twice: 50 points)
+``duplicate_keys`` with a ``primary_key``: the share of rows whose key repeats an earlier
+                   row's rose by ``z_alarm`` robust SDs and by >= 1 point
+``category_values`` a column whose set of values was closed in the history (no new value in
+                   any of its last ``min_history`` batches) shows a value none of the window's
+                   batches had, or lacks a value that every one of them had and that should
+                   fill >= 10 rows here; both at once reads as a rename. Catches a rare
+                   value (0.6% of rows) renamed, which moves PSI by too little to see
 =================  ======================================================================
 
 A monitor is ``learning`` until ``min_history`` healthy batches are known; a breach is
@@ -41,7 +50,8 @@ from .encode import _looks_like_ts, _parse_float, _parse_ts
 
 KIND = "anomaly.batch"
 PII_SHARE = "pii"  # the share of values holding PII in a category mix
-MAX_SHARES = 30
+MAX_SHARES = 200  # values kept in a column's mix (the most common ones)
+CODES = 50  # integer-valued numeric columns with at most this many values also keep a mix
 EPS = 1e-4
 
 
@@ -63,9 +73,48 @@ def _h(value: Any) -> str:
     return hashlib.sha1(str(value).encode()).hexdigest()[:12]
 
 
-def batch_metrics(records: list[dict[str, Any]], now: float, region: str = "US") -> dict[str, Any]:
+def _duplicates(keys: list[Any]) -> float:
+    """The share of ``keys`` that repeat an earlier one."""
+    return (len(keys) - len(set(keys))) / len(keys) if keys else 0.0
+
+
+def _row_key(record: dict[str, Any]) -> bytes:
+    from ..batch import json_bytes
+
+    return hashlib.blake2b(json_bytes(record, sort_keys=True), digest_size=16).digest()
+
+
+def _shares(present: list[Any], name: str, region: str) -> dict[str, float]:
+    counts: dict[str, int] = {}
+    for v in present:
+        k = str(v)
+        counts[k] = counts.get(k, 0) + 1
+    shares: dict[str, float] = {}
+    for k, c in sorted(counts.items(), key=lambda kv: -kv[1])[:MAX_SHARES]:
+        # a value holding PII among ordinary ones ("536-22-8726" beside "pending") is
+        # counted in one "pii" share, never digested
+        key = PII_SHARE if holds_pii(k, name, region=region) else _h(k)
+        shares[key] = shares.get(key, 0.0) + c / len(present)
+    return shares
+
+
+def batch_metrics(
+    records: list[dict[str, Any]],
+    now: float,
+    region: str = "US",
+    primary_key: tuple[str, ...] | list[str] = (),
+) -> dict[str, Any]:
     """The statistics of one batch (no raw values: categories are hashed)."""
     n = len(records)
+    dup = {"rows": _duplicates([_row_key(r) for r in records])}
+    if primary_key:
+        keys = [tuple(str(r.get(k)) for k in primary_key) for r in records]
+        keys = [
+            k
+            for k, r in zip(keys, records, strict=True)
+            if all(r.get(c) is not None for c in primary_key)
+        ]
+        dup["keys"] = _duplicates(keys)
     names: dict[str, None] = {}
     for r in records:
         for k in r:
@@ -103,25 +152,23 @@ def batch_metrics(records: list[dict[str, Any]], now: float, region: str = "US")
                 m["mean"] = float(y.mean()) * top
                 m["std"] = float(y.std()) * top
                 m["median"] = float(np.median(x))
+                if m["distinct"] <= CODES and bool(np.all(x == np.round(x))):
+                    m["shares"] = _shares([_code(v) for v in present], name, region)
         elif kind == "timestamp":
             ts = [t for t in map(_parse_ts, present) if not math.isnan(t)]
             if ts:
                 m["max_ts"] = max(ts)
                 m["lag"] = now - max(ts)
         elif kind == "category" and present and m["distinct"] <= max(50, 0.5 * len(present)):
-            counts: dict[str, int] = {}
-            for v in present:
-                k = str(v)
-                counts[k] = counts.get(k, 0) + 1
-            shares: dict[str, float] = {}
-            for k, c in sorted(counts.items(), key=lambda kv: -kv[1])[:MAX_SHARES]:
-                # a value holding PII among ordinary ones ("536-22-8726" beside "pending")
-                # is counted in one "pii" share, never digested
-                key = PII_SHARE if holds_pii(k, name, region=region) else _h(k)
-                shares[key] = shares.get(key, 0.0) + c / len(present)
-            m["shares"] = shares
+            m["shares"] = _shares(present, name, region)
         cols[name] = m
-    return {"rows": n, "at": now, "columns": cols}
+    return {"rows": n, "at": now, "columns": cols, "duplicates": dup}
+
+
+def _code(v: Any) -> str:
+    """An integer-valued number as one text whatever its type (3, 3.0, "3")."""
+    x = _parse_float(v)
+    return str(int(x)) if math.isfinite(x) else str(v)
 
 
 def _robust(hist: list[float]) -> tuple[float, float]:
@@ -130,12 +177,36 @@ def _robust(hist: list[float]) -> tuple[float, float]:
     return med, 1.4826 * mad
 
 
-def _psi(p: dict[str, float], q: dict[str, float]) -> float:
+P_ALARM = 1e-4
+
+
+def _chance(shares: dict[str, float], base: dict[str, float], n: float) -> float:
+    """The chance that a batch of ``n`` values drawn from the ``base`` mix is at least as far
+    from it as ``shares`` (Pearson's chi-square; values expected in under one row pooled)."""
+    from scipy.stats import chi2
+
+    kept = {k: b for k, b in base.items() if b * n >= 1}
+    stat = n * sum((shares.get(k, 0.0) - b) ** 2 / b for k, b in kept.items())
+    rest_b, rest_a = 1 - sum(kept.values()), 1 - sum(shares.get(k, 0.0) for k in kept)
+    df = len(kept) - 1
+    if rest_b * n >= 1:
+        stat += n * (rest_a - rest_b) ** 2 / rest_b
+        df += 1
+    elif rest_a * n >= 1:  # values the history hardly had: a large move
+        stat += n * rest_a**2 / max(rest_b, 0.5 / n)
+        df += 1
+    return float(chi2.sf(stat, max(df, 1)))
+
+
+def _psi(p: dict[str, float], q: dict[str, float], eps: float = EPS) -> float:
+    """Population stability index; a share under ``eps`` counts as ``eps``. With ``eps``
+    half a row of the batch, a rare value that a small batch happens not to have does not
+    read as a shift (with 1e-4, one absent 0.5% value of a 150-row batch added 0.02)."""
     keys = set(p) | set(q)
     total = 0.0
     for k in keys:
-        a = max(p.get(k, 0.0), EPS)
-        b = max(q.get(k, 0.0), EPS)
+        a = max(p.get(k, 0.0), eps)
+        b = max(q.get(k, 0.0), eps)
         total += (a - b) * math.log(a / b)
     return total
 
@@ -188,6 +259,26 @@ def evaluate(
         out.append(
             _result("row_count", None, status, n, med, z, f"{n} rows against a usual {med:g} rows")
         )
+
+    if not learning:
+        out.extend(_duplicate_monitors(current, history, cfg))
+
+    if not learning:  # a column every batch of the history had, that no row has now
+        usual = set.intersection(*(set(h.get("columns", {})) for h in history))
+        for col in sorted(usual - set(current["columns"])):
+            med = statistics.median(h["columns"][col]["null_rate"] for h in history)
+            out.append(
+                _result(
+                    "null_rate",
+                    col,
+                    "severe" if med <= 0.5 else "alarm",
+                    1.0,
+                    round(med, 4),
+                    None,
+                    f"no row has the column (dropped or renamed upstream?), usually "
+                    f"{med:.1%} nulls",
+                )
+            )
 
     for col, m in current["columns"].items():
         past = [h["columns"][col] for h in history if col in h.get("columns", {})]
@@ -259,12 +350,18 @@ def evaluate(
             if len(mixes) >= cfg.min_history:
                 keys = set().union(*mixes)
                 base = {k: sum(x.get(k, 0.0) for x in mixes) / len(mixes) for k in keys}
-                hist_psi = [_psi(x, base) for x in mixes]
-                psi = _psi(m["shares"], base)
+                n_values = max(1.0, current["rows"] * (1 - m["null_rate"]))
+                eps = max(EPS, 0.5 / n_values)
+                hist_psi = [_psi(x, base, eps) for x in mixes]
+                psi = _psi(m["shares"], base, eps)
                 med, scale = _robust(hist_psi)
                 limit = max(0.1, med + za * max(scale, 0.01))
+                # and not a sampling accident: a small batch's mix moves by chance (a 150-row
+                # batch: a 6.5% value seen twice, p = 0.004), so the move must also be one
+                # that chance makes once in P_ALARM batches (chi-square against the mix)
+                p = _chance(m["shares"], base, n_values)
                 status = "ok"
-                if psi >= limit:
+                if psi >= limit and p < P_ALARM:
                     status = "severe" if psi >= 1.0 else "alarm"
                 out.append(
                     _result(
@@ -274,9 +371,14 @@ def evaluate(
                         round(psi, 4),
                         round(med, 4),
                         None,
-                        f"PSI {psi:.3f} against the usual mix (alarm at {limit:.3f})",
+                        f"PSI {psi:.3f} against the usual mix (alarm at {limit:.3f}, "
+                        f"chance p {p:.1e})",
                     )
                 )
+        if "shares" in m:
+            got = _category_values(col, m, past, current["rows"], cfg)
+            if got is not None:
+                out.append(got)
         # freshness
         if "lag" in m:
             lags = [p["lag"] for p in past if "lag" in p]
@@ -294,3 +396,70 @@ def evaluate(
                 msg += f", older than max_age_seconds={cfg.max_age_seconds:g}"
             out.append(_result("freshness", col, status, round(m["lag"], 1), med, z, msg))
     return out
+
+
+def _duplicate_monitors(
+    current: dict[str, Any], history: list[dict[str, Any]], cfg: MonitorConfig
+) -> list[dict[str, Any]]:
+    out = []
+    for kind, name, rise in (("rows", "duplicate_rows", 0.05), ("keys", "duplicate_keys", 0.01)):
+        value = (current.get("duplicates") or {}).get(kind)
+        hist = [h["duplicates"][kind] for h in history if kind in (h.get("duplicates") or {})]
+        if value is None or len(hist) < cfg.min_history:
+            continue
+        med, scale = _robust(hist)
+        z = (value - med) / max(scale, 0.005)
+        status = "ok"
+        if z >= cfg.z_alarm and value - med >= rise:
+            status = "severe" if z >= cfg.z_severe and value - med >= 0.4 else "alarm"
+        what = "rows repeat an earlier row" if kind == "rows" else "rows repeat an earlier key"
+        out.append(
+            _result(
+                name,
+                None,
+                status,
+                round(value, 4),
+                round(med, 4),
+                z,
+                f"{value:.1%} of {what} of the batch, against a usual {med:.1%}",
+            )
+        )
+    return out
+
+
+def _category_values(
+    col: str, m: dict[str, Any], past: list[dict[str, Any]], rows: int, cfg: MonitorConfig
+) -> dict[str, Any] | None:
+    """New or vanished values of a column whose set of values has been closed."""
+    mixes = [p["shares"] for p in past if "shares" in p]
+    if len(mixes) < cfg.min_history + 1:
+        return None
+    # closed: none of the last min_history batches brought a value the batches before it lacked
+    for i in range(len(mixes) - cfg.min_history, len(mixes)):
+        before = set().union(*mixes[:i]) if i else set()
+        if set(mixes[i]) - before - {PII_SHARE}:
+            return None
+    if any(len(x) >= MAX_SHARES for x in mixes) or len(m["shares"]) >= MAX_SHARES:
+        return None  # the mix was cut: its rarest values are not known
+    known = set().union(*mixes)
+    always = set.intersection(*(set(x) for x in mixes))
+    new = {k: v for k, v in m["shares"].items() if k not in known and k != PII_SHARE}
+    gone = {}
+    for k in always - set(m["shares"]) - {PII_SHARE}:
+        expected = rows * sum(x[k] for x in mixes) / len(mixes)
+        if expected >= 10:  # absent by chance: e^-10, one batch in 22,000
+            gone[k] = expected
+    if not new and not gone:
+        return _result("category_values", col, "ok", 0, None, None, "no new or missing value")
+    parts = []
+    if new:
+        n_rows = round(sum(new.values()) * (rows - 0))
+        parts.append(
+            f"{len(new)} value(s) none of the last {len(mixes)} batches had ({n_rows} row(s))"
+        )
+    if gone:
+        parts.append(
+            f"{len(gone)} usual value(s) missing (expected {sum(gone.values()):.0f} row(s))"
+        )
+    msg = "; ".join(parts) + ("; a renamed value?" if new and gone else "")
+    return _result("category_values", col, "alarm", len(new) + len(gone), 0, None, msg)

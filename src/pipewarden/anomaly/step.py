@@ -2,18 +2,39 @@
 
 ``steps: [{type: anomaly, threshold: 0.7, breaker: {...}, monitors: {...}}]``; see
 ``docs/anomaly.md`` and the ``anomaly_step`` definition of the pipeline config schema.
+
+Without a ``model:`` the step learns the dataset's model from its healthy history
+(:mod:`.learn`) and keeps it in the store; a replay page (``ctx.replay``) is judged against
+that model and counted nowhere.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 from typing import Any
 
 from ..batch import Batch
 from ..steps import StepContext
 from ..verdict import RowIssue, Verdict
-from .detector import STEP, DetectorConfig, check, load_model, parse_config, score_rows
+from . import learn
+from .breaker import Breaker
+from .calibrate import share_above
+from .detector import (
+    KIND,
+    STEP,
+    DetectorConfig,
+    check,
+    fit_model,
+    load_model,
+    parse_config,
+    score_rows,
+)
 from .model import Model
+from .scores_out import ScoresWriter, format_of, table
+
+log = logging.getLogger(__name__)
 
 
 class AnomalyStep:
@@ -23,35 +44,149 @@ class AnomalyStep:
         self.cfg = cfg
         self.base_dir = Path(base_dir)
         self._model: Model | None = None
+        self._learned = learn.ModelCache()
+        self._batch: tuple[str, Any] | None = None  # (batch id, (model, info)) of the batch
+        self._writer: ScoresWriter | None = None
         if cfg.model:
             path = Path(cfg.model)
             self.model_path = path if path.is_absolute() else self.base_dir / path
         else:
             self.model_path = None
+        if cfg.scores_out:
+            format_of(cfg.scores_out, key="steps[].scores_out")
 
     def model(self) -> Model | None:
         if self.model_path is not None and self._model is None:
             self._model = load_model(self.model_path, self.cfg)
         return self._model
 
+    # the dataset's model -------------------------------------------------------------------
+
+    def _dataset_model(
+        self, records: list[dict[str, Any]], ctx: StepContext, first: bool, replay: bool
+    ) -> tuple[Model | None, dict[str, Any]]:
+        if self.model_path is not None:
+            return self.model(), {"source": "file", "path": str(self.model_path)}
+        store, dataset, cfg = ctx.store, ctx.dataset, self.cfg
+        epoch = int(Breaker(store, dataset, cfg.breaker).load().get("epoch", 0))
+        meta = store.load_state(dataset, learn.KEY)
+        info: dict[str, Any] = {"source": "history"}
+        if first and not replay:
+            span = max(
+                cfg.monitors.window * 3,
+                cfg.learn.refresh_every_batches
+                + cfg.learn.train_batches
+                + cfg.learn.warmup_batches,
+            )
+            history = store.metrics_history(dataset, KIND, limit=span)
+            why = learn.why_train(meta, history, epoch, cfg.learn, share_above(cfg.threshold))
+            if why is not None:
+                batches = learn.healthy_batches(history, epoch)[-cfg.learn.train_batches :]
+                try:
+                    model, new = learn.train(
+                        store,
+                        dataset,
+                        batches,
+                        lambda rows: fit_model(rows, cfg),
+                        epoch=epoch,
+                        reason=why,
+                        previous=meta,
+                        schema_version=getattr(ctx.schema, "version", None),
+                        max_rows=cfg.learn.max_train_rows,
+                    )
+                except Exception as exc:  # training must never fail the batch
+                    log.warning("anomaly: training the model of %s failed: %s", dataset, exc)
+                    model, new = None, {"error": f"training failed ({type(exc).__name__})"}
+                if model is not None:
+                    self._learned.put(model, new["version"])
+                    meta = new
+                    info["trained_now"] = why
+                else:
+                    info["error"] = new.get("error")
+        if meta and meta.get("epoch", 0) == epoch and not meta.get("error"):
+            try:
+                model = self._learned.get(store, dataset, meta, cfg.h2o)
+            except Exception as exc:  # a damaged stored model: learn again
+                log.warning("anomaly: the stored model of %s is unusable: %s", dataset, exc)
+                model = None
+            if model is not None:
+                info.update(
+                    status="trained",
+                    version=meta["version"],
+                    trained_at=meta.get("trained_at"),
+                    rows=meta.get("rows"),
+                    batches=len(meta.get("batches", [])),
+                    reason=meta.get("reason"),
+                )
+                return model, info
+        if replay:
+            info.update(status="none", message="no model of this dataset yet")
+            return None, info
+        history = store.metrics_history(dataset, KIND, limit=cfg.monitors.window * 3)
+        healthy = len(learn.healthy_batches(history, epoch))
+        info.update(
+            status="warm-up",
+            message=f"{healthy} of {cfg.learn.warmup_batches} healthy batches seen",
+        )
+        return None, info
+
+    # the step ------------------------------------------------------------------------------
+
     def check(self, batch: Batch, ctx: StepContext) -> Verdict:
-        if ctx.mode == "replay":
-            return judge_replay(batch, self.cfg, self.model())
-        verdict, _ = check(
+        batch_id = batch.batch_id or ctx.batch_id
+        first = batch.offset == 0
+        replay = getattr(ctx, "mode", "run") == "replay"
+        if self._batch is None or self._batch[0] != batch_id or first:
+            self._batch = (batch_id, self._dataset_model(batch.records, ctx, first, replay))
+        model, info = self._batch[1]
+        if replay:
+            return judge_replay(batch, self.cfg, model, info)
+        want_rows = self.cfg.scores_out is not None
+        verdict, report = check(
             batch.records,
             dataset=ctx.dataset,
             store=ctx.store,
             cfg=self.cfg,
-            model=self.model(),
-            batch_id=batch.batch_id or ctx.batch_id,
-            first_chunk=batch.offset == 0,
+            model=model,
+            batch_id=batch_id,
+            first_chunk=first,
+            primary_key=tuple(getattr(ctx, "primary_key", ()) or ()),
+            model_info=info,
+            with_rows=want_rows,
         )
+        rows = report.pop("_rows", None)
+        if rows is not None:
+            self._write_scores(batch, batch_id, rows, report)
         # the run report numbers rows as every report does: their row in the source file
         for f in (verdict.report.get("scored") or {}).get("flagged") or []:
             f["row"] = batch.row_number(f["row"])
         return verdict
 
+    def _write_scores(self, batch: Batch, batch_id: str, rows: dict, report: dict) -> None:
+        if batch.offset == 0 or self._writer is None:
+            self._close_writer()
+            self._writer = ScoresWriter(self._scores_path(batch, batch_id), "steps[].scores_out")
+        self._writer.write(table(rows, len(batch), self.cfg.threshold, batch.offset, batch_id))
+        report["scores_file"] = str(self._writer.path)
+        report["summary"] += f", scores in {self._writer.path}"
+
+    def _scores_path(self, batch: Batch, batch_id: str) -> Path:
+        template = str(self.cfg.scores_out)
+        source = re.sub(r"[^\w.-]+", "_", Path(batch.source or "batch").name.split(".")[0])
+        if "{" not in template:
+            p = Path(template)
+            template = str(p.with_name(f"{p.stem}-{{source}}-{{batch_id}}{p.suffix}"))
+        path = Path(template.format(batch_id=batch_id[:16], source=source or "batch"))
+        return path if path.is_absolute() else self.base_dir / path
+
+    def _close_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
     def close(self) -> None:
+        self._close_writer()
+        self._learned.close()
         if self._model is not None:
             self._model.close()
             self._model = None
@@ -70,36 +205,46 @@ def _held_by_detector(issues: list[dict[str, Any]]) -> dict[str, Any] | None:
     return None
 
 
-def judge_replay(batch: Batch, cfg: DetectorConfig, model: Model | None) -> Verdict:
+def judge_replay(
+    batch: Batch, cfg: DetectorConfig, model: Model | None, info: dict[str, Any] | None = None
+) -> Verdict:
     """Replayed rows (a page of the quarantine, ``StepContext.mode == "replay"``) judged
-    against what the detector learned, never against the page itself: with a trained model,
-    each row is scored by it and held when it scores at or above the threshold; without one,
-    a row the detector held when it was loaded (``batch.meta["previous_issues"]``) stays held,
-    since nothing can judge it again. A replay page is not a batch: no monitor, metric or
-    breaker window sees it, and the breaker's state does not hold it."""
+    against what the detector learned, never against the page itself: with a model (the
+    dataset's, learned from its history, or the step's ``model:``), each row is scored by it
+    and held as a batch's row would be (at or above the quarantine threshold and, by default,
+    beyond the model's reference range); without one, a row the detector held when it was
+    loaded (``batch.meta["previous_issues"]``) stays held, since nothing can judge it again.
+    A replay page is not a batch: no monitor, metric, breaker window or model training sees
+    it, and the breaker's state does not hold it."""
     verdict = Verdict(STEP)
     n = len(batch.records)
+    base = {"replay": True, "model": info or {}}
     if model is not None:
         scored = score_rows(batch.records, cfg, model)
         scored.pop("scores", None)
-        flagged = scored["flagged"]
+        cut = cfg.row_cut
+        held = [
+            f
+            for f in scored["flagged"]
+            if f["score"] >= cut and (cfg.quarantine_threshold is not None or f["beyond_range"])
+        ]
         if cfg.quarantine_rows:
             verdict.issues = [
                 RowIssue(
                     f["row"],
                     "anomaly",
-                    f"anomaly score {f['score']:.3f} >= {cfg.threshold:g} against the trained "
-                    f"model: {f['reason']}",
+                    f"anomaly score {f['score']:.3f} >= {cut:g} against the dataset's model: "
+                    f"{f['reason']}",
                     column=", ".join(f["columns"]) or None,
                     score=f["score"],
                 )
-                for f in flagged
+                for f in held
             ]
         verdict.report = {
-            "replay": True,
+            **base,
             "scored": {k: scored[k] for k in ("status", "message", "fitted_on")},
-            "summary": f"replay: {len(flagged)} of {n} rows scored >= {cfg.threshold:g} "
-            "against the trained model",
+            "summary": f"replay: {len(verdict.issues)} of {n} rows held against the dataset's "
+            f"model ({len(scored['flagged'])} scored >= {cfg.threshold:g})",
         }
         return verdict
     previous = batch.meta.get("previous_issues") or {}
@@ -112,16 +257,16 @@ def judge_replay(batch: Batch, cfg: DetectorConfig, model: Model | None) -> Verd
                 RowIssue(
                     i,
                     "anomaly",
-                    f"held by the anomaly step when loaded{was}; there is no trained model to "
-                    "judge it again: train one (pipewarden anomaly train) and set the step's "
-                    "model, or remove the anomaly step to release it",
+                    f"held by the anomaly step when loaded{was}; there is no model to judge it "
+                    "again yet: it is judged once the dataset's model is trained (after "
+                    "warm-up), or set the step's model, or remove the anomaly step",
                     column=it.get("column"),
                     score=score if isinstance(score, int | float) else None,
                 )
             )
     verdict.report = {
-        "replay": True,
-        "summary": f"replay: no trained model; {len(verdict.issues)} of {n} rows the detector "
+        **base,
+        "summary": f"replay: no model yet; {len(verdict.issues)} of {n} rows the detector "
         "held stay held",
     }
     return verdict

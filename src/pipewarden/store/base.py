@@ -456,6 +456,27 @@ class SqlStore:
     def count(self, table: str) -> int:
         return int(self._aux_query(f"SELECT count(*) FROM {self.qualify(table)}")[0][0])
 
+    def landed_rows(self, dataset: str, batch_ids: Sequence[str], limit: int) -> list[dict]:
+        """The records the given batches loaded, as landed in ``<dataset>__raw`` (with the
+        steps' masks applied; quarantined rows are not there): at most ``limit`` in all,
+        spread evenly over the batches, each batch's in offset order. What the anomaly step
+        trains the dataset's model on. Empty when the store keeps no raw landing."""
+        ids = list(dict.fromkeys(batch_ids))
+        if not ids or limit <= 0 or not self.has_table(dataset + "__raw"):
+            return []
+        each = max(1, limit // len(ids))
+        out: list[dict] = []
+        for bid in ids:
+            rows = self._aux_query(
+                self.sql(
+                    f"SELECT payload FROM {self.qualify(dataset + '__raw')} WHERE batch_id = ? "
+                    f'ORDER BY "offset" LIMIT {int(each)}'
+                ),
+                (bid,),
+            )
+            out.extend(p for p in (jload(r[0]) for r in rows) if isinstance(p, dict))
+        return out[:limit]
+
     # ---- quarantine
     def quarantine_counts(self, dataset: str, reason: str | None = None) -> dict[str, int]:
         """Rows per replay status (``pending``, ``replayed``) of a dataset's quarantine (of
