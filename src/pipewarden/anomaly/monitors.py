@@ -152,6 +152,8 @@ def batch_metrics(
                 m["mean"] = float(y.mean()) * top
                 m["std"] = float(y.std()) * top
                 m["median"] = float(np.median(x))
+                lo, hi = np.quantile(y, [0.02, 0.98])
+                m["tstd"] = float(y[(y >= lo) & (y <= hi)].std()) * top
                 if m["distinct"] <= CODES and bool(np.all(x == np.round(x))):
                     m["shares"] = _shares([_code(v) for v in present], name, region)
         elif kind == "timestamp":
@@ -177,22 +179,23 @@ def _robust(hist: list[float]) -> tuple[float, float]:
     return med, 1.4826 * mad
 
 
-P_ALARM = 1e-4
+P_ALARM = 1e-6
+EFFECT = 0.25  # numeric_shift: the smallest move of a mean or spread, in usual SDs
 
 
 def _chance(shares: dict[str, float], base: dict[str, float], n: float) -> float:
     """The chance that a batch of ``n`` values drawn from the ``base`` mix is at least as far
-    from it as ``shares`` (Pearson's chi-square; values expected in under one row pooled)."""
+    from it as ``shares`` (Pearson's chi-square; values expected in under five rows pooled)."""
     from scipy.stats import chi2
 
-    kept = {k: b for k, b in base.items() if b * n >= 1}
+    kept = {k: b for k, b in base.items() if b * n >= 5}  # the test's usual validity rule
     stat = n * sum((shares.get(k, 0.0) - b) ** 2 / b for k, b in kept.items())
     rest_b, rest_a = 1 - sum(kept.values()), 1 - sum(shares.get(k, 0.0) for k in kept)
     df = len(kept) - 1
-    if rest_b * n >= 1:
+    if rest_b * n >= 5:
         stat += n * (rest_a - rest_b) ** 2 / rest_b
         df += 1
-    elif rest_a * n >= 1:  # values the history hardly had: a large move
+    elif rest_a * n >= 5:  # values the history hardly had: a large move
         stat += n * rest_a**2 / max(rest_b, 0.5 / n)
         df += 1
     return float(chi2.sf(stat, max(df, 1)))
@@ -323,14 +326,21 @@ def evaluate(
         if m.get("kind") == "numeric" and "mean" in m:
             means = [p["mean"] for p in past if "mean" in p]
             stds = [p["std"] for p in past if "std" in p]
+            # the spread without the batch's 2% most extreme values at either end: one extreme
+            # of a heavy-tailed column (visits, amounts) moves a batch's standard deviation
+            # by many robust SDs of the history's
+            spread = "tstd" if "tstd" in m and all("tstd" in p for p in past) else "std"
+            spreads = [p[spread] for p in past if spread in p]
             if len(means) >= cfg.min_history:
                 usual_sd = statistics.median(stds) if stds else 0.0
                 floor = max(0.1 * usual_sd, 1e-9 * max(1.0, abs(statistics.median(means))))
                 med_mean, zm = z_of(m["mean"], means, floor)
-                med_sd, zsd = z_of(m["std"], stds, max(0.1 * usual_sd, 1e-9))
+                med_sd, zsd = z_of(m[spread], spreads, max(0.1 * usual_sd, 1e-9))
                 worst = zm if abs(zm) >= abs(zsd) else zsd
+                # and a move a person would call one: a quarter of the usual spread
+                moved = max(abs(m["mean"] - med_mean), abs(m[spread] - med_sd))
                 status = "ok"
-                if abs(worst) >= za:
+                if abs(worst) >= za and moved >= EFFECT * usual_sd:
                     status = "severe" if abs(worst) >= zs else "alarm"
                 what = "mean" if worst is zm else "spread"
                 out.append(
@@ -434,8 +444,11 @@ def _category_values(
     mixes = [p["shares"] for p in past if "shares" in p]
     if len(mixes) < cfg.min_history + 1:
         return None
-    # closed: none of the last min_history batches brought a value the batches before it lacked
-    for i in range(len(mixes) - cfg.min_history, len(mixes)):
+    # closed: none of the later half of the window's batches (at least min_history) brought
+    # a value the batches before it lacked; a column whose rare values keep arriving (visit
+    # counts with a long tail) is not closed
+    span = max(cfg.min_history, len(mixes) // 2)
+    for i in range(len(mixes) - span, len(mixes)):
         before = set().union(*mixes[:i]) if i else set()
         if set(mixes[i]) - before - {PII_SHARE}:
             return None
