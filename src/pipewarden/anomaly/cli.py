@@ -339,6 +339,11 @@ def _render_breaker(doc, console):
         console.print(f"  reason: {escape(doc['reason'])}")
     if doc.get("retry_at"):
         console.print(f"  canary batches from {doc['retry_at']}")
+    if doc.get("batches_to_hold") is not None:
+        console.print(f"  canary batches after {doc['batches_to_hold']} more held batch(es)")
+    if doc.get("held"):
+        console.print(f"  held batches: {len(doc['held'])} (latest {escape(doc['held'][-1])})")
+        console.print(f"  {escape(doc['release'])}")
     console.print(
         f"  window: {sum(doc['window'])} failed of {len(doc['window'])} "
         f"(opens at {doc['config']['failure_rate']:.0%} after {doc['config']['min_batches']})"

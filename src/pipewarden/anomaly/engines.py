@@ -37,7 +37,7 @@ from .robust import MixtureDistance, logsumexp
 
 ENGINES = ("sklearn", "h2o")
 MAX_FIT_ROWS = 100_000  # rows the robust statistics are fitted on
-MAX_REF_ROWS = 20_000  # reference rows scored to calibrate (the top 1% tail: 200 rows)
+MAX_REF_ROWS = 8_000  # reference rows scored to calibrate (the top 1% tail: 80 rows)
 
 
 class Engine(Protocol):
@@ -104,6 +104,7 @@ class SklearnEngine:
         self.basis: np.ndarray | None = None
         self.pca_mean: np.ndarray | None = None
         self.pca_basis: np.ndarray | None = None
+        self._complement: np.ndarray | None = None  # rows spanning what pca_basis leaves out
         self.n_features = 0
         self.norms: dict[str, tuple[float, float]] = {}
 
@@ -153,8 +154,18 @@ class SklearnEngine:
         assert self.pca_mean is not None and self.pca_basis is not None
         D = C - self.pca_mean
         B = self.pca_basis
-        R = D - (D @ B.T) @ B
-        out = np.sqrt(np.einsum("ij,ij->i", R, R))
+        k, d = B.shape
+        if 2 * k <= d:  # |D|^2 - |D B'|^2: one product of k columns
+            P = D @ B.T
+            sq = np.einsum("ij,ij->i", D, D) - np.einsum("ij,ij->i", P, P)
+        else:  # the projection on the complement: one product of d - k columns
+            if self._complement is None:
+                from scipy.linalg import null_space
+
+                self._complement = null_space(B).T
+            Q = D @ self._complement.T
+            sq = np.einsum("ij,ij->i", Q, Q)
+        out = np.sqrt(np.maximum(sq, 0.0))
         if not missing.any():
             return out
         rows = np.flatnonzero(missing.any(axis=1))
@@ -190,6 +201,7 @@ class SklearnEngine:
     def fit(self, Z: np.ndarray) -> np.ndarray:
         from sklearn.decomposition import PCA
         from sklearn.ensemble import IsolationForest
+
         ref = _subsample(Z, MAX_REF_ROWS, self.seed + 1)
         C = np.clip(np.nan_to_num(ref), -self.CLIP, self.CLIP)
         self.n_features = int(C.shape[1])
@@ -204,7 +216,7 @@ class SklearnEngine:
                 ).fit(C)
             if w["residual"] > 0:
                 if C.shape[0] > C.shape[1] and np.ptp(C, axis=0).any():
-                    pca = PCA(n_components=self.RESIDUAL_SHARE, svd_solver="full").fit(C)
+                    pca = PCA(n_components=self.RESIDUAL_SHARE, svd_solver="covariance_eigh").fit(C)
                     self.pca_mean, self.pca_basis = pca.mean_, np.atleast_2d(pca.components_)
                 else:  # too few rows (or no spread) for a subspace: the distance to the mean
                     self.pca_mean = C.mean(axis=0)
@@ -230,13 +242,16 @@ class SklearnEngine:
         with one_blas_thread():
             return self._combine(self._components(Z)) + self._beyond_cap(Z)
 
+    BROKEN = 20.0  # |robust z| beyond which a value is broken rather than rare
+
     def _beyond_cap(self, Z: np.ndarray) -> np.ndarray:
-        """How far a row's most extreme value lies beyond the cap of +-CLIP (log scale; 0
-        for rows inside it): the capped components cannot tell a value 6 robust SDs out
-        from one a million out, and the second must rank first."""
+        """How far a row's most extreme value lies beyond BROKEN robust SDs (log scale; 0 for
+        the other rows): the capped components cannot tell a value 6 robust SDs out from one
+        a million out, and the second must rank first. Measured on the development sets,
+        a bonus from the cap itself (5) cost 0.006 AUC, from 20 none within the noise."""
         A = np.abs(np.nan_to_num(Z))
         top = A.max(axis=1) if A.shape[1] else np.zeros(A.shape[0])
-        return np.log1p(np.maximum(top - self.CLIP, 0.0))
+        return np.log1p(np.maximum(top - self.BROKEN, 0.0))
 
     def save(self, directory: Path) -> dict[str, Any]:
         import pickle

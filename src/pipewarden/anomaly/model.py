@@ -69,7 +69,10 @@ class Model:
 
     @classmethod
     def fit_matrix(cls, X: np.ndarray, encoder: Encoder, engine: Engine) -> Model:
-        sample = _subsample(X, MAX_FIT_ROWS, 1)
+        # the scaler, the engine and the calibration all learn from one sample of the
+        # reference (quartiles and a forest of 256-row trees need no more; the quantiles of
+        # 100,000 rows x 200 columns cost more than the forest)
+        sample = _subsample(X, min(MAX_FIT_ROWS, MAX_REF_ROWS), 1)
         scaler = RobustScaler.fit(sample)
         Z = _z(scaler, encoder.sided, sample, keep_nan=True)  # engines see missing values
         ref_raw = engine.fit(Z)
