@@ -82,12 +82,12 @@ class MixtureDistance:
     (orders from different channels, digits of different shapes) is not one cloud, and a row
     between two clouds is ordinary for a single Gaussian but not here.
 
-    The mixture is fitted by expectation-maximisation on a sample of at most ``FIT_ROWS``
-    rows (z-scores capped at +-``FIT_CLIP`` so a few wild values cannot own a component),
-    started from k-means++ seeds refined by a few rounds of k-means; the search over the number
-    of components stops once two more have not lowered the BIC. Every covariance gets ``REG``
-    plus ``FLOOR`` times the column's variance on its diagonal, so constant or discrete
-    columns can neither make it singular nor let a component collapse onto one value. Rows are
+    The mixture is scikit-learn's ``GaussianMixture`` fitted on a sample of at most
+    ``FIT_ROWS`` rows (z-scores capped at +-``FIT_CLIP`` so a few wild values cannot own a
+    component); the search over the number of components stops once two more have not lowered
+    the BIC. Every covariance gets ``REG`` plus ``FLOOR`` times the largest column variance on
+    its diagonal (``reg_covar``), so constant or discrete columns can neither make it singular
+    nor let a component collapse onto one value. Rows are
     scored on their uncapped z-scores, so a value ten times further out still scores higher.
     Missing values are marginalised out (see :meth:`score`).
     """
@@ -103,13 +103,18 @@ class MixtureDistance:
     FIT_CLIP = 10.0
     REG = 1e-3  # added to every covariance's diagonal (z-score units)
     MAX_ITER = 100
-    KMEANS_ROUNDS = 10
     TOL = 1e-3  # stop when the mean log-likelihood gains less than this
     CHUNK = 65536  # rows scored at a time
     MAX_PATTERNS = 64  # missing-value patterns marginalised exactly (the most common ones)
 
     @classmethod
     def fit(cls, Z: np.ndarray, seed: int = 0) -> MixtureDistance:
+        """scikit-learn's ``GaussianMixture`` (full covariances, k-means++ starts), 1 to
+        ``MAX_COMPONENTS`` components chosen by BIC on a sample of at most ``FIT_ROWS`` rows;
+        its arrays are kept, and scored here (with missing values marginalised out)."""
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.mixture import GaussianMixture
+
         rng = np.random.default_rng(seed)
         Z = np.asarray(Z, dtype=float)
         complete = ~np.isnan(Z).any(axis=1)
@@ -120,85 +125,29 @@ class MixtureDistance:
         X = Z if Z.shape[0] <= cls.FIT_ROWS else Z[rng.choice(Z.shape[0], cls.FIT_ROWS, False)]
         X = np.clip(X, -cls.FIT_CLIP, cls.FIT_CLIP)
         n, d = X.shape
-        # no component is tighter than FLOOR times the reference's own variance on any
-        # column: a flag, an hour or a category share could otherwise let a component
-        # collapse onto one value, and any other value would then look infinitely far
-        reg = cls.REG + cls.FLOOR * X.var(axis=0)
+        # no component tighter than FLOOR times the reference's variance: a flag or a
+        # category share could otherwise let one collapse onto a single value
+        reg = cls.REG + cls.FLOOR * float(X.var(axis=0).max(initial=0.0))
         best, best_bic, best_k = None, np.inf, 0
+        import warnings
+
         for k in range(1, cls.MAX_COMPONENTS + 1):
-            if k > 1 and n < 2 * k * (d + 2):  # under 2 (d + 2) rows per component
+            if n < 2 * k * (d + 2):  # under 2 (d + 2) rows per component
                 break
-            fitted = cls._em(X, k, rng, reg)
-            if fitted is None:  # a component collapsed: more would only be worse
-                break
-            model, loglik = fitted
-            params = k * d + k * d * (d + 1) / 2 + k - 1
-            bic = -2.0 * loglik + params * np.log(n)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                gm = GaussianMixture(
+                    k, covariance_type="full", reg_covar=reg, max_iter=cls.MAX_ITER,
+                    tol=cls.TOL, init_params="k-means++", random_state=seed,
+                ).fit(X)  # fmt: skip
+            bic = gm.bic(X)
             if bic < best_bic:
-                best, best_bic, best_k = model, bic, k
+                best, best_bic, best_k = gm, bic, k
             elif k - best_k >= 2:  # two more components did not help: more will not either
                 break
         if best is None:  # too few rows for even one component: a unit Gaussian at 0
             return cls.from_arrays(np.ones(1), np.zeros((1, d)), np.eye(d)[None])
-        return best
-
-    @classmethod
-    def _em(cls, X: np.ndarray, k: int, rng: np.random.Generator, reg: np.ndarray):
-        n, d = X.shape
-        means = cls._seeds(X, k, rng)
-        # a few rounds of k-means from the seeds, then EM from those hard assignments
-        sq = (X * X).sum(axis=1)
-
-        def nearest(means: np.ndarray) -> np.ndarray:
-            return (sq[:, None] - 2 * X @ means.T + (means * means).sum(axis=1)[None]).argmin(1)
-
-        for _ in range(cls.KMEANS_ROUNDS):
-            label = nearest(means)
-            if np.any(np.bincount(label, minlength=k) == 0):
-                break
-            means = np.stack([X[label == j].mean(axis=0) for j in range(k)])
-        resp = np.zeros((n, k))
-        resp[np.arange(n), nearest(means)] = 1.0
-        previous = -np.inf
-        model, loglik = None, -np.inf
-        for _ in range(cls.MAX_ITER):
-            nk = resp.sum(axis=0)
-            if np.any(nk < d + 1):
-                return None
-            means = (resp.T @ X) / nk[:, None]
-            chol = np.empty((k, d, d))
-            for j in range(k):
-                diff = X - means[j]
-                cov = (resp[:, j, None] * diff).T @ diff / nk[j]
-                cov.flat[:: d + 1] += reg
-                try:
-                    low = np.linalg.cholesky(cov)
-                except np.linalg.LinAlgError:
-                    return None
-                chol[j] = np.linalg.solve(low, np.eye(d)).T  # inverse of the factor
-            model = cls.from_arrays(nk / n, means, chol)
-            ll = model._log_joint(X)
-            total = logsumexp(ll, axis=1)
-            loglik = float(total.sum())
-            resp = np.exp(ll - total[:, None])
-            if loglik / n - previous < cls.TOL:
-                break
-            previous = loglik / n
-        return model, loglik
-
-    @staticmethod
-    def _seeds(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-        """k-means++ seeding: each next seed drawn with probability by squared distance."""
-        n = X.shape[0]
-        first = X[rng.integers(n)]
-        seeds = [first]
-        dist = ((X - first) ** 2).sum(axis=1)
-        for _ in range(1, k):
-            total = dist.sum()
-            pick = rng.integers(n) if total <= 0 else rng.choice(n, p=dist / total)
-            seeds.append(X[pick])
-            dist = np.minimum(dist, ((X - X[pick]) ** 2).sum(axis=1))
-        return np.array(seeds)
+        return cls.from_arrays(best.weights_, best.means_, best.precisions_cholesky_)
 
     @classmethod
     def from_arrays(cls, weights, means, chol) -> MixtureDistance:
