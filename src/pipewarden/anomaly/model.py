@@ -219,6 +219,7 @@ class Model:
         import base64
         import io
         import tarfile
+        import tempfile
 
         with tempfile.TemporaryDirectory(prefix="pw-model-") as tmp:
             path = self.save(Path(tmp) / "model")
@@ -235,6 +236,7 @@ class Model:
         import base64
         import io
         import tarfile
+        import tempfile
 
         with tempfile.TemporaryDirectory(prefix="pw-model-") as tmp:
             target = Path(tmp) / "model"
