@@ -38,7 +38,7 @@ def test_before_a_model_rows_are_scored_for_the_report_but_not_quarantined(tmp_p
     assert batch["rows_loaded"] == 300 and batch["rows_quarantined"] == 0
     anomaly = batch["steps"]["anomaly"]
     assert anomaly["model"]["status"] == "warm-up"
-    assert anomaly["scored"]["flagged"][0]["row"] == 42  # ranked first, for the report
+    assert anomaly["scored"]["flagged"][0]["row"] == 43  # ranked first (row 43 of the file)
     assert "none is quarantined" in anomaly["scored"]["note"]
 
 

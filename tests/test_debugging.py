@@ -118,6 +118,7 @@ def test_the_anomaly_report_numbers_rows_as_the_quarantine_does(tmp_path):
     cfg.write_text(
         'version: 1\ndataset: sales\nsource:\n  path: "in/*.jsonl"\n  chunk_rows: 100\n'
         "store:\n  kind: duckdb\n  path: wh.duckdb\nsteps:\n  - type: anomaly\n"
+        "    quarantine_before_model: true\n    quarantine_threshold: 0.7\n"
     )
     rep = run_pipeline(cfg, fmt="json")
     reports = rep["batches"][0]["steps"]["anomaly"]

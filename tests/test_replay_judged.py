@@ -39,7 +39,11 @@ def _sales(project, with_anomalies: bool = True) -> None:
 def test_rows_the_detector_held_stay_held_without_a_model(project, capsys):
     """Without a trained model a replay cannot judge them again: they stay held (they used to
     load unscored, the page being too small to fit on), and the page is not a batch."""
-    _anomaly_project(project, "  - type: anomaly\n    threshold: 0.7\n")
+    # rows held before any model exists (asked for: by default the detector holds none then)
+    _anomaly_project(
+        project,
+        "  - type: anomaly\n    quarantine_before_model: true\n    quarantine_threshold: 0.7\n",
+    )
     _sales(project)
     rep = run_pipeline(project.cfg, fmt="json")
     held = rep["batches"][0]["rows_quarantined"]
@@ -50,7 +54,7 @@ def test_rows_the_detector_held_stay_held_without_a_model(project, capsys):
     assert main(["quarantine", "replay", str(project.cfg)]) == 0
     out = capsys.readouterr().out
     assert f"0 loaded, {held} still quarantined" in out
-    assert "no trained model to judge it again" in out and f"row {first} of batch" in out
+    assert "no model to judge it again" in out and f"row {first} of batch" in out
     assert _counts(project, "_pw_metrics", "_pw_state", "sales") == before
     assert project.store().load_state("sales", "breaker") == state_before
 
@@ -77,7 +81,7 @@ def test_a_trained_model_judges_replayed_rows(project, tmp_path):
     out = replay_quarantine(project.cfg)
     still = {r["row"]: r for r in out["still_held"]}
     assert 3 in still and still[3]["reason"] == "anomaly"  # row 6 of b.jsonl is index 5-3+1
-    assert "against the trained model" in still[3]["message"]
+    assert "against the dataset's model" in still[3]["message"]
     assert out["rows_replayed"] == 2 and out["steps"]["anomaly"]["replay"] is True, out
 
 
