@@ -37,6 +37,8 @@ COMMAND_MODULES = {
     "serve": "pipewarden.serve.cli",
     "ingest": "pipewarden.ingest.cli",
     "impute": "pipewarden.impute.cli",
+    "rca": "pipewarden.rca.cli",
+    "incidents": "pipewarden.rca.cli",
 }
 
 format_option = click.option(

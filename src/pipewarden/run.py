@@ -850,6 +850,7 @@ def run_pipeline(
     docs = docs_hook(cfg)  # the reflection loop: None without a `docs` section
     steps = build_steps(cfg)
     run_id = uuid.uuid4().hex[:16]
+    t_run = time.perf_counter()
     store = open_config_store(cfg)
     progress = (
         _progress(fmt) if show_progress is None else (_progress("text") if show_progress else None)
@@ -910,7 +911,7 @@ def run_pipeline(
     bad = statuses["blocked"] + statuses["failed"]
     config_fault = any(b.get("fault_exit") == EXIT_INPUT for b in batches)
     exit_code = EXIT_INPUT if statuses["invalid"] or config_fault else EXIT_GATE if bad else EXIT_OK
-    return {
+    report = {
         "pipeline": cfg["name"],
         "dataset": cfg["dataset"],
         "run_id": run_id,
@@ -924,6 +925,12 @@ def run_pipeline(
         },
         "exit_code": exit_code,
     }
+    from .rca.runner import after_run  # the run log and, for a failed run, its RCA verdict
+
+    verdict = after_run(cfg, report, time.perf_counter() - t_run)
+    if verdict:
+        report["rca"] = verdict
+    return report
 
 
 # ---------------------------------------------------------------- quarantine

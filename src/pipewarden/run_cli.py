@@ -183,6 +183,14 @@ def _render_demo(doc: dict, console: Any) -> None:
 
 def _finish(doc: dict, fmt: str, render) -> None:
     emit(doc, fmt, render, one_line=True)
+    verdict = (doc.get("run") or doc).get("rca")
+    if verdict:  # the one-line RCA of a failed run, and where the whole report is
+        from .output import err_console
+
+        err_console().print(
+            f"[bold]rca[/]: {escape(verdict['summary'])}\n  whole report: "
+            f"{escape(verdict['command'])}"
+        )
     batches = (doc.get("run") or doc).get("batches", [])
     invalid = [b for b in batches if b["status"] == "invalid"]
     if invalid:  # the report is printed (one JSON document); the error goes to stderr
