@@ -349,7 +349,8 @@ def _from_json_log(objs: list[dict]) -> tuple[str, list[str]]:
                             "The above exception was the direct cause of the following exception:"
                         )
                         lines.append("")
-                    lines.extend(_render_traceback(typ, val, frames))
+                    for part in _render_traceback(typ, val, frames):
+                        lines.extend(part.split("\n"))
             elif isinstance(o.get(key), str):
                 lines.extend(o[key].splitlines())
         for key in ("error_stacktrace", "error_stack", "error", "stacktrace"):
