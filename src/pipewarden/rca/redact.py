@@ -1,9 +1,11 @@
 """Scrub a log before it is shown, stored or sent anywhere: no secret and no raw PII.
 
-Secrets: passwords in URLs and DSNs (``scheme://user:secret@host``, ``password=...``),
-``Authorization`` headers, tokens and API keys in ``key=value`` / ``"key": "value"`` form, AWS
-access keys, private key blocks. PII: the compliance guardian's recognizers (emails, card
-numbers, SSNs, phone numbers, IBANs, IP addresses) find the values in free text and each is
+Secrets: what the project's one credential redactor (:mod:`pipewarden.redact`) finds
+(passwords in DSNs and URLs of any scheme, secret ``key=value`` pairs, auth headers), plus AWS
+access key ids, private key blocks and bare provider tokens. PII: the compliance guardian's
+recognizers (emails, card
+numbers, SSNs, phone numbers, IBANs; not IP addresses, which name servers in a log) find the
+values in free text and each is
 replaced by its masked preview.
 """
 
@@ -12,44 +14,24 @@ from __future__ import annotations
 import re
 
 from ..errors import preview
+from ..redact import MASK, redact
 
-MASK = "***"
-
-_URL_PASSWORD = re.compile(
-    r"(?P<head>\b[a-zA-Z][\w+.-]*://[^\s:/@'\"]*:)(?P<secret>[^\s@/'\"]+)(?=@)"
-)
-_SECRET_KEYS = (
-    r"password|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|"
-    r"client[_-]?secret|auth|credentials?|session[_-]?key|routing[_-]?key|signature"
-)
-# key=value, key: value, "key": "value" (the value up to a delimiter)
-_KEY_VALUE = re.compile(
-    rf"(?P<head>(?:\b|_)(?:[\w.-]*(?:{_SECRET_KEYS})[\w.-]*)['\"]?\s*[=:]\s*['\"]?)"
-    r"(?P<secret>[^\s'\",;&)}\]]{3,})",
-    re.I,
-)
-_BEARER = re.compile(r"(?P<head>\b(?:Bearer|Basic|Token)\s+)(?P<secret>[A-Za-z0-9._~+/=-]{8,})")
+# what a log holds beside the DSNs, key=value secrets and auth headers the shared redactor
+# knows: AWS access key ids, private key blocks, provider tokens written bare (sk-..., ghp_...)
 _AWS = re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")
 _PRIVATE_KEY = re.compile(
     r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S
 )
-_LONG_TOKEN = re.compile(r"\b(?:sk|pk|ghp|gho|xox[abp]|glpat)[-_][A-Za-z0-9_-]{16,}\b")
+_BARE_TOKEN = re.compile(r"\b(?:sk|pk|rk|ghp|gho|ghs|xox[abp]|glpat)[-_][A-Za-z0-9_-]{16,}\b")
 
 
 def redact_secrets(text: str) -> str:
-    """``text`` with every credential we recognise replaced by ``***``."""
-    try:  # the project's shared redactor, when this installation has it
-        from ..errors import redact as shared  # type: ignore[attr-defined]
-    except ImportError:
-        shared = None
-    if shared is not None:
-        text = shared(text)
+    """``text`` with every credential we recognise replaced by ``***``: the project's shared
+    redactor (:func:`pipewarden.redact.redact`), then the bare tokens it does not look for."""
+    text = redact(text)
     text = _PRIVATE_KEY.sub("-----PRIVATE KEY " + MASK + "-----", text)
-    text = _URL_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
-    text = _BEARER.sub(lambda m: m.group("head") + MASK, text)
-    text = _KEY_VALUE.sub(lambda m: m.group("head") + MASK, text)
     text = _AWS.sub(MASK, text)
-    return _LONG_TOKEN.sub(MASK, text)
+    return _BARE_TOKEN.sub(MASK, text)
 
 
 def redact_pii(text: str) -> str:
