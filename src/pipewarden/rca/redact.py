@@ -3,10 +3,8 @@
 Secrets: what the project's one credential redactor (:mod:`pipewarden.redact`) finds
 (passwords in DSNs and URLs of any scheme, secret ``key=value`` pairs, auth headers), plus AWS
 access key ids, private key blocks and bare provider tokens. PII: the compliance guardian's
-recognizers (emails, card
-numbers, SSNs, phone numbers, IBANs; not IP addresses, which name servers in a log) find the
-values in free text and each is
-replaced by its masked preview.
+recognizers find e-mail addresses, card numbers, SSNs, phone numbers and IBANs in free text
+(not IP addresses, which name servers in a log), and each value becomes its masked preview.
 """
 
 from __future__ import annotations
