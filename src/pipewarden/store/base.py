@@ -373,6 +373,20 @@ class SqlStore:
         )
         return dict(zip(keys, rows[0], strict=True))
 
+    def latest_batch(self, dataset: str) -> dict[str, Any] | None:
+        """The dataset's most recently loaded batch (``batch_id``, ``loaded_at``, ``run_id``),
+        or None: what a dependency sensor on the table waits for."""
+        rows = self._aux_query(
+            self.sql(
+                f"SELECT batch_id, loaded_at, run_id FROM {self.qualify(BATCHES)} "
+                "WHERE dataset = ? ORDER BY loaded_at DESC, batch_id LIMIT 1"
+            ),
+            (dataset,),
+        )
+        return (
+            dict(zip(("batch_id", "loaded_at", "run_id"), rows[0], strict=True)) if rows else None
+        )
+
     def sql_mark_done(self, dataset: str, batch_id: str, info: dict[str, Any]) -> tuple[str, tuple]:
         sql = self.sql(
             f"INSERT INTO {self.qualify(BATCHES)} (dataset, batch_id, source, run_id, "
