@@ -409,3 +409,88 @@ def test_a_timed_out_sensor_escalates_to_the_top_and_resolves_on_arrival(receive
     assert _Receiver.got[-1][1]["event_action"] == "resolve"
     secret_free = json.dumps(_Receiver.got)
     assert "kkkk" not in secret_free.replace("k" * 32, "")  # only the routing key field has it
+
+
+# --------------------------------------------------------------------------- the config's faces
+
+
+def _config(tmp_path, extra: str) -> str:
+    (tmp_path / "in").mkdir(exist_ok=True)
+    cfg = tmp_path / "pipeline.yaml"
+    cfg.write_text(
+        "version: 1\nname: orders\ndataset: orders\n"
+        'source:\n  path: "in/*.jsonl"\n'
+        "store:\n  kind: duckdb\n  path: wh.duckdb\n" + extra
+    )
+    return str(cfg)
+
+
+def test_pipewarden_wait_for_a_file_records_the_wait_and_times_out(tmp_path, receiver):
+    from pipewarden.cli import main
+
+    cfg = _config(tmp_path, (
+        "criticality: critical\n"
+        f"escalation:\n  webhook: {{url: '{receiver}/hook'}}\n"
+        "  ladder: [{after: 0, action: log}, {after: 0.2, action: webhook}]\n"
+        "dependencies:\n"
+        "  - name: orders_file\n    file: 'in/*.jsonl'\n    poke_interval: 0.05\n"
+        "    max_interval: 0.05\n    timeout: {default: 0.6, floor: 0.1, min_history: 2}\n"
+    ))  # fmt: skip
+    assert main(["wait", cfg, "--format", "json"]) == 1  # nothing there: timed out
+    assert [p for p, _ in _Receiver.got] == ["/hook"]
+    assert (
+        _Receiver.got[0][1]["status"] == "triggered" and _Receiver.got[0][1]["tier"] == "critical"
+    )
+    (tmp_path / "in" / "a.jsonl").write_text("{}\n")
+    for _ in range(2):
+        assert main(["wait", cfg]) == 0
+    assert _Receiver.got[-1][1]["status"] == "resolved"
+    store = open_store(f"duckdb:///{tmp_path}/wh.duckdb")
+    try:
+        hist = store.metrics_history("orders:orders_file", "sensor_wait")
+        assert [h["outcome"] for h in hist] == ["timed_out", "satisfied", "satisfied"]
+        # two satisfied waits: the next timeout is learned (floor 0.1 s), not the default
+        from pipewarden.conduct.wait import build_sensor, dependency
+        from pipewarden.run import load_config
+
+        c = load_config(cfg)
+        s = build_sensor(c, dependency(c, "orders_file")[0], store, escalate=False)
+        value, why = s.timeout()
+        assert value == 0.1 and "past waits" in why
+    finally:
+        store.close()
+
+
+def test_wait_config_errors_are_exit_2(tmp_path):
+    from pipewarden.cli import main
+
+    cfg = _config(tmp_path, "dependencies:\n  - name: x\n    file: a\n    table: b\n")
+    assert main(["wait", cfg]) == 2
+    cfg = _config(tmp_path, "")
+    assert main(["wait", cfg]) == 2
+    cfg = _config(tmp_path, "dependencies:\n  - name: x\n    file: a\n")
+    assert main(["wait", cfg, "--dependency", "nope"]) == 2
+
+
+def test_a_failing_run_escalates_and_its_success_resolves(tmp_path, receiver):
+    from pipewarden.run import run_pipeline
+
+    cfg = _config(tmp_path, (
+        "contract: {tables: evolve, columns: freeze}\n"
+        f"escalation:\n  webhook: {{url: '{receiver}/hook'}}\n"
+        f"  pagerduty: {{routing_key: 'rk-0123456789abcdef0123', url: '{receiver}/pd'}}\n"
+        "  ladder: [{after: 0, action: webhook}, {after: 0, action: pagerduty, severity: error}]\n"
+    ))  # fmt: skip
+    (tmp_path / "in" / "a.jsonl").write_text('{"id": 1}\n')
+    assert run_pipeline(cfg, fmt="json")["exit_code"] == 0
+    (tmp_path / "in" / "b.jsonl").write_text('{"id": 2, "new_col": 1}\n')
+    rep = run_pipeline(cfg, fmt="json")
+    assert rep["exit_code"] == 1 and rep["rca"]["class"] == "contract_reject"
+    assert [p for p, _ in _Receiver.got] == ["/hook", "/pd"]
+    pd = _Receiver.got[1][1]
+    assert pd["event_action"] == "trigger" and pd["payload"]["severity"] == "error"
+    assert "contract_reject" in pd["payload"]["summary"]
+    (tmp_path / "in" / "b.jsonl").unlink()
+    assert run_pipeline(cfg, fmt="json")["exit_code"] == 0  # healed (the bad batch is gone)
+    assert _Receiver.got[-1][1]["event_action"] == "resolve"
+    assert _Receiver.got[-1][1]["dedup_key"] == pd["dedup_key"]

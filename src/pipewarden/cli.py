@@ -39,6 +39,7 @@ COMMAND_MODULES = {
     "impute": "pipewarden.impute.cli",
     "rca": "pipewarden.rca.cli",
     "incidents": "pipewarden.rca.cli",
+    "wait": "pipewarden.conduct.cli",
 }
 
 format_option = click.option(

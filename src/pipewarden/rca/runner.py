@@ -7,6 +7,7 @@ import os
 import time
 import uuid
 from contextlib import suppress
+from datetime import datetime
 from typing import Any
 
 from ..errors import InputError
@@ -268,9 +269,36 @@ def after_run(cfg: dict[str, Any], report: dict[str, Any], seconds: float) -> di
                 "command": f"pipewarden rca --config {cfg_file} --run {report.get('run_id')}",
             }
         memory.record_execution(store, cfg["name"], entry)
+        _escalate(cfg, store, entry, verdict)
         return verdict
     except Exception:
         return None
     finally:
         with suppress(Exception):
             store.close()
+
+
+def _escalate(cfg: dict[str, Any], store: Any, entry: dict[str, Any], verdict: dict | None) -> None:
+    """A failing pipeline climbs its ladder as the failure ages (since the first failure after
+    the last success); a success resolves it."""
+    from ..conduct.escalation import Escalator
+    from ..conduct.wait import escalation_config
+
+    esc = Escalator(cfg["name"], escalation_config(cfg), store)
+    if entry["status"] == "succeeded":
+        esc.resolve("failure", f"{cfg['name']} succeeded")
+        return
+    if entry["status"] != "failed" or verdict is None:
+        return
+    first = entry.get("recorded_at")
+    for e in reversed(memory.executions(store, cfg["name"])):
+        if e.get("status") == "succeeded":
+            break
+        first = e.get("recorded_at") or first
+    try:
+        age = max(0.0, time.time() - datetime.fromisoformat(str(first)).timestamp())
+    except ValueError:
+        age = 0.0
+    esc.update("failure", age, f"{cfg['name']} failed: {verdict['summary']}",
+               {"class": verdict["class"], "fingerprint": verdict["fingerprint"],
+                "report": verdict["command"]})  # fmt: skip
