@@ -44,3 +44,113 @@ except Exception as exc:
     (tmp_path / "task.log").write_text(res.stdout)
     rc, doc = rca(str(tmp_path / "task.log"), "--kind", "airflow")
     assert rc == 0 and doc["verdict"]["class"] == "disk_full", doc["causes"]
+
+
+# --------------------------------------------------------------------------- Airflow sensor
+
+import os  # noqa: E402
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import yaml  # noqa: E402
+
+from pipewarden.pipelines.airflow import validate_dags  # noqa: E402
+from pipewarden.pipelines.mage import validate_pipeline  # noqa: E402
+from pipewarden.pipelines.scaffold import scaffold  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+SRC = ROOT / "src"
+
+_DAGBAG = r"""
+import json, sys, warnings
+warnings.simplefilter("ignore")
+from airflow.models.dagbag import DagBag
+from airflow.sdk import BaseSensorOperator
+bag = DagBag(dag_folder=sys.argv[1], include_examples=False, safe_mode=False)
+dag = bag.dags.get("orders")
+sensors = {}
+for t in (dag.tasks if dag else []):
+    if isinstance(t, BaseSensorOperator):
+        sensors[t.task_id] = {"cls": type(t).__name__, "mode": t.mode,
+                              "downstream": sorted(t.downstream_task_ids),
+                              "dependency": getattr(t, "dependency", None),
+                              "backoff": t.exponential_backoff}
+print("@@" + json.dumps({"errors": {k: str(v) for k, v in bag.import_errors.items()},
+                         "tasks": sorted(dag.task_ids) if dag else [], "sensors": sensors}))
+"""
+
+
+def test_scaffolded_sensor_dag_is_parsed_by_the_real_dagbag(tmp_path, airflow_python):
+    scaffold("airflow", "orders", tmp_path, wait_for=["file:data/orders.jsonl", "table:customers"])
+    assert validate_dags([tmp_path / "dags"])["findings"] == []
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "airflow_home"),
+           "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "PYTHONPATH": str(SRC)}  # fmt: skip
+    res = subprocess.run([airflow_python, "-c", _DAGBAG, str(tmp_path / "dags")],
+                         capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    doc = json.loads(res.stdout.rsplit("@@", 1)[1])
+    assert doc["errors"] == {}
+    assert doc["tasks"] == ["check_config", "guard_and_load", "summarize",
+                            "wait_for_file_orders", "wait_for_table_customers"]  # fmt: skip
+    s = doc["sensors"]["wait_for_file_orders"]
+    assert s == {"cls": "PipewardenDependencySensor", "mode": "reschedule",
+                 "downstream": ["check_config"], "dependency": "file_orders", "backoff": True}  # fmt: skip
+
+
+# --------------------------------------------------------------------------- Mage sensor block
+
+
+@pytest.fixture(scope="module")
+def mage_project(tmp_path_factory, mage_venv) -> Path:
+    where = tmp_path_factory.mktemp("mage_sensor")
+    env = {**os.environ, "MAGE_DATA_DIR": str(where / "mage_data")}
+    env.pop("VIRTUAL_ENV", None)
+    res = subprocess.run([str(mage_venv / "bin" / "mage"), "init", "proj"], cwd=where,
+                         capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    return where / "proj"
+
+
+def _mage_run(project: Path, mage_venv: Path, data_dir: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(SRC), "MAGE_DATA_DIR": str(data_dir)}
+    env.pop("VIRTUAL_ENV", None)
+    return subprocess.run([str(mage_venv / "bin" / "mage"), "run", str(project), "orders"],
+                          cwd=project.parent, capture_output=True, text=True, env=env,
+                          timeout=600)  # fmt: skip
+
+
+@pytest.mark.mage
+@pytest.mark.slow
+def test_mage_sensor_block_waits_then_times_out_in_real_mage_run(tmp_path, mage_venv,
+                                                                  mage_project):  # fmt: skip
+    project = tmp_path / "proj"
+    shutil.copytree(mage_project, project)
+    scaffold("mage", "orders", project, wait_for=["file:data/orders.jsonl"])
+    assert validate_pipeline(project)["ok"]
+    cfg_path = project / "pipewarden" / "orders.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["dependencies"][0].update(poke_interval=0.2, max_interval=0.2,
+                                  timeout={"default": 2, "floor": 0.5, "min_history": 1})  # fmt: skip
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    # 1. the file is there: the sensor passes at once and the whole pipeline runs
+    (project / "data").mkdir()
+    (project / "data" / "orders.jsonl").write_text(
+        "".join(json.dumps({"id": i, "amount": i * 1.5}) + "\n" for i in range(20))
+    )
+    res = _mage_run(project, mage_venv, tmp_path / "mage_data")
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-3000:]
+    assert "pipewarden sensor: orders:file_orders satisfied" in out
+    assert "pipewarden run of orders finished" in out
+    # 2. the file is late: the sensor fails the pipeline after its timeout (learned from
+    # the one wait above: floor 0.5 s), instead of Mage's poll-forever
+    (project / "data" / "orders.jsonl").unlink()
+    res = _mage_run(project, mage_venv, tmp_path / "mage_data")
+    out = res.stdout + res.stderr
+    assert "Sensor has timed out" in out, out[-3000:]
+    assert "pipewarden run of orders finished" not in out
+    log = tmp_path / "mage_run.log"
+    log.write_text(out)
+    rc, doc = rca(str(log))
+    assert rc == 0 and doc["verdict"]["class"] == "timeout", doc["causes"]
+    assert doc["fixes"][0]["id"] == "wait-for-upstream"

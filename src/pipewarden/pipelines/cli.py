@@ -179,6 +179,8 @@ def _scaffold_command(kind: str, help_text: str):
     @click.option("--force", is_flag=True, help="Overwrite files that exist.")
     @format_option
     def command(name, directory, source, store, force, fmt, **extra) -> None:
+        if not extra.get("wait_for"):
+            extra.pop("wait_for", None)
         from .scaffold import scaffold as do_scaffold
 
         emit(
@@ -188,6 +190,14 @@ def _scaffold_command(kind: str, help_text: str):
         )
 
     command.__doc__ = help_text
+    if kind in ("airflow", "mage"):
+        command = click.option(
+            "--wait-for",
+            "wait_for",
+            multiple=True,
+            help="A dependency to wait for first, with a learned timeout: file:PATH, "
+            "table:DATASET, upstream:PIPELINE or http:URL (repeatable).",
+        )(command)
     if kind == "dbt":
         command = click.option(
             "--unique-key", default="id", show_default=True, help="The model's unique key column."

@@ -52,7 +52,7 @@ def config_schema() -> dict:
     return json.loads(text)
 
 
-def pipeline_config(name: str, source: str, store: str) -> dict:
+def pipeline_config(name: str, source: str, store: str, dependencies: list | None = None) -> dict:
     doc: dict = {
         "version": 1,
         "name": name,
@@ -67,6 +67,9 @@ def pipeline_config(name: str, source: str, store: str) -> dict:
         doc["store"] = {"kind": "postgres", "dsn": "${PIPEWARDEN_DSN}", "schema": "public"}
     else:
         doc["store"] = {"kind": "duckdb", "path": "warehouse.duckdb"}
+    if dependencies:
+        doc["criticality"] = "high"
+        doc["dependencies"] = dependencies
     import jsonschema
 
     errors = sorted(jsonschema.Draft202012Validator(config_schema()).iter_errors(doc), key=str)
@@ -100,13 +103,19 @@ def _mage_block(
 
 
 def _files(
-    kind: str, name: str, source: str, store: str, unique_key: str, updated_at: str
+    kind: str,
+    name: str,
+    source: str,
+    store: str,
+    unique_key: str,
+    updated_at: str,
+    wait_for: list[dict] | None = None,
 ) -> dict[str, str]:
     cfg_rel = f"pipewarden/{name}.yaml"
     files: dict[str, str] = {}
     # the source path is relative to the pipeline config file
     src = source if os.path.isabs(source) else os.path.relpath(source, "pipewarden")
-    cfg = pipeline_config(name, src, store)
+    cfg = pipeline_config(name, src, store, wait_for)
     header = (
         f"# pipewarden pipeline `{name}`: `pipewarden run {cfg_rel}` (or pipewarden.run.run_pipeline)\n"
         "# reads the source, checks every batch (schema sentinel, guardian, anomaly) and loads\n"
@@ -116,7 +125,9 @@ def _files(
     values = {"NAME": name}
     if kind == "airflow":
         values["CONFIG_REL"] = f"../{cfg_rel}"
-        files[f"dags/{name}.py"] = _render(template("airflow_dag_template.py"), values)
+        files[f"dags/{name}.py"] = _airflow_sensors(
+            _render(template("airflow_dag_template.py"), values), wait_for or []
+        )
     elif kind == "mage":
         values["CONFIG_REL"] = cfg_rel
         loader = _mage_block(
@@ -164,12 +175,18 @@ def _files(
             "    assert isinstance(output, dict), 'no report'",
             values,
         )
+        for dep in wait_for or []:
+            files[f"sensors/{name}_wait_{dep['name']}.py"] = _render(
+                template("mage_sensor_template.py"), {**values, "DEPENDENCY": dep["name"]}
+            )
         files[f"data_loaders/{name}_config.py"] = loader
         files[f"transformers/{name}_guard.py"] = guard
         files[f"transformers/{name}_docs.py"] = docs
         files[f"data_exporters/{name}_report.py"] = exporter
+        waits = [f"{name}_wait_{d['name']}" for d in wait_for or []]
         blocks = [
-            (f"{name}_config", "data_loader", [], [f"{name}_guard"]),
+            *[(w, "sensor", [], [f"{name}_config"]) for w in waits],
+            (f"{name}_config", "data_loader", waits, [f"{name}_guard"]),
             (f"{name}_guard", "transformer", [f"{name}_config"], [f"{name}_docs"]),
             (f"{name}_docs", "transformer", [f"{name}_guard"], [f"{name}_report"]),
             (f"{name}_report", "data_exporter", [f"{name}_docs"], []),
@@ -237,6 +254,68 @@ def _files(
     return files
 
 
+WAIT_KINDS = ("file", "table", "upstream", "http")
+
+
+def parse_wait_for(specs: list[str] | tuple[str, ...] | None, kind: str) -> list[dict]:
+    """``file:PATH`` (relative to the project), ``table:DATASET``, ``upstream:PIPELINE`` or
+    ``http:URL`` -> ``dependencies`` entries of the pipeline config."""
+    deps: list[dict] = []
+    for spec in specs or ():
+        what, _, target = spec.partition(":")
+        if what not in WAIT_KINDS or not target:
+            raise InputError(
+                f"--wait-for {spec!r} is not KIND:TARGET",
+                hint="file:data/orders.jsonl, table:customers, upstream:crm_sync or "
+                "http:https://api.example.com/health",
+            )
+        if kind == "dbt":
+            raise InputError("--wait-for is for airflow and mage scaffolds")
+        if what == "file":
+            target = target if os.path.isabs(target) else os.path.relpath(target, "pipewarden")
+            label = Path(target).name.split(".")[0] or "file"
+        elif what == "http":
+            label = "health"
+        else:
+            label = target
+        dep_name = re.sub(r"[^A-Za-z0-9_]+", "_", f"{what}_{label}").strip("_")[:60]
+        if any(d["name"] == dep_name for d in deps):
+            dep_name = f"{dep_name}_{len(deps) + 1}"
+        deps.append({"name": dep_name, what: target, "timeout": {"default": 3600}})
+    return deps
+
+
+_AIRFLOW_CHAIN = re.compile(r"^(    \S.*)check_config\(\)(.*)\n", re.M)  # the task chain
+_AIRFLOW_IMPORT = "from airflow.sdk import dag, task\n"
+
+
+def _airflow_sensors(text: str, deps: list[dict]) -> str:
+    """The DAG with a PipewardenDependencySensor task (reschedule mode, learned timeout)
+    upstream of check_config for each dependency."""
+    if not deps:
+        return text
+    chains = list(_AIRFLOW_CHAIN.finditer(text))
+    if not chains or _AIRFLOW_IMPORT not in text:  # pragma: no cover - a template change
+        raise InputError("the Airflow template has changed: scaffold cannot add sensors")
+    chain = chains[-1]
+    lines = ["    config = check_config()\n"]
+    for dep in deps:
+        lines.append(
+            f"    PipewardenDependencySensor(\n"
+            f'        task_id="wait_for_{dep["name"]}",\n'
+            f"        config=str(PIPELINE_CONFIG),\n"
+            f'        dependency="{dep["name"]}",\n'
+            f'        mode="reschedule",\n'
+            f"    ) >> config\n"
+        )
+    lines.append(f"{chain.group(1)}config{chain.group(2)}\n")
+    text = text[: chain.start()] + "".join(lines) + text[chain.end() :]
+    return text.replace(
+        _AIRFLOW_IMPORT,
+        _AIRFLOW_IMPORT + "from pipewarden.conduct.airflow import PipewardenDependencySensor\n",
+    )
+
+
 def _write_all(root: Path, files: dict[str, str]) -> None:
     """Write every file or none: each goes to a temporary sibling first, and only when all are
     written are they moved into place (a folder in the way, a read-only or missing place is an
@@ -272,6 +351,7 @@ def scaffold(
     unique_key: str = "id",
     updated_at: str = "updated_at",
     force: bool = False,
+    wait_for: list[str] | tuple[str, ...] | None = None,
 ) -> dict:
     """Write a pipeline of ``kind`` named ``name`` under ``directory``; returns what was written."""
     if not NAME_RE.fullmatch(name or ""):
@@ -291,7 +371,9 @@ def scaffold(
     if root.exists() and not root.is_dir():
         raise InputError("not a folder", file=str(root))
     source = source or f"data/{name}.jsonl"
-    files = _files(kind, name, source, store, unique_key, updated_at)
+    files = _files(
+        kind, name, source, store, unique_key, updated_at, parse_wait_for(wait_for, kind)
+    )
     clashes = [p for p in files if (root / p).exists()]
     if clashes and not force:
         raise InputError(
