@@ -94,6 +94,8 @@ def _matches(sig: Signature, p: Parsed) -> list[Match]:
         for i, line in enumerate(p.lines):
             if (found_primary and (found_other or i not in prim)) or not line:
                 continue
+            if i in p.code_lines:
+                continue
             if len(line) > 20_000:
                 line = line[:20_000]
             if rx.search(line):

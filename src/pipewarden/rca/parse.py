@@ -77,6 +77,7 @@ class Parsed:
     exit_code: int | None = None
     retry_after: float | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    code_lines: set[int] = field(default_factory=set)  # source lines quoted by frames
 
     @property
     def text(self) -> str:
@@ -183,7 +184,7 @@ _EXIT = re.compile(
 _NEG_SIGNAL = re.compile(r"Negsignal\.(SIG[A-Z]+)|killed by signal (\d+)|signal (\d+) \((SIG\w+)\)")
 _HTTP = re.compile(
     r"(?:\bHTTP(?:/\d(?:\.\d)?)?|status(?:[_ ]code)?|Status|response|Client error|Server error|"
-    r"HTTPError|HTTPStatusError|code)\W{0,4}([1-5]\d\d)\b"
+    r"HTTPError|HTTPStatusError|HTTP ?Error|code)\W{0,4}([1-5]\d\d)\b"
     r"|\b([1-5]\d\d)\W{1,3}(?:Too Many Requests|Unauthori[sz]ed|Forbidden|Not Found|"
     r"Internal Server Error|Bad Gateway|Service Unavailable|Gateway Time-?out|Request Timeout)",
     re.I,
@@ -431,10 +432,29 @@ def parse(
         kind = kind or "text"
         lines = [_TIMESTAMP.sub("", line) for line in text.split("\n")]
     excs = _tracebacks(lines)
-    primary = _primary_lines(lines, excs)
-    p = Parsed(kind, lines, excs, primary, [], exit_code=exit_code)
+    code = _source_lines(lines)
+    primary = _primary_lines(lines, excs) - code
+    p = Parsed(kind, lines, excs, primary, [], exit_code=exit_code, code_lines=code)
     _collect(p, found)
     return p
+
+
+def _source_lines(lines: list[str]) -> set[int]:
+    """The lines a traceback quotes from the source under each frame (and their caret
+    lines): code, not evidence of the failure (``timeout=10`` in a call is not a timeout)."""
+    out: set[int] = set()
+    for i, line in enumerate(lines[:-1]):
+        if _FRAME.match(line):
+            indent = len(line) - len(line.lstrip())
+            j = i + 1
+            while j < len(lines) and j <= i + 3:
+                nxt = lines[j]
+                deeper = len(nxt) - len(nxt.lstrip()) > indent
+                if not nxt.strip() or _FRAME.match(nxt) or not deeper:
+                    break
+                out.add(j)
+                j += 1
+    return out
 
 
 def _primary_lines(lines: list[str], excs: list[ExcInfo]) -> set[int]:
@@ -496,7 +516,7 @@ def _collect(p: Parsed, outcomes: list[tuple[str, str]]) -> None:
         if code:
             _add(p, "sqlstate", code, exc.line)
     for i, line in enumerate(p.lines):
-        if not line or len(line) > 20_000:
+        if not line or len(line) > 20_000 or i in p.code_lines:
             continue
         for m in _SQLSTATE.finditer(line):
             if m.group(1) in codes or m.group(1)[:2].isdigit():

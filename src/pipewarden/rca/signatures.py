@@ -507,7 +507,7 @@ SIGNATURES: tuple[Signature, ...] = (
         ),  # fmt: skip
         patterns=(
             r"\b50[0234]\b.{0,30}(?:Server Error|Bad Gateway|Service Unavailable|Gateway Time-?out)",
-            r"Service Unavailable|Bad Gateway|Internal Server Error",
+            r"Service (?:Temporarily )?Unavailable|Bad Gateway|Internal Server Error",
             r"Server error '5\d\d",
             r"upstream connect error",
         ),
@@ -625,6 +625,7 @@ SIGNATURES: tuple[Signature, ...] = (
             r"No route to host|Network is unreachable",
             r"Can't connect to (?:MySQL|local MySQL)",
             r"Is the server running",
+            r"cannot connect to (?:the )?(?:server|host|database)",
         ),
         fixes=(
             _f(
