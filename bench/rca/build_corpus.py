@@ -60,13 +60,13 @@ def provoked() -> list[dict]:
         "import os, signal; print('loading rows'); os.kill(os.getpid(), signal.SIGKILL)"
     )
     add("sigkill-137", "out_of_memory", "raise-memory-limit", text + "\nKilled", 137)
+
     # disk
-    add(
-        "enospc-dev-full",
-        "disk_full",
-        "free-disk-space",
-        P.tb(lambda: open("/dev/full", "w").write("x" * 100_000) or None),
-    )  # noqa: SIM115
+    def write_full() -> None:
+        with open("/dev/full", "w") as f:
+            f.write("x" * 100_000)
+
+    add("enospc-dev-full", "disk_full", "free-disk-space", P.tb(write_full))
     text, code = P.py(
         "import shutil, io; shutil.copyfileobj(io.BytesIO(b'x' * 10**6), open('/dev/full', 'wb'))"
     )

@@ -181,7 +181,10 @@ _EXIT = re.compile(
     r"exit status|Exit Code|exitCode|exit_code)\W{0,3}(-?\d{1,3})\b",
     re.I,
 )
-_NEG_SIGNAL = re.compile(r"Negsignal\.(SIG[A-Z]+)|killed by signal (\d+)|signal (\d+) \((SIG\w+)\)")
+_NEG_SIGNAL = re.compile(
+    r"Negsignal\.(SIG[A-Z]+)|killed by signal (\d+)|signal (\d+) \((SIG\w+)\)"
+    r"|terminated by signal.*?signal=-?(\d+)|signal_name=\W?(SIG[A-Z]+)"
+)
 _HTTP = re.compile(
     r"(?:\bHTTP(?:/\d(?:\.\d)?)?|status(?:[_ ]code)?|Status|response|Client error|Server error|"
     r"HTTPError|HTTPStatusError|HTTP ?Error|code)\W{0,4}([1-5]\d\d)\b"
@@ -544,8 +547,8 @@ def _collect(p: Parsed, outcomes: list[tuple[str, str]]) -> None:
         for m in _EXIT.finditer(line):
             _add(p, "exit_code", int(m.group(1)), i)
         for m in _NEG_SIGNAL.finditer(line):
-            sig = m.group(1) or m.group(4)
-            num = m.group(2) or m.group(3)
+            sig = m.group(1) or m.group(4) or m.group(6)
+            num = m.group(2) or m.group(3) or m.group(5)
             if sig:
                 import signal
 

@@ -353,7 +353,7 @@ SIGNATURES: tuple[Signature, ...] = (
             r"invalid input syntax for (?:type )?\w+",
             r"KeyError: ['\"]?[\w ]+['\"]?\s*$",
             r"not in index",
-            r"None of \[.*\] are in the \[(?:columns|index)\]",
+            r"None of \[.*\] are in the \[?(?:columns|index)",
             r"Referenced column \S+ not found",
             r"Table with name \S+ does not exist",
             r"no such (?:column|table)",
