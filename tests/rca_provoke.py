@@ -250,3 +250,19 @@ def password_cluster() -> Iterator[str]:
     finally:
         subprocess.run([f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"], **as_pg)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def tiny_fs(size: str = "256k") -> Iterator[str]:
+    """A real filesystem of ``size`` (tmpfs, mounted for the block; needs root)."""
+    root = tempfile.mkdtemp(prefix="pw-tinyfs-")
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", root],
+                         capture_output=True, text=True)  # fmt: skip
+    if res.returncode:
+        os.rmdir(root)
+        raise RuntimeError(f"cannot mount a tmpfs: {res.stderr.strip()}")
+    try:
+        yield root
+    finally:
+        subprocess.run(["umount", "-l", root], capture_output=True)
+        os.rmdir(root)

@@ -27,6 +27,7 @@ from rca_provoke import (
     pg_serialization,
     py,
     tb,
+    tiny_fs,
 )
 
 from pipewarden.rca import CLASSES, diagnose
@@ -88,6 +89,35 @@ def test_disk_full_from_a_real_enospc():
     text = tb(write)
     assert "No space left on device" in text
     assert_class(text, "disk_full")
+
+
+def test_disk_full_in_a_real_pipewarden_run_on_a_tiny_filesystem(tmp_path):
+    """The store lives on a 256 kB filesystem: the run fails with ENOSPC, nothing of the
+    batch is kept, and the run's own one-line verdict says disk_full."""
+    import json as _json
+
+    try:
+        ctx = tiny_fs("256k")
+        root = ctx.__enter__()
+    except RuntimeError as exc:  # pragma: no cover - not root
+        from conftest import missing
+
+        missing("a tmpfs mount", str(exc))
+    try:
+        (tmp_path / "in").mkdir()
+        rows = "".join(_json.dumps({"id": i, "note": "x" * 200}) + "\n" for i in range(5000))
+        (tmp_path / "in" / "a.jsonl").write_text(rows)
+        cfg = tmp_path / "p.yaml"
+        cfg.write_text(
+            "version: 1\ndataset: notes\nsource:\n  path: 'in/*.jsonl'\n"
+            f"store:\n  kind: duckdb\n  path: {root}/wh.duckdb\n"
+        )
+        code, out = _cli("run", str(cfg))
+    finally:
+        ctx.__exit__(None, None, None)
+    assert code != 0, out
+    doc = assert_class(out, "disk_full")
+    assert doc["verdict"]["retryable"] is False
 
 
 # --------------------------------------------------------------------------- network

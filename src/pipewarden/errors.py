@@ -116,4 +116,21 @@ def db_error_text(exc: BaseException) -> str:
             text += f": {primary}"
         if sqlstate == "54000" and primary and primary.startswith("row is too big"):
             text += f"; {ROW_TOO_BIG}"
+    # the operating system's own words for a resource that ran out hold no row value, and
+    # they are the cause (DuckDB reports a full disk as a failed commit)
+    message = str(exc)
+    for cause in OS_CAUSES:
+        if cause in message:
+            text += f": {cause}"
+            break
     return text
+
+
+OS_CAUSES = (
+    "No space left on device",
+    "Disk quota exceeded",
+    "Read-only file system",
+    "Cannot allocate memory",
+    "Too many open files",
+    "Permission denied",
+)
