@@ -312,3 +312,80 @@ def test_signal_exit_code_of_a_real_subprocess_is_reported():
     out, code = py("import os, signal; os.kill(os.getpid(), signal.SIGTERM)")
     doc = diagnose(out, exit_code=128 - code)
     assert doc["verdict"]["class"] == "killed"
+
+
+# --------------------------------------------------------------------------- data and container
+
+
+def test_data_context_lists_the_schema_changes_since_the_last_success(tmp_path):
+    from pipewarden.run import run_pipeline
+
+    (tmp_path / "in").mkdir()
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text("version: 1\nname: orders\ndataset: orders\nsource:\n  path: 'in/*.jsonl'\n"
+                   "store:\n  kind: duckdb\n  path: wh.duckdb\n")  # fmt: skip
+    (tmp_path / "in" / "a.jsonl").write_text('{"id": 1}\n')
+    assert run_pipeline(cfg, fmt="json")["exit_code"] == 0  # the last success
+    (tmp_path / "in" / "b.jsonl").write_text('{"id": 2, "coupon": "X"}\n')  # evolves: v2
+    (tmp_path / "in" / "c.jsonl").write_text('{"id": 3,,}\n')  # then a bad file
+    rep = run_pipeline(cfg, fmt="json")
+    assert rep["exit_code"] == 2 and rep["rca"]["class"] == "bad_input"
+    code, doc, _ = rca("--config", str(cfg), "--run", rep["run_id"][:8])
+    assert code == 0 and doc["verdict"]["class"] == "bad_input"
+    data = doc["context"]["data"]
+    assert [c["version"] for c in data["schema_changes"]] == [2]
+    assert any("coupon" in d for d in data["schema_changes"][0]["ddl"])
+    assert data["quarantine"] == {"pending": 0, "replayed": 0}
+    assert doc["run"]["status"] == "failed"
+
+
+class _Docker(BaseHTTPRequestHandler):
+    def log_message(self, *a) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        if not self.path.startswith("/containers/etl-worker-7/json"):
+            self.send_response(404)
+            self.end_headers()
+            return
+        body = json.dumps({"Name": "/etl-worker-7", "RestartCount": 2,
+                           "State": {"Status": "exited", "OOMKilled": True, "ExitCode": 137},
+                           "HostConfig": {"Memory": 536870912}}).encode()  # fmt: skip
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_container_stats_from_a_docker_engine_socket(tmp_path, monkeypatch):
+    """A real HTTP server on a unix socket answering the Engine API's inspect call: the
+    container's OOMKilled becomes evidence, its memory limit context."""
+    import socketserver
+
+    class UnixHTTP(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+        daemon_threads = True
+
+        def get_request(self):
+            req, _ = super().get_request()
+            return req, ("local", 0)
+
+    path = str(tmp_path / "docker.sock")
+    srv = UnixHTTP(path, _Docker)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        from pipewarden.rca.context import container_stats
+
+        stats = container_stats("etl-worker-7", socket_path=path)
+        assert stats == {"container": "etl-worker-7", "oom_killed": True, "exit_code": 137,
+                         "status": "exited", "memory_limit": 536870912, "restart_count": 2}  # fmt: skip
+        assert container_stats("other", socket_path=path)["error"] == "HTTP 404"
+        assert container_stats(socket_path=str(tmp_path / "none.sock")) is None
+        monkeypatch.setenv("PIPEWARDEN_DOCKER_SOCKET", path)
+        monkeypatch.setattr("socket.gethostname", lambda: "etl-worker-7")
+        doc = diagnose("worker exited\nERROR task failed with exit code 1")
+        assert doc["verdict"]["class"] == "out_of_memory"
+        assert doc["context"]["container"]["memory_limit"] == 536870912
+    finally:
+        srv.shutdown()
+        srv.server_close()

@@ -154,3 +154,39 @@ def test_mage_sensor_block_waits_then_times_out_in_real_mage_run(tmp_path, mage_
     rc, doc = rca(str(log))
     assert rc == 0 and doc["verdict"]["class"] == "timeout", doc["causes"]
     assert doc["fixes"][0]["id"] == "wait-for-upstream"
+
+
+_MAGE_LOG = r"""
+import logging, sys
+import pandas as pd
+from mage_ai.data_preparation.logging.logger import DictLogger
+handler = logging.FileHandler(sys.argv[1])
+handler.setFormatter(logging.Formatter('%(asctime)s %(message)s', '%Y-%m-%dT%H:%M:%S'))
+base = logging.getLogger('orders_transform')
+base.addHandler(handler)
+base.setLevel(logging.INFO)
+log = DictLogger(base, logging_tags=dict(block_uuid='orders_transform', pipeline_uuid='orders'))
+log.info('Start executing block with TransformerBlock.')
+try:
+    df = pd.DataFrame({'amount': [1.5, 2.5]})
+    df['amount_eur'].sum()
+except Exception as err:
+    log.exception('Failed to execute block orders_transform', error=err)
+"""
+
+
+@pytest.mark.mage
+def test_rca_reads_a_mage_block_log_written_by_mages_own_logger(tmp_path, mage_venv):
+    """Mage's DictLogger lines (a timestamp, then JSON with error and error_stacktrace) from
+    a real pandas KeyError on a missing column."""
+    log = tmp_path / "orders_transform.log"
+    env = {**os.environ}
+    env.pop("VIRTUAL_ENV", None)
+    res = subprocess.run([str(mage_venv / "bin" / "python"), "-c", _MAGE_LOG, str(log)],
+                         capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert '"error_stacktrace"' in log.read_text()
+    rc, doc = rca(str(log), "--kind", "mage")
+    assert rc == 0 and doc["verdict"]["class"] == "schema_mismatch", doc["causes"]
+    assert doc["source"]["kind"] == "mage_json"
+    assert doc["exception"]["type"] == "KeyError"

@@ -357,7 +357,9 @@ def _from_json_log(objs: list[dict]) -> tuple[str, list[str]]:
                         lines.extend(part.split("\n"))
             elif isinstance(o.get(key), str):
                 lines.extend(o[key].splitlines())
-        for key in ("error_stacktrace", "error_stack", "error", "stacktrace"):
+        # Mage's DictLogger: error (the traceback), error_stacktrace (str of the error);
+        # error_stack is the logging call's own stack, not the failure's: left out
+        for key in ("error", "error_stacktrace", "stacktrace"):
             val = o.get(key)
             if isinstance(val, str):
                 lines.extend(val.splitlines())
@@ -389,6 +391,8 @@ def _from_run_report(doc: dict) -> tuple[list[str], list[tuple[str, str]]]:
 def outcome_of_batch(b: dict) -> str | None:
     """Our own outcome code of a run report's batch entry (None when it loaded cleanly)."""
     reason = str(b.get("reason") or "")
+    if b.get("status") == "invalid":  # pipewarden read the input and refused it (exit 2)
+        return "bad_input"
     if b.get("decision") == "reject" or reason.startswith("sentinel:"):
         return "contract_reject"
     if "circuit breaker" in reason:

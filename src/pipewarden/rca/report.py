@@ -86,6 +86,11 @@ def diagnose(
     """Classify a failure's log and build the report (see the module's doc). With a
     ``store`` and a ``pipeline``: context from the run log, similar past incidents, and (with
     ``record``) the incident is remembered."""
+    from .context import cgroup_memory, container_stats
+
+    docker = container_stats()
+    if docker and docker.get("oom_killed"):  # the engine saw the OOM killer: a structured code
+        outcomes = [*(outcomes or []), "oom_killed"]
     p = parse(text, exit_code=exit_code, kind=kind, report=run_report, outcomes=outcomes)
     causes = classify(p)
     top = causes[0] if causes else None
@@ -161,12 +166,9 @@ def diagnose(
         ctx["data"] = data_context(store, dataset or pipeline, since)
     if process:
         ctx["process"] = process
-    from .context import cgroup_memory, container_stats
-
     cg = cgroup_memory()
     if cg:
         ctx["cgroup"] = cg
-    docker = container_stats()
     if docker:
         ctx["container"] = docker
     doc["context"] = ctx

@@ -752,6 +752,7 @@ SIGNATURES: tuple[Signature, ...] = (
         retryable=False,
         errnos=("ENOENT",),
         exit_codes=(2,),
+        outcomes=("bad_input",),
         exceptions=(
             "FileNotFoundError",
             "JSONDecodeError",
@@ -777,6 +778,7 @@ SIGNATURES: tuple[Signature, ...] = (
             r"is not valid under any of the given schemas|is a required property",
             r"environment variable \w+ is not set",
             r"Unexpected end of (?:JSON|file)",
+            r"invalid (?:JSON|CSV|Parquet)\b",
         ),
         fixes=(
             _f(
