@@ -389,3 +389,31 @@ def test_container_stats_from_a_docker_engine_socket(tmp_path, monkeypatch):
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_retries_rerun_a_transient_failure_and_not_a_permanent_one(tmp_path):
+    """The first run is refused by a closed port (retryable), the second finds the port's
+    marker and succeeds; a missing module is not retried."""
+    from rca_provoke import free_port
+
+    port = free_port()
+    marker = tmp_path / "tries"
+    script = tmp_path / "job.py"
+    script.write_text(
+        "import pathlib, socket\n"
+        f"m = pathlib.Path({str(marker)!r})\n"
+        "n = int(m.read_text()) if m.exists() else 0\n"
+        "m.write_text(str(n + 1))\n"
+        f"if n == 0:\n    socket.create_connection(('127.0.0.1', {port}), timeout=2)\n"
+        "print('loaded')\n"
+    )
+    code, doc, err = rca("--retries", "3", "--retry-base", "0.05", "--", sys.executable,
+                         str(script))  # fmt: skip
+    assert code == 0 and doc["status"] == "succeeded", err
+    assert doc["attempts"] == [{"exit_code": 1, "class": "connection_refused"},
+                               {"exit_code": 0, "class": None}]  # fmt: skip
+    assert "attempt 2 of 4" in err
+    code, doc, _ = rca("--retries", "3", "--retry-base", "0.05", "--", sys.executable, "-c",
+                       "import no_such_module_pw")  # fmt: skip
+    assert code == 0 and doc["verdict"]["class"] == "missing_module"
+    assert len(doc["attempts"]) == 1  # permanent: not retried

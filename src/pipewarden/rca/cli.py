@@ -186,6 +186,20 @@ def open_rca_store(
 )
 @click.option("--propagate", is_flag=True, help="Exit with the wrapped command's own exit code.")
 @click.option(
+    "--retries",
+    type=click.IntRange(0, 20),
+    default=0,
+    show_default=True,
+    help="Run a wrapped command again, up to this many times, while its failure is retryable (jittered backoff, Retry-After honoured).",
+)
+@click.option(
+    "--retry-base",
+    type=click.FloatRange(0, 600),
+    default=1.0,
+    show_default=True,
+    help="Base of the backoff, in seconds.",
+)
+@click.option(
     "--llm-url",
     help="OpenAI-compatible endpoint to refine the summary (key from $PIPEWARDEN_LLM_API_KEY or $OPENAI_API_KEY); off by default.",
 )
@@ -205,6 +219,8 @@ def rca_command(
     repo: str | None,
     record: bool,
     propagate: bool,
+    retries: int,
+    retry_base: float,
     llm_url: str | None,
     llm_model: str,
     fmt: str,
@@ -233,6 +249,8 @@ def rca_command(
         llm_url=llm_url,
         llm_model=llm_model,
         echo_to_stderr=fmt == "json",
+        retries=retries,
+        retry_base=retry_base,
     )  # fmt: skip
     emit(doc, fmt, _render_any)
     code = doc.get("exit_code", 0)

@@ -40,8 +40,11 @@ def explain(
     llm_url: str | None = None,
     llm_model: str | None = None,
     echo_to_stderr: bool = False,
+    retries: int = 0,
+    retry_base: float = 1.0,
 ) -> dict[str, Any]:
-    """Explain one failure (a log file, a wrapped command, or a recorded run)."""
+    """Explain one failure (a log file, a wrapped command, or a recorded run). A wrapped
+    command is run again up to ``retries`` times while its failure is retryable."""
     from .cli import _read_log
 
     given = [x for x in (log, command, run_id) if x]
@@ -93,7 +96,7 @@ def explain(
             return doc
         if command is not None:
             return _wrap(command, store, pipeline, dataset, repo or os.getcwd(), record,
-                         llm_url, llm_model, echo_to_stderr)  # fmt: skip
+                         llm_url, llm_model, echo_to_stderr, retries, retry_base)  # fmt: skip
         return diagnose(
             text or "",
             kind=kind,
@@ -111,7 +114,36 @@ def explain(
             store.close()
 
 
-def _wrap(command, store, pipeline, dataset, repo, record, llm_url, llm_model, echo) -> dict:
+def _wrap(command, store, pipeline, dataset, repo, record, llm_url, llm_model, echo,
+          retries: int = 0, retry_base: float = 1.0) -> dict:  # fmt: skip
+    """Run the command; while it fails with a retryable class (by the signature library) and
+    retries are left, wait (full jitter, at least the Retry-After seen) and run it again."""
+    import sys
+
+    from ..conduct.retry import FullJitter
+
+    backoff = FullJitter(base=retry_base, cap=60.0)
+    attempts: list[dict[str, Any]] = []
+    previous = 0.0
+    for attempt in range(retries + 1):
+        doc = _wrap_once(command, store, pipeline, dataset, repo, record, llm_url, llm_model,
+                         echo)  # fmt: skip
+        ok = doc.get("status") == "succeeded"
+        attempts.append({"exit_code": doc.get("context", {}).get("process", {}).get("exit_code"),
+                         "class": None if ok else doc["verdict"]["class"]})  # fmt: skip
+        if ok or attempt == retries or not doc["verdict"]["retryable"]:
+            break
+        wait = max(backoff.delay(attempt, previous), doc["retry"].get("after_seconds") or 0.0)
+        previous = wait
+        print(f"pipewarden rca: {doc['verdict']['class']} is retryable: attempt "
+              f"{attempt + 2} of {retries + 1} in {wait:.1f} s", file=sys.stderr, flush=True)  # fmt: skip
+        time.sleep(wait)
+    if retries:
+        doc["attempts"] = attempts
+    return doc
+
+
+def _wrap_once(command, store, pipeline, dataset, repo, record, llm_url, llm_model, echo) -> dict:
     from .context import git_state
 
     git = git_state(repo) or {}
