@@ -27,6 +27,7 @@ from typing import Any
 from ..redact import redact
 
 log = logging.getLogger("pipewarden.escalation")
+log.addHandler(logging.NullHandler())  # a library: the application's logging decides where
 
 PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
 STATE_KEY = "escalation"
