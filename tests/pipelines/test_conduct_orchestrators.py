@@ -190,3 +190,61 @@ def test_rca_reads_a_mage_block_log_written_by_mages_own_logger(tmp_path, mage_v
     assert rc == 0 and doc["verdict"]["class"] == "schema_mismatch", doc["causes"]
     assert doc["source"]["kind"] == "mage_json"
     assert doc["exception"]["type"] == "KeyError"
+
+
+_AF_RUN = r"""
+import json, sys, warnings
+warnings.simplefilter("ignore")
+sys.path.append(sys.argv[2])  # pipewarden's own dependencies, after Airflow's packages
+from airflow.exceptions import AirflowSensorTimeout
+from airflow.models.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1], include_examples=False, safe_mode=False)
+task = bag.dags["orders"].get_task("wait_for_file_orders")
+task.mode = "poke"  # reschedule needs a scheduler's task instance; the poke loop is the same
+try:
+    task.execute({})
+    outcome = "satisfied"
+except AirflowSensorTimeout as exc:
+    outcome = "timed out: " + str(exc)
+print("@@" + json.dumps({"outcome": outcome, "timeout": task.timeout}))
+"""
+
+
+def test_sensor_operator_executes_in_real_airflow_with_its_learned_timeout(tmp_path,
+                                                                           airflow_python):  # fmt: skip
+    """Airflow's own BaseSensorOperator.execute drives our poke: it times out after the
+    configured default, then, with the file there, it is satisfied; both waits are in the
+    store for the next learned timeout."""
+    import sysconfig
+
+    scaffold("airflow", "orders", tmp_path, wait_for=["file:data/orders.jsonl"])
+    cfg_path = tmp_path / "pipewarden" / "orders.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["dependencies"][0].update(poke_interval=0.1, max_interval=0.1,
+                                  timeout={"default": 0.5, "min_history": 5})  # fmt: skip
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "home"), "PYTHONPATH": str(SRC),
+           "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}  # fmt: skip
+    ours = sysconfig.get_paths()["purelib"]
+
+    def execute() -> dict:
+        res = subprocess.run([airflow_python, "-c", _AF_RUN, str(tmp_path / "dags"), ours],
+                             capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)  # fmt: skip
+        assert res.returncode == 0, res.stderr[-3000:]
+        return json.loads(res.stdout.rsplit("@@", 1)[1])
+
+    first = execute()
+    assert (
+        first["outcome"].startswith("timed out: Sensor has timed out") and first["timeout"] == 0.5
+    )
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "orders.jsonl").write_text('{"id": 1}\n')
+    assert execute()["outcome"] == "satisfied"
+    from pipewarden.store import open_store
+
+    store = open_store(f"duckdb:///{tmp_path}/pipewarden/warehouse.duckdb")
+    try:
+        hist = store.metrics_history("orders:file_orders", "sensor_wait")
+    finally:
+        store.close()
+    assert [h["outcome"] for h in hist] == ["timed_out", "satisfied"]
