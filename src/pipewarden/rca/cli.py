@@ -72,8 +72,12 @@ def _render(doc: dict, console: Any) -> None:
     code = (doc.get("context") or {}).get("code") or {}
     if code.get("commits"):
         since = code.get("since")
-        label = f"since the last success ({since[:12]})" if since else "latest"
-        console.print(f"[bold]commits {label}[/]: " + escape("; ".join(code["commits"][:5])))
+        label = (
+            f"commits since the last success ({since[:12]})"
+            if since
+            else "recent commits (no successful run recorded)"
+        )
+        console.print(f"[bold]{label}[/]: " + escape("; ".join(code["commits"][:5])))
     if code.get("changed_files"):
         console.print("[bold]changed files[/]: " + escape(", ".join(code["changed_files"][:10])))
     data = (doc.get("context") or {}).get("data") or {}
