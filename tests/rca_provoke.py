@@ -266,3 +266,52 @@ def tiny_fs(size: str = "256k") -> Iterator[str]:
     finally:
         subprocess.run(["umount", "-l", root], capture_output=True)
         os.rmdir(root)
+
+
+# --------------------------------------------------------------------------- pipewarden runs
+
+BREAKER_STEP = (
+    "steps:\n  - type: anomaly\n"
+    "    breaker: {min_batches: 1, window: 3, severe_anomaly_rate: 0.3}\n"
+    "    monitors: {min_history: 2}\n"
+)
+
+
+def pipeline_config(folder, extra: str = "", dataset: str = "orders"):
+    """A pipeline config in ``folder`` reading ``in/*.jsonl`` into ``wh.duckdb``."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    (folder / "in").mkdir(exist_ok=True)
+    cfg = folder / "pipeline.yaml"
+    cfg.write_text(
+        f"version: 1\nname: {dataset}\ndataset: {dataset}\n"
+        'source:\n  path: "in/*.jsonl"\n'
+        "store:\n  kind: duckdb\n  path: wh.duckdb\n" + extra
+    )
+    return cfg
+
+
+def healthy_then_tiny_batches(folder) -> list:
+    """Three healthy batches of 300 rows, then one of 20: with BREAKER_STEP, the run of the
+    last one opens the breaker (its row count is a severe breach)."""
+    import json as _json
+    from pathlib import Path
+
+    from pipewarden.anomaly.synth import records
+
+    recs, _ = records(900, anomaly_share=0.0, seed=9)
+    for d in range(3):
+        (Path(folder) / "in" / f"day{d}.jsonl").write_text(
+            "".join(_json.dumps(r) + "\n" for r in recs[d * 300 : (d + 1) * 300])
+        )
+    return recs
+
+
+def tiny_batch(folder, recs) -> None:
+    import json as _json
+    from pathlib import Path
+
+    (Path(folder) / "in" / "day9.jsonl").write_text(
+        "".join(_json.dumps(r) + "\n" for r in recs[:20])
+    )

@@ -10,7 +10,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from rca_provoke import http_server, pg, tb
+from rca_provoke import http_server, pg, pipeline_config, tb
 
 from pipewarden.conduct import (
     DecorrelatedJitter,
@@ -415,14 +415,7 @@ def test_a_timed_out_sensor_escalates_to_the_top_and_resolves_on_arrival(receive
 
 
 def _config(tmp_path, extra: str) -> str:
-    (tmp_path / "in").mkdir(exist_ok=True)
-    cfg = tmp_path / "pipeline.yaml"
-    cfg.write_text(
-        "version: 1\nname: orders\ndataset: orders\n"
-        'source:\n  path: "in/*.jsonl"\n'
-        "store:\n  kind: duckdb\n  path: wh.duckdb\n" + extra
-    )
-    return str(cfg)
+    return str(pipeline_config(tmp_path, extra))
 
 
 def test_pipewarden_wait_for_a_file_records_the_wait_and_times_out(tmp_path, receiver):

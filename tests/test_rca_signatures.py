@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 from rca_provoke import (
+    BREAKER_STEP,
     free_port,
+    healthy_then_tiny_batches,
     http_get,
     http_server,
     password_cluster,
@@ -25,8 +27,10 @@ from rca_provoke import (
     pg_insufficient_privilege,
     pg_lock_nowait,
     pg_serialization,
+    pipeline_config,
     py,
     tb,
+    tiny_batch,
     tiny_fs,
 )
 
@@ -316,14 +320,7 @@ def test_bad_input_a_malformed_json_file(tmp_path):
 
 
 def _pipeline(tmp_path: Path, extra: str) -> Path:
-    (tmp_path / "in").mkdir(exist_ok=True)
-    cfg = tmp_path / "pipeline.yaml"
-    cfg.write_text(
-        "version: 1\ndataset: orders\n"
-        'source:\n  path: "in/*.jsonl"\n'
-        "store:\n  kind: duckdb\n  path: wh.duckdb\n" + extra
-    )
-    return cfg
+    return pipeline_config(tmp_path, extra)
 
 
 def _cli(*args: str) -> tuple[int, str]:
@@ -357,21 +354,10 @@ def test_pii_block_from_a_real_run(tmp_path):
 
 
 def test_breaker_open_from_a_real_breaker(tmp_path):
-    from pipewarden.anomaly.synth import records
-
-    step = (
-        "steps:\n  - type: anomaly\n"
-        "    breaker: {min_batches: 1, window: 3, severe_anomaly_rate: 0.3}\n"
-        "    monitors: {min_history: 2}\n"
-    )
-    cfg = _pipeline(tmp_path, step)
-    recs, _ = records(900, anomaly_share=0.0, seed=9)
-    for d in range(3):
-        (tmp_path / "in" / f"day{d}.jsonl").write_text(
-            "".join(json.dumps(r) + "\n" for r in recs[d * 300 : (d + 1) * 300])
-        )
+    cfg = _pipeline(tmp_path, BREAKER_STEP)
+    recs = healthy_then_tiny_batches(tmp_path)
     assert _cli("run", str(cfg))[0] == 0
-    (tmp_path / "in" / "day9.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs[:20]))
+    tiny_batch(tmp_path, recs)
     code, out = _cli("run", str(cfg))
     assert code == 0 and "rca: breaker_open" in out  # loaded into the quarantine: degraded
     code, out = _cli("breaker", "status", "--config", str(cfg))

@@ -263,47 +263,32 @@ def _cli(*args: str) -> tuple[str, int]:
 
 def _pipewarden_outcomes() -> list[dict]:
     out = []
-    with tempfile.TemporaryDirectory() as d:
-        root = Path(d)
-        (root / "in").mkdir()
-        cfg = root / "p.yaml"
-        base = "version: 1\ndataset: orders\nsource:\n  path: 'in/*.jsonl'\nstore:\n  kind: duckdb\n  path: wh.duckdb\n"
-        cfg.write_text(base + "contract: {tables: evolve, columns: freeze}\n")
-        (root / "in" / "a.jsonl").write_text('{"id": 1}\n')
-        _cli("run", str(cfg))
-        (root / "in" / "b.jsonl").write_text('{"id": 2, "coupon": "X"}\n')
-        text, code = _cli("run", str(cfg))
-        out.append({"source": "provoked:run-contract-freeze", "cls": "contract_reject",
-                    "fix": "relax-contract-or-fix-producer", "log": text, "exit_code": code})  # fmt: skip
-        for f in (root / "in").iterdir():
-            f.unlink()
-        pol = root / "policy.yaml"
-        pol.write_text("version: 1\nrules:\n  - entity: EMAIL_ADDRESS\n    action: block\n")
-        cfg.write_text(
-            base.replace("orders", "contacts") + f"steps:\n  - type: guardian\n    policy: {pol}\n"
-        )
-        (root / "in" / "c.jsonl").write_text('{"id": 1, "note": "mail jane.doe@example.com"}\n')
-        text, code = _cli("run", str(cfg))
-        out.append({"source": "provoked:run-pii-block", "cls": "pii_block",
-                    "fix": "mask-or-drop-pii", "log": text, "exit_code": code})  # fmt: skip
-        for f in (root / "in").iterdir():
-            f.unlink()
-        from pipewarden.anomaly.synth import records
 
-        cfg.write_text(base.replace("orders", "sales") + (
-            "steps:\n  - type: anomaly\n    breaker: {min_batches: 1, window: 3, severe_anomaly_rate: 0.3}\n"
-            "    monitors: {min_history: 2}\n"))  # fmt: skip
-        recs, _ = records(900, anomaly_share=0.0, seed=9)
-        for k in range(3):
-            (root / "in" / f"d{k}.jsonl").write_text(
-                "".join(json.dumps(r) + "\n" for r in recs[k * 300 : (k + 1) * 300])
-            )
+    def entry(name: str, cls: str, fix: str, text: str, code: int) -> None:
+        out.append({"source": f"provoked:{name}", "cls": cls, "fix": fix, "log": text,
+                    "exit_code": code})  # fmt: skip
+
+    with tempfile.TemporaryDirectory() as d:
+        cfg = P.pipeline_config(d, "contract: {tables: evolve, columns: freeze}\n")
+        (Path(d) / "in" / "a.jsonl").write_text('{"id": 1}\n')
         _cli("run", str(cfg))
-        (root / "in" / "d9.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs[:20]))
+        (Path(d) / "in" / "b.jsonl").write_text('{"id": 2, "coupon": "X"}\n')
+        entry("run-contract-freeze", "contract_reject", "relax-contract-or-fix-producer",
+              *_cli("run", str(cfg)))  # fmt: skip
+    with tempfile.TemporaryDirectory() as d:
+        pol = Path(d) / "policy.yaml"
+        pol.write_text("version: 1\nrules:\n  - entity: EMAIL_ADDRESS\n    action: block\n")
+        cfg = P.pipeline_config(d, f"steps:\n  - type: guardian\n    policy: {pol}\n", "contacts")
+        (Path(d) / "in" / "c.jsonl").write_text('{"id": 1, "note": "mail jane.doe@example.com"}\n')
+        entry("run-pii-block", "pii_block", "mask-or-drop-pii", *_cli("run", str(cfg)))
+    with tempfile.TemporaryDirectory() as d:
+        cfg = P.pipeline_config(d, P.BREAKER_STEP, "sales")
+        recs = P.healthy_then_tiny_batches(d)
         _cli("run", str(cfg))
-        text, code = _cli("breaker", "status", "--config", str(cfg))
-        out.append({"source": "provoked:breaker-status", "cls": "breaker_open",
-                    "fix": "investigate-anomalies", "log": text, "exit_code": code})  # fmt: skip
+        P.tiny_batch(d, recs)
+        _cli("run", str(cfg))
+        entry("breaker-status", "breaker_open", "investigate-anomalies",
+              *_cli("breaker", "status", "--config", str(cfg)))  # fmt: skip
     return out
 
 

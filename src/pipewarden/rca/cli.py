@@ -298,10 +298,16 @@ def _render_incidents(doc: dict, console: Any) -> None:
         console.print(f"    [dim]{escape(str(i.get('template') or ''))[:160]}[/]")
 
 
+def _store_options(fn):
+    """--config | --store [--schema]: where the incident memory is."""
+    fn = click.option("--schema", "namespace", help="Schema (namespace) of the store's tables.")(fn)
+    fn = click.option("--store", "store_url", help="Store URL (or $PIPEWARDEN_STORE).")(fn)
+    return click.option("--config", "config", type=click.Path(dir_okay=False),
+                        help="A pipeline config: its store.")(fn)  # fmt: skip
+
+
 @incidents_group.command("list")
-@click.option("--config", "config", type=click.Path(dir_okay=False))
-@click.option("--store", "store_url")
-@click.option("--schema", "namespace")
+@_store_options
 @click.option("--pipeline", help="Only this pipeline's incidents.")
 @click.option("--open", "only_open", is_flag=True, help="Only incidents not resolved yet.")
 @format_option
@@ -316,9 +322,7 @@ def incidents_list(config, store_url, namespace, pipeline, only_open, fmt) -> No
 @click.argument("fingerprint")
 @click.option("--fix", "fix", help="The fix id or a short name of what fixed it.")
 @click.option("--note", help="What was done (scrubbed of secrets and PII before it is stored).")
-@click.option("--config", "config", type=click.Path(dir_okay=False))
-@click.option("--store", "store_url")
-@click.option("--schema", "namespace")
+@_store_options
 @format_option
 def incidents_resolve(fingerprint, fix, note, config, store_url, namespace, fmt) -> None:
     """Record what resolved an incident: the next failure like it ranks that fix first."""
