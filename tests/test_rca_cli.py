@@ -230,6 +230,19 @@ def test_wrapped_runs_record_the_run_log_and_the_diff_since_the_last_success(tmp
     )  # fmt: skip
     listed = json.loads(res.stdout)
     assert listed["count"] == 1 and listed["incidents"][0]["class"] == "schema_mismatch"
+    fp = listed["incidents"][0]["fingerprint"]
+
+    def incidents(*args: str) -> tuple[int, dict]:
+        res = subprocess.run([sys.executable, "-m", "pipewarden", "incidents", *args, "--store",
+                              store, "--format", "json"], capture_output=True, text=True,
+                             timeout=60)  # fmt: skip
+        return res.returncode, json.loads(res.stdout)
+
+    code, res_doc = incidents("resolve", fp[:6], "--fix", "update-query-or-mapping",
+                              "--note", "renamed back; told ops@example.com")  # fmt: skip
+    assert code == 0 and res_doc["fingerprint"] == fp and "ops@example.com" not in res_doc["note"]
+    assert incidents("list", "--open")[1]["count"] == 0
+    assert incidents("resolve", "ffffffffff", "--fix", "x")[0] == 2  # no such incident
 
 
 @pytest.mark.postgres
