@@ -145,10 +145,13 @@ class TableHasNewBatch:
         last = self.store.latest_batch(self.dataset)
         if not last:
             return False, {"batches": 0}
-        at = last["loaded_at"]
-        at = at.isoformat() if hasattr(at, "isoformat") else str(at)
-        ok = self.since is None or at > self.since
-        return ok, {"last_batch": last["batch_id"][:12], "loaded_at": at}
+        from ..rca.memory import instant
+
+        at = instant(last["loaded_at"])
+        since = instant(self.since)
+        ok = since is None or (at is not None and at > since)
+        shown = at.isoformat() if at else str(last["loaded_at"])
+        return ok, {"last_batch": last["batch_id"][:12], "loaded_at": shown}
 
 
 @dataclass
@@ -161,13 +164,14 @@ class UpstreamSucceeded:
         return f"upstream:{self.pipeline}"
 
     def check(self) -> tuple[bool, dict[str, Any]]:
-        from ..rca.memory import executions
+        from ..rca.memory import executions, instant
 
+        since = instant(self.since)
         for e in reversed(executions(self.store, self.pipeline, 50)):
             if e.get("status") == "succeeded":
-                at = str(e.get("recorded_at") or "")
-                if self.since is None or at > self.since:
-                    return True, {"run_id": e.get("run_id"), "at": at}
+                at = instant(e.get("recorded_at"))
+                if since is None or (at is not None and at > since):
+                    return True, {"run_id": e.get("run_id"), "at": str(e.get("recorded_at"))}
                 break
         return False, {}
 

@@ -23,6 +23,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from .memory import instant
 from .redact import scrub
 
 MAX_DIFF = 12_000  # characters of diff kept
@@ -98,10 +99,12 @@ def data_context(store: Any, dataset: str | None, since: str | None) -> dict[str
         if conn is not None:
             hist = schema_history.history(conn, store.dialect, dataset, store.namespace)
         changes = []
+        after = instant(since)
         for h in hist:
             at = h.get("applied_at")
             at = at.isoformat() if hasattr(at, "isoformat") else str(at or "")
-            if since is None or at >= since:
+            when = instant(at)
+            if after is None or when is None or when > after:
                 ddl = [scrub(str(s))[:300] for s in (h.get("ddl") or [])][:10]
                 changes.append({"version": h.get("version"), "at": at, "ddl": ddl})
         out["schema_changes"] = changes[-10:]

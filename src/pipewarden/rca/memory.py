@@ -61,8 +61,23 @@ def fingerprint(cls: str, exc_type: str | None, frame: str | None, tmpl: str) ->
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
+def instant(value: Any) -> datetime | None:
+    """An ISO time (or a datetime) as an aware datetime, UTC when it has no offset; None when
+    unreadable. Times are compared as instants, never as strings of different precision."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        t = value
+    else:
+        try:
+            t = datetime.fromisoformat(str(value).replace(" ", "T"))
+        except ValueError:
+            return None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 # --------------------------------------------------------------------------- executions
@@ -100,8 +115,10 @@ def executions(store: Any, pipeline: str, limit: int = 500) -> list[dict[str, An
 
 
 def last_success(store: Any, pipeline: str, before: str | None = None) -> dict[str, Any] | None:
+    limit = instant(before)
     for e in reversed(executions(store, pipeline)):
-        if e.get("status") == "succeeded" and (before is None or e.get("recorded_at", "") < before):
+        at = instant(e.get("recorded_at"))
+        if e.get("status") == "succeeded" and (limit is None or (at is not None and at < limit)):
             return e
     return None
 
@@ -167,7 +184,10 @@ def incidents(store: Any, limit: int = HISTORY) -> list[dict[str, Any]]:
             cur["resolution"] = None  # it failed again after any earlier resolution
     for res in store.metrics_history(RCA, RESOLUTION, limit):
         cur = seen.get(res.get("fingerprint"))
-        if cur is not None and str(res.get("at", "")) >= str(cur.get("last_at") or ""):
+        if cur is None:
+            continue
+        res_at, last_at = instant(res.get("at")), instant(cur.get("last_at"))
+        if res_at is not None and (last_at is None or res_at >= last_at):
             cur["resolution"] = res
     return sorted(seen.values(), key=lambda i: str(i.get("last_at")), reverse=True)
 
