@@ -133,17 +133,30 @@ def classify_exception(exc: BaseException) -> tuple[str, bool, float | None]:
         if isinstance(status, int):
             lines.append(f"HTTP status {status}")
         headers = getattr(resp, "headers", None) or getattr(e, "headers", None)
-        if headers is not None and retry_after is None:
-            try:
-                ra = headers.get("Retry-After")
-                retry_after = float(ra) if ra is not None else None
-            except (TypeError, ValueError, AttributeError):
-                retry_after = None
+        if headers is not None and retry_after is None and hasattr(headers, "get"):
+            from ..ingest.headers import retry_after as parse_retry_after
+
+            told = parse_retry_after(_Lower(headers), time.time())  # seconds or an HTTP date
+            retry_after = told.delay if told is not None else None
         e = e.__cause__ or e.__context__
     causes = classify(parse("\n".join(lines)))
     if not causes:
         return "unknown", False, retry_after
     return causes[0].cls, causes[0].signature.retryable, retry_after
+
+
+class _Lower:
+    """Header lookup by a lower-case name on any mapping (urllib's message, httpx's and
+    requests' headers are case-insensitive already; a plain dict may not be)."""
+
+    def __init__(self, headers: Any) -> None:
+        self.headers = headers
+
+    def get(self, name: str, default: Any = None) -> Any:
+        value = self.headers.get(name)
+        if value is None and hasattr(self.headers, "items"):
+            value = next((v for k, v in self.headers.items() if str(k).lower() == name), None)
+        return default if value is None else value
 
 
 def is_transient(exc: BaseException) -> bool:
