@@ -91,21 +91,13 @@ def _matches(sig: Signature, p: Parsed) -> list[Match]:
     prim = p.primary_lines
     for rx in sig.compiled():
         found_primary = found_other = False
-        for i, line in enumerate(p.lines):
-            if (found_primary and (found_other or i not in prim)) or not line:
-                continue
-            if i in p.code_lines:
-                continue
-            if len(line) > 20_000:
-                line = line[:20_000]
-            if rx.search(line):
-                is_primary = i in prim
-                if is_primary and not found_primary:
-                    found_primary = True
-                    out.append(Match(1, True, "pattern", rx.pattern, i))
-                elif not is_primary and not found_other:
-                    found_other = True
-                    out.append(Match(1, False, "pattern", rx.pattern, i))
+        for i, _m in p.scan(rx):
+            if i in prim and not found_primary:
+                found_primary = True
+                out.append(Match(1, True, "pattern", rx.pattern, i))
+            elif i not in prim and not found_other:
+                found_other = True
+                out.append(Match(1, False, "pattern", rx.pattern, i))
             if found_primary and found_other:
                 break
     return out

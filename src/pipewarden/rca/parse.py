@@ -11,6 +11,7 @@ kinds the signatures match on (``sqlstate``, ``errno``, ``exit_code``, ``http_st
 
 from __future__ import annotations
 
+import bisect
 import errno as _errno
 import functools
 import re
@@ -78,10 +79,43 @@ class Parsed:
     retry_after: float | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     code_lines: set[int] = field(default_factory=set)  # source lines quoted by frames
+    _text: str | None = field(default=None, repr=False)
+    _starts: list[int] | None = field(default=None, repr=False)
+    _keep: list[int] = field(default_factory=list, repr=False)
+    _cand: str = field(default="", repr=False)
+    _seen: set = field(default_factory=set, repr=False)
 
     @property
     def text(self) -> str:
-        return "\n".join(self.lines)
+        if self._text is None:
+            self._text = "\n".join(self.lines)
+        return self._text
+
+    def _candidates(self) -> None:
+        """The lines worth searching: the failure's own lines and every line with a word that
+        evidence is made of (error, refused, 429, SQLSTATE ...), source lines left out. A
+        100,000-line log of progress messages is mostly skipped by one cheap test per line."""
+        keep = [
+            i
+            for i, line in enumerate(self.lines)
+            if i not in self.code_lines
+            and (i in self.primary_lines or _CANDIDATE.search(line.lower()) is not None)
+        ]
+        starts, at = [], 0
+        for i in keep:
+            starts.append(at)
+            at += len(self.lines[i]) + 1
+        self._keep = keep
+        self._starts = starts
+        self._cand = "\n".join(self.lines[i] for i in keep)
+
+    def scan(self, rx: re.Pattern):
+        """(line, match) of every match of ``rx`` in the candidate lines: one pass over their
+        text in C, not a Python loop over the lines."""
+        if self._starts is None:
+            self._candidates()
+        for m in rx.finditer(self._cand):
+            yield self._keep[bisect.bisect_right(self._starts, m.start()) - 1], m
 
     @property
     def primary_text(self) -> str:
@@ -201,6 +235,19 @@ _TIMESTAMP = re.compile(
 )
 _CHAIN = re.compile(
     r"The above exception was the direct cause|During handling of the above exception"
+)
+# a line without one of these (lower-cased) cannot hold evidence a signature reads
+_CANDIDATE = re.compile(
+    r"err|fail|fatal|panic|critical|except|traceback|refus|denied|reset|timeout|timed out|"
+    r"kill|oom|sig[a-z]|signal|exit|return ?code|status|http|\b[45]\d\d\b|sqlstate|code|"
+    r"space|quota|memory|alloc|heap|unavailable|gateway|too many|rate|throttl|retry|quota|"
+    r"certificate|ssl|tls|resolve|name or service|host|no such|no module|import|cannot|"
+    r"could not|unable|invalid|does not exist|not exist|violat|duplicate|deadlock|serializ|"
+    r"lock|breaker|contract|finding|keyerror|not in index|not found|unknown|expecting|codec|"
+    r"decode|tokeniz|terminat|evict|preempt|zombie|heartbeat|read-only|permission|privilege|"
+    r"owner|authori|password|token|credential|forbidden|canceling|cancel|statement|limit|"
+    r"killed|full|enospc|errno|timedout|eacces|eperm|erofs|epipe|nomem|unreach|dquot|"
+    r"unexpected|no columns|object|argument|defined"
 )
 _ERRORISH = re.compile(
     r"\b(?:ERROR|FATAL|CRITICAL|PANIC|Error|error|Exception|exception|failed|Failed|FAILED|"
@@ -503,10 +550,18 @@ def _primary_lines(lines: list[str], excs: list[ExcInfo]) -> set[int]:
 
 def _add(p: Parsed, kind: str, value: Any, line: int | None) -> None:
     primary = line is None or line in p.primary_lines
-    for e in p.evidence:
-        if e.kind == kind and e.value == value and e.primary == primary:
-            return
+    key = (kind, value, primary)
+    if key in p._seen:
+        return
+    p._seen.add(key)
     p.evidence.append(Evidence(kind, value, line, primary))
+
+
+@functools.cache
+def _compiled_tables() -> tuple:
+    pg = tuple((re.compile(rx, re.I), code) for rx, code in PG_MESSAGES)
+    se = tuple((re.compile(rx), name) for rx, name in _STRERROR)
+    return pg, se, re.compile(r"\bOOMKilled\b")
 
 
 def _collect(p: Parsed, outcomes: list[tuple[str, str]]) -> None:
@@ -522,50 +577,48 @@ def _collect(p: Parsed, outcomes: list[tuple[str, str]]) -> None:
         code = names.get(exc.name) or names.get(exc.name.removesuffix("Error"))
         if code:
             _add(p, "sqlstate", code, exc.line)
-    for i, line in enumerate(p.lines):
-        if not line or len(line) > 20_000 or i in p.code_lines:
-            continue
-        for m in _SQLSTATE.finditer(line):
-            if m.group(1) in codes or m.group(1)[:2].isdigit():
-                _add(p, "sqlstate", m.group(1), i)
-        for m in known.finditer(line):
-            name = m.group("name")
-            _add(p, "exception", name, i)
-            code = names.get(name)
-            if code:
-                _add(p, "sqlstate", code, i)
-        for pattern, code in PG_MESSAGES:
-            if re.search(pattern, line, re.I):
-                _add(p, "sqlstate", code, i)
-        for m in _ERRNO_NUM.finditer(line):
-            num = int(next(g for g in m.groups() if g is not None))
-            name = _EAI.get(num) if num < 0 else _errno.errorcode.get(num)
-            if name and ("Errno" in m.group(0) or "errno" in m.group(0).lower()):
-                _add(p, "errno", name, i)
-        for m in _ERRNO_NAME.finditer(line):
-            if m.group(1) in _errno.errorcode.values() or m.group(1).startswith("EAI_"):
-                _add(p, "errno", m.group(1), i)
-        for pattern, name in _STRERROR:
-            if re.search(pattern, line):
-                _add(p, "errno", name, i)
-        for m in _EXIT.finditer(line):
-            _add(p, "exit_code", int(m.group(1)), i)
-        for m in _NEG_SIGNAL.finditer(line):
-            sig = m.group(1) or m.group(4) or m.group(6)
-            num = m.group(2) or m.group(3) or m.group(5)
-            if sig:
-                import signal
+    pg_rx, strerror_rx, oom_rx = _compiled_tables()
+    for i, m in p.scan(_SQLSTATE):
+        if m.group(1) in codes or m.group(1)[:2].isdigit():
+            _add(p, "sqlstate", m.group(1), i)
+    for i, m in p.scan(known):
+        name = m.group("name")
+        _add(p, "exception", name, i)
+        code = names.get(name)
+        if code:
+            _add(p, "sqlstate", code, i)
+    for rx, code in pg_rx:
+        for i, _m in p.scan(rx):
+            _add(p, "sqlstate", code, i)
+    for i, m in p.scan(_ERRNO_NUM):
+        num = int(next(g for g in m.groups() if g is not None))
+        name = _EAI.get(num) if num < 0 else _errno.errorcode.get(num)
+        if name and ("Errno" in m.group(0) or "errno" in m.group(0).lower()):
+            _add(p, "errno", name, i)
+    for i, m in p.scan(_ERRNO_NAME):
+        if m.group(1) in _errno.errorcode.values() or m.group(1).startswith("EAI_"):
+            _add(p, "errno", m.group(1), i)
+    for rx, name in strerror_rx:
+        for i, _m in p.scan(rx):
+            _add(p, "errno", name, i)
+    for i, m in p.scan(_EXIT):
+        _add(p, "exit_code", int(m.group(1)), i)
+    for i, m in p.scan(_NEG_SIGNAL):
+        sig = m.group(1) or m.group(4) or m.group(6)
+        num = m.group(2) or m.group(3) or m.group(5)
+        if sig:
+            import signal
 
-                num = getattr(signal, sig, None)
-                num = int(num) if num is not None else None
-            if num:
-                _add(p, "exit_code", -int(num), i)
-        if re.search(r"\bOOMKilled\b", line):
-            _add(p, "outcome", "oom_killed", i)
-        for m in _HTTP.finditer(line):
-            code = int(m.group(1) or m.group(2))
-            if code >= 400:
-                _add(p, "http_status", code, i)
-        m = _RETRY_AFTER.search(line)
-        if m and p.retry_after is None:
-            p.retry_after = float(m.group(1))
+            num = getattr(signal, sig, None)
+            num = int(num) if num is not None else None
+        if num:
+            _add(p, "exit_code", -int(num), i)
+    for i, _m in p.scan(oom_rx):
+        _add(p, "outcome", "oom_killed", i)
+    for i, m in p.scan(_HTTP):
+        code = int(m.group(1) or m.group(2))
+        if code >= 400:
+            _add(p, "http_status", code, i)
+    for _i, m in p.scan(_RETRY_AFTER):
+        p.retry_after = float(m.group(1))
+        break
