@@ -249,6 +249,14 @@ def db_fault(exc: BaseException, database: str | None = None) -> DatabaseError:
             )
         elif "permission denied" in text:
             code, cause, hint = _DUCKDB["PermissionException"]
+        elif "no space left on device" in text or "disk quota exceeded" in text:
+            # DuckDB reports a full disk as a failed commit (a TransactionException): the
+            # operating system's words say which it is
+            code, cause, hint = (
+                EXIT_GATE,
+                "the disk of the DuckDB file is full (No space left on device)",
+                "free space on that volume, or move store.path, then re-run",
+            )
         else:
             code, cause, hint = _DUCKDB.get(
                 name, (EXIT_GATE, f"DuckDB failed ({name})", "re-run; if it persists, report it")
