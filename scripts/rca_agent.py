@@ -5,14 +5,7 @@ python scripts/rca_agent.py task.log
 python scripts/rca_agent.py --config pipeline.yaml -- python etl.py
 """
 
-import sys
-from pathlib import Path
-
-try:
-    from pipewarden.cli import main
-except ImportError:  # run from a checkout without installing
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from pipewarden.cli import main
+from _pipewarden import run  # beside this script: finds pipewarden or says why not
 
 if __name__ == "__main__":
-    sys.exit(main(["rca", *sys.argv[1:]]))
+    run(["rca"])
