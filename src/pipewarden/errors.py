@@ -51,7 +51,7 @@ class InputError(PipewardenError):
     def render(self) -> str:
         where = []
         if self.file:
-            where.append(str(self.file))
+            where.append(shown_file(self.file))
         if self.line is not None:
             where.append(f"line {self.line}")
         if self.row is not None:
@@ -66,12 +66,23 @@ class InputError(PipewardenError):
     def to_dict(self) -> dict:
         return {
             "error": redact(self.message),
-            "file": redact(self.file),
+            "file": shown_file(self.file) if self.file else self.file,
             "line": self.line,
             "row": self.row,
             "key": self.key,
             "hint": redact(self.hint),
         }
+
+
+def shown_file(file: object) -> str:
+    """A file name as messages show it: PII in it masked (``batch_[US_SSN].jsonl``), and a
+    URL's password redacted."""
+    text = str(file)
+    if any(ch.isdigit() or ch == "@" for ch in text):
+        from .compliance.names import mask_name
+
+        text = mask_name(text)
+    return redact(text)
 
 
 class GateFailed(PipewardenError):

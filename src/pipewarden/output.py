@@ -59,22 +59,26 @@ def emit(
     fmt: str,
     render_text: Callable[[dict, Any], None] | None = None,
     one_line: bool = False,
+    *,
+    to_stderr: bool = False,
 ) -> None:
     """Print ``doc`` as JSON (``fmt == "json"``) or through ``render_text(doc, console)``.
     Credentials in it (DSN passwords, tokens, secret headers) are redacted first. ``one_line``:
-    every string of the text output keeps to one line (see :func:`printable`)."""
+    every string of the text output keeps to one line (see :func:`printable`). ``to_stderr``:
+    the command writes data on stdout (``guard scan --output -``)."""
     from .redact import redact_doc
 
     doc = redact_doc(doc)
+    stream = sys.stderr if to_stderr else sys.stdout
     if fmt == "json":
-        sys.stdout.write(dumps(doc) + "\n")
-        sys.stdout.flush()
+        stream.write(dumps(doc) + "\n")
+        stream.flush()
         return
     from rich.console import Console
 
     # emoji=False: a ":name:" in a file name or a value is printed as is (and rich's emoji table,
     # a noticeable part of the start-up of short commands, is not loaded)
-    console = Console(highlight=False, soft_wrap=True, emoji=False)
+    console = Console(highlight=False, soft_wrap=True, emoji=False, stderr=to_stderr)
     doc = printable_doc(doc, one_line)  # JSON escapes control characters itself; text does not
     if render_text is None:
         console.print_json(dumps(doc))

@@ -586,6 +586,7 @@ def load_file(
 ) -> dict[str, Any]:
     """Load one source file as one batch. Returns the batch's report entry."""
     from .batch import Batch, iter_batches
+    from .compliance.names import mask_name
     from .keys import KeyIndex
     from .schema import Contract, Inferrer, plan, row_converter
     from .schema import history as schema_history
@@ -594,6 +595,7 @@ def load_file(
     started = _now()
     ids = batch_ids(path, src.get("identity", "content"))
     batch_id = ids[0]
+    label = mask_name(label)  # a file name can hold PII: reports, errors and the log mask it
     entry: dict[str, Any] = {
         "source": label,
         "batch_id": batch_id,
@@ -614,16 +616,27 @@ def load_file(
         store.log_run({**entry, "run_id": run_id, "dataset": dataset, "started_at": started})
         return entry
 
+    # steps that change a chunk before the schema is inferred (the guardian renames keys that
+    # hold PII): called on every chunk of both passes; a reason they give blocks the batch
+    prepares = [s.prepare for s in steps if hasattr(s, "prepare")]
+    prepared_block: list[str] = []
+
     def chunks():
-        return iter_batches(
+        for chunk in iter_batches(
             path,
             fmt=src["format"],
             chunk_rows=src["chunk_rows"],
             encoding=src["encoding"],
-            name=label if label == "<stdin>" else None,
+            name=label,
             records_path=src.get("records_path"),
             short_rows=src["csv"]["short_rows"],
-        )
+        ):
+            chunk.batch_id = batch_id  # every chunk carries its file's (the batch's) id
+            for prepare in prepares:
+                why = prepare(chunk)
+                if why and why not in prepared_block:
+                    prepared_block.append(why)
+            yield chunk
 
     task = progress.add_task(f"read {Path(label).name}", total=None) if progress else None
     inferrer = Inferrer()
@@ -661,6 +674,8 @@ def load_file(
             done = next((d for d in (w.is_done(dataset, i) for i in ids) if d), None)
             if done is not None:
                 raise _LoadedMeanwhile(done)
+            if prepared_block:
+                raise _Blocked("block", prepared_block[0])
             current = schema_history.current_schema(w.conn, dialect, dataset, ns)
             p = plan(current, observed, contract, dialect, dataset, ns)
             entry["delta"] = p.delta.to_dict()
@@ -698,7 +713,6 @@ def load_file(
             # every step (the volume monitor sees it)
             pass2 = chunks() if n_read else [Batch([], label, 0, batch_id, src["format"])]
             for k, chunk in enumerate(pass2):
-                chunk.batch_id = batch_id  # every chunk carries its file's (the batch's) id
                 outcome, reports = _check(chunk, p, steps, ctx_args, (pk, superseded))
                 _merge_step_reports(step_reports, reports, k)
                 if outcome.decision == "block":
@@ -843,6 +857,7 @@ def run_pipeline(
     ``batches`` (per batch: status loaded/skipped/blocked/failed, decision, rows
     read/loaded/quarantined, delta, ddl, reasons, step reports), ``totals`` and ``exit_code``
     (0 all good, 1 a batch was blocked or failed). Bad input or config raises InputError."""
+    from .compliance.names import mask_name
     from .reflect import docs_hook
 
     cfg = load_config(config_path)
@@ -867,7 +882,7 @@ def run_pipeline(
                 # a bad file: nothing of it was written; the report still says what earlier
                 # batches committed, and the run stops here with exit 2
                 entry = {
-                    "source": exc.file or str(f),
+                    "source": mask_name(exc.file or str(f)),
                     "status": "invalid",
                     "decision": "invalid",
                     "error": exc.render(),
@@ -900,7 +915,7 @@ def run_pipeline(
             progress.stop()
         close_steps(steps)
         store.close()
-    not_run = [f for f in files[len(batches) :]]
+    not_run = [mask_name(f) for f in files[len(batches) :]]
     totals = {
         k: sum(b[k] for b in batches) for k in ("rows_read", "rows_loaded", "rows_quarantined")
     }

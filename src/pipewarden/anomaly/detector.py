@@ -449,11 +449,19 @@ def _summary(report: dict[str, Any], threshold: float) -> str:
 
 
 def _read(path: str) -> list[dict[str, Any]]:
+    """The records of a batch file; keys that hold PII renamed to keyed-hash names (see
+    :mod:`pipewarden.compliance.names`), so a model or a report never carries them."""
+    import os
+
     from .. import batch
+    from ..compliance.names import KeyRenamer
 
     if path != "-" and not Path(path).exists():
         raise InputError("no such file", file=path, hint="pass the batch file with --data")
-    return batch.read_batch(path).records
+    records = batch.read_batch(path).records
+    key = os.environ.get("PIPEWARDEN_HASH_KEY")
+    KeyRenamer(key=key.encode() if key else None).apply(records)
+    return records
 
 
 def load_model(path: str | Path, cfg: DetectorConfig | None = None) -> Model:
@@ -522,7 +530,10 @@ def score(
     records = _read(data)
     model = load_model(cfg.model, cfg) if cfg.model else None
     if not dataset:
+        from ..compliance.names import mask_name
+
         dataset = "stdin" if data == "-" else Path(data).stem.split(".")[0].replace("-", "_")
+        dataset = mask_name(dataset)
     try:
         if not circuit_breaker:
             from ..store.base import MemoryStateStore

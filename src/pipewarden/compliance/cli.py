@@ -9,6 +9,8 @@ from ..errors import GateFailed
 from ..output import emit
 
 INPUT_FORMATS = ["auto", "json", "jsonl", "csv", "parquet"]
+OUTPUT_FORMATS = ["json", "jsonl", "csv", "parquet"]
+MODES = ["precision", "recall"]
 
 
 @click.group("guard")
@@ -23,10 +25,28 @@ def guard() -> None:
 @click.option("--strict", is_flag=True, default=None, help="Fail on any finding no rule allows.")
 @click.option("--region", help="Region of phone numbers without a country code (e.g. US, GB).")
 @click.option("--dataset", help="Dataset name that policy rules match (default: the file stem).")
+@click.option(
+    "--mode", type=click.Choice(MODES), help="precision or recall (default: the policy's)."
+)
 @click.option("--max-findings", type=click.IntRange(0), default=1000, show_default=True)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Write the masked batch here ('-': stdout, the report then goes to stderr).",
+)
+@click.option(
+    "--output-format",
+    type=click.Choice(OUTPUT_FORMATS),
+    help="Format of --output (default: the input's; stdin input: jsonl).",
+)
 @format_option
-def scan_cmd(data, policy, input_format, strict, region, dataset, max_findings, fmt) -> None:
-    """Scan a batch for PII and apply the policy; exit 1 when the gate fails."""
+def scan_cmd(
+    data, policy, input_format, strict, region, dataset, mode, max_findings, output, output_format,
+    fmt,
+) -> None:  # fmt: skip
+    """Scan a batch for PII and apply the policy; exit 1 when the gate fails. With --output,
+    also write the batch as it would load: masks applied, PII keys renamed, rows the policy
+    quarantines or blocks left out (a filter for shell pipelines and orchestrator tasks)."""
     from .guardian import scan
 
     report = scan(
@@ -37,8 +57,11 @@ def scan_cmd(data, policy, input_format, strict, region, dataset, max_findings, 
         region=region.upper() if region else None,
         dataset=dataset,
         max_findings=max_findings,
+        mode=mode,
+        output=output,
+        output_format=output_format,
     )
-    emit(report, fmt, _render_scan)
+    emit(report, fmt, _render_scan, to_stderr=output == "-")
     if not report["passed"]:
         raise GateFailed("; ".join(report["failures"]), report)
 
@@ -78,6 +101,19 @@ def _render_scan(doc: dict, console) -> None:
         console.print(t)
         if doc["findings_total"] > 20:
             console.print(f"... {doc['findings_total'] - 20} more (use --format json)")
+    for n in doc.get("names") or []:
+        what = f"renamed to {n['renamed']}" if n.get("renamed") else "kept"
+        console.print(
+            f"key {escape(n['path'])} holds {n['entity']} ({escape(n['preview'])}): {escape(what)}"
+        )
+    out = doc.get("output")
+    if out:
+        if out["written"]:
+            console.print(
+                f"output: {out['rows']} rows written to {escape(out['path'])} ({out['format']})"
+            )
+        else:
+            console.print(f"output: nothing written to {escape(out['path'])} (the gate failed)")
     for w in doc["warnings"]:
         console.print(f"[yellow]warning:[/] {escape(w)}")
     for f in doc["failures"]:
@@ -113,12 +149,22 @@ def policy_check_cmd(policy, fmt) -> None:
 @click.option("--data", "data", help="Labelled JSONL file (default: the bundled evaluation set).")
 @click.option("--policy", type=click.Path(dir_okay=False), help="Policy (region, national ids).")
 @click.option("--min-f2", type=click.FloatRange(0, 1), help="Fail when an entity's F2 is lower.")
+@click.option(
+    "--mode", type=click.Choice(MODES), help="precision or recall (default: the policy's)."
+)
+@click.option(
+    "--outside",
+    is_flag=True,
+    help="Use the bundled outside-built set (values from Faker locales the rules were not written against).",
+)
 @format_option
-def eval_cmd(data, policy, min_f2, fmt) -> None:
+def eval_cmd(data, policy, min_f2, mode, outside, fmt) -> None:
     """Precision, recall and F2 per entity on a labelled data set."""
-    from .evaluate import evaluate
+    from .evaluate import evaluate, outside_set
 
-    result = evaluate(data, policy=policy)
+    if outside and data:
+        raise click.UsageError("give --data or --outside, not both")
+    result = evaluate(outside_set() if outside else data, policy=policy, mode=mode)
 
     def render(doc, console):
         from rich.table import Table

@@ -26,6 +26,12 @@ def bundled_set() -> str:
     return str(resources.files("pipewarden.compliance").joinpath("data/eval_set.jsonl"))
 
 
+def outside_set() -> str:
+    """The labelled set built from sources the recognizers were not written against (see
+    bench/guardian/build_outside_set.py)."""
+    return str(resources.files("pipewarden.compliance").joinpath("data/outside_set.jsonl"))
+
+
 def read_labelled(path: str) -> list[dict[str, Any]]:
     """Records of a labelled JSONL file; InputError naming the line when one is malformed."""
     out = []
@@ -115,16 +121,20 @@ def predict(guardian: Guardian, records: list[dict[str, Any]], dataset: str = "e
     return [(f.index, f.column, f.start, f.end, f.entity) for f in insp.findings]
 
 
-def evaluate(path: str | None = None, *, policy: str | os.PathLike | None = None) -> dict:
-    """Precision/recall/F2 per entity of pipewarden on a labelled JSONL set (default: bundled)."""
+def evaluate(
+    path: str | None = None, *, policy: str | os.PathLike | None = None, mode: str | None = None
+) -> dict:
+    """Precision/recall/F2 per entity of pipewarden on a labelled JSONL set (default: bundled);
+    ``mode`` (precision / recall) overrides the policy's."""
     source = path or bundled_set()
     records = read_labelled(source)
-    guardian = Guardian(load_policy(policy))
+    guardian = Guardian(load_policy(policy), mode=mode)
     gold = gold_spans(records)
     wanted = {e for *_, e in gold}
     entities = score(predict(guardian, records), gold, sorted(wanted))
     return {
         "data": path or "bundled eval_set.jsonl",
+        "mode": mode or "policy",
         "records": len(records),
         "values": sum(len(r["fields"]) for r in records),
         "entities": {e: m for e, m in entities.items() if e in ENTITIES},

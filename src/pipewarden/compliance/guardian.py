@@ -12,12 +12,14 @@ import copy
 import datetime as dt
 import gc
 import os
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..batch import Batch
 from ..errors import preview
 from .classify import ColumnStats, name_hint
+from .names import mask_name, renamer_for
 from .policy import Policy, load_policy, mask
 from .recognizers import Context, detect
 
@@ -102,9 +104,20 @@ class Guardian:
         region: str | None = None,
         strict: bool | None = None,
         today: dt.date | None = None,
+        mode: str | None = None,
     ) -> None:
         self.policy = policy or Policy()
         self.region = region or self.policy.region
+        # mode: "precision" / "recall" for every entity, overriding the policy's
+        self.recall = (
+            self.policy.recall
+            if mode is None
+            else (
+                frozenset(self.policy.entities) | {"NATIONAL_ID"}
+                if mode == "recall"
+                else frozenset()
+            )
+        )
         self.strict = self.policy.strict if strict is None else strict
         self.today = today or dt.date.today()
         self._contexts: dict[tuple, Context] = {}
@@ -112,8 +125,30 @@ class Guardian:
         self._key = self.policy.hash_key() if self.policy.uses_hash() else None
         entities = frozenset(self.policy.entities)
         self._base = dict(
-            region=self.region, national_ids=self.policy.national_ids, entities=entities
+            region=self.region,
+            regions=self.policy.regions,
+            national_ids=self.policy.national_ids,
+            entities=entities,
+            recall=self.recall,
         )
+        self.renamer = renamer_for(self.policy, self.region)
+
+    def prepare(self, batch: Batch) -> int:
+        """Rename the keys of ``batch`` that hold PII (top-level and nested), in place, as the
+        policy's ``names`` says; before the schema is inferred. Returns the keys renamed;
+        ``self.renamer.found`` lists what was found (masked)."""
+        return self.renamer.apply(batch.records)
+
+    def names_failure(self) -> str | None:
+        """Why the batch must not load because of PII in its keys, or None."""
+        found = list(self.renamer.found.values())
+        if not found or self.renamer.action == "allow":
+            return None
+        first = found[0]
+        what = f"{len(found)} key(s) hold PII, first {first.entity} in key {first.path}"
+        if self.renamer.action == "block":
+            return f"{what} (policy names: block)"
+        return None
 
     def _context(self, generic: str) -> tuple[Context, str | None, bool]:
         hint = self._hints.get(generic)
@@ -291,6 +326,9 @@ def summarize(
     for entity, limits in sorted((th.get("entities") or {}).items()):
         r = len(flagged_rows.get(entity, ())) / rows if rows else 0.0
         _threshold(limits, r, f"rows with {entity}", failures, warnings)
+    names_failure = guardian.names_failure()
+    if names_failure:
+        failures.append(names_failure)
     blocked = [f for i in inspections for f in i.blocked_by]
     if blocked:
         f = blocked[0]
@@ -310,6 +348,10 @@ def summarize(
         "strict": guardian.strict,
         "policy": guardian.policy.source,
         "region": guardian.region,
+        "regions": list(guardian.policy.regions),
+        "mode": {
+            e: ("recall" if e in guardian.recall else "precision") for e in guardian.policy.entities
+        },
         "columns": sorted(columns.values(), key=lambda c: c["column"]),
         "by_entity": dict(sorted(by_entity.items())),
         "actions": actions,
@@ -321,6 +363,7 @@ def summarize(
         "findings_total": total,
         "findings": findings,
         "findings_truncated": total > len(findings),
+        "names": guardian.renamer.report(),
         "failures": failures,
         "warnings": warnings,
     }
@@ -344,8 +387,15 @@ def scan(
     dataset: str | None = None,
     max_findings: int = MAX_FINDINGS,
     today: dt.date | None = None,
+    mode: str | None = None,
+    output: str | None = None,
+    output_format: str | None = None,
 ) -> dict[str, Any]:
     """Scan a data file under a policy: the report of ``pipewarden guard scan``.
+
+    ``mode`` (precision / recall) overrides the policy's. ``output``: write the batch as it
+    would load (masks applied, PII keys renamed, rows the policy quarantines left out) to this
+    file ("-": stdout), in the input's format or ``output_format``.
 
     ``report["passed"]`` is False when a block rule matched, a fail threshold was crossed, or
     (strict) a finding no rule allows or handles was found. Raises InputError on bad input.
@@ -353,16 +403,177 @@ def scan(
     from ..batch import iter_batches
 
     pol = load_policy(policy)
-    guardian = Guardian(pol, region=region, strict=strict, today=today)
-    name = dataset or _dataset_name(path)
-    inspections = [guardian.inspect(b, name) for b in iter_batches(path, fmt=fmt)]
-    report = summarize(guardian, inspections, max_findings)
-    report = {"source": str(path), "dataset": name, **report}
+    guardian = Guardian(pol, region=region, strict=strict, today=today, mode=mode)
+    shown = mask_name(str(path)) if path != "-" else "<stdin>"
+    name = dataset or _dataset_name(shown)
+    inspections = []
+    writer = None
+    try:
+        for b in iter_batches(path, fmt=fmt, name=shown):
+            guardian.prepare(b)
+            insp = guardian.inspect(b, name)
+            inspections.append(insp)
+            if output is not None:
+                if writer is None:
+                    writer = MaskedWriter(output, output_format or _output_format(b.fmt, output))
+                writer.write(b, insp)
+            insp.stats.clear()  # the per-column statistics are not needed past the labels
+        report = summarize(guardian, inspections, max_findings)
+        report = {"source": shown, "dataset": name, **report}
+        if output is not None:
+            if writer is None:  # no rows at all: an empty file of the format
+                writer = MaskedWriter(output, output_format or _output_format(fmt, output))
+            if report["passed"]:
+                report["output"] = writer.commit()
+            else:
+                writer.discard()
+                report["output"] = {"path": _shown_output(output), "written": False, "rows": 0}
+        writer = None
+    finally:
+        if writer is not None:
+            writer.discard()
     return report
 
 
+def _shown_output(output: str) -> str:
+    return "-" if output == "-" else mask_name(str(output))
+
+
+def _output_format(input_fmt: str, output: str) -> str:
+    from ..batch import format_of
+
+    if output != "-":
+        by_name = format_of(output)
+        if by_name:
+            return by_name
+    return input_fmt if input_fmt in ("json", "jsonl", "csv", "parquet") else "jsonl"
+
+
+class MaskedWriter:
+    """Writes the rows of inspected batches as they would load (masks applied, PII keys
+    already renamed by ``Guardian.prepare``, rows under a quarantine rule left out) to a
+    temporary file, moved into place by :meth:`commit` only when the gate passed: a failed
+    scan leaves no output behind (and writes nothing on stdout)."""
+
+    def __init__(self, output: str, fmt: str) -> None:
+        self.output, self.fmt, self.rows = output, fmt, 0
+        folder = "." if output == "-" else (os.path.dirname(os.path.abspath(output)) or ".")
+        fd, self.tmp = tempfile.mkstemp(prefix=".pipewarden-scan-", dir=folder)
+        self.fh = os.fdopen(fd, "wb")
+        self._columns: list[str] | None = None
+        self._tables: list = []
+        if fmt == "json":
+            self.fh.write(b"[")
+
+    def write(self, batch: Batch, insp: Inspection) -> None:
+        import orjson
+
+        rows = []
+        for i, rec in enumerate(batch.records):
+            if i in insp.quarantine:
+                continue
+            patch = insp.patches.get(i)
+            rows.append({**rec, **patch} if patch else rec)
+        self.rows += len(rows)
+        if self.fmt == "jsonl":
+            self.fh.write(b"".join(orjson.dumps(r, default=str) + b"\n" for r in rows))
+        elif self.fmt == "json":
+            for r in rows:
+                self.fh.write(
+                    (b"," if self._columns else b"") + b"\n" + orjson.dumps(r, default=str)
+                )
+                self._columns = self._columns or ["-"]
+        elif self.fmt == "csv":
+            self._write_csv(rows)
+        else:
+            import pyarrow as pa
+
+            if rows:  # from_pylist takes the columns of the first row: give it every key
+                keys = list(dict.fromkeys(k for r in rows for k in r))
+                self._tables.append(
+                    pa.Table.from_pylist([{k: r.get(k) for k in keys} for r in rows])
+                )
+
+    def _write_csv(self, rows: list[dict]) -> None:
+        # rows go to the temporary file as JSON lines first: the header is the union of the
+        # keys of every row, known at the end
+        import orjson
+
+        if self._columns is None:
+            self._columns = []
+            self._seen: set = set()
+        for r in rows:
+            for k in r:
+                if k not in self._seen:
+                    self._seen.add(k)
+                    self._columns.append(k)
+        self.fh.write(b"".join(orjson.dumps(r, default=str) + b"\n" for r in rows))
+
+    def _csv_from_lines(self) -> None:
+        import csv
+
+        import orjson
+
+        lines = self.tmp
+        fd, self.tmp = tempfile.mkstemp(prefix=".pipewarden-scan-", dir=os.path.dirname(lines))
+        with open(lines, "rb") as src, os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+            w = csv.writer(out)
+            columns = self._columns or []
+            w.writerow(columns)
+            for line in src:
+                r = orjson.loads(line)
+                w.writerow(
+                    [
+                        "" if (v := r.get(c)) is None
+                        else orjson.dumps(v).decode() if isinstance(v, dict | list) else v
+                        for c in columns
+                    ]
+                )  # fmt: skip
+        os.unlink(lines)
+
+    def _close(self) -> None:
+        if self.fmt == "json":
+            self.fh.write(b"\n]\n" if self._columns else b"]\n")
+        if self.fmt == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = (
+                pa.concat_tables(self._tables, promote_options="permissive")
+                if self._tables
+                else pa.table({})
+            )
+            pq.write_table(table, self.fh)
+        self.fh.close()
+        if self.fmt == "csv":
+            self._csv_from_lines()
+
+    def commit(self) -> dict[str, Any]:
+        self._close()
+        if self.output == "-":
+            import shutil
+            import sys
+
+            with open(self.tmp, "rb") as src:
+                shutil.copyfileobj(src, sys.stdout.buffer)
+            sys.stdout.flush()
+            os.unlink(self.tmp)
+        else:
+            os.replace(self.tmp, self.output)
+        return {"path": _shown_output(self.output), "format": self.fmt, "rows": self.rows,
+                "written": True}  # fmt: skip
+
+    def discard(self) -> None:
+        from contextlib import suppress
+
+        with suppress(Exception):
+            self.fh.close()
+        with suppress(OSError):
+            os.unlink(self.tmp)
+
+
 def _dataset_name(path: str) -> str:
-    if path == "-":
+    if path in ("-", "<stdin>"):
         return "stdin"
     base = os.path.basename(str(path))
     return base.split(".", 1)[0] or base

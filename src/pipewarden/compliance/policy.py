@@ -25,7 +25,15 @@ import yaml
 
 from .. import yamlsafe
 from ..errors import InputError
-from .recognizers import BUILTIN_ENTITIES, EMAIL, IBAN, NATIONAL_ID, load_stdnum
+from .recognizers import (
+    BUILTIN_ENTITIES,
+    DEFAULT_REGIONS,
+    EMAIL,
+    ENTITIES,
+    IBAN,
+    NATIONAL_ID,
+    load_stdnum,
+)
 
 ACTIONS = ("report", "allow", "mask", "quarantine", "block")
 # "report": no rule matched; the finding is reported, and fails the gate under --strict
@@ -87,10 +95,13 @@ class Policy:
 
     source: str = "<default>"
     region: str = "US"
+    regions: tuple[str, ...] = DEFAULT_REGIONS  # tried after region for national numbers
+    recall: frozenset[str] = frozenset()  # entities in recall mode (the rest: precision)
     entities: tuple[str, ...] = BUILTIN_ENTITIES
     national_ids: tuple[str, ...] = ()
     strict: bool = False
     hash_key_env: str = "PIPEWARDEN_HASH_KEY"
+    names_action: str = "rename"  # PII in keys: rename | block | allow
     rules: list[Rule] = field(default_factory=list)
     exceptions: list[Exception_] = field(default_factory=list)
     thresholds: dict[str, Any] = field(default_factory=dict)
@@ -260,13 +271,21 @@ def policy_from_dict(doc: Any, source: str = "<policy>") -> Policy:
         )
         for i, e in enumerate(doc.get("exceptions") or [])
     ]
+    mode = doc.get("mode", "precision")
+    if isinstance(mode, str):
+        recall = frozenset(ENTITIES) if mode == "recall" else frozenset()
+    else:
+        recall = frozenset(e for e, m in mode.items() if m == "recall")
     return Policy(
         source=source,
         region=doc.get("region", "US"),
+        regions=tuple(doc["regions"]) if "regions" in doc else DEFAULT_REGIONS,
+        recall=recall,
         entities=entities,
         national_ids=national,
         strict=bool(doc.get("strict", False)),
         hash_key_env=doc.get("hash_key_env", "PIPEWARDEN_HASH_KEY"),
+        names_action=(doc.get("names") or {}).get("action", "rename"),
         rules=rules,
         exceptions=exceptions,
         thresholds=doc.get("thresholds") or {},
@@ -333,4 +352,6 @@ def check_policy(path: str | os.PathLike) -> dict[str, Any]:
         "exceptions": len(policy.exceptions),
         "entities": list(policy.entities),
         "region": policy.region,
+        "regions": list(policy.regions),
+        "recall": sorted(policy.recall),
     }

@@ -44,19 +44,34 @@ class Match:
     detail: str = ""  # issuer of a card, stdnum module of a national id, ...
 
 
+# regions whose national numbers (written without +country code) are tried, after the
+# policy's own region: North America, Western Europe, the Nordics, Poland, Oceania, India,
+# Brazil, Mexico. Measured false-positive cost in bench/guardian (numbers written with
+# separators, no context words): see docs/guardian.md
+DEFAULT_REGIONS = (
+    "US", "CA", "GB", "IE", "DE", "AT", "CH", "FR", "BE", "NL", "LU", "ES", "PT", "IT",
+    "SE", "NO", "DK", "FI", "PL", "AU", "NZ", "IN", "BR", "MX",
+)  # fmt: skip
+MODES = ("precision", "recall")
+
+
 @dataclass
 class Context:
     """What the caller knows about where a value comes from."""
 
     hints: frozenset[str] = frozenset()  # entities the column name points at
     negative: bool = False  # the column name points away from PII (order id, sku, zip ...)
-    region: str = "US"  # default region of phone numbers without a country code
+    region: str = "US"  # the first region of phone numbers without a country code
     national_ids: tuple[str, ...] = ()  # python-stdnum modules enabled, e.g. ("nl.bsn",)
     entities: frozenset[str] = frozenset(ENTITIES)  # which entity types to report
+    regions: tuple[str, ...] = DEFAULT_REGIONS  # tried after ``region`` (national numbers)
+    recall: frozenset[str] = frozenset()  # entities detected in recall mode
     _modules: list = field(default_factory=list, repr=False)
+    _regions: tuple[str, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         self._modules = [(name, load_stdnum(name)) for name in self.national_ids]
+        self._regions = tuple(dict.fromkeys((self.region, *self.regions)))
 
 
 # --------------------------------------------------------------------------- context words
@@ -64,9 +79,16 @@ class Context:
 _WINDOW = 32  # characters before a candidate searched for context words
 # keywords in the window before a value that point at an entity (matched at a word start)
 _POS = {
-    SSN: ("ssn", "ss#", "ss no", "social security", "soc sec", "soc. sec"),
-    PHONE: ("phone", "tel", "mobile", "cell", "call", "fax", "sms", "text me", "whatsapp",
-            "contact", "reach"),
+    SSN: ("ssn", "ss#", "ss no", "social security", "soc sec", "soc. sec", "social sec"),
+    PHONE: ("phone", "tel", "tel.", "mobile", "mob", "cell", "call", "fax", "sms", "text me",
+            "whatsapp", "contact", "reach", "voicemail", "voice mail", "desk", "direct line",
+            "dial", "ring", "landline", "hotline", "helpline", "switchboard", "ph", "tlf", "gsm",
+            "ext", "extension", "telephone", "telefon", "telefoon", "telefono", "teléfono",
+            "telefone", "téléphone", "tél", "tel:", "portable", "handy", "móvil", "movil",
+            "cellulare", "celular", "puhelin", "mobil", "numéro", "número", "rufnummer",
+            "appeler", "appelez", "anrufen", "llamar", "chiamare", "signal", "telegram"),
+    CARD: ("card", "credit", "debit", "visa", "mastercard", "amex", "cc", "pan", "carte",
+           "karte", "tarjeta", "carta", "cartão", "kaart"),
     NATIONAL_ID: ("national id", "id number", "id no", "identity", "personal id",
                   "personal number", "personal code", "citizen", "bsn", "nir", "insee", "idnr",
                   "steuer", "dni", "nie", "nif", "pesel", "cpr", "personnummer", "hetu",
@@ -75,12 +97,16 @@ _POS = {
 
 
 def _has_keyword(window: str, keywords: tuple[str, ...]) -> bool:
+    """A keyword starting a word of ``window``; keywords of three letters or fewer ("tel",
+    "ph", "cc") must also end it ("photo" is not "ph")."""
     low = window.lower()
     for k in keywords:
         i = low.find(k)
         while i >= 0:
             if i == 0 or not low[i - 1].isalnum():
-                return True
+                end = i + len(k)
+                if len(k) > 3 or end == len(low) or not low[end].isalpha():
+                    return True
             i = low.find(k, i + 1)
     return False
 
@@ -119,8 +145,16 @@ _NEG_WORDS = frozenset(
         "txn",
     ]
 )
+# id words after which even a dashed SSN-shaped number is an id
+_ID_WORDS = frozenset(
+    ["order", "invoice", "inv", "sku", "item", "part", "product", "ref", "reference",
+     "tracking", "ticket", "po", "zip", "postal", "postcode"]
+)  # fmt: skip
 _NEG_SUFFIX = frozenset(["no", "num", "number", "id", "code"])
-_VERSION_WORDS = frozenset(["v", "version", "ver", "release", "build", "rev"])
+_VERSION_WORDS = frozenset(
+    ["v", "version", "ver", "release", "build", "rev", "firmware", "fw", "patch", "update",
+     "os", "android", "ios", "kernel", "sdk", "api", "app", "agent", "driver", "bios"]
+)  # fmt: skip
 _SEPARATORS = " \t:#=."
 
 
@@ -162,6 +196,48 @@ def _context(entity: str, text: str, start: int, end: int, ctx: Context) -> bool
     return True if _has_keyword(_before(text, start), _POS[entity]) else None
 
 
+# --------------------------------------------------------------------------- hard negatives
+
+# text that looks like digits of an entity but is a date, a time, a timestamp, a UUID, a
+# version, a ZIP+4 code or an amount: candidates overlapping it are dropped (phone, SSN,
+# card, IPv4). Dates need a plausible year, month and day.
+_NEUTRAL_RE = re.compile(
+    r"(?<![\w.\-/])(?:"
+    # ISO date, optionally with a time and zone: 2025-12-07, 2025-12-07 02:09:09,
+    # 2025-12-07T02:09:09.123+01:00, 2025/12/07 02:09
+    r"(?:1[6-9]|2\d)\d{2}(?P<s1>[-./])(?:0?[1-9]|1[0-2])(?P=s1)(?:0?[1-9]|[12]\d|3[01])"
+    r"(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?(?:\s?(?:Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?))?)?"
+    r"|(?:0?[1-9]|[12]\d|3[01])(?P<s2>[-./])(?:0?[1-9]|[12]\d|3[01])(?P=s2)(?:1[6-9]|2\d)?\d{2}"
+    r"(?:[T ,]+\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?)?"  # 15.01.2023, 01/15/2023 12:30
+    r"|\d{8}T\d{4,6}(?:Z|[+-]\d{4})?"  # 20251207T020909Z
+    r"|\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?(?:\s?[AaPp][Mm])?"  # times
+    r"|[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"  # UUID
+    r"|\d{5}-\d{4}"  # ZIP+4
+    r"|v\d+(?:\.\d+){1,4}"  # v2.10.4
+    r"|\d+(?:\.\d+){1,4}(?=[-+~][A-Za-z])"  # 1.2.3.4-beta, 10.0.1+build
+    r")(?![\w:]|[.\-/]\d)"
+    # a version right after a name and a slash or an operator: Chrome/120.0.6099.109,
+    # numpy==1.26.4.1, pkg-1.2.3.4
+    r"|(?<=[A-Za-z][/=@-])\d+(?:\.\d+){2,4}(?![\w.])"
+    r"|(?<=[=~<>]=)\d+(?:\.\d+){1,4}(?![\w.])"
+    # amounts: a currency next to the number, or both thousands and decimal separators
+    r"|(?:[$€£¥₹]|\b(?:USD|EUR|GBP|CHF|JPY|CAD|AUD|INR)\s?)\s?\d[\d,.' ]*\d"
+    r"|(?<![\w.,])\d{1,3}(?:,\d{3})+\.\d{1,2}(?![\d,.])|(?<![\w.,])\d{1,3}(?:\.\d{3})+,\d{1,2}(?![\d,.])"
+)
+
+
+def neutral_spans(text: str) -> list[tuple[int, int]]:
+    """Spans of ``text`` that are dates, times, timestamps, UUIDs, versions, ZIP+4 codes or
+    amounts: never a phone number, an SSN, a card or an IPv4 address."""
+    return [m.span() for m in _NEUTRAL_RE.finditer(text)]
+
+
+def _neutral(spans: list[tuple[int, int]], start: int) -> bool:
+    """Whether a candidate starting at ``start`` starts inside a neutral span (a timestamp's
+    digits are not a phone number; "+49 30 12345-6789" is not a ZIP+4 code)."""
+    return any(s <= start < e for s, e in spans)
+
+
 # --------------------------------------------------------------------------- email
 
 _EMAIL_RE = re.compile(
@@ -196,27 +272,45 @@ _SSN_RE = re.compile(r"(\d(?<![\w-]\d)\d{2})([- ]?)(\d{2})\2(\d{4})(?![\w]|-\d)"
 SSN_SAMPLES = frozenset({"078051120", "219099999", "123456789", "111111111", "333333333"})
 
 
-def valid_ssn(digits: str) -> bool:
+def valid_ssn(digits: str, samples: bool = False) -> bool:
     """US SSN allocation rules on 9 digits: no area 000, 666 or 900-999, no group 00, no
-    serial 0000, not one of the published sample numbers."""
+    serial 0000; not one of the published sample numbers unless ``samples``."""
     if len(digits) != 9 or not digits.isdigit():
         return False
     area, group, serial = digits[:3], digits[3:5], digits[5:]
     if area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000":
         return False
-    return digits not in SSN_SAMPLES
+    return samples or digits not in SSN_SAMPLES
 
 
-def _ssns(text: str, ctx: Context, out: list[Match]) -> None:
+def _ssns(text: str, ctx: Context, out: list[Match], neutral: list) -> None:
+    recall = SSN in ctx.recall
     for m in _SSN_RE.finditer(text):
         area, sep, group, serial = m.groups()
-        if not valid_ssn(area + group + serial):
+        start, end = m.start(), m.end()
+        if neutral and _neutral(neutral, start):
             continue
-        start = m.start()
-        context = _context(SSN, text, start, m.end(), ctx)
-        if context is False or (not sep and context is None):
-            continue  # nine bare digits are an SSN only with context
-        out.append(Match(SSN, start, m.end(), 0.95 if context else 0.7))
+        digits = area + group + serial
+        if SSN in ctx.hints and end - start == len(text.strip()):
+            # a whole value in a column named ssn: the allocation rules decide (a published
+            # sample is still masked there); in recall mode any nine digits of SSN shape
+            if recall or valid_ssn(digits, samples=True):
+                out.append(Match(SSN, start, end, 0.95))
+            continue
+        if _words_before(text, start, _ID_WORDS):
+            continue  # right after an id word (order, invoice, ref ...): an id
+        said = _has_keyword(_before(text, start), _POS[SSN])
+        if not valid_ssn(digits) and not (said and valid_ssn(digits, samples=True)):
+            continue  # a published sample is an SSN only when the text says so
+        if sep:
+            # a dashed or spaced SSN is a strong form: the column's name ("batch", "case",
+            # "amount") does not speak against it
+            context = SSN in ctx.hints or said
+        else:
+            context = _context(SSN, text, start, end, ctx)
+            if not context:
+                continue  # nine bare digits are an SSN only with context
+        out.append(Match(SSN, start, end, 0.95 if context else 0.7))
 
 
 # --------------------------------------------------------------------------- credit cards
@@ -264,8 +358,8 @@ def card_issuer(digits: str) -> str | None:
     return None
 
 
-def valid_card(value: str) -> str | None:
-    """The issuer when ``value`` (digits with one kind of separator) is a valid card number."""
+def _card_digits(value: str) -> str | None:
+    """The digits of a card-shaped value (one kind of separator, groups of 3+), or None."""
     seps = set(_SEPS.findall(value))
     if len(seps) > 1:
         return None
@@ -276,55 +370,92 @@ def valid_card(value: str) -> str | None:
         digits = "".join(groups)
     else:
         digits = value
-    if not digits.isdigit() or len(set(digits)) == 1:
+    if not digits.isdigit() or len(set(digits)) == 1 or not 12 <= len(digits) <= 19:
         return None
-    issuer = card_issuer(digits)
-    return issuer if issuer and luhn_ok(digits) else None
+    return digits
 
 
-def _cards(text: str, ctx: Context, out: list[Match]) -> None:
+def valid_card(value: str, any_issuer: bool = False) -> str | None:
+    """The issuer when ``value`` (digits with one kind of separator) is a valid card number;
+    ``any_issuer``: a Luhn-valid number outside the issuer table is ``"unknown"``."""
+    digits = _card_digits(value)
+    if digits is None or not luhn_ok(digits):
+        return None
+    return card_issuer(digits) or ("unknown" if any_issuer else None)
+
+
+def _cards(text: str, ctx: Context, out: list[Match], neutral: list) -> None:
+    recall = CARD in ctx.recall
     for m in _CARD_RE.finditer(text):
-        issuer = valid_card(m.group())
+        if neutral and _neutral(neutral, m.start()):
+            continue
+        issuer = valid_card(m.group(), any_issuer=recall)
+        if issuer == "unknown" and not (
+            CARD in ctx.hints or _has_keyword(_before(text, m.start()), _POS[CARD])
+        ):
+            continue  # outside the issuer table: a card only with card context (recall mode)
         if issuer:
-            out.append(Match(CARD, m.start(), m.end(), 1.0, issuer))
+            score = 1.0 if issuer != "unknown" else 0.8
+            out.append(Match(CARD, m.start(), m.end(), score, issuer))
 
 
 # --------------------------------------------------------------------------- phone numbers
 
 _PHONE_RE = re.compile(
     r"(?<![\w.+/-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{1,5}(?:[ .-]?\d{1,5}){1,5}"
+    # an extension is part of the number: x037, ext. 12, extension 4, #12
+    r"(?P<ext>[ ]?(?:[xX]|[eE]xt?n?\.?|[eE]xtension|#)[ .:]?\d{1,6})?"
     r"(?![\w]|[.-]\d|/\d)"
 )
 _NOT_DIGIT = re.compile(r"\D").findall
 _NOT_DIGIT_SUB = re.compile(r"\D").sub
 _DATE_RE = re.compile(r"\d{4}[-.]\d{1,2}[-.]\d{1,2}|\d{1,2}[-.]\d{1,2}[-.]\d{2,4}")
+# international call prefixes written instead of "+": 00 (most of the world), 011 (NANP)
+_IDD = (("011", 3), ("00", 2))
 
 
-def valid_phone(value: str, region: str = "US") -> bool:
-    """A number ``phonenumbers`` considers valid (its metadata: lengths and number ranges).
+def _as_international(value: str) -> str | None:
+    """ "001-513-293-0707" -> "+1513..."; None when ``value`` has no call prefix."""
+    if value[0] != "0" or "(" in value:
+        return None
+    digits = _NOT_DIGIT_SUB("", value)
+    for prefix, n in _IDD:
+        if digits.startswith(prefix) and len(digits) - n >= 8 and digits[n] != "0":
+            return "+" + digits[n:]
+    return None
 
-    Plain numbers skip the text parser: a national number (no ``+``) whose length fits the
-    region, or ``+`` followed by a country code and a national number, is built from its
-    digits and validated against the same metadata (anything else goes through ``parse``).
+
+def valid_phone(value: str, region: str | tuple[str, ...] = "US") -> bool:
+    """A number ``phonenumbers`` considers valid (its metadata: lengths and number ranges),
+    read as a national number of each of ``region`` in turn (a tuple: the first that fits),
+    or as ``+``/``00``/``011`` followed by a country code.
+
+    Plain numbers skip the text parser: a national number whose length fits the region, or
+    ``+`` followed by a country code and a national number, is built from its digits and
+    validated against the same metadata (anything else goes through ``parse``).
     """
+    regions = (region,) if isinstance(region, str) else region
     if value[0] != "+":
-        plan = _national_plan(region)
-        if plan is not None:
-            cc, prefix, lengths = plan
-            digits = _NOT_DIGIT_SUB("", value)
-            if prefix and len(digits) - len(prefix) in lengths and digits.startswith(prefix):
-                digits = digits[len(prefix) :]
-            if len(digits) in lengths and digits[0] != "0":
-                num = phonenumbers.PhoneNumber(country_code=cc, national_number=int(digits))
-                # valid for the region itself is the cheap, common answer; other regions
-                # sharing the calling code (NANP: CA, PR ...) need the full lookup
-                if phonenumbers.is_valid_number_for_region(num, region):
-                    return True
-                if phonenumbers.is_valid_number(num):
-                    return True
-                if not digits.startswith(str(cc)):  # else the parser may read a country code
-                    return False
-    elif "(" not in value:
+        intl = _as_international(value)
+        if intl is not None and _valid_international(intl):
+            return True
+        if _valid_national(value, regions[0]):
+            return True
+        # the other regions: only a number written as people there write it (the trunk
+        # prefix where the region has one, digits grouped as its national format groups them),
+        # and never in the SSN shape 3-2-4: a Spanish landline is not written 912-78-1234
+        if len(regions) == 1 or _SSN_SHAPE.fullmatch(value):
+            return False
+        return any(_valid_national(value, r, strict=True) for r in regions[1:])
+    return _valid_international(value)
+
+
+_SSN_SHAPE = re.compile(r"\d{3}([- ])\d{2}\1\d{4}")
+_GROUPS = re.compile(r"\d+")
+
+
+def _valid_international(value: str) -> bool:
+    if "(" not in value:
         # +<country code><national number>: country codes are prefix-free. A "no" here
         # still goes to the parser, which knows national prefixes written after the code.
         digits = _NOT_DIGIT_SUB("", value)
@@ -342,16 +473,81 @@ def valid_phone(value: str, region: str = "US") -> bool:
                     return True
             break
     try:
+        num = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.is_valid_number(num)
+
+
+def _valid_national(value: str, region: str, strict: bool = False) -> bool:
+    """Valid as a national number of ``region``; ``strict``: also written with the region's
+    trunk prefix (when it has one) and grouped as its national format groups it."""
+    plan = _national_plan(region)
+    if plan is None:
+        return False
+    cc, prefix, lengths = plan
+    digits = _NOT_DIGIT_SUB("", value)
+    has_prefix = bool(prefix) and digits.startswith(prefix)
+    if strict and prefix and not has_prefix:
+        return False
+    if has_prefix and len(digits) - len(prefix) in lengths:
+        digits = digits[len(prefix) :]
+    if len(digits) in lengths and digits[0] != "0":
+        num = phonenumbers.PhoneNumber(country_code=cc, national_number=int(digits))
+        # valid for the region itself is the cheap, common answer; other regions
+        # sharing the calling code (NANP: CA, PR ...) need the full lookup
+        ok = phonenumbers.is_valid_number_for_region(num, region) or (
+            not strict and phonenumbers.is_valid_number(num)
+        )
+        if ok:
+            return not strict or _grouped_as(value, num)
+        if strict or not digits.startswith(str(cc)):  # else the parser may read a country code
+            return False
+    try:
         num = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException:
         return False
     return phonenumbers.is_valid_number(num)
 
 
+def _grouped_as(value: str, num: phonenumbers.PhoneNumber) -> bool:
+    """Whether the digit groups of ``value`` join the groups of the number's national format
+    ("0490 75 40 81" joins "04 90 75 40 81"); a value without separators always does."""
+    mine = [len(g) for g in _GROUPS.findall(value)]
+    if len(mine) == 1:
+        return True
+    formatted = phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.NATIONAL)
+    theirs = [len(g) for g in _GROUPS.findall(formatted)]
+    i = 0
+    for size in mine:
+        total = 0
+        while i < len(theirs) and total < size:
+            total += theirs[i]
+            i += 1
+        if total != size:
+            return False
+    return i == len(theirs)
+
+
+def possible_phone(value: str, regions: tuple[str, ...]) -> bool:
+    """Phone-shaped: a length some region (or the country code after ``+``) allows, whatever
+    its number ranges say (a made-up area code, a fictional 555 or 07700 900 number)."""
+    intl = value if value[0] == "+" else _as_international(value)
+    try:
+        if intl is not None:
+            return phonenumbers.is_possible_number(phonenumbers.parse(intl, None))
+        for r in regions:
+            if phonenumbers.is_possible_number(phonenumbers.parse(value, r)):
+                return True
+    except phonenumbers.NumberParseException:
+        return False
+    return False
+
+
 _CC_REGIONS = phonenumbers.COUNTRY_CODE_TO_REGION_CODE
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=256)
 def _national_plan(region: str) -> tuple[int, str, frozenset[int]] | None:
     meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
     if meta is None or meta.general_desc is None or not meta.general_desc.possible_length:
@@ -363,10 +559,16 @@ def _national_plan(region: str) -> tuple[int, str, frozenset[int]] | None:
     )
 
 
-@functools.lru_cache(maxsize=64)
-def national_lengths(region: str) -> frozenset[int]:
-    """Digit counts a number written without ``+`` can have in ``region`` (with or without
-    its national prefix), from the phonenumbers metadata: a cheap filter before parsing."""
+@functools.lru_cache(maxsize=256)
+def national_lengths(region: str | tuple[str, ...]) -> frozenset[int]:
+    """Digit counts a number written without ``+`` can have in ``region`` (or any of several;
+    with or without the national prefix), from the phonenumbers metadata: a cheap filter
+    before parsing."""
+    if not isinstance(region, str):
+        out: frozenset[int] = frozenset()
+        for r in region:
+            out |= national_lengths(r)
+        return out
     meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
     if meta is None or meta.general_desc is None:
         return frozenset(range(7, 16))
@@ -377,25 +579,46 @@ def national_lengths(region: str) -> frozenset[int]:
     return frozenset(n for n in lengths if n >= 7)
 
 
-def _phones(text: str, ctx: Context, out: list[Match]) -> None:
+_PHONE_SHAPE = re.compile(r"[+(]?\d[\d .()-]*\d")
+
+
+def _phones(text: str, ctx: Context, out: list[Match], neutral: list) -> None:
     taken = [(m.start, m.end) for m in out]  # stronger types found first
-    allowed = national_lengths(ctx.region)
+    regions = ctx._regions
+    allowed = national_lengths(regions)
+    recall = PHONE in ctx.recall
     for m in _PHONE_RE.finditer(text):
         cand = m.group()
         start, end = m.start(), m.end()
         if taken and any(s < end and start < e for s, e in taken):
             continue  # inside a card, SSN, IBAN, IP or email: that match wins anyway
-        digits = len(cand) - len(_NOT_DIGIT(cand))
-        if not 7 <= digits <= 15 or (cand[0] != "+" and digits not in allowed):
+        if neutral and _neutral(neutral, start):
+            continue  # a date, time, timestamp, version, ZIP+4 or amount
+        ext = m.group("ext")
+        number = cand[: m.start("ext") - start] if ext else cand
+        digits = len(number) - len(_NOT_DIGIT(number))
+        intl = number[0] == "+" or (number[0] == "0" and _as_international(number) is not None)
+        if not 7 <= digits <= 15 or (not intl and digits not in allowed):
             continue
-        if _DATE_RE.fullmatch(cand):
-            continue
+        if _DATE_RE.fullmatch(number) or _SSN_SHAPE.fullmatch(number):
+            continue  # a date, or the SSN/ITIN shape 3-2-4: never a phone number
         context = _context(PHONE, text, start, end, ctx)
-        if context is False or (context is None and cand.isdigit()):
+        if context is False or (context is None and number.isdigit()):
             continue  # a bare run of digits is a phone number only with context
-        if valid_phone(cand, ctx.region):
-            score = 0.9 if context else (0.75 if cand[0] in "+(" else 0.6)
-            out.append(Match(PHONE, start, m.end(), score))
+        if valid_phone(number, regions):
+            score = 0.9 if context else (0.75 if number[0] in "+(" or ext else 0.6)
+            out.append(Match(PHONE, start, end, score))
+        elif (
+            context
+            and (recall or (PHONE in ctx.hints and end - start == len(text.strip())))
+            and (recall or not number.isdigit())
+            and possible_phone(number, regions)
+        ):
+            # phone-shaped with phone context: in a column named phone (a whole value, with
+            # separators) or, in recall mode, after a phone word, a number whose range no
+            # region allocates (a made-up area code, a fictional 555-01xx) is still somebody's
+            # number to mask
+            out.append(Match(PHONE, start, end, 0.65))
 
 
 # --------------------------------------------------------------------------- IBAN
@@ -468,13 +691,15 @@ def valid_ip(value: str) -> bool:
     return True
 
 
-def _ips(text: str, ctx: Context, out: list[Match]) -> None:
+def _ips(text: str, ctx: Context, out: list[Match], neutral: list) -> None:
     if "." in text:
         for m in _IPV4_RE.finditer(text):
             if not all(_OCTET_OK(o) for o in m.group().split(".")):
                 continue
             if _words_before(text, m.start(), _VERSION_WORDS):
                 continue
+            if neutral and _neutral(neutral, m.start()):
+                continue  # Chrome/120.0.6099.109, pkg==1.2.3.4, 1.2.3.4-beta
             out.append(Match(IP, m.start(), m.end(), 0.85 if IP in ctx.hints else 0.8))
     if ":" in text:
         for m in _IPV6_RE.finditer(text):
@@ -540,16 +765,18 @@ def detect(text: str, ctx: Context) -> list[Match]:
     # the number of digits is a cheap prefilter: each numeric entity needs a minimum
     digits = len(text) - len(text.translate(_DROP_DIGITS))
     if digits:
+        # dates, times, versions, UUIDs, ZIP+4 and amounts: never a phone, SSN, card or IPv4
+        neutral = neutral_spans(text) if digits >= 4 and not text.isdigit() else []
         if digits >= 9 and SSN in wanted:
-            _ssns(text, ctx, found)
+            _ssns(text, ctx, found, neutral)
         if digits >= 12 and CARD in wanted:
-            _cards(text, ctx, found)
+            _cards(text, ctx, found, neutral)
         if digits >= 2 and IBAN in wanted:
             _ibans(text, ctx, found)
         if IP in wanted and (digits >= 4 or ":" in text):
-            _ips(text, ctx, found)
+            _ips(text, ctx, found, neutral)
         if digits >= 7 and PHONE in wanted:
-            _phones(text, ctx, found)
+            _phones(text, ctx, found, neutral)
         if ctx._modules and NATIONAL_ID in wanted:
             _national_ids(text, ctx, found)
     if len(found) < 2:

@@ -18,10 +18,11 @@ from ..errors import InputError
 from ..steps import StepContext
 from ..verdict import RowIssue, Verdict
 from .guardian import Guardian, summarize
+from .names import mask_name
 from .policy import load_policy
 
 REPORT_FINDINGS = 100
-_OPTIONS = {"type", "policy", "strict", "region", "max_findings"}
+_OPTIONS = {"type", "policy", "strict", "region", "mode", "max_findings"}
 
 
 class GuardianStep:
@@ -30,6 +31,27 @@ class GuardianStep:
     def __init__(self, guardian: Guardian, max_findings: int = REPORT_FINDINGS) -> None:
         self.guardian = guardian
         self.max_findings = max_findings
+        self._batch: str | None = None
+
+    def prepare(self, batch: Batch) -> str | None:
+        """Before the sentinel infers the schema: rename the keys that hold PII (the policy's
+        ``names``). Returns why the batch must not load (``names: block``, or PII keys to
+        rename without a hash key: their names would change from run to run), else None."""
+        if batch.batch_id != self._batch:  # a new batch: its own findings
+            self._batch = batch.batch_id
+            self.guardian.renamer.found.clear()
+        self.guardian.prepare(batch)
+        why = self.guardian.names_failure()
+        renamer = self.guardian.renamer
+        if why is None and renamer.found and renamer.action == "rename" and not renamer.keyed:
+            first = next(iter(renamer.found.values()))
+            why = (
+                f"{len(renamer.found)} key(s) hold PII, first {first.entity} in key "
+                f"{mask_name(first.path)}: set ${self.guardian.policy.hash_key_env} so they are "
+                "renamed to stable keyed-hash names, or set the policy's names: {action: block} "
+                "or {action: allow}"
+            )
+        return f"guardian: {why}" if why else None
 
     def check(self, batch: Batch, ctx: StepContext) -> Verdict:
         insp = self.guardian.inspect(batch, ctx.dataset)
@@ -90,5 +112,7 @@ def build_step(options: dict[str, Any], base_dir: Path) -> GuardianStep:
     if policy_path is not None:
         policy_path = Path(base_dir) / policy_path
     policy = load_policy(policy_path)
-    guardian = Guardian(policy, region=options.get("region"), strict=options.get("strict"))
+    guardian = Guardian(
+        policy, region=options.get("region"), strict=options.get("strict"), mode=options.get("mode")
+    )
     return GuardianStep(guardian, int(options.get("max_findings", REPORT_FINDINGS)))

@@ -166,8 +166,17 @@ def sentinel(
             if isinstance(contract, str)
             else Contract.from_config(contract)
         )
-    name = "<stdin>" if source == "-" else source
+    from ..compliance.names import KeyRenamer, mask_name
+
+    # keys (and the file name) that hold PII never reach a column name, the DDL or the report:
+    # keys become keyed-hash names ($PIPEWARDEN_HASH_KEY; without it, names stable in this
+    # call only, so nothing is applied or written)
+    key = os.environ.get("PIPEWARDEN_HASH_KEY")
+    renamer = KeyRenamer(key=key.encode() if key else None)
+    name = "<stdin>" if source == "-" else mask_name(source)
     table, table_from = default_table(table, target, source)
+    if table_from == "source file name":
+        table = renamer.new_name(table) or table
 
     shape = {"records_path": records_path, "short_rows": short_rows}
     with _rereadable(source) as path:
@@ -177,6 +186,7 @@ def sentinel(
         fmt_seen = fmt
         for batch in iter_batches(path, fmt, chunk_rows, encoding, name=name, **shape):
             batch.source = name
+            renamer.apply(batch.records)
             inferrer.update(batch)
             batches += 1
             fmt_seen = batch.fmt
@@ -184,6 +194,14 @@ def sentinel(
                 progress("infer", inferrer.rows, None)
             del batch  # one chunk in memory at a time
         observed = inferrer.schema()
+        if renamer.found and not renamer.keyed and (apply or write):
+            raise InputError(
+                f"{len(renamer.found)} key(s) of the batch hold PII (first "
+                f"{next(iter(renamer.found.values())).entity}): they become keyed-hash column "
+                "names, stable only with a key",
+                file=name,
+                hint="export PIPEWARDEN_HASH_KEY=<a secret key> before --apply or --write-target",
+            )
         tgt = load_target(target) if target else None
         closed_by_target = False
         if tgt is not None and tgt.closed:
@@ -203,6 +221,7 @@ def sentinel(
             if p.decision != "reject":
                 for batch in iter_batches(path, fmt, chunk_rows, encoding, name=name, **shape):
                     batch.source = name
+                    renamer.apply(batch.records)
                     verdict = check_rows(batch, p)
                     counts["read"] += len(batch)
                     if progress:
@@ -233,6 +252,7 @@ def sentinel(
                 applied = True
             return {
                 "source": name,
+                "names": renamer.report(),
                 "format": fmt_seen if fmt_seen != "auto" else None,
                 "batches": batches,
                 "table": table,

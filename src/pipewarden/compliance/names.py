@@ -1,0 +1,228 @@
+"""Keys, column names and file names are data: PII in them is found with the same recognizers
+as values, and never reaches a column name, a DDL statement, a report or a store table.
+
+* :func:`find_in_name` runs the recognizers over a name (``_`` reads as a space, so
+  ``card_5555555555554444`` and ``ssn_509888712`` are found as in free text).
+* :func:`mask_name` replaces each PII span of a name with ``[ENTITY]``: what reports, errors,
+  the run log and ``_pw_batches`` show of a file name (``batch_[US_SSN].jsonl``).
+* :class:`KeyRenamer` renames object keys (top-level and nested) that hold PII to a stable
+  keyed-hash name before the schema sentinel sees the batch: each PII span becomes
+  ``pii_<kind>_<12 hex>``, the first 48 bits of HMAC-SHA256 of the normalised value under the
+  policy's hash key. The same value under the same key always gives the same name (columns
+  stay stable across batches and joinable across datasets); without the key the name cannot be
+  traced back to the value, with it a candidate value can be checked. A renamer that has no key
+  uses a random one of its own: names are then stable within one command only, which is why
+  ``pipewarden run`` (which persists names) blocks such a batch instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import preview
+from .policy import normalize
+from .recognizers import (
+    CARD,
+    DEFAULT_REGIONS,
+    EMAIL,
+    ENTITIES,
+    IBAN,
+    IP,
+    NATIONAL_ID,
+    PHONE,
+    SSN,
+    Context,
+    Match,
+    detect,
+)
+
+KIND = {
+    EMAIL: "email",
+    SSN: "ssn",
+    CARD: "card",
+    PHONE: "phone",
+    IBAN: "iban",
+    IP: "ip",
+    NATIONAL_ID: "natid",
+}
+NAME_ACTIONS = ("rename", "block", "allow")
+_UNDERSCORE = str.maketrans("_", " ")
+
+
+_DEFAULT = Context()
+
+
+def find_in_name(name: str, ctx: Context | None = None) -> tuple[Match, ...]:
+    """PII spans in a key, column or file name (offsets into ``name``)."""
+    if not name or not any(ch.isdigit() or ch == "@" for ch in name):
+        return ()  # every recognizer needs a digit, except email which needs "@"
+    return tuple(detect(name.translate(_UNDERSCORE), ctx or _DEFAULT))
+
+
+# file extensions kept apart when a file name is scanned ("jane@example.com.json" is an email
+# and an extension, not an address at the TLD "json")
+_EXTENSION = re.compile(
+    r"(?:\.(?:jsonl|ndjson|json|csv|tsv|txt|parquet|pq|yaml|yml|xml|avro|orc|log|dat))?"
+    r"(?:\.(?:gz|bz2|xz|zst|zip))?$",
+    re.IGNORECASE,
+)
+
+
+def mask_name(name: str, ctx: Context | None = None) -> str:
+    """``name`` with each PII span replaced by ``[ENTITY]``; unchanged when it holds none."""
+    if not isinstance(name, str):
+        return name
+    ext = _EXTENSION.search(name)
+    if ext and ext.start() < len(name):
+        return mask_name(name[: ext.start()], ctx) + name[ext.start() :]
+    found = find_in_name(name, ctx)
+    for m in sorted(found, key=lambda m: m.start, reverse=True):
+        name = f"{name[: m.start]}[{m.entity}]{name[m.end :]}"
+    return name
+
+
+@dataclass
+class NameFinding:
+    """A PII key: where it was (masked), what it held, what it became."""
+
+    path: str  # the key's path with the key itself masked ([] for list items)
+    entity: str
+    preview: str
+    renamed: str | None  # the new key, or None (blocked / allowed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "entity": self.entity,
+            "preview": self.preview,
+            "renamed": self.renamed,
+        }
+
+
+@dataclass
+class KeyRenamer:
+    """Renames PII keys of records in place (``apply``), remembering what it found.
+
+    ``action``: ``rename`` (default), ``block`` (keys are left as they are and ``blocked`` is
+    set: the caller must not write the batch) or ``allow`` (nothing is done).
+    ``key``: the HMAC key (bytes); None draws a random one (names stable in this process only).
+    """
+
+    action: str = "rename"
+    key: bytes | None = None
+    ctx: Context = field(default_factory=Context)
+    found: dict[tuple[str, str], NameFinding] = field(default_factory=dict)
+    keyed: bool = field(init=False)
+    _cache: dict[str, str | None] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.action not in NAME_ACTIONS:
+            raise ValueError(f"unknown action for PII in names: {self.action!r}")
+        self.keyed = self.key is not None
+        if self.key is None:
+            self.key = secrets.token_bytes(32)
+
+    @property
+    def blocked(self) -> bool:
+        return self.action == "block" and bool(self.found)
+
+    def new_name(self, name: str) -> str | None:
+        """The key that replaces ``name`` (None: ``name`` holds no PII)."""
+        try:
+            return self._cache[name]
+        except KeyError:
+            pass
+        found = find_in_name(name, self.ctx) if isinstance(name, str) else ()
+        new = None
+        if found:
+            new = name
+            for m in sorted(found, key=lambda m: m.start, reverse=True):
+                digest = hmac.new(
+                    self.key, normalize(m.entity, name[m.start : m.end]).encode(), hashlib.sha256
+                ).hexdigest()
+                new = f"{new[: m.start]}pii_{KIND[m.entity]}_{digest[:12]}{new[m.end :]}"
+        self._cache[name] = new
+        return new
+
+    def _note(self, parent: str, name: str, new: str) -> None:
+        shown = new if self.action == "rename" else mask_name(name, self.ctx)
+        path = f"{parent}.{shown}" if parent else shown
+        for m in find_in_name(name, self.ctx):
+            key = (path, m.entity)
+            if key not in self.found:
+                self.found[key] = NameFinding(
+                    path=path,
+                    entity=m.entity,
+                    preview=preview(name[m.start : m.end]),
+                    renamed=new if self.action == "rename" else None,
+                )
+
+    def apply(self, records: list[dict]) -> int:
+        """Rename PII keys of every record (and of nested objects) in place; returns how many
+        keys were renamed. With ``block``, only records what it found."""
+        if self.action == "allow":
+            return 0
+        n = 0
+        for i, rec in enumerate(records):
+            new = self._walk(rec, "")
+            if new is not rec:
+                records[i] = new
+                n += 1
+        return n
+
+    def _walk(self, obj: Any, parent: str) -> Any:
+        rename = self.action == "rename"
+        if isinstance(obj, dict):
+            out = None
+            cache = self._cache
+            for k, v in obj.items():
+                new = cache[k] if k in cache else self.new_name(k)
+                if new is not None:
+                    self._note(parent, k, new)
+                child = v
+                if isinstance(v, dict | list):
+                    shown = k if new is None else (new if rename else mask_name(k, self.ctx))
+                    child = self._walk(v, f"{parent}.{shown}" if parent else str(shown))
+                if (new is not None and rename) or child is not v:
+                    if out is None:
+                        out = {}
+                    out[k] = child
+            if out is None:
+                return obj
+            # rebuilt in the original key order
+            return {(cache.get(k) or k) if rename else k: out.get(k, v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            out_list = None
+            for j, v in enumerate(obj):
+                if isinstance(v, dict | list):
+                    child = self._walk(v, f"{parent}[]")
+                    if child is not v:
+                        if out_list is None:
+                            out_list = list(obj)
+                        out_list[j] = child
+            return obj if out_list is None else out_list
+        return obj
+
+    def report(self) -> list[dict[str, Any]]:
+        return [f.to_dict() for f in self.found.values()]
+
+
+def renamer_for(policy, region: str | None = None) -> KeyRenamer:
+    """The :class:`KeyRenamer` a policy asks for (``names: {action: ...}``), keyed with the
+    policy's hash key when that variable is set."""
+    action = getattr(policy, "names_action", "rename")
+    env = getattr(policy, "hash_key_env", "PIPEWARDEN_HASH_KEY")
+    value = os.environ.get(env)
+    ctx = Context(
+        region=region or getattr(policy, "region", "US"),
+        regions=getattr(policy, "regions", DEFAULT_REGIONS),
+        entities=frozenset(getattr(policy, "entities", ENTITIES)),
+        national_ids=getattr(policy, "national_ids", ()),
+    )
+    return KeyRenamer(action=action, key=value.encode() if value else None, ctx=ctx)
