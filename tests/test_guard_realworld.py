@@ -171,6 +171,9 @@ def test_recall_accepts_luhn_valid_cards_outside_the_issuer_table_with_card_cont
     assert found(f"card {number}", recall(R.CARD)) == [(R.CARD, number)]
     assert found(f"ref {number}", recall(R.CARD)) == []  # no card context
     assert found(number, recall(R.CARD, hints={R.CARD})) == [(R.CARD, number)]
+    # a column named like a card is context enough in precision mode too
+    assert found(number, Context(hints=frozenset({R.CARD}))) == [(R.CARD, number)]
+    assert found(number) == []
 
 
 def test_recall_accepts_any_nine_digits_in_an_ssn_column():
@@ -279,3 +282,15 @@ def test_a_failed_scan_writes_no_output(tmp_path, capsys):
     assert code == 1 and not out_file.exists()
     assert "nothing written" in out
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".pipewarden")] == []
+
+
+def test_guard_eval_on_the_outside_built_set(capsys):
+    # the set the recognizers were not written against ships with the package
+    code = main(["guard", "eval", "--outside", "--min-f2", "0.9", "--format", "json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0 and doc["records"] == 3000
+    assert set(doc["entities"]) == set(R.BUILTIN_ENTITIES)
+    code = main(["guard", "eval", "--outside", "--mode", "recall", "--format", "json"])
+    recall = json.loads(capsys.readouterr().out)["entities"]
+    assert recall["PHONE_NUMBER"]["recall"] > doc["entities"]["PHONE_NUMBER"]["recall"]
+    assert recall["CREDIT_CARD"]["recall"] == 1.0

@@ -69,8 +69,23 @@ _NEGATIVE = frozenset(
         "uuid",
         "hash",
         "checksum",
+        "ean",
+        "upc",
+        "gtin",
+        "isbn",
+        "barcode",
+        "imei",
+        "iccid",
     ]
 )
+# tokens of a column name that say its values are product or device codes: a Luhn-valid
+# 13-digit EAN there is not a card number
+CODE_TOKENS = frozenset(["ean", "upc", "gtin", "isbn", "barcode", "imei", "iccid", "asin"])
+
+
+def code_name(path: str) -> bool:
+    """Whether the column name says product or device code (``ean``, ``isbn``, ``imei`` ...)."""
+    return any(t in CODE_TOKENS for t in name_tokens(path))
 
 
 def name_tokens(path: str) -> list[str]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..batch import Batch
 from ..errors import preview
-from .classify import ColumnStats, name_hint
+from .classify import ColumnStats, code_name, name_hint
 from .names import mask_name, renamer_for
 from .policy import Policy, load_policy, mask
 from .recognizers import Context, detect
@@ -121,7 +121,7 @@ class Guardian:
         self.strict = self.policy.strict if strict is None else strict
         self.today = today or dt.date.today()
         self._contexts: dict[tuple, Context] = {}
-        self._hints: dict[str, tuple[str | None, bool]] = {}
+        self._hints: dict[str, tuple[str | None, bool, bool]] = {}
         self._key = self.policy.hash_key() if self.policy.uses_hash() else None
         entities = frozenset(self.policy.entities)
         self._base = dict(
@@ -153,12 +153,13 @@ class Guardian:
     def _context(self, generic: str) -> tuple[Context, str | None, bool]:
         hint = self._hints.get(generic)
         if hint is None:
-            hint = self._hints[generic] = name_hint(generic)
+            hint = self._hints[generic] = (*name_hint(generic), code_name(generic))
         ctx = self._contexts.get(hint)
         if ctx is None:
             ctx = self._contexts[hint] = Context(
                 hints=frozenset([hint[0]]) if hint[0] else frozenset(),
                 negative=hint[1],
+                code=hint[2],
                 **self._base,
             )
         return ctx, hint[0], hint[1]

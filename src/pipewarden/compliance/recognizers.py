@@ -66,6 +66,7 @@ class Context:
     entities: frozenset[str] = frozenset(ENTITIES)  # which entity types to report
     regions: tuple[str, ...] = DEFAULT_REGIONS  # tried after ``region`` (national numbers)
     recall: frozenset[str] = frozenset()  # entities detected in recall mode
+    code: bool = False  # the column name says product or device code (ean, isbn, imei ...)
     _modules: list = field(default_factory=list, repr=False)
     _regions: tuple[str, ...] = field(default=(), repr=False)
 
@@ -145,6 +146,8 @@ _NEG_WORDS = frozenset(
         "txn",
     ]
 )
+# words right after a number that say it is a phone number (a label written after it)
+_PHONE_AFTER = ("fax", "office", "mobile", "cell", "home", "work", "phone", "tel", "direct")
 # id words after which even a dashed SSN-shaped number is an id
 _ID_WORDS = frozenset(
     ["order", "invoice", "inv", "sku", "item", "part", "product", "ref", "reference",
@@ -152,7 +155,7 @@ _ID_WORDS = frozenset(
 )  # fmt: skip
 _NEG_SUFFIX = frozenset(["no", "num", "number", "id", "code"])
 _VERSION_WORDS = frozenset(
-    ["v", "version", "ver", "release", "build", "rev", "firmware", "fw", "patch", "update",
+    ["v", "version", "ver", "release", "build", "rev", "rv", "firmware", "fw", "patch", "update",
      "os", "android", "ios", "kernel", "sdk", "api", "app", "agent", "driver", "bios"]
 )  # fmt: skip
 _SEPARATORS = " \t:#=."
@@ -193,7 +196,11 @@ def _context(entity: str, text: str, start: int, end: int, ctx: Context) -> bool
         return False
     if _words_before(text, start, _NEG_WORDS):
         return False
-    return True if _has_keyword(_before(text, start), _POS[entity]) else None
+    if _has_keyword(_before(text, start), _POS[entity]):
+        return True
+    if entity == PHONE and _has_keyword(text[end : end + 12].lstrip(" -(,"), _PHONE_AFTER):
+        return True  # "957-648-7128 fax", "06 36 57 82 77-Office", "(mobile)"
+    return None
 
 
 # --------------------------------------------------------------------------- hard negatives
@@ -212,7 +219,7 @@ _NEUTRAL_RE = re.compile(
     r"|\d{8}T\d{4,6}(?:Z|[+-]\d{4})?"  # 20251207T020909Z
     r"|\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?(?:\s?[AaPp][Mm])?"  # times
     r"|[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"  # UUID
-    r"|\d{5}-\d{4}"  # ZIP+4
+    r"|\d{5}-\d{4}|\d{4,5}-\d{3}"  # ZIP+4; Portuguese and Brazilian post codes
     r"|v\d+(?:\.\d+){1,4}"  # v2.10.4
     r"|\d+(?:\.\d+){1,4}(?=[-+~][A-Za-z])"  # 1.2.3.4-beta, 10.0.1+build
     r")(?![\w:]|[.\-/]\d)"
@@ -384,16 +391,28 @@ def valid_card(value: str, any_issuer: bool = False) -> str | None:
     return card_issuer(digits) or ("unknown" if any_issuer else None)
 
 
+# product and device codes that are 12-19 digits and can pass Luhn by chance (an EAN-13 does
+# one time in ten): a number right after one of these words, or filling a column named so
+_CODE_WORDS = frozenset(["ean", "upc", "gtin", "isbn", "barcode", "imei", "iccid", "asin"])
+
+
 def _cards(text: str, ctx: Context, out: list[Match], neutral: list) -> None:
     recall = CARD in ctx.recall
     for m in _CARD_RE.finditer(text):
         if neutral and _neutral(neutral, m.start()):
             continue
-        issuer = valid_card(m.group(), any_issuer=recall)
-        if issuer == "unknown" and not (
-            CARD in ctx.hints or _has_keyword(_before(text, m.start()), _POS[CARD])
+        if (ctx.code and m.start() == 0 and m.end() == len(text.rstrip())) or _words_before(
+            text, m.start(), _CODE_WORDS
         ):
-            continue  # outside the issuer table: a card only with card context (recall mode)
+            continue  # an EAN, UPC, ISBN, IMEI ...
+        whole = m.start() == 0 and m.end() == len(text.rstrip())
+        named = CARD in ctx.hints and whole  # the whole value of a column named like a card
+        issuer = valid_card(m.group(), any_issuer=recall or named)
+        if issuer == "unknown" and not (
+            named or _has_keyword(_before(text, m.start()), _POS[CARD])
+        ):
+            continue  # outside the issuer table: a card only in a card column, or (recall
+            # mode) after a card word
         if issuer:
             score = 1.0 if issuer != "unknown" else 0.8
             out.append(Match(CARD, m.start(), m.end(), score, issuer))
@@ -402,7 +421,9 @@ def _cards(text: str, ctx: Context, out: list[Match], neutral: list) -> None:
 # --------------------------------------------------------------------------- phone numbers
 
 _PHONE_RE = re.compile(
-    r"(?<![\w.+/-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{1,5}(?:[ .-]?\d{1,5}){1,5}"
+    r"(?<![\w.+/-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d{1,5}"
+    # an area code may end in a slash (0463/29701008, as written in Austria and Germany)
+    r"(?:[ ./-]?\d{1,5})(?:[ .-]?\d{1,5}){0,4}"
     # an extension is part of the number: x037, ext. 12, extension 4, #12
     r"(?P<ext>[ ]?(?:[xX]|[eE]xt?n?\.?|[eE]xtension|#)[ .:]?\d{1,6})?"
     r"(?![\w]|[.-]\d|/\d)"
@@ -454,7 +475,12 @@ _SSN_SHAPE = re.compile(r"\d{3}([- ])\d{2}\1\d{4}")
 _GROUPS = re.compile(r"\d+")
 
 
+_TRUNK_IN_BRACKETS = re.compile(r"(?<=\d)[ ]?\(0\)[ ]?")
+
+
 def _valid_international(value: str) -> bool:
+    if "(0)" in value:  # +44 (0)20 7946 0958: the trunk prefix shown in brackets is not dialled
+        value = _TRUNK_IN_BRACKETS.sub(" ", value)
     if "(" not in value:
         # +<country code><national number>: country codes are prefix-free. A "no" here
         # still goes to the parser, which knows national prefixes written after the code.
@@ -487,9 +513,9 @@ def _valid_national(value: str, region: str, strict: bool = False) -> bool:
         return False
     cc, prefix, lengths = plan
     digits = _NOT_DIGIT_SUB("", value)
+    if strict and len(digits) < 8:
+        return False  # short numbers of other regions look like post codes and house numbers
     has_prefix = bool(prefix) and digits.startswith(prefix)
-    if strict and prefix and not has_prefix:
-        return False
     if has_prefix and len(digits) - len(prefix) in lengths:
         digits = digits[len(prefix) :]
     if len(digits) in lengths and digits[0] != "0":
@@ -511,12 +537,16 @@ def _valid_national(value: str, region: str, strict: bool = False) -> bool:
 
 
 def _grouped_as(value: str, num: phonenumbers.PhoneNumber) -> bool:
-    """Whether the digit groups of ``value`` join the groups of the number's national format
-    ("0490 75 40 81" joins "04 90 75 40 81"); a value without separators always does."""
+    """Whether ``value`` is written as the number's national format writes it: the same
+    digits (the trunk prefix where the format has one: "0490 75 40 81" in France, none in
+    Brazil's "(69) 3557-3796"), in groups that join the format's groups ("0490 75 40 81" joins
+    "04 90 75 40 81"; a value without separators always does)."""
+    formatted = phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.NATIONAL)
+    if _NOT_DIGIT_SUB("", formatted) != _NOT_DIGIT_SUB("", value):
+        return False
     mine = [len(g) for g in _GROUPS.findall(value)]
     if len(mine) == 1:
         return True
-    formatted = phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.NATIONAL)
     theirs = [len(g) for g in _GROUPS.findall(formatted)]
     i = 0
     for size in mine:
@@ -534,8 +564,13 @@ def possible_phone(value: str, regions: tuple[str, ...]) -> bool:
     its number ranges say (a made-up area code, a fictional 555 or 07700 900 number)."""
     intl = value if value[0] == "+" else _as_international(value)
     try:
-        if intl is not None:
-            return phonenumbers.is_possible_number(phonenumbers.parse(intl, None))
+        if intl is not None and phonenumbers.is_possible_number(phonenumbers.parse(intl, None)):
+            return True
+    except phonenumbers.NumberParseException:
+        pass
+    if value[0] == "+":
+        return False
+    try:
         for r in regions:
             if phonenumbers.is_possible_number(phonenumbers.parse(value, r)):
                 return True
@@ -612,12 +647,12 @@ def _phones(text: str, ctx: Context, out: list[Match], neutral: list) -> None:
             context
             and (recall or (PHONE in ctx.hints and end - start == len(text.strip())))
             and (recall or not number.isdigit())
-            and possible_phone(number, regions)
+            and (possible_phone(number, regions) or (PHONE in ctx.hints and not recall))
         ):
             # phone-shaped with phone context: in a column named phone (a whole value, with
-            # separators) or, in recall mode, after a phone word, a number whose range no
-            # region allocates (a made-up area code, a fictional 555-01xx) is still somebody's
-            # number to mask
+            # separators, of 7-15 digits: a number of a region not configured, a made-up area
+            # code) or, in recall mode, after a phone word, a number of a possible length that
+            # no region allocates (a fictional 555-01xx) is still somebody's number to mask
             out.append(Match(PHONE, start, end, 0.65))
 
 
