@@ -100,16 +100,18 @@ _POS = {
 def _has_keyword(window: str, keywords: tuple[str, ...]) -> bool:
     """A keyword starting a word of ``window``; keywords of three letters or fewer ("tel",
     "ph", "cc") must also end it ("photo" is not "ph")."""
-    low = window.lower()
-    for k in keywords:
-        i = low.find(k)
-        while i >= 0:
-            if i == 0 or not low[i - 1].isalnum():
-                end = i + len(k)
-                if len(k) > 3 or end == len(low) or not low[end].isalpha():
-                    return True
-            i = low.find(k, i + 1)
-    return False
+    return _keyword_re(keywords).search(window.lower()) is not None
+
+
+@functools.lru_cache(maxsize=32)
+def _keyword_re(keywords: tuple[str, ...]) -> re.Pattern:
+    """One regex for a list of keywords (a scan per keyword cost more than the rest of the
+    phone recognizer): each at a word start, the short ones also at a word end."""
+    alts = [
+        re.escape(k) + (r"(?![^\W\d_])" if len(k) <= 3 else "")
+        for k in sorted(keywords, key=len, reverse=True)
+    ]
+    return re.compile(r"(?<![^\W_])(?:" + "|".join(alts) + ")")
 
 
 # words that, right before a value, say it is not PII; optionally followed by a suffix word
@@ -239,10 +241,36 @@ def neutral_spans(text: str) -> list[tuple[int, int]]:
     return [m.span() for m in _NEUTRAL_RE.finditer(text)]
 
 
-def _neutral(spans: list[tuple[int, int]], start: int) -> bool:
-    """Whether a candidate starting at ``start`` starts inside a neutral span (a timestamp's
-    digits are not a phone number; "+49 30 12345-6789" is not a ZIP+4 code)."""
-    return any(s <= start < e for s, e in spans)
+_NEUTRAL_LEAD = 5  # characters a neutral span may start before a candidate ("EUR 1 234")
+
+
+class _Neutral:
+    """Asks whether a candidate starts inside a neutral span of a text. A candidate mostly
+    starts where its neutral span starts, or just after a currency, a ``v`` or a ``name/``:
+    anchored matches at the few positions before it answer (scanning the whole value for
+    every candidate cost a tenth of the detection). Only a candidate right after a ``:`` can
+    start deep inside a span (the seconds of a timestamp): the value is then scanned once."""
+
+    __slots__ = ("text", "spans")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.spans: list[tuple[int, int]] | None = None
+
+    def covers(self, start: int) -> bool:
+        """Whether a candidate starting at ``start`` starts inside a neutral span (a
+        timestamp's digits are not a phone number; "+49 30 12345-6789" is not a ZIP+4)."""
+        text = self.text
+        if start and text[start - 1] == ":":
+            if self.spans is None:
+                self.spans = neutral_spans(text)
+            return any(s <= start < e for s, e in self.spans)
+        match = _NEUTRAL_RE.match
+        for pos in range(start, max(-1, start - _NEUTRAL_LEAD - 1), -1):
+            m = match(text, pos)
+            if m is not None and m.end() > start:
+                return True
+        return False
 
 
 # --------------------------------------------------------------------------- email
@@ -290,12 +318,12 @@ def valid_ssn(digits: str, samples: bool = False) -> bool:
     return samples or digits not in SSN_SAMPLES
 
 
-def _ssns(text: str, ctx: Context, out: list[Match], neutral: list) -> None:
+def _ssns(text: str, ctx: Context, out: list[Match], neutral: _Neutral | None) -> None:
     recall = SSN in ctx.recall
     for m in _SSN_RE.finditer(text):
         area, sep, group, serial = m.groups()
         start, end = m.start(), m.end()
-        if neutral and _neutral(neutral, start):
+        if neutral is not None and neutral.covers(start):
             continue
         digits = area + group + serial
         if SSN in ctx.hints and end - start == len(text.strip()):
@@ -396,10 +424,10 @@ def valid_card(value: str, any_issuer: bool = False) -> str | None:
 _CODE_WORDS = frozenset(["ean", "upc", "gtin", "isbn", "barcode", "imei", "iccid", "asin"])
 
 
-def _cards(text: str, ctx: Context, out: list[Match], neutral: list) -> None:
+def _cards(text: str, ctx: Context, out: list[Match], neutral: _Neutral | None) -> None:
     recall = CARD in ctx.recall
     for m in _CARD_RE.finditer(text):
-        if neutral and _neutral(neutral, m.start()):
+        if neutral is not None and neutral.covers(m.start()):
             continue
         if (ctx.code and m.start() == 0 and m.end() == len(text.rstrip())) or _words_before(
             text, m.start(), _CODE_WORDS
@@ -617,7 +645,7 @@ def national_lengths(region: str | tuple[str, ...]) -> frozenset[int]:
 _PHONE_SHAPE = re.compile(r"[+(]?\d[\d .()-]*\d")
 
 
-def _phones(text: str, ctx: Context, out: list[Match], neutral: list) -> None:
+def _phones(text: str, ctx: Context, out: list[Match], neutral: _Neutral | None) -> None:
     taken = [(m.start, m.end) for m in out]  # stronger types found first
     regions = ctx._regions
     allowed = national_lengths(regions)
@@ -627,8 +655,6 @@ def _phones(text: str, ctx: Context, out: list[Match], neutral: list) -> None:
         start, end = m.start(), m.end()
         if taken and any(s < end and start < e for s, e in taken):
             continue  # inside a card, SSN, IBAN, IP or email: that match wins anyway
-        if neutral and _neutral(neutral, start):
-            continue  # a date, time, timestamp, version, ZIP+4 or amount
         ext = m.group("ext")
         number = cand[: m.start("ext") - start] if ext else cand
         digits = len(number) - len(_NOT_DIGIT(number))
@@ -640,6 +666,8 @@ def _phones(text: str, ctx: Context, out: list[Match], neutral: list) -> None:
         context = _context(PHONE, text, start, end, ctx)
         if context is False or (context is None and number.isdigit()):
             continue  # a bare run of digits is a phone number only with context
+        if neutral is not None and neutral.covers(start):
+            continue  # a date, time, timestamp, version, ZIP+4 or amount
         if valid_phone(number, regions):
             score = 0.9 if context else (0.75 if number[0] in "+(" or ext else 0.6)
             out.append(Match(PHONE, start, end, score))
@@ -726,14 +754,14 @@ def valid_ip(value: str) -> bool:
     return True
 
 
-def _ips(text: str, ctx: Context, out: list[Match], neutral: list) -> None:
+def _ips(text: str, ctx: Context, out: list[Match], neutral: _Neutral | None) -> None:
     if "." in text:
         for m in _IPV4_RE.finditer(text):
             if not all(_OCTET_OK(o) for o in m.group().split(".")):
                 continue
             if _words_before(text, m.start(), _VERSION_WORDS):
                 continue
-            if neutral and _neutral(neutral, m.start()):
+            if neutral is not None and neutral.covers(m.start()):
                 continue  # Chrome/120.0.6099.109, pkg==1.2.3.4, 1.2.3.4-beta
             out.append(Match(IP, m.start(), m.end(), 0.85 if IP in ctx.hints else 0.8))
     if ":" in text:
@@ -801,7 +829,7 @@ def detect(text: str, ctx: Context) -> list[Match]:
     digits = len(text) - len(text.translate(_DROP_DIGITS))
     if digits:
         # dates, times, versions, UUIDs, ZIP+4 and amounts: never a phone, SSN, card or IPv4
-        neutral = neutral_spans(text) if digits >= 4 and not text.isdigit() else []
+        neutral = _Neutral(text) if digits >= 4 and not text.isdigit() else None
         if digits >= 9 and SSN in wanted:
             _ssns(text, ctx, found, neutral)
         if digits >= 12 and CARD in wanted:
