@@ -57,7 +57,7 @@ def test_version_words_are_the_codes():
 
 
 def test_default_regions_are_the_codes():
-    text = section("Default `regions`:", "Its cost")
+    text = section("Default `regions`:", "In a region without")
     assert tuple(ticks(text)) == R.DEFAULT_REGIONS
 
 
