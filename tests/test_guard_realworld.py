@@ -294,3 +294,19 @@ def test_guard_eval_on_the_outside_built_set(capsys):
     recall = json.loads(capsys.readouterr().out)["entities"]
     assert recall["PHONE_NUMBER"]["recall"] > doc["entities"]["PHONE_NUMBER"]["recall"]
     assert recall["CREDIT_CARD"]["recall"] == 1.0
+
+
+def test_the_run_step_takes_a_mode(tmp_path):
+    import jsonschema
+
+    from pipewarden.compliance.step import build_step
+    from pipewarden.run import _schema
+
+    step = build_step({"type": "guardian", "mode": "recall"}, tmp_path)
+    assert R.CARD in step.guardian.recall
+    doc = {"version": 1, "dataset": "d", "source": {"path": "x.json"},
+           "steps": [{"type": "guardian", "mode": "recall"}]}  # fmt: skip
+    jsonschema.validate(doc, _schema())
+    doc["steps"][0]["mode"] = "loose"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, _schema())
