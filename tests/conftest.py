@@ -55,3 +55,24 @@ def project(request, tmp_path):
     from runkit import make_project
 
     return make_project(request, tmp_path)
+
+
+def duckdb_dump(path) -> str:
+    """Every table of a DuckDB file (every schema) as text: name, column names and rows, for
+    tests that search a store for values that must not be there."""
+    import json
+
+    import duckdb
+
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        parts = []
+        for schema, table in con.execute(
+            "select table_schema, table_name from information_schema.tables"
+        ).fetchall():
+            cur = con.execute(f'select * from "{schema}"."{table}"')
+            parts.append(json.dumps([table, [d[0] for d in cur.description], cur.fetchall()],
+                                    default=str))  # fmt: skip
+        return "\n".join(parts)
+    finally:
+        con.close()

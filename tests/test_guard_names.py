@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import duckdb_dump
 
 from pipewarden.cli import main
 from pipewarden.compliance.names import KeyRenamer, find_in_name, mask_name
@@ -98,20 +99,6 @@ def _pipeline(tmp_path, policy: str = "version: 1\n") -> str:
     return str(tmp_path / "pipeline.yaml")
 
 
-def _tables(path) -> str:
-    import duckdb
-
-    con = duckdb.connect(str(path), read_only=True)
-    out = []
-    for schema, table in con.execute(
-        "select table_schema, table_name from information_schema.tables"
-    ).fetchall():
-        cur = con.execute(f'select * from "{schema}"."{table}"')
-        out.append([table, [d[0] for d in cur.description], cur.fetchall()])
-    con.close()
-    return _dump(out)
-
-
 def test_run_renames_pii_keys_before_the_schema_is_planned(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PIPEWARDEN_HASH_KEY", "test-key")
     cfg = _pipeline(tmp_path)
@@ -122,7 +109,7 @@ def test_run_renames_pii_keys_before_the_schema_is_planned(tmp_path, monkeypatch
         assert not any(raw in out + err for raw in RAW), out + err
     doc = json.loads(out)
     assert doc["batches"][0]["source"].endswith("batch_[US_SSN].json")
-    tables = _tables(tmp_path / "wh.duckdb")
+    tables = duckdb_dump(tmp_path / "wh.duckdb")
     assert "pii_email_" in tables and "card_pii_card_" in tables
     assert not any(raw in tables for raw in RAW)
 
@@ -137,7 +124,7 @@ def test_run_without_a_hash_key_blocks_a_batch_with_pii_keys(tmp_path, monkeypat
     assert batch["status"] == "blocked" and "PIPEWARDEN_HASH_KEY" in batch["reason"]
     assert batch["rows_loaded"] == 0
     assert not any(raw in out + err for raw in RAW)
-    assert not any(raw in _tables(tmp_path / "wh.duckdb") for raw in RAW)
+    assert not any(raw in duckdb_dump(tmp_path / "wh.duckdb") for raw in RAW)
 
 
 def test_run_with_names_block_blocks_the_batch(tmp_path, monkeypatch, capsys):

@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from conftest import duckdb_dump
 
 from pipewarden.cli import main
 
@@ -96,21 +97,6 @@ class Outputs:
         # the command line itself holds the planted values (file names, the DSN): not searched
         self.text.append(f"{args[0]} {args[1]} #{len(self.text)} -> {code}\n{out.out}\n{out.err}")
         return code
-
-
-def _duckdb_dump(path: Path) -> str:
-    import duckdb
-
-    con = duckdb.connect(str(path), read_only=True)
-    parts = []
-    for schema, table in con.execute(
-        "select table_schema, table_name from information_schema.tables"
-    ).fetchall():
-        cur = con.execute(f'select * from "{schema}"."{table}"')
-        parts.append(json.dumps([table, [d[0] for d in cur.description], cur.fetchall()],
-                                default=str))  # fmt: skip
-    con.close()
-    return "\n".join(parts)
 
 
 def _postgres_dump(dsn: str, schema: str) -> str:
@@ -208,8 +194,8 @@ def test_no_raw_value_in_any_output_table_or_file(tmp_path, capsys, monkeypatch,
         for out in run.text:
             leaks += _leaks(f"the output of {out.splitlines()[0]}", out)
         dumps = {
-            "wh.duckdb": _duckdb_dump(tmp_path / "wh.duckdb"),
-            "state.duckdb": _duckdb_dump(tmp_path / "state.duckdb"),
+            "wh.duckdb": duckdb_dump(tmp_path / "wh.duckdb"),
+            "state.duckdb": duckdb_dump(tmp_path / "state.duckdb"),
             f"PostgreSQL schema {schema}": _postgres_dump(pg_dsn, schema),
         }
         for where, text in dumps.items():
