@@ -113,3 +113,32 @@ def test_breaker_commands_use_the_configured_postgres_schema(pg_schema, tmp_path
     assert main(["breaker", "status", "--config", str(cfg), "--format", "json"]) == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["state"] == "open" and "row count 3" in doc["reason"]
+
+
+def test_duplicate_keys_of_the_configured_primary_key_are_a_batch_alarm(tmp_path):
+    """The run passes the dataset's primary_key to the step: a batch whose rows repeat keys
+    (with other values, so no row is an exact duplicate) raises duplicate_keys."""
+    cfg = _project(tmp_path, "  - type: anomaly\n")
+    cfg.write_text(cfg.read_text().replace("dataset: sales\n", "dataset: sales\nprimary_key: id\n"))
+    recs, _ = records(1200, anomaly_share=0.0, seed=4)
+    for i, r in enumerate(recs):
+        r["id"] = i
+    for d in range(6):
+        _jsonl(tmp_path / "in" / f"day{d}.jsonl", recs[d * 150 : (d + 1) * 150])
+    bad = [dict(r) for r in recs[900:1050]]
+    for r in bad[75:]:
+        r["id"] -= 75  # the second half repeats the first half's keys
+        r["x1"] = r["x1"] + 0.5
+    _jsonl(tmp_path / "in" / "day6.jsonl", bad)
+    rep = run_pipeline(cfg, fmt="json")
+    last = rep["batches"][-1]
+    found = {m["monitor"]: m for m in last["steps"]["anomaly"]["monitors"]}
+    assert found["duplicate_keys"]["status"] in ("alarm", "severe"), found["duplicate_keys"]
+    assert found["duplicate_rows"]["status"] == "ok"
+    assert all(
+        {m["monitor"]: m for m in b["steps"]["anomaly"]["monitors"]}.get(
+            "duplicate_keys", {"status": "ok"}
+        )["status"]
+        == "ok"
+        for b in rep["batches"][:-1]
+    )
