@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import platform
+import os
 import shutil
 import subprocess
 import sys
@@ -31,6 +31,9 @@ import orjson
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from measure import Meter, run_info  # noqa: E402
 
 from pipewarden.batch import iter_batches  # noqa: E402
 from pipewarden.schema import Inferrer, plan  # noqa: E402
@@ -57,14 +60,17 @@ def bench_ours_and_genson(path: Path, with_genson: bool) -> dict:
     inferrer = Inferrer()
     builder = SchemaBuilder()
     t_parse = t_infer = t_genson = 0.0
+    c_parse = c_infer = c_genson = 0.0  # CPU seconds of this process
     rows = 0
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     for batch in iter_batches(path, chunk_rows=100_000):
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         t_parse += t1 - t
+        c_parse += c1 - c
         inferrer.update(batch)
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
         t_infer += t2 - t1
+        c_infer += c2 - c1
         if with_genson:
             add = builder.add_object
             gc.disable()
@@ -72,23 +78,28 @@ def bench_ours_and_genson(path: Path, with_genson: bool) -> dict:
                 add(r)
             gc.enable()
             t_genson += time.perf_counter() - t2
+            c_genson += time.process_time() - c2
         rows += len(batch)
-        t = time.perf_counter()
-    t1 = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
+    t1, c1 = time.perf_counter(), time.process_time()
     p = plan(first_half_schema(), inferrer.schema(), None, "postgres", "events", None,
              conflicts=inferrer.conflicts())  # fmt: skip
     t_infer += time.perf_counter() - t1
+    c_infer += time.process_time() - c1
     changes = [(c.op, c.column, c.from_, c.to, c.action) for c in p.delta]
     out = {
         "rows": rows,
         "pipewarden_parse_s": round(t_parse, 3),
+        "pipewarden_parse_cpu_s": round(c_parse, 3),
         "pipewarden_infer_delta_s": round(t_infer, 3),
+        "pipewarden_infer_delta_cpu_s": round(c_infer, 3),
         "pipewarden_infer_delta_rows_s": round(rows / t_infer),
         "pipewarden_end_to_end_rows_s": round(rows / (t_parse + t_infer)),
         "pipewarden_delta": changes,
     }
     if with_genson:
         out["genson_s"] = round(t_genson, 3)
+        out["genson_cpu_s"] = round(c_genson, 3)
         out["genson_rows_s"] = round(rows / t_genson)
         g = builder.to_schema()["properties"]
         out["genson_types"] = {k: g[k].get("type") or g[k].get("anyOf") for k in ("qty", "ver")}
@@ -119,11 +130,11 @@ def bench_dlt(path: Path) -> dict:
             destination=dlt.destinations.duckdb(str(work / "bench.duckdb")),
             dataset_name="bench",
         )
-        t = time.perf_counter()
-        pipe.extract(events())
-        t1 = time.perf_counter()
-        pipe.normalize()
-        t2 = time.perf_counter()
+        with Meter() as extract:
+            pipe.extract(events())
+        with Meter() as normalize:
+            pipe.normalize()
+        t, t1, t2 = 0.0, extract.wall, extract.wall + normalize.wall
         table = pipe.default_schema.get_table("events")
         cols = {k: v.get("data_type") for k, v in table["columns"].items()}
         variants = sorted(k for k in cols if "__v_" in k)
@@ -133,6 +144,8 @@ def bench_dlt(path: Path) -> dict:
             "dlt_version": dlt.__version__,
             "dlt_extract_s": round(t1 - t, 3),
             "dlt_normalize_s": round(t2 - t1, 3),
+            "dlt_extract_cpu_s": round(extract.cpu + extract.cpu_children, 3),
+            "dlt_normalize_cpu_s": round(normalize.cpu + normalize.cpu_children, 3),
             "dlt_normalize_rows_s": round(rows / (t2 - t1)),
             "dlt_extract_normalize_rows_s": round(rows / (t2 - t)),
             "dlt_variant_columns": variants,
@@ -155,7 +168,7 @@ def main() -> None:
         subprocess.run([sys.executable, str(Path(__file__).with_name("generate.py")),
                         "--rows", str(args.rows), "--out", str(path)], check=True)  # fmt: skip
     result = {
-        "machine": f"{platform.processor() or platform.machine()}, {platform.python_version()}",
+        **run_info(),
         "file_mb": round(path.stat().st_size / 2**20, 1),
     }
     result |= bench_ours_and_genson(path, not args.no_genson)
@@ -164,6 +177,9 @@ def main() -> None:
         result["speedup_vs_dlt_normalize"] = round(
             result["pipewarden_infer_delta_rows_s"] / result["dlt_normalize_rows_s"], 1
         )
+        result["speedup_cpu_vs_dlt_normalize"] = round(
+            result["dlt_normalize_cpu_s"] / result["pipewarden_infer_delta_cpu_s"], 1
+        )
         result["speedup_end_to_end_vs_dlt_extract_normalize"] = round(
             result["pipewarden_end_to_end_rows_s"] / result["dlt_extract_normalize_rows_s"], 1
         )
@@ -171,6 +187,7 @@ def main() -> None:
         result["speedup_vs_genson"] = round(
             result["pipewarden_infer_delta_rows_s"] / result["genson_rows_s"], 1
         )
+    result["load_average_end"] = os.getloadavg()
     print(json.dumps(result, indent=2, default=str))
 
 

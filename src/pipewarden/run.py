@@ -225,7 +225,12 @@ def open_config_store(cfg: dict[str, Any], create: bool = True):
     path = Path(st["path"])
     if not path.is_absolute():
         path = cfg["_base_dir"] / path
-    return open_store(f"duckdb://{path}", namespace=st["schema"], create=create)
+    return open_store(
+        f"duckdb://{path}",
+        namespace=st["schema"],
+        create=create,
+        memory_limit=st.get("memory_limit"),
+    )
 
 
 def source_files(cfg: dict[str, Any]) -> list[str]:
@@ -478,28 +483,36 @@ def _csv_typed(record: dict) -> dict:
     return out
 
 
-def _check(batch, plan, steps, ctx_args, keys=None, first=None) -> tuple[Any, dict[str, Any]]:
+def _check(
+    batch, plan, steps, ctx_args, keys=None, first=None, phases=None
+) -> tuple[Any, dict[str, Any]]:
     """The verdicts on one chunk: ``first`` (a replay's own judgements), the sentinel's, the
     primary key's (``keys``: the key columns and the rows a later row supersedes), then each
-    step's; merged."""
+    step's; merged. ``phases`` times the sentinel's checks and the steps."""
     from .keys import key_verdict
+    from .phases import Phases
     from .schema import check_rows
     from .steps import StepContext
     from .verdict import merge
 
-    sentinel = check_rows(batch, plan)
-    verdicts = [first, sentinel] if first is not None and first.issues else [sentinel]
-    if keys is not None and keys[0] and sentinel.decision != "block":
-        verdicts.append(key_verdict(batch, keys[0], keys[1]))
+    phases = phases or Phases()
+    n = len(batch)
+    with phases.timing("check", n):
+        sentinel = check_rows(batch, plan)
+        verdicts = [first, sentinel] if first is not None and first.issues else [sentinel]
+        if keys is not None and keys[0] and sentinel.decision != "block":
+            verdicts.append(key_verdict(batch, keys[0], keys[1]))
     held = set().union(*(v.quarantined_rows() for v in verdicts))
-    for step in steps:
-        ctx = StepContext(quarantined=set(held), **ctx_args)
-        v = step.check(batch, ctx)
-        verdicts.append(v)
-        held |= v.quarantined_rows()
-    outcome = merge(len(batch), verdicts)
+    with phases.timing("steps", n if steps else 0):
+        for step in steps:
+            ctx = StepContext(quarantined=set(held), **ctx_args)
+            v = step.check(batch, ctx)
+            verdicts.append(v)
+            held |= v.quarantined_rows()
+        outcome = merge(n, verdicts)
     if (outcome.patches or outcome.fills) and outcome.decision == "pass":
-        again = _recheck_patched(batch, plan, outcome)
+        with phases.timing("check", 0):
+            again = _recheck_patched(batch, plan, outcome)
         if again is not None:
             verdicts.append(again)
             outcome = merge(len(batch), verdicts)
@@ -588,10 +601,12 @@ def load_file(
     from .batch import Batch, iter_batches
     from .compliance.names import mask_name
     from .keys import KeyIndex
+    from .phases import Phases
     from .schema import Contract, Inferrer, plan, row_converter
     from .schema import history as schema_history
 
     dataset, src = cfg["dataset"], cfg["source"]
+    phases = Phases()
     started = _now()
     ids = batch_ids(path, src.get("identity", "content"))
     batch_id = ids[0]
@@ -638,20 +653,23 @@ def load_file(
                     prepared_block.append(why)
             yield chunk
 
-    task = progress.add_task(f"read {Path(label).name}", total=None) if progress else None
+    task = (
+        progress.add_task(f"read {Path(label).name}", total=None, phases="") if progress else None
+    )
     inferrer = Inferrer()
     pk = tuple(cfg.get("primary_key") or ())
     disposition = cfg.get("write_disposition", "append")
     key_index = KeyIndex(pk) if pk else None
     n_read = padded = 0
-    for chunk in chunks():  # pass 1: the whole batch, every row
-        inferrer.update(chunk)
-        if key_index is not None:
-            key_index.update(chunk)
+    for chunk in phases.reading(chunks()):  # pass 1: the whole batch, every row
+        with phases.timing("infer", len(chunk)):
+            inferrer.update(chunk)
+            if key_index is not None:
+                key_index.update(chunk)
         n_read += len(chunk)
         padded += chunk.meta.get("rows_padded", 0)
         if progress:
-            progress.update(task, advance=len(chunk))
+            progress.update(task, advance=len(chunk), phases=phases.line())
     entry["rows_read"] = n_read  # 0 for "[]" or a bare CSV header: a day without new rows
     if padded:
         entry["rows_padded"] = padded  # CSV rows that left trailing fields off
@@ -712,36 +730,46 @@ def load_file(
             # pass 2: check and write chunk by chunk; a batch of no rows is still one call of
             # every step (the volume monitor sees it)
             pass2 = chunks() if n_read else [Batch([], label, 0, batch_id, src["format"])]
-            for k, chunk in enumerate(pass2):
-                outcome, reports = _check(chunk, p, steps, ctx_args, (pk, superseded))
+            for k, chunk in enumerate(phases.reading(pass2)):
+                outcome, reports = _check(
+                    chunk, p, steps, ctx_args, (pk, superseded), phases=phases
+                )
                 _merge_step_reports(step_reports, reports, k)
                 if outcome.decision == "block":
                     raise _Blocked("block", outcome.reason or "blocked")
                 if outcome.decision == "quarantine_batch":
                     entry["decision"] = "quarantine_batch"
                     entry["reason"] = outcome.reason
-                typed, offsets, payloads = _typed_rows(chunk, outcome, convert)
-                qrows, why = _issue_rows(chunk, outcome, batch_id, p.schema.version)
-                reasons.update(why)
-                if idents and disposition == "replace" and typed and "rows_replaced" not in entry:
-                    # the snapshot replaces the table once it loads a row: a batch of which
-                    # no row loads (empty, all held, the breaker open) leaves the last one
-                    entry["rows_replaced"] = w.clear_typed(dataset)
-                if idents and disposition == "merge" and typed:
-                    inserted, upd = w.merge_typed(dataset, idents, types, typed, key_idents)
-                    loaded += inserted + upd
-                    updated += upd
-                elif idents:
-                    loaded += w.write_typed(dataset, idents, types, typed)
-                if raw_landing or not idents:  # a row is never only counted
-                    raw_rows = w.write_raw(dataset, batch_id, offsets, payloads)
-                    loaded += 0 if idents else raw_rows
-                quarantined += w.write_quarantine(dataset, qrows)
-                if outcome.fills:
-                    imputed += _write_imputed(w, dataset, chunk, outcome, batch_id, step_reports)
+                with phases.timing("write", len(chunk)):
+                    typed, offsets, payloads = _typed_rows(chunk, outcome, convert)
+                    qrows, why = _issue_rows(chunk, outcome, batch_id, p.schema.version)
+                    reasons.update(why)
+                    if (
+                        idents
+                        and disposition == "replace"
+                        and typed
+                        and "rows_replaced" not in entry
+                    ):
+                        # the snapshot replaces the table once it loads a row: a batch of which
+                        # no row loads (empty, all held, the breaker open) leaves the last one
+                        entry["rows_replaced"] = w.clear_typed(dataset)
+                    if idents and disposition == "merge" and typed:
+                        inserted, upd = w.merge_typed(dataset, idents, types, typed, key_idents)
+                        loaded += inserted + upd
+                        updated += upd
+                    elif idents:
+                        loaded += w.write_typed(dataset, idents, types, typed)
+                    if raw_landing or not idents:  # a row is never only counted
+                        raw_rows = w.write_raw(dataset, batch_id, offsets, payloads)
+                        loaded += 0 if idents else raw_rows
+                    quarantined += w.write_quarantine(dataset, qrows)
+                    if outcome.fills:
+                        imputed += _write_imputed(
+                            w, dataset, chunk, outcome, batch_id, step_reports
+                        )
                 seen += len(chunk)
                 if progress:
-                    progress.update(task, advance=len(chunk))
+                    progress.update(task, advance=len(chunk), phases=phases.line())
             if seen != n_read or loaded + quarantined != n_read:
                 raise ConservationError(
                     f"{label}: read {n_read} rows in pass 1 and {seen} in pass 2, loaded "
@@ -768,7 +796,9 @@ def load_file(
                 reasons=dict(reasons),
                 steps=step_reports,
                 seconds=round(time.perf_counter() - t0, 3),
+                phases=phases.report(),
             )
+            t_commit = time.perf_counter()
             w.mark_done(dataset, batch_id, {**entry, "run_id": run_id})
             w.log_run(
                 {
@@ -796,6 +826,7 @@ def load_file(
             rows_loaded=0,
             rows_quarantined=0,
             steps=step_reports,
+            phases=phases.report(),
         )
         store.log_run(
             {**entry, "run_id": run_id, "dataset": dataset, "started_at": started, "report": entry}
@@ -834,6 +865,9 @@ def load_file(
             )
         except Exception as log_exc:  # the store is gone: say so in the report
             entry["run_log"] = f"not written: {_safe_error(log_exc)}"
+    else:  # committed: the commit counts as writing
+        phases.add("write", time.perf_counter() - t_commit, 0)
+        entry["phases"] = phases.report()
     finally:
         if progress:
             progress.remove_task(task)
@@ -846,7 +880,11 @@ def _progress(fmt: str):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), transient=True
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("[dim]{task.fields[phases]}[/]"),
+        transient=True,
     )
 
 

@@ -40,6 +40,18 @@ def _clip(stmt: str) -> str:
     return f"{stmt[:MAX_STATEMENT]} ... ({len(stmt):,} characters{ALL_IN_JSON})"
 
 
+def _phases_line(phases: dict) -> str:
+    """``rows/s per phase: read 950k/s (2.1 s), ...`` from a batch's ``phases``."""
+    from .phases import rate
+
+    parts = [
+        f"{name} {rate(p['rows'], p['seconds'])} ({p['seconds']:.1f} s)"
+        for name, p in phases.items()
+        if p["rows"]
+    ]
+    return "rows/s per phase: " + ", ".join(parts)
+
+
 def _render_run(doc: dict, console: Any) -> None:
     st = doc["store"]
     console.print(
@@ -81,6 +93,8 @@ def _render_run(doc: dict, console: Any) -> None:
             for part in rep if isinstance(rep, list) else [rep]:
                 if isinstance(part, dict) and part.get("summary"):
                     lines.append(f"  {escape(name)}: {escape(str(part['summary']))}")
+        if b.get("phases"):
+            lines.append(f"  [dim]{escape(_phases_line(b['phases']))}[/]")
         if b.get("reasons"):
             why = ", ".join(f"{k}: {v}" for k, v in sorted(b["reasons"].items()))
             lines.append(f"  quarantined because {escape(why)}")

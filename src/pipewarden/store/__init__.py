@@ -16,7 +16,9 @@ from .base import MemoryStateStore, QuarantineRow, StateStore, Store
 __all__ = ["MemoryStateStore", "QuarantineRow", "StateStore", "Store", "open_store"]
 
 
-def open_store(url: str, namespace: str | None = None, *, create: bool = True) -> Any:
+def open_store(
+    url: str, namespace: str | None = None, *, create: bool = True, memory_limit: str | None = None
+) -> Any:
     """Open a store.
 
     ``url`` is ``duckdb:///abs/path.duckdb``, ``duckdb://relative.duckdb``, a plain path ending in
@@ -25,6 +27,7 @@ def open_store(url: str, namespace: str | None = None, *, create: bool = True) -
     schema holding the tables (``main`` for DuckDB, ``public`` for PostgreSQL by default).
     ``create=False`` (commands that only read, or change what a run left) refuses a DuckDB file
     or a PostgreSQL schema that does not exist yet instead of creating an empty store.
+    ``memory_limit``: DuckDB's memory limit for the store's connection (e.g. ``"512MB"``).
     """
     from ..redact import redact
     from .base import NAMESPACE_RE
@@ -62,4 +65,4 @@ def open_store(url: str, namespace: str | None = None, *, create: bool = True) -
         )
     from .duckdb import DuckDBStore
 
-    return DuckDBStore(path, namespace, create=create)
+    return DuckDBStore(path, namespace, create=create, memory_limit=memory_limit)

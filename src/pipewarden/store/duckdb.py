@@ -1,13 +1,22 @@
 """DuckDB: the embedded default store (one file, no server).
 
-Bulk loads go through Arrow: the typed rows of a chunk become one Arrow table that DuckDB
-inserts with a single ``INSERT ... SELECT`` (casting to the column types), inside the batch's
-transaction. State, metrics and the run log use a second connection to the same database, so
-they commit on their own.
+Bulk loads go through Arrow. Memory stays bounded whatever the size of a batch: DuckDB keeps
+the rows that many ``INSERT`` statements of one transaction append (its transaction-local
+storage, measured at about 0.35 KB per row even under a ``memory_limit``), but streams one
+``INSERT ... SELECT`` from an Arrow reader to the database file as it goes. So the writer spools
+the chunks of each table (in memory up to :data:`SPOOL_MEMORY_BYTES`, then in an Arrow IPC
+stream file beside the database) and inserts each table's rows with one statement, when the
+transaction reads or writes anything else and before it commits. The connection gets a
+``memory_limit`` (``store.memory_limit``, :data:`DEFAULT_MEMORY_LIMIT`): without one DuckDB
+keeps the blocks it wrote in its cache, up to 80% of the machine's memory. State, metrics and
+the run log use a second connection to the same database, so they commit on their own.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -36,6 +45,75 @@ _ARROW: dict[DataType, pa.DataType] = {
 }
 
 
+SPOOL_MEMORY_BYTES = 64 * 2**20  # chunks kept in memory before the spool goes to a file
+DEFAULT_MEMORY_LIMIT = "512MB"
+_SPOOL_PREFIX = ".pw-spool-"
+
+
+def _spool_dir(db_path: str) -> Path:
+    """Where spool files of a database go: beside it (its disk is sized for the data)."""
+    if db_path == ":memory:":
+        return Path(tempfile.gettempdir())
+    return Path(db_path).resolve().parent
+
+
+def _remove_stale_spools(db_path: str) -> None:
+    """Spool folders a killed process left beside this database. DuckDB lets one process
+    open a database file for writing, so while we hold it no other process spools for it."""
+    if db_path == ":memory:":
+        return
+    prefix = f"{_SPOOL_PREFIX}{Path(db_path).name}-"
+    with suppress(OSError):
+        for entry in _spool_dir(db_path).iterdir():
+            if entry.name.startswith(prefix) and entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+
+
+class _Spool:
+    """The pending rows of one table: Arrow tables in memory, then an IPC stream file."""
+
+    def __init__(self, table: str, names: Sequence[str], schema: pa.Schema) -> None:
+        self.table, self.names, self.schema = table, list(names), schema
+        self.chunks: list[pa.Table] = []
+        self.nbytes = 0
+        self.path: str | None = None
+        self._sink: Any = None
+        self._writer: Any = None
+
+    def add(self, t: pa.Table, writer: DuckDBWriter) -> None:
+        if self._writer is not None:
+            self._writer.write_table(t)
+            return
+        self.chunks.append(t)
+        self.nbytes += t.nbytes
+        if writer.spooled_bytes() > SPOOL_MEMORY_BYTES:
+            self.path = os.path.join(writer.spool_folder(), f"{id(self)}.arrows")
+            self._sink = pa.OSFile(self.path, "wb")
+            self._writer = pa.ipc.new_stream(self._sink, self.schema)
+            for c in self.chunks:
+                self._writer.write_table(c)
+            self.chunks, self.nbytes = [], 0
+
+    def reader(self) -> pa.RecordBatchReader:
+        if self._writer is None:
+            batches = (b for c in self.chunks for b in c.to_batches())
+            return pa.RecordBatchReader.from_batches(self.schema, batches)
+        self._writer.close()
+        self._sink.close()
+        self._writer = None
+        return pa.ipc.open_stream(pa.OSFile(self.path, "rb"))
+
+    def discard(self) -> None:
+        if self._writer is not None:
+            with suppress(Exception):
+                self._writer.close()
+                self._sink.close()
+        if self.path:
+            with suppress(OSError):
+                os.unlink(self.path)
+        self.chunks = []
+
+
 def _check_duckdb_file(path: str) -> None:
     """Refuse an existing file that is not a DuckDB database (a CSV named as the store):
     DuckDB would not say so, and nothing loaded would persist."""
@@ -58,7 +136,14 @@ class DuckDBStore(SqlStore):
     json_type = "JSON"
     param = "?"
 
-    def __init__(self, path: str, namespace: str | None = None, *, create: bool = True) -> None:
+    def __init__(
+        self,
+        path: str,
+        namespace: str | None = None,
+        *,
+        create: bool = True,
+        memory_limit: str | None = None,
+    ) -> None:
         self.path = path
         self.namespace = namespace or "main"
         self.url = f"duckdb://{path}"
@@ -75,6 +160,16 @@ class DuckDBStore(SqlStore):
             self.conn = duckdb.connect(path)
         except duckdb.Error as exc:
             raise db_fault(exc, self.url) from None
+        try:
+            self.conn.execute(f"SET memory_limit = '{memory_limit or DEFAULT_MEMORY_LIMIT}'")
+        except duckdb.Error as exc:
+            self.conn.close()
+            raise InputError(
+                f"store.memory_limit {memory_limit!r} is not a memory size ({exc})",
+                key="store.memory_limit",
+                hint="e.g. 512MB or 2GB",
+            ) from None
+        _remove_stale_spools(path)
         self._aux = self.conn.cursor()
         self._in_tx = False
         if (
@@ -105,14 +200,18 @@ class DuckDBStore(SqlStore):
             raise RuntimeError("a batch transaction is already open on this store")
         self.conn.begin()
         self._in_tx = True
+        writer = DuckDBWriter(self)
         try:
-            yield DuckDBWriter(self)
+            yield writer
+            writer.flush()
         except BaseException:
+            writer.discard()
             self.conn.rollback()
             raise
         else:
             self.conn.commit()
         finally:
+            writer.discard()
             self._in_tx = False
 
     def close(self) -> None:
@@ -137,25 +236,68 @@ class DuckDBWriter(WriterBase):
         self.store = store
         self.conn = store.conn
         self._n = 0
+        self._spools: dict[tuple[str, tuple[str, ...]], _Spool] = {}
+        self._folder: str | None = None
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.flush()
         self.conn.execute(sql, list(params))
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        self.flush()
         return self.conn.execute(sql, list(params)).fetchall()
 
+    # ---- the spool: one INSERT per table and transaction
+    def spooled_bytes(self) -> int:
+        return sum(sp.nbytes for sp in self._spools.values())
+
+    def spool_folder(self) -> str:
+        if self._folder is None:
+            prefix = f"{_SPOOL_PREFIX}{Path(self.store.path).name}-"
+            self._folder = tempfile.mkdtemp(prefix=prefix, dir=_spool_dir(self.store.path))
+        return self._folder
+
     def _insert_arrow(self, table: str, names: Sequence[str], t: pa.Table) -> None:
-        """Insert an Arrow table whose columns are c0..cN into ``names`` of ``table``
-        (DuckDB casts each value to the column's type, e.g. decimal text to DECIMAL(p, s))."""
-        self._n += 1
-        view = f"_pw_chunk_{self._n}"
-        self.conn.register(view, t)
+        """Add an Arrow table whose columns are c0..cN to the rows bound for ``names`` of
+        ``table``; they are inserted by :meth:`flush` (DuckDB casts each value to the
+        column's type, e.g. decimal text to DECIMAL(p, s))."""
+        key = (table, tuple(names))
+        sp = self._spools.get(key)
+        if sp is not None and sp.schema != t.schema:
+            self._flush_one(key)
+            sp = None
+        if sp is None:
+            sp = self._spools[key] = _Spool(table, names, t.schema)
+        sp.add(t, self)
+
+    def flush(self) -> None:
+        """Insert every spooled row: one ``INSERT ... SELECT`` per table, streamed."""
+        for key in list(self._spools):
+            self._flush_one(key)
+
+    def _flush_one(self, key: tuple[str, tuple[str, ...]]) -> None:
+        sp = self._spools.pop(key)
         try:
-            cols = ", ".join(quote(n) for n in names)
-            sel = ", ".join(f"c{i}" for i in range(len(names)))
-            self.conn.execute(f"INSERT INTO {table} ({cols}) SELECT {sel} FROM {view}")
+            self._n += 1
+            view = f"_pw_chunk_{self._n}"
+            self.conn.register(view, sp.reader())
+            try:
+                cols = ", ".join(quote(n) for n in sp.names)
+                sel = ", ".join(f"c{i}" for i in range(len(sp.names)))
+                self.conn.execute(f"INSERT INTO {sp.table} ({cols}) SELECT {sel} FROM {view}")
+            finally:
+                self.conn.unregister(view)
         finally:
-            self.conn.unregister(view)
+            sp.discard()
+
+    def discard(self) -> None:
+        """Drop what is spooled (the transaction rolls back) and the spool folder."""
+        for sp in self._spools.values():
+            sp.discard()
+        self._spools.clear()
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
 
     @contextmanager
     def _staged(self, names: Sequence[str], rows: Sequence[tuple]) -> Iterator[str]:
@@ -198,6 +340,7 @@ class DuckDBWriter(WriterBase):
         """Upsert ``rows`` on ``keys`` from an Arrow table (each value cast to its column's
         type): the rows with those keys are deleted and the new ones inserted, in the batch's
         transaction. Returns (inserted, updated)."""
+        self.flush()  # rows spooled earlier in the transaction are in the table first
         if not rows:
             return 0, 0
         from ..ddl.duckdb import DuckDB
@@ -232,6 +375,7 @@ class DuckDBWriter(WriterBase):
 
     def clear_typed(self, dataset: str) -> int:
         """``replace``: delete the typed table's rows in the batch's transaction."""
+        self.flush()
         return int(self.conn.execute(f"DELETE FROM {self.store.qualify(dataset)}").fetchone()[0])
 
     def write_raw(
