@@ -23,7 +23,6 @@ import contextlib
 import gc
 import json
 import os
-import platform
 import random
 import subprocess
 import sys
@@ -33,6 +32,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "pipelines"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from measure import run_info  # noqa: E402
 
 DAG_FILE = """\
 import pendulum
@@ -67,25 +69,33 @@ warnings.simplefilter("ignore")
 t0 = time.perf_counter()
 from airflow.models.dagbag import DagBag
 t1 = time.perf_counter()
-times = []
+times, cpus = [], []
 for _ in range(int(sys.argv[2])):
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     bag = DagBag(dag_folder=sys.argv[1], include_examples=False, safe_mode=True)
     times.append(time.perf_counter() - t)
+    cpus.append(time.process_time() - c)
 print("@@" + json.dumps({"import_airflow": t1 - t0, "dagbag": min(times), "dagbag_first": times[0],
+                         "dagbag_cpu": min(cpus),
                          "dags": len(bag.dags), "errors": len(bag.import_errors)}))
 """
 
 REPEAT = 3  # in-process measures: the best of this many runs, for DagBag and for us alike
 
 
-def best_of(fn, repeat: int = REPEAT) -> tuple[float, object]:
-    times, out = [], None
+CPU: dict[str, float] = {}  # the best CPU seconds of each best_of measure, by label
+
+
+def best_of(fn, repeat: int = REPEAT, label: str | None = None) -> tuple[float, object]:
+    times, cpus, out = [], [], None
     for _ in range(repeat):
         gc.collect()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = fn()
         times.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    if label:
+        CPU[label] = min(cpus)
     return min(times), out
 
 
@@ -132,13 +142,13 @@ def bench_dags(n: int) -> dict:
         folder.mkdir()
         make_dags(folder, n)
         cache = Path(tmp) / "cache"
-        ours, doc = best_of(lambda: validate_dags([folder]))
+        ours, doc = best_of(lambda: validate_dags([folder]), label="cold")
         assert doc["ok"] and len(doc["dags"]) == n, doc["findings"][:3]
         ours_jobs, doc_jobs = best_of(lambda: validate_dags([folder], jobs=0))
         assert doc_jobs == doc
         floor = parse_floor(folder)
         validate_dags([folder], cache=cache)  # fills the cache
-        ours_warm, warm = best_of(lambda: validate_dags([folder], cache=cache))
+        ours_warm, warm = best_of(lambda: validate_dags([folder], cache=cache), label="cached")
         assert warm == doc
         env = {**os.environ, "PIPEWARDEN_CACHE_DIR": str(cache)}
         walls = {
@@ -190,6 +200,11 @@ def bench_dags(n: int) -> dict:
         "dagbag_s": r3(peer["dagbag"]),
         "dagbag_first_run_s": r3(peer["dagbag_first"]),
         "dagbag_wall_s": r3(dagbag_wall),
+        "pipewarden_static_cpu_s": r3(CPU["cold"]),
+        "pipewarden_static_cached_cpu_s": r3(CPU["cached"]),
+        "dagbag_cpu_s": r3(peer["dagbag_cpu"]),
+        "speedup_cpu_vs_dagbag": round(peer["dagbag_cpu"] / CPU["cold"], 1),
+        "speedup_cached_cpu_vs_dagbag": round(peer["dagbag_cpu"] / CPU["cached"], 1),
         "speedup_vs_dagbag": round(peer["dagbag"] / ours, 1),
         "speedup_jobs0_vs_dagbag": round(peer["dagbag"] / ours_jobs, 1),
         "speedup_cached_vs_dagbag": round(peer["dagbag"] / ours_warm, 1),
@@ -292,7 +307,7 @@ def main() -> None:
     args = ap.parse_args()
     load_start = os.getloadavg()
     result = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        **run_info(),
         "load_average_start": [round(x, 2) for x in load_start],
         "dags": bench_dags(args.dags),
         "cycles": bench_cycles(args.edges),

@@ -62,7 +62,7 @@ class Phases:
             out[phase] = {
                 "seconds": round(s, 4),
                 "rows": n,
-                "rows_per_s": round(n / s) if s > 0 else None,
+                "rows_per_s": round(n / s) if s > 0 and n else None,
             }
         return out
 
