@@ -134,18 +134,12 @@ RESULT = {"rows": report["totals"]["rows_loaded"] + report["totals"]["rows_quara
 """
 
 DLT = """
-import dlt, orjson
+import dlt
+sys.path.insert(0, ARGS["bench"])
+from measure import jsonl_chunks
 @dlt.resource(name="events", write_disposition="append")
 def events():
-    with open(ARGS["data"], "rb") as f:
-        chunk = []
-        for line in f:
-            chunk.append(orjson.loads(line))
-            if len(chunk) == 10_000:
-                yield chunk
-                chunk = []
-        if chunk:
-            yield chunk
+    yield from jsonl_chunks(ARGS["data"])
 if ARGS["kind"] == "duckdb":
     dest = dlt.destinations.duckdb(ARGS["db"])
 else:
@@ -260,7 +254,8 @@ def main(argv=None) -> int:
                     out = run_case(DLT, {"kind": "postgres" if pg else "duckdb", "dsn": DSN,
                                          "schema": schema, "db": str(work / f"{tag}.duckdb"),
                                          "data": str(data), "tag": tag,
-                                         "work": str(work / "dlt")})  # fmt: skip
+                                         "work": str(work / "dlt"),
+                                         "bench": str(HERE.parent)})  # fmt: skip
                 else:
                     raise SystemExit(f"unknown case {case}")
             finally:

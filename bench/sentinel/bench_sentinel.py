@@ -27,13 +27,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import orjson
-
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from measure import Meter, run_info  # noqa: E402
+from measure import Meter, jsonl_chunks, run_info  # noqa: E402
 
 from pipewarden.batch import iter_batches  # noqa: E402
 from pipewarden.schema import Inferrer, plan  # noqa: E402
@@ -114,15 +112,7 @@ def bench_dlt(path: Path) -> dict:
 
         @dlt.resource(name="events", write_disposition="append")
         def events():
-            with open(path, "rb") as f:
-                chunk = []
-                for line in f:
-                    chunk.append(orjson.loads(line))
-                    if len(chunk) == 10_000:
-                        yield chunk
-                        chunk = []
-                if chunk:
-                    yield chunk
+            yield from jsonl_chunks(path)
 
         pipe = dlt.pipeline(
             pipeline_name="pw_bench",
