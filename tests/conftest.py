@@ -4,6 +4,8 @@ except under CI (CI=true), where the part must be there and the test fails inste
 from __future__ import annotations
 
 import os
+import shutil
+import time
 import uuid
 
 import pytest
@@ -76,3 +78,32 @@ def duckdb_dump(path) -> str:
         return "\n".join(parts)
     finally:
         con.close()
+
+
+@pytest.fixture(scope="session")
+def h2o_cluster():
+    """One local H2O for the whole session (every H2O test shares it), shut down at the end
+    and checked to be gone."""
+    try:
+        import h2o  # noqa: F401
+    except ImportError as exc:
+        missing("h2o", str(exc))
+    if shutil.which("java") is None:
+        missing("Java", "no java on PATH")
+    from pipewarden import h2o_cluster as h2o_engine
+
+    url = h2o_engine.ensure_cluster(max_mem="768m", nthreads=2)
+    pid = h2o_engine.local_pid()
+    assert pid is not None
+    yield url
+    assert h2o_engine.shutdown() is True
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail(f"the local H2O (pid {pid}) is still running after shutdown")
+    assert h2o_engine.local_pid() is None

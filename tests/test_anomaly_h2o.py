@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 
 import numpy as np
 import pytest
-from conftest import missing
 from sklearn.metrics import roc_auc_score
 
-from pipewarden.anomaly import h2o_engine
 from pipewarden.anomaly.detector import DetectorConfig, score_rows
 from pipewarden.anomaly.model import Model
 from pipewarden.anomaly.synth import records
@@ -39,31 +36,6 @@ def _java_children() -> set[int]:
         if fields[1] == me and comm == "java":
             found.add(int(pid))
     return found
-
-
-@pytest.fixture(scope="session")
-def h2o_cluster():
-    try:
-        import h2o  # noqa: F401
-    except ImportError as exc:
-        missing("h2o", str(exc))
-    if shutil.which("java") is None:
-        missing("Java", "no java on PATH")
-    url = h2o_engine.ensure_cluster(max_mem="768m", nthreads=2)
-    pid = h2o_engine.local_pid()
-    assert pid is not None
-    yield url
-    assert h2o_engine.shutdown() is True
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.2)
-    else:
-        pytest.fail(f"the local H2O (pid {pid}) is still running after shutdown")
-    assert h2o_engine.local_pid() is None
 
 
 @pytest.fixture(scope="module")
