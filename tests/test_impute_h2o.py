@@ -70,7 +70,7 @@ def test_h2o_engines_fill_better_than_the_mean(h2o_cluster, algorithm, tmp_path)
 def test_h2o_gbm_fills_categories_and_the_cli_reports_it(h2o_cluster, tmp_path, capsys):
     rng = np.random.default_rng(1)
     rows = []
-    for i in range(300):
+    for _i in range(300):
         x = float(rng.normal())
         rows.append({"x": x, "y": 2 * x + float(rng.normal(0, 0.2)),
                      "seg": "a" if x > 0 else "b"})  # fmt: skip

@@ -40,6 +40,7 @@ COMMAND_MODULES = {
     "rca": "pipewarden.rca.cli",
     "incidents": "pipewarden.rca.cli",
     "wait": "pipewarden.conduct.cli",
+    "features": "pipewarden.features.cli",
 }
 
 format_option = click.option(
