@@ -176,13 +176,15 @@ def test_postgres_connection_killed_mid_load(pg_schema, tmp_path, monkeypatch, w
     jsonl(tmp_path / "in" / "a.jsonl", orders(0, 40))
     jsonl(tmp_path / "in" / "b.jsonl", orders(40, 50))
     original = pgmod.PostgresWriter.copy_rows
+    original_arrow = pgmod.PostgresWriter.copy_arrow
+    original_encode = pgmod.columnar.copy_binary
     state = {"n": 0}
 
     def kill(pid: int) -> None:
         with psycopg.connect(dsn, autocommit=True) as other:
             other.execute("SELECT pg_terminate_backend(%s)", (pid,))
 
-    def copy_then_die(self, table, names, rows):
+    def copy_then_die(self, table, names, rows, into=None):
         state["n"] += 1
         if state["n"] == 5 and where == "between_copies":
             kill(self.conn.info.backend_pid)
@@ -196,13 +198,35 @@ def test_postgres_connection_killed_mid_load(pg_schema, tmp_path, monkeypatch, w
                             kill(pid)
                         yield r
 
-            return original(self, table, names, KilledHalfWay(rows))
-        return original(self, table, names, rows)
+            return original(self, table, names, KilledHalfWay(rows), into)
+        return original(self, table, names, rows, into)
+
+    def arrow_then_die(self, table, names, t, into=None):
+        state["n"] += 1
+        if state["n"] == 5 and where == "between_copies":
+            kill(self.conn.info.backend_pid)
+        if state["n"] == 5 and where == "inside_copy":
+            pid = self.conn.info.backend_pid
+
+            def killed_half_way(t, oids, dump=None):  # half the rows sent, then the kill
+                half = t.num_rows // 2
+                yield from original_encode(t.slice(0, half), oids, dump)
+                kill(pid)
+                yield from original_encode(t.slice(half), oids, dump)
+
+            monkeypatch.setattr(pgmod.columnar, "copy_binary", killed_half_way)
+            try:
+                return original_arrow(self, table, names, t, into)
+            finally:
+                monkeypatch.setattr(pgmod.columnar, "copy_binary", original_encode)
+        return original_arrow(self, table, names, t, into)
 
     monkeypatch.setattr(pgmod.PostgresWriter, "copy_rows", copy_then_die)
+    monkeypatch.setattr(pgmod.PostgresWriter, "copy_arrow", arrow_then_die)
     assert main(["run", str(proj.cfg), "--format", "json"]) == 1
     assert proj.counts() == NOTHING
     monkeypatch.setattr(pgmod.PostgresWriter, "copy_rows", original)
+    monkeypatch.setattr(pgmod.PostgresWriter, "copy_arrow", original_arrow)
     rep = run_pipeline(proj.cfg, fmt="json")
     assert [b["status"] for b in rep["batches"]] == ["loaded", "loaded"]
     rep2 = run_pipeline(proj.cfg, fmt="json")

@@ -35,7 +35,7 @@ import orjson
 import yaml
 
 from . import yamlsafe
-from .batch import parse_records_path
+from .batch import no_gc, parse_records_path
 from .dbfault import DatabaseError, db_fault, is_db_error
 from .errors import EXIT_GATE, EXIT_INPUT, EXIT_OK, InputError, PipewardenError, db_error_text
 from .redact import redact
@@ -444,6 +444,34 @@ def _typed_rows(
     return typed, offsets, payloads
 
 
+def _typed_columns(batch, outcome, schema) -> tuple[Any, list[int], list[str]]:
+    """The loaded rows of a chunk as typed Arrow columns (``columnar.typed_table``: the values
+    ``coerce_row`` gives, parsed column by column), their offsets and raw payloads (with the
+    steps' patches applied, so masked values stay masked; fills reach the typed columns
+    only)."""
+    from .columnar import typed_table
+    from .schema.infer import _transpose
+
+    records, patches, fills, base = batch.records, outcome.patches, outcome.fills, batch.offset
+    loaded = outcome.loaded
+    rows = records if len(loaded) == len(records) else [records[i] for i in loaded]
+    payloads: list[str] = []
+    if patches:
+        rows = [
+            {**r, **patches[i]} if i in patches else r for r, i in zip(rows, loaded, strict=True)
+        ]
+    with no_gc():
+        payloads = [jdump(r) for r in rows]
+        typed = (
+            [{**r, **fills[i]} if i in fills else r for r, i in zip(rows, loaded, strict=True)]
+            if fills
+            else rows
+        )
+        columns = _transpose(typed) if typed else {}
+    table = typed_table(columns, list(schema.columns.values()), len(typed))
+    return table, [base + i for i in loaded], payloads
+
+
 def _csv_batches(store, dataset: str, batch_ids: set[str], cfg: dict) -> set[str]:
     """The batches among ``batch_ids`` that were read from CSV: their payloads hold strings
     that a load sub-types ("3" into a bigint column), so a replay must too."""
@@ -602,7 +630,7 @@ def load_file(
     from .compliance.names import mask_name
     from .keys import KeyIndex
     from .phases import Phases
-    from .schema import Contract, Inferrer, plan, row_converter
+    from .schema import Contract, Inferrer, plan
     from .schema import history as schema_history
 
     dataset, src = cfg["dataset"], cfg["source"]
@@ -711,7 +739,6 @@ def load_file(
             cols = list(p.schema.columns.values())
             idents = [c.ident or c.name for c in cols]
             types = [c.type for c in cols]
-            convert = row_converter(p.schema)
             raw_landing = cfg["store"].get("raw_landing", True)
             key_idents = _key_idents(pk, p.schema)
             entry["write_disposition"] = disposition
@@ -741,19 +768,19 @@ def load_file(
                     entry["decision"] = "quarantine_batch"
                     entry["reason"] = outcome.reason
                 with phases.timing("write", len(chunk)):
-                    typed, offsets, payloads = _typed_rows(chunk, outcome, convert)
+                    typed, offsets, payloads = _typed_columns(chunk, outcome, p.schema)
                     qrows, why = _issue_rows(chunk, outcome, batch_id, p.schema.version)
                     reasons.update(why)
                     if (
                         idents
                         and disposition == "replace"
-                        and typed
+                        and typed.num_rows
                         and "rows_replaced" not in entry
                     ):
                         # the snapshot replaces the table once it loads a row: a batch of which
                         # no row loads (empty, all held, the breaker open) leaves the last one
                         entry["rows_replaced"] = w.clear_typed(dataset)
-                    if idents and disposition == "merge" and typed:
+                    if idents and disposition == "merge" and typed.num_rows:
                         inserted, upd = w.merge_typed(dataset, idents, types, typed, key_idents)
                         loaded += inserted + upd
                         updated += upd

@@ -214,6 +214,8 @@ class Inferrer:
                     continue  # nothing a string can add
                 distinct = set(values) if pure else {v for v in values if type(v) is str}
                 st = stats.strings
+                if len(distinct) > VECTOR_MIN:
+                    distinct, st = _temporal_join(distinct, st)
                 for s in distinct:
                     st = lattice.join(st, string_type(s, numbers))
                     if st == T.TEXT:
@@ -249,6 +251,26 @@ class Inferrer:
             # number text only (CSV): a double column holds it too, see schema.plan
             out.columns[k].text_number = s.native == T.NULL and s.strings in lattice.NUMERIC
         return out
+
+
+VECTOR_MIN = 64  # distinct strings from which dates and timestamps are parsed by Arrow
+
+
+def _temporal_join(distinct: set[str], st: DataType) -> tuple[list[str], DataType]:
+    """The dates and timestamps among ``distinct`` parsed at once by Arrow
+    (:func:`pipewarden.columnar.parse_temporal`): ``st`` joined with their types, and the
+    strings it left for :func:`string_type` (everything else, and any date Arrow refused)."""
+    import numpy as np
+
+    from ..columnar import KIND_TYPE, NONE, parse_temporal
+
+    strings = list(distinct)
+    kinds, _ = parse_temporal(strings)
+    for k in np.unique(kinds):
+        if k != NONE:
+            st = lattice.join(st, KIND_TYPE[int(k)])
+    rest = np.flatnonzero(kinds == NONE)
+    return [strings[i] for i in rest], st
 
 
 def _transpose(records: list[dict]) -> dict[str, Sequence]:

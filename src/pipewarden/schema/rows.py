@@ -21,7 +21,7 @@ from ..batch import Batch, json_bytes, no_gc
 from ..shown import Shower
 from ..verdict import RowIssue, Verdict
 from . import lattice
-from .infer import _BOOL, _transpose, double_holds, parse_datetime, value_type
+from .infer import _BOOL, VECTOR_MIN, _transpose, double_holds, parse_datetime, value_type
 from .plan import Plan
 from .types import Column, DataType, Schema
 
@@ -43,6 +43,9 @@ _ALWAYS = {
     T.TIMESTAMPTZ: set(),
     T.JSON: {bool, int, float},
 }
+
+
+_TEMPORAL = (T.DATE, T.TIMESTAMP, T.TIMESTAMPTZ)
 
 
 class _Fit:
@@ -73,11 +76,32 @@ class _Fit:
                     return []
             elif self.ctype == T.JSON and b"\\u0000" not in json_bytes(list(values)):
                 return []
+        if types == {str} and self.ctype in _TEMPORAL and len(values) > VECTOR_MIN:
+            return self._temporal_bad(values)
         always, fits = self.always, self.fits
         return [
             i
             for i, v in enumerate(values)
             if v is not None and type(v) not in always and not fits(v)
+        ]
+
+    def _temporal_bad(self, values: Sequence) -> list[int]:
+        """Dates and timestamps checked at once by Arrow; the values it does not decide (or
+        that do not fit) are looked at one by one."""
+        import numpy as np
+
+        from ..columnar import DATE, NONE, TIMESTAMP, parse_temporal
+
+        kinds, _ = parse_temporal(values)
+        if self.ctype == T.DATE:
+            ok = kinds == DATE
+        elif self.ctype == T.TIMESTAMP:
+            ok = (kinds == DATE) | (kinds == TIMESTAMP)
+        else:
+            ok = kinds != NONE
+        fits = self.fits
+        return [
+            int(i) for i in np.flatnonzero(~ok) if values[i] is not None and not fits(values[i])
         ]
 
     def _int_ok(self, v: int) -> bool:

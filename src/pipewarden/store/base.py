@@ -163,8 +163,11 @@ class BatchWriter(Protocol):
     conn: Any  # the driver connection (psycopg or duckdb), for the schema history
 
     def write_typed(
-        self, dataset: str, idents: Sequence[str], types: Sequence[DataType], rows: Sequence[tuple]
-    ) -> int: ...
+        self, dataset: str, idents: Sequence[str], types: Sequence[DataType], rows: Any
+    ) -> int:
+        """``rows``: typed row tuples, or an Arrow table of typed columns c0..cN
+        (``pipewarden.columnar.typed_table``)."""
+        ...
 
     def write_raw(
         self, dataset: str, batch_id: str, offsets: Sequence[int], payloads: Sequence[str]

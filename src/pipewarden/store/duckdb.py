@@ -25,25 +25,11 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from ..columnar import ARROW as _ARROW
 from ..dbfault import db_fault
 from ..errors import InputError
 from ..schema.types import DataType
 from .base import NO_STORE_HINT, QuarantineRow, SqlStore, WriterBase, quote
-
-# Arrow types to hand DuckDB; decimals travel as text and are cast to the column's type.
-_ARROW: dict[DataType, pa.DataType] = {
-    DataType.NULL: pa.string(),
-    DataType.BOOLEAN: pa.bool_(),
-    DataType.BIGINT: pa.int64(),
-    DataType.DOUBLE: pa.float64(),
-    DataType.DECIMAL: pa.string(),
-    DataType.TEXT: pa.string(),
-    DataType.DATE: pa.date32(),
-    DataType.TIMESTAMP: pa.timestamp("us"),
-    DataType.TIMESTAMPTZ: pa.timestamp("us", tz="UTC"),
-    DataType.JSON: pa.string(),
-}
-
 
 SPOOL_MEMORY_BYTES = 64 * 2**20  # chunks kept in memory before the spool goes to a file
 DEFAULT_MEMORY_LIMIT = "512MB"
@@ -220,8 +206,11 @@ class DuckDBStore(SqlStore):
                 c.close()
 
 
-def _arrow_rows(types: Sequence[DataType], rows: Sequence[tuple]) -> pa.Table:
-    """Typed row tuples as an Arrow table of columns c0..cN (decimals as text)."""
+def _arrow_rows(types: Sequence[DataType], rows: Sequence[tuple] | pa.Table) -> pa.Table:
+    """Typed row tuples as an Arrow table of columns c0..cN (decimals as text); a table of
+    typed columns (``pipewarden.columnar.typed_table``) is taken as it is."""
+    if isinstance(rows, pa.Table):
+        return rows
     arrays = []
     for i, dt in enumerate(types):
         values = [r[i] for r in rows]
@@ -320,10 +309,11 @@ class DuckDBWriter(WriterBase):
     def write_typed(
         self, dataset: str, idents: Sequence[str], types: Sequence[DataType], rows: Sequence[tuple]
     ) -> int:
-        if not rows:
+        t = _arrow_rows(types, rows)
+        if not t.num_rows:
             return 0
-        self._insert_arrow(self.store.qualify(dataset), idents, _arrow_rows(types, rows))
-        return len(rows)
+        self._insert_arrow(self.store.qualify(dataset), idents, t)
+        return t.num_rows
 
     # ---- write dispositions
     def prepare_merge(self, dataset: str, keys: Sequence[str]) -> None:
@@ -341,14 +331,15 @@ class DuckDBWriter(WriterBase):
         type): the rows with those keys are deleted and the new ones inserted, in the batch's
         transaction. Returns (inserted, updated)."""
         self.flush()  # rows spooled earlier in the transaction are in the table first
-        if not rows:
+        chunk = _arrow_rows(types, rows)
+        if not chunk.num_rows:
             return 0, 0
         from ..ddl.duckdb import DuckDB
 
         d = DuckDB()
         self._n += 1
         view = f"_pw_chunk_{self._n}"
-        self.conn.register(view, _arrow_rows(types, rows))
+        self.conn.register(view, chunk)
         try:
             t = self.store.qualify(dataset)
             src = ", ".join(
@@ -371,7 +362,7 @@ class DuckDBWriter(WriterBase):
             self.conn.execute(f"INSERT INTO {t} ({cols}) SELECT {cols} FROM {source}")
         finally:
             self.conn.unregister(view)
-        return len(rows) - updated, updated
+        return chunk.num_rows - updated, updated
 
     def clear_typed(self, dataset: str) -> int:
         """``replace``: delete the typed table's rows in the batch's transaction."""

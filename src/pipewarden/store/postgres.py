@@ -11,12 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from decimal import Decimal
 from typing import Any
 
 import psycopg
+import pyarrow as pa
 from psycopg import pq
 from psycopg.types.json import JsonbBinaryDumper, JsonBinaryDumper
+from psycopg.types.numeric import DecimalBinaryDumper
 
+from .. import columnar
 from ..dbfault import db_fault
 from ..errors import InputError
 from ..redact import redact
@@ -64,6 +68,13 @@ class _JsonText(str):
 
 class _JsonTextExact(str):
     pass
+
+
+def _payload_array(payloads: Sequence[str | bytes]) -> pa.Array:
+    """JSON payloads (text, or the source's UTF-8 bytes) as one Arrow array."""
+    if payloads and type(payloads[0]) is bytes:
+        return pa.array(payloads, type=pa.binary())
+    return pa.array(payloads, type=pa.string())
 
 
 def redact_dsn(dsn: str) -> str:
@@ -270,6 +281,13 @@ class PostgresWriter(WriterBase):
         # after a failure the transaction rolls back, and the table with it
         self.conn.execute(f"DROP TABLE {name}")
 
+    def _oids_of(self, table: str, names: Sequence[str]) -> list[int]:
+        oids = self.column_oids(table)
+        try:
+            return [oids[n] for n in names]
+        except KeyError as exc:
+            raise RuntimeError(f"column {exc.args[0]!r} is not in table {table!r}") from None
+
     def copy_rows(
         self, table: str, names: Sequence[str], rows: Sequence[tuple], into: str | None = None
     ) -> int:
@@ -277,11 +295,7 @@ class PostgresWriter(WriterBase):
         ``into`` (a table of the same columns, e.g. a staging copy) with ``table``'s types."""
         if not rows:
             return 0
-        oids = self.column_oids(table)
-        try:
-            types = [oids[n] for n in names]
-        except KeyError as exc:
-            raise RuntimeError(f"column {exc.args[0]!r} is not in table {table!r}") from None
+        types = self._oids_of(table, names)
         cols = ", ".join(quote(n) for n in names)
         binary = self._binary_ok(types)
         fmt = " (FORMAT BINARY)" if binary else ""
@@ -297,6 +311,39 @@ class PostgresWriter(WriterBase):
                 write(row)
         return len(rows)
 
+    def copy_arrow(
+        self, table: str, names: Sequence[str], t: pa.Table, into: str | None = None
+    ) -> int:
+        """Binary COPY of an Arrow table (columns in the order of ``names``) into ``table`` (or
+        ``into``), encoded column by column (:func:`pipewarden.columnar.copy_binary`): no
+        Python tuple per row. A column of a type the encoder does not write (someone altered
+        it) takes the row path."""
+        if not t.num_rows:
+            return 0
+        types = self._oids_of(table, names)
+        if not set(types) <= columnar.SUPPORTED_OIDS:
+            numeric = [oid == columnar.OID_NUMERIC for oid in types]
+            rows = [
+                tuple(
+                    Decimal(v) if num and v is not None else v
+                    for v, num in zip(r, numeric, strict=True)
+                )
+                for r in zip(*(c.to_pylist() for c in t.columns), strict=True)
+            ]
+            return self.copy_rows(table, names, rows, into)
+        cols = ", ".join(quote(n) for n in names)
+        target = into or self.store.qualify(table)
+        dump = DecimalBinaryDumper(Decimal).dump
+        with (
+            self.conn.cursor() as cur,
+            cur.copy(f"COPY {target} ({cols}) FROM STDIN (FORMAT BINARY)") as copy,
+        ):
+            copy.write(columnar.COPY_HEADER)
+            for part in columnar.copy_binary(t, types, dump):
+                copy.write(part)
+            copy.write(columnar.COPY_TRAILER)
+        return t.num_rows
+
     def _binary_ok(self, oids: Sequence[int]) -> bool:
         """Binary COPY needs a binary dumper for every column type; a column someone altered
         to a type psycopg cannot dump in binary (e.g. tsvector) falls back to text COPY."""
@@ -308,8 +355,10 @@ class PostgresWriter(WriterBase):
         return True
 
     def write_typed(
-        self, dataset: str, idents: Sequence[str], types: Sequence[DataType], rows: Sequence[tuple]
+        self, dataset: str, idents: Sequence[str], types: Sequence[DataType], rows: Any
     ) -> int:
+        if isinstance(rows, pa.Table):
+            return self.copy_arrow(dataset, idents, rows)
         return self.copy_rows(dataset, idents, rows)
 
     # ---- write dispositions
@@ -336,16 +385,21 @@ class PostgresWriter(WriterBase):
         dataset: str,
         idents: Sequence[str],
         types: Sequence[DataType],
-        rows: Sequence[tuple],
+        rows: Any,
         keys: Sequence[str],
     ) -> tuple[int, int]:
-        """Upsert ``rows`` on ``keys``: binary COPY into a staging table, then one
-        ``INSERT ... SELECT ... ON CONFLICT (keys) DO UPDATE``. Returns (inserted, updated)."""
-        if not rows:
+        """Upsert ``rows`` (tuples or an Arrow table) on ``keys``: binary COPY into a staging
+        table, then one ``INSERT ... SELECT ... ON CONFLICT (keys) DO UPDATE``. Returns
+        (inserted, updated)."""
+        n = rows.num_rows if isinstance(rows, pa.Table) else len(rows)
+        if not n:
             return 0, 0
         stage = self._merge_stage(dataset)
         self.conn.execute(f"TRUNCATE {stage}")
-        self.copy_rows(dataset, idents, rows, into=stage)
+        if isinstance(rows, pa.Table):
+            self.copy_arrow(dataset, idents, rows, into=stage)
+        else:
+            self.copy_rows(dataset, idents, rows, into=stage)
         t = self.store.qualify(dataset)
         on = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in keys)
         updated = int(self.query(f"SELECT count(*) FROM {stage} s JOIN {t} t ON {on}")[0][0])
@@ -360,7 +414,7 @@ class PostgresWriter(WriterBase):
         self.conn.execute(
             f"INSERT INTO {t} ({cols}) SELECT {cols} FROM {stage} ON CONFLICT ({conflict}) {action}"
         )
-        return len(rows) - updated, updated
+        return n - updated, updated
 
     def _merge_stage(self, dataset: str) -> str:
         """A temporary copy of the typed table's columns, made once per transaction."""
@@ -381,8 +435,17 @@ class PostgresWriter(WriterBase):
     def write_raw(
         self, dataset: str, batch_id: str, offsets: Sequence[int], payloads: Sequence[str]
     ) -> int:
-        rows = [(batch_id, o, p) for o, p in zip(offsets, payloads, strict=True)]
-        return self.copy_rows(dataset + "__raw", ("batch_id", "offset", "payload"), rows)
+        if not offsets:
+            return 0
+        t = pa.Table.from_arrays(
+            [
+                pa.array([batch_id] * len(offsets), type=pa.string()),
+                pa.array(offsets, type=pa.int64()),
+                _payload_array(payloads),
+            ],
+            names=["c0", "c1", "c2"],
+        )
+        return self.copy_arrow(dataset + "__raw", ("batch_id", "offset", "payload"), t)
 
     def write_quarantine(self, dataset: str, rows: Sequence[QuarantineRow]) -> int:
         names = (

@@ -1,0 +1,348 @@
+"""Columns of a chunk as Arrow arrays: vectorised parses, typed columns, binary COPY.
+
+The sentinel types values per column. What costs per value in Python (a timestamp string
+parsed in inference, again to check it fits, and again to load it) is done here on a whole
+column at once, with Arrow's parsers; Python looks only at the residue Arrow does not take.
+
+- :func:`parse_temporal` classifies strings as dates, timestamps and timestamps with a zone
+  and gives their instants. A string is taken only when a strict ASCII pattern (ranges of
+  months, days, hours, minutes, seconds and offsets included) matches it *and* Arrow parses it;
+  whatever else (``2024-02-30``, a year 0, ``+05:60``, digits of other scripts, ...) is left to
+  :func:`pipewarden.schema.infer.string_type`, so the answer is the Python parser's answer.
+  Fractions past microseconds are dropped (not rounded), as :func:`parse_datetime` does.
+- :func:`typed_table` builds the typed columns of the rows a chunk loads, as Arrow arrays of the
+  column types (:data:`ARROW`), the same values as :func:`pipewarden.schema.rows.coerce_row`.
+- :func:`copy_binary` writes an Arrow table as PostgreSQL's binary ``COPY`` format with numpy,
+  column by column (no Python object per row or value), for the column types the store makes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .schema.types import DataType
+
+T = DataType
+
+# the Arrow type each column type travels as (decimals as text: the store casts them)
+ARROW: dict[DataType, pa.DataType] = {
+    T.NULL: pa.string(),
+    T.BOOLEAN: pa.bool_(),
+    T.BIGINT: pa.int64(),
+    T.DOUBLE: pa.float64(),
+    T.DECIMAL: pa.string(),
+    T.TEXT: pa.string(),
+    T.DATE: pa.date32(),
+    T.TIMESTAMP: pa.timestamp("us"),
+    T.TIMESTAMPTZ: pa.timestamp("us", tz="UTC"),
+    T.JSON: pa.string(),
+}
+
+# -- temporal strings ------------------------------------------------------------------------
+
+NONE, DATE, TIMESTAMP, TIMESTAMPTZ = 0, 1, 2, 3
+KIND_TYPE = {DATE: T.DATE, TIMESTAMP: T.TIMESTAMP, TIMESTAMPTZ: T.TIMESTAMPTZ}
+
+_YMD = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+_HMS = r"[T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?"
+_ZONE = r"(Z|[+-]([01][0-9]|2[0-3])(:?[0-5][0-9])?)"
+_DATE_RE = _YMD + "$"
+_NAIVE_RE = _YMD + _HMS + "$"
+_ZONED_RE = _YMD + _HMS + _ZONE + "$"
+_LONG_FRACTION = r"(\.[0-9]{6})[0-9]+"
+_YEAR_ZERO = "0000-"
+
+
+def _mask(a: pa.Array) -> np.ndarray:
+    return a.fill_null(False).to_numpy(zero_copy_only=False)
+
+
+def _cast_each(arr: pa.Array, to: pa.DataType) -> tuple[np.ndarray, np.ndarray]:
+    """Cast strings to ``to``; where the whole array does not cast, halves are cast apart
+    (the few values Arrow refuses are found in log steps). Returns int64 values and an ok
+    mask."""
+    n = len(arr)
+    values = np.zeros(n, dtype=np.int64)
+    ok = np.zeros(n, dtype=bool)
+    todo = [(0, n)]
+    while todo:
+        lo, hi = todo.pop()
+        try:
+            got = arr.slice(lo, hi - lo).cast(to)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            if hi - lo > 1:
+                mid = (lo + hi) // 2
+                todo += [(lo, mid), (mid, hi)]
+            continue
+        values[lo:hi] = got.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+        ok[lo:hi] = True
+    return values, ok
+
+
+def parse_temporal(strings: pa.Array | Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
+    """For each string: its kind (:data:`NONE`, :data:`DATE`, :data:`TIMESTAMP`,
+    :data:`TIMESTAMPTZ`) and its value in microseconds since 1970-01-01 (UTC for a zoned one,
+    wall time for a naive one or a date). :data:`NONE` means "not decided here": the caller asks
+    the Python parser (the value may still be a date Arrow does not take)."""
+    arr = strings if isinstance(strings, pa.Array) else pa.array(strings, type=pa.string())
+    if arr.type != pa.string():
+        arr = arr.cast(pa.string())
+    n = len(arr)
+    kinds = np.zeros(n, dtype=np.int8)
+    micros = np.zeros(n, dtype=np.int64)
+    if not n:
+        return kinds, micros
+    year0 = _mask(pc.starts_with(arr, _YEAR_ZERO))
+    is_date = _mask(pc.match_substring_regex(arr, _DATE_RE)) & ~year0
+    naive = (is_date | _mask(pc.match_substring_regex(arr, _NAIVE_RE))) & ~year0
+    zoned = _mask(pc.match_substring_regex(arr, _ZONED_RE)) & ~year0
+    for mask, to, kind in (
+        (naive, pa.timestamp("us"), TIMESTAMP),
+        (zoned, pa.timestamp("us", tz="UTC"), TIMESTAMPTZ),
+    ):
+        idx = np.flatnonzero(mask)
+        if not idx.size:
+            continue
+        sub = pc.replace_substring_regex(arr.take(pa.array(idx)), _LONG_FRACTION, r"\1")
+        values, ok = _cast_each(sub, to)
+        good = idx[ok]
+        micros[good] = values[ok]
+        kinds[good] = kind
+    kinds[is_date & (kinds == TIMESTAMP)] = DATE
+    return kinds, micros
+
+
+_EPOCH = dt.datetime(1970, 1, 1)
+_EPOCH_UTC = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_US = dt.timedelta(microseconds=1)
+
+
+def micros_of(v: dt.datetime | dt.date) -> int:
+    """Microseconds since 1970-01-01 (an aware timestamp: its UTC instant)."""
+    if type(v) is dt.date:
+        v = dt.datetime.combine(v, dt.time())
+    if v.tzinfo is not None:
+        return (v - _EPOCH_UTC) // _US
+    return (v - _EPOCH) // _US
+
+
+# -- typed columns -------------------------------------------------------------------------
+
+_FAST = {
+    T.BOOLEAN: {bool},
+    T.BIGINT: {int},
+    T.DOUBLE: {int, float},
+    T.TEXT: {str},
+}
+_NONE = type(None)
+
+
+def typed_array(values: Sequence[Any], ctype: DataType) -> pa.Array:
+    """The values of one column (Python values as read, checked to fit ``ctype``) as an Arrow
+    array of ``ARROW[ctype]``, the same values as ``coerce_row`` gives."""
+    from .schema.rows import _CONVERT, _to_decimal
+
+    to = ARROW[ctype]
+    types = set(map(type, values))
+    types.discard(_NONE)
+    if not types:
+        return pa.nulls(len(values), type=to)
+    fast = _FAST.get(ctype)
+    if fast is not None and types <= fast:
+        return pa.array(values, type=to)
+    if ctype in (T.BIGINT, T.DOUBLE) and types <= {str}:  # CSV number text
+        try:
+            return pa.array(values, type=pa.string()).cast(to)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    if ctype in (T.DATE, T.TIMESTAMP, T.TIMESTAMPTZ):
+        return _temporal_array(values, ctype, types)
+    if ctype == T.DECIMAL:
+        return pa.array([None if v is None else str(_to_decimal(v)) for v in values], type=to)
+    conv = _CONVERT[ctype]
+    return pa.array([None if v is None else conv(v) for v in values], type=to)
+
+
+def _temporal_array(values: Sequence[Any], ctype: DataType, types: set) -> pa.Array:
+    from .schema.rows import _CONVERT
+
+    n = len(values)
+    nulls = np.fromiter((v is None for v in values), dtype=bool, count=n)
+    micros = np.zeros(n, dtype=np.int64)
+    residue: np.ndarray
+    if str in types:
+        strings = [v if type(v) is str else None for v in values]
+        kinds, parsed = parse_temporal(strings)
+        take = kinds != NONE if ctype != T.DATE else kinds == DATE
+        micros[take] = parsed[take]
+        residue = ~take & ~nulls
+    else:
+        residue = ~nulls
+    conv = _CONVERT[ctype]
+    for i in np.flatnonzero(residue):
+        micros[i] = micros_of(conv(values[i]))
+    mask = nulls if nulls.any() else None
+    if ctype == T.DATE:
+        days = micros // 86_400_000_000
+        return pa.array(days.astype(np.int32), type=pa.date32(), mask=mask)
+    return pa.array(micros, type=ARROW[ctype], mask=mask)
+
+
+def typed_table(columns: dict[str, Sequence[Any]], schema_columns: Sequence[Any], n: int):
+    """An Arrow table of columns c0..cN: for each column of the schema (in order), its values
+    from ``columns`` (name -> values of the loaded rows; a missing name is all null)."""
+    arrays = []
+    for c in schema_columns:
+        values = columns.get(c.name)
+        arrays.append(pa.nulls(n, ARROW[c.type]) if values is None else typed_array(values, c.type))
+    return pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(arrays))])
+
+
+def to_rows(table: pa.Table, types: Sequence[DataType]) -> list[tuple]:
+    """An Arrow table of typed columns back as row tuples of Python values (decimals as
+    ``Decimal``), for the paths that still take tuples."""
+    cols = []
+    for col, t in zip(table.columns, types, strict=True):
+        values = col.to_pylist()
+        if t == T.DECIMAL:
+            values = [None if v is None else Decimal(v) for v in values]
+        cols.append(values)
+    return list(zip(*cols, strict=True)) if cols else [()] * table.num_rows
+
+
+# -- PostgreSQL binary COPY ----------------------------------------------------------------
+
+COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
+COPY_TRAILER = b"\xff\xff"
+_PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in microseconds since 1970
+_PG_EPOCH_DAYS = 10_957
+# type oids the encoder writes: int8, float8, bool, date, timestamp, timestamptz, text,
+# varchar, json, jsonb, numeric
+OID_INT8, OID_FLOAT8, OID_BOOL, OID_DATE = 20, 701, 16, 1082
+OID_TS, OID_TSTZ, OID_TEXT, OID_VARCHAR = 1114, 1184, 25, 1043
+OID_JSON, OID_JSONB, OID_NUMERIC = 114, 3802, 1700
+SUPPORTED_OIDS = frozenset(
+    (OID_INT8, OID_FLOAT8, OID_BOOL, OID_DATE, OID_TS, OID_TSTZ, OID_TEXT, OID_VARCHAR,
+     OID_JSON, OID_JSONB, OID_NUMERIC)
+)  # fmt: skip
+COPY_SLICE_ROWS = 16_384  # rows encoded at a time (index arrays of the slice's bytes)
+
+
+class _Field:
+    """One column of a slice, encoded: lengths (-1 for null) and the bodies, either fixed
+    width (an (n, width) uint8 view) or variable (a byte buffer with offsets)."""
+
+    __slots__ = ("lens", "fixed", "data", "starts", "prefix")
+
+    def __init__(self, lens, fixed=None, data=None, starts=None, prefix=b""):
+        self.lens, self.fixed, self.data, self.starts, self.prefix = (
+            lens, fixed, data, starts, prefix,
+        )  # fmt: skip
+
+
+def _valid(arr: pa.Array) -> np.ndarray:
+    if arr.null_count == 0:
+        return np.ones(len(arr), dtype=bool)
+    return arr.is_valid().to_numpy(zero_copy_only=False)
+
+
+def _fixed(arr: pa.Array, values: np.ndarray, be: str) -> _Field:
+    valid = _valid(arr)
+    width = np.dtype(be).itemsize
+    lens = np.where(valid, width, -1).astype(np.int32)
+    body = np.ascontiguousarray(values.astype(be)).view(np.uint8).reshape(len(arr), width)
+    return _Field(lens, fixed=body)
+
+
+def _variable(arr: pa.Array, prefix: bytes = b"") -> _Field:
+    """A string or binary array's bytes as they are in Arrow (no copy per value)."""
+    valid = _valid(arr)
+    n = len(arr)
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32, count=n + 1, offset=arr.offset * 4)
+    data_buf = arr.buffers()[2]
+    lo, hi = int(offsets[0]), int(offsets[-1])
+    data = np.frombuffer(data_buf, dtype=np.uint8)[lo:hi] if hi > lo else np.zeros(0, np.uint8)
+    sizes = np.diff(offsets).astype(np.int64)
+    lens = np.where(valid, sizes + len(prefix), -1).astype(np.int32)
+    return _Field(lens, data=data, starts=(offsets[:-1] - lo).astype(np.int64), prefix=prefix)
+
+
+def _encode_field(arr: pa.Array, oid: int, numeric_dump) -> _Field:
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if oid == OID_INT8:
+        return _fixed(arr, arr.fill_null(0).to_numpy(zero_copy_only=False), ">i8")
+    if oid == OID_FLOAT8:
+        return _fixed(arr, arr.fill_null(0).to_numpy(zero_copy_only=False), ">f8")
+    if oid == OID_BOOL:
+        return _fixed(arr, arr.fill_null(False).to_numpy(zero_copy_only=False), "u1")
+    if oid == OID_DATE:
+        days = arr.cast(pa.int32()).fill_null(0).to_numpy(zero_copy_only=False)
+        return _fixed(arr, days.astype(np.int64) - _PG_EPOCH_DAYS, ">i4")
+    if oid in (OID_TS, OID_TSTZ):
+        us = arr.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+        return _fixed(arr, us - _PG_EPOCH_US, ">i8")
+    if oid == OID_NUMERIC:  # per value: PostgreSQL's base-10000 digits
+        dumped = [None if v is None else bytes(numeric_dump(Decimal(v))) for v in arr.to_pylist()]
+        return _variable(pa.array(dumped, type=pa.binary()))
+    if arr.type not in (pa.string(), pa.binary()):
+        arr = arr.cast(pa.string())
+    return _variable(arr, b"\x01" if oid == OID_JSONB else b"")
+
+
+def _encode_slice(fields: list[_Field], n: int) -> bytes:
+    ncols = len(fields)
+    sizes = np.full(n, 2, dtype=np.int64)
+    for f in fields:
+        sizes += 4 + np.maximum(f.lens, 0)
+    ends = np.cumsum(sizes)
+    starts = ends - sizes
+    out = np.empty(int(ends[-1]) if n else 0, dtype=np.uint8)
+    out[starts] = ncols >> 8
+    out[starts + 1] = ncols & 0xFF
+    pos = starts + 2
+    for f in fields:
+        lb = f.lens.astype(">i4").view(np.uint8).reshape(n, 4)
+        for k in range(4):
+            out[pos + k] = lb[:, k]
+        body = pos + 4
+        valid = f.lens >= 0
+        if f.fixed is not None:
+            vb, vpos = f.fixed[valid], body[valid]
+            for k in range(f.fixed.shape[1]):
+                out[vpos + k] = vb[:, k]
+        else:
+            if f.prefix:
+                out[body[valid]] = f.prefix[0]
+                body = body + len(f.prefix)
+            lens = np.maximum(f.lens.astype(np.int64) - len(f.prefix), 0)
+            lens[~valid] = 0
+            total = int(lens.sum())
+            if total:
+                # byte j of row r goes from data[starts[r] + j] to out[body[r] + j]
+                first = np.cumsum(lens) - lens
+                within = np.arange(total, dtype=np.int64) - np.repeat(first, lens)
+                out[np.repeat(body, lens) + within] = f.data[np.repeat(f.starts, lens) + within]
+        pos = pos + 4 + np.maximum(f.lens, 0)
+    return out.tobytes()
+
+
+def copy_binary(table: pa.Table, oids: Sequence[int], numeric_dump=None):
+    """PostgreSQL's binary COPY rows of ``table`` (columns in the order of ``oids``), in
+    pieces of :data:`COPY_SLICE_ROWS` rows; the caller writes :data:`COPY_HEADER` first and
+    :data:`COPY_TRAILER` last. Every oid must be in :data:`SUPPORTED_OIDS`."""
+    n = table.num_rows
+    for lo in range(0, n, COPY_SLICE_ROWS):
+        part = table.slice(lo, COPY_SLICE_ROWS)
+        fields = [
+            _encode_field(col.combine_chunks(), oid, numeric_dump)
+            for col, oid in zip(part.columns, oids, strict=True)
+        ]
+        yield _encode_slice(fields, part.num_rows)
