@@ -18,7 +18,7 @@ from .dbfault import DatabaseError
 from .errors import EXIT_INPUT, GateFailed, InputError, PipewardenError
 
 # top-level modules that come with an extra (pip install 'pipewarden[extra]')
-EXTRAS = {"h2o": "h2o"}
+EXTRAS = {"h2o": "h2o", "mcp": "mcp"}
 
 # command name -> the module that defines it (in its ``COMMANDS``). A module is imported only
 # when one of its commands runs (or for --help), so `pipewarden validate dag`, which pre-commit
@@ -41,6 +41,7 @@ COMMAND_MODULES = {
     "incidents": "pipewarden.rca.cli",
     "wait": "pipewarden.conduct.cli",
     "features": "pipewarden.features.cli",
+    "mcp": "pipewarden.agent.cli",
 }
 
 format_option = click.option(
@@ -95,17 +96,58 @@ def _wants_json(argv: list[str]) -> bool:
     )
 
 
+def missing_module_message(exc: ModuleNotFoundError) -> str:
+    """A module that is not installed: which extra brings it, in one line."""
+    top = (exc.name or "").split(".")[0]
+    if top in EXTRAS:
+        return (
+            f"{exc.name or 'a module'} is not installed in this interpreter ({sys.executable}): "
+            f"pip install 'pipewarden[{EXTRAS[top]}]'"
+        )
+    return (
+        f"{exc.name or 'a module'} is not installed in this interpreter "
+        f"({sys.executable}): reinstall pipewarden (pip install pipewarden)"
+    )
+
+
+def failure(exc: BaseException) -> tuple[int, str, dict | None] | None:
+    """How the exit-code contract reports ``exc``: (exit code, the message in one piece, the
+    JSON document ``--format json`` prints, or None), credentials redacted; None when ``exc``
+    is not an outcome but a bug. The CLI and the MCP server (pipewarden.agent) share it."""
+    from .redact import redact, redact_doc
+
+    if isinstance(exc, click.exceptions.Abort):
+        return EXIT_INPUT, "aborted", None
+    if isinstance(exc, click.ClickException):
+        return EXIT_INPUT, redact(exc.format_message()), None
+    if isinstance(exc, GateFailed):
+        return exc.exit_code, redact(str(exc)), None
+    if isinstance(exc, InputError | DatabaseError):
+        return exc.exit_code, exc.render(), redact_doc(exc.to_dict())
+    if isinstance(exc, PipewardenError):
+        return exc.exit_code, redact(str(exc)), None
+    if isinstance(exc, ModuleNotFoundError):
+        # a part that needs an extra, or a broken installation: one line, no traceback
+        msg = missing_module_message(exc)
+        return EXIT_INPUT, msg, {"error": msg, "module": exc.name}
+    from .dbfault import db_fault, is_db_error
+
+    if isinstance(exc, Exception) and is_db_error(exc):
+        fault = db_fault(exc)  # a database error no command turned into an outcome
+        return fault.exit_code, fault.render(), redact_doc(fault.to_dict())
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and map pipewarden's errors onto the exit-code contract."""
     from .output import dumps, err_console, printable
-    from .redact import redact, redact_doc
 
     args = list(sys.argv[1:] if argv is None else argv)
 
     def escape(text: str) -> str:
         from rich.markup import escape
 
-        return escape(printable(redact(text)))
+        return escape(printable(text))
 
     try:
         rv = cli.main(args=args, prog_name="pipewarden", standalone_mode=False)
@@ -117,41 +159,19 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return EXIT_INPUT
-    except GateFailed as exc:
-        # the command has already printed its result; say why on stderr
-        err_console().print(f"[bold red]gate failed:[/] {escape(str(exc))}")
-        return exc.exit_code
-    except (InputError, DatabaseError) as exc:
-        if _wants_json(args):
-            sys.stdout.write(dumps(redact_doc(exc.to_dict())) + "\n")
-        err_console().print(f"[bold red]error:[/] {escape(exc.render())}")
-        return exc.exit_code
-    except PipewardenError as exc:
-        err_console().print(f"[bold red]error:[/] {escape(str(exc))}")
-        return exc.exit_code
-    except ModuleNotFoundError as exc:
-        # a part that needs an extra, or a broken installation: one line, no traceback
-        msg = (
-            f"{exc.name or 'a module'} is not installed in this interpreter ({sys.executable}): "
-            f"pip install 'pipewarden[{EXTRAS.get((exc.name or '').split('.')[0], 'all')}]'"
-            if (exc.name or "").split(".")[0] in EXTRAS
-            else f"{exc.name or 'a module'} is not installed in this interpreter "
-            f"({sys.executable}): reinstall pipewarden (pip install pipewarden)"
-        )
-        if _wants_json(args):
-            sys.stdout.write(dumps({"error": msg, "module": exc.name}) + "\n")
-        err_console().print(f"[bold red]error:[/] {escape(msg)}")
-        return EXIT_INPUT
     except Exception as exc:
-        from .dbfault import db_fault, is_db_error
-
-        if not is_db_error(exc):
+        mapped = failure(exc)
+        if mapped is None:
             raise
-        fault = db_fault(exc)  # a database error no command turned into an outcome
-        if _wants_json(args):
-            sys.stdout.write(dumps(redact_doc(fault.to_dict())) + "\n")
-        err_console().print(f"[bold red]error:[/] {escape(fault.render())}")
-        return fault.exit_code
+        code, message, doc = mapped
+        if isinstance(exc, GateFailed):
+            # the command has already printed its result; say why on stderr
+            err_console().print(f"[bold red]gate failed:[/] {escape(message)}")
+            return code
+        if doc is not None and _wants_json(args):
+            sys.stdout.write(dumps(doc) + "\n")
+        err_console().print(f"[bold red]error:[/] {escape(message)}")
+        return code
     return rv if isinstance(rv, int) else 0
 
 

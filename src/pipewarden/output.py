@@ -6,11 +6,15 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import orjson
 
 FORMATS = ("text", "json")
+
+# set by :func:`capturing`: the documents :func:`emit` would print are kept here instead
+_CAPTURED: ContextVar[list[dict] | None] = ContextVar("pipewarden_captured", default=None)
 
 # C0 and C1 controls except tab and newline, DEL, and the bidirectional marks, embeddings,
 # overrides and isolates: from a column name or a value they could restyle the terminal, move
@@ -69,6 +73,10 @@ def emit(
     from .redact import redact_doc
 
     doc = redact_doc(doc)
+    captured = _CAPTURED.get()
+    if captured is not None:  # a face that takes the document itself (the MCP server)
+        captured.append(doc)
+        return
     stream = sys.stderr if to_stderr else sys.stdout
     if fmt == "json":
         stream.write(dumps(doc) + "\n")
@@ -84,6 +92,20 @@ def emit(
         console.print_json(dumps(doc))
     else:
         render_text(doc, console)
+
+
+class capturing:
+    """``with capturing() as docs:`` the documents :func:`emit` is given in this context
+    (thread, task) are appended to ``docs``, exactly as ``--format json`` would print them
+    (credentials redacted), and nothing is printed."""
+
+    def __enter__(self) -> list[dict]:
+        self._docs: list[dict] = []
+        self._token = _CAPTURED.set(self._docs)
+        return self._docs
+
+    def __exit__(self, *exc: object) -> None:
+        _CAPTURED.reset(self._token)
 
 
 def err_console():
