@@ -30,7 +30,7 @@ def test_every_command_is_a_tool_and_the_writers_say_so():
         tools = {t.name: t for t in s.tools()}
     # every command of the CLI that acts on data or code has its tool; serve (a web server)
     # and demo (a copy of the sample) are not calls an agent makes
-    from pipewarden.agent.server import COVERED
+    from pipewarden.agent.server import COVERED, TOOLS
     from pipewarden.cli import cli, load_all
 
     load_all()
@@ -40,7 +40,7 @@ def test_every_command_is_a_tool_and_the_writers_say_so():
         commands |= {f"{name} {s}" for s in subs} if subs else {name}
     assert commands - set(COVERED) <= {"serve", "demo", "mcp", "skill install", "skill check"}
     assert {"serve", "demo", "mcp"} <= commands
-    assert set(COVERED.values()) - {None} <= set(tools)
+    assert set(tools) == TOOLS
     for name, t in tools.items():
         a = t.annotations
         assert t.output_schema["required"] == ["exit_code", "passed", "result"], name

@@ -42,6 +42,7 @@ COMMAND_MODULES = {
     "wait": "pipewarden.conduct.cli",
     "features": "pipewarden.features.cli",
     "mcp": "pipewarden.agent.cli",
+    "skill": "pipewarden.agent.cli",
 }
 
 format_option = click.option(

@@ -81,4 +81,4 @@ def skill_check(directory, fmt):
         raise GateFailed(f"{len(doc['problems'])} problem(s) in the skill", doc)
 
 
-COMMANDS = [mcp_command]
+COMMANDS = [mcp_command, skill_group]

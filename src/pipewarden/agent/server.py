@@ -73,6 +73,9 @@ COVERED = {
     "incidents resolve": "incidents_resolve",
     "wait": "wait",
 }
+# the tools that call a command with the option that makes it write, apart from its reader
+WRITING_TWINS = {"sentinel_apply", "guard_mask", "anomaly_check_batch", "impute_fill"}
+TOOLS = set(COVERED.values()) | WRITING_TWINS
 
 
 class ToolResult(BaseModel):

@@ -1,0 +1,1 @@
+../../../src/pipewarden/pipelines/templates/airflow_dag_template.py

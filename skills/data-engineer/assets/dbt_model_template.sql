@@ -1,0 +1,1 @@
+../../../src/pipewarden/pipelines/templates/dbt_model_template.sql

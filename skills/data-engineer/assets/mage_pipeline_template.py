@@ -1,0 +1,1 @@
+../../../src/pipewarden/pipelines/templates/mage_pipeline_template.py

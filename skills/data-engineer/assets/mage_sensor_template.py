@@ -1,0 +1,1 @@
+../../../src/pipewarden/pipelines/templates/mage_sensor_template.py

@@ -1,0 +1,1 @@
+../../../scripts/anomaly_detector.py

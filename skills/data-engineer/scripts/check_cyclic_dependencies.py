@@ -1,0 +1,1 @@
+../../../scripts/check_cyclic_dependencies.py

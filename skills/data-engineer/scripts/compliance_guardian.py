@@ -1,0 +1,1 @@
+../../../scripts/compliance_guardian.py

@@ -1,0 +1,1 @@
+../../../scripts/feature_server.py

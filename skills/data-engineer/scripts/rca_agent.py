@@ -1,0 +1,1 @@
+../../../scripts/rca_agent.py

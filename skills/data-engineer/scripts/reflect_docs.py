@@ -1,0 +1,1 @@
+../../../scripts/reflect_docs.py
