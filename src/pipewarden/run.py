@@ -401,8 +401,14 @@ def _fault_fields(exc: BaseException) -> dict[str, Any]:
     return {"sqlstate": fault.sqlstate, "cause": fault.cause, "fault_exit": fault.exit_code}
 
 
+def _received(record: dict, derived) -> dict:
+    """A record as it arrived: without the keys a step derived (``batch.meta["derived"]``)."""
+    return {k: v for k, v in record.items() if k not in derived} if derived else record
+
+
 def _issue_rows(batch, outcome, batch_id: str, version: int) -> tuple[list[QuarantineRow], Counter]:
     rows, reasons = [], Counter()
+    drop = set(batch.meta.get("derived") or ())
     for i, issues in sorted(outcome.quarantined.items()):
         first = issues[0]
         for it in issues:
@@ -411,7 +417,7 @@ def _issue_rows(batch, outcome, batch_id: str, version: int) -> tuple[list[Quara
             QuarantineRow(
                 batch_id=batch_id,
                 offset=batch.offset + i,
-                payload=jdump({**batch.records[i], **outcome.masks.get(i, {})}),
+                payload=jdump(_received({**batch.records[i], **outcome.masks.get(i, {})}, drop)),
                 reason=first.reason,
                 message=first.message,
                 column=first.column,
@@ -431,6 +437,7 @@ def _typed_rows(
     they were read, when ``batch`` holds them retyped (a replayed CSV row)."""
     typed, offsets, payloads = [], [], []
     records, patches, base = batch.records, outcome.patches, batch.offset
+    drop = set(batch.meta.get("derived") or ())
     fills = outcome.fills
     for i in outcome.loaded:
         rec = records[i]
@@ -440,7 +447,7 @@ def _typed_rows(
         fill = fills.get(i)  # imputed: the typed table only, the raw landing keeps the null
         typed.append(convert({**rec, **fill} if fill else rec))
         offsets.append(base + i)
-        payloads.append(jdump(rec if raw is None else {**raw[i], **(patch or {})}))
+        payloads.append(jdump(_received(rec if raw is None else {**raw[i], **(patch or {})}, drop)))
     return typed, offsets, payloads
 
 
@@ -460,8 +467,11 @@ def _typed_columns(batch, outcome, schema) -> tuple[Any, list[int], list[str]]:
         rows = [
             {**r, **patches[i]} if i in patches else r for r, i in zip(rows, loaded, strict=True)
         ]
+    drop = set(batch.meta.get("derived") or ())
     with no_gc():
-        payloads = [jdump(r) for r in rows]
+        payloads = (
+            [jdump(r) for r in rows] if not drop else [jdump(_received(r, drop)) for r in rows]
+        )
         typed = (
             [{**r, **fills[i]} if i in fills else r for r, i in zip(rows, loaded, strict=True)]
             if fills
@@ -531,12 +541,15 @@ def _check(
         if keys is not None and keys[0] and sentinel.decision != "block":
             verdicts.append(key_verdict(batch, keys[0], keys[1]))
     held = set().union(*(v.quarantined_rows() for v in verdicts))
+    fills: dict[int, dict[str, Any]] = {}
     with phases.timing("steps", n if steps else 0):
         for step in steps:
-            ctx = StepContext(quarantined=set(held), **ctx_args)
+            ctx = StepContext(quarantined=set(held), fills=fills, **ctx_args)
             v = step.check(batch, ctx)
             verdicts.append(v)
             held |= v.quarantined_rows()
+            for r, f in v.fills.items():
+                fills[r] = {**fills.get(r, {}), **f}
         outcome = merge(n, verdicts)
     if (outcome.patches or outcome.fills) and outcome.decision == "pass":
         with phases.timing("check", 0):
@@ -662,6 +675,7 @@ def load_file(
     # steps that change a chunk before the schema is inferred (the guardian renames keys that
     # hold PII): called on every chunk of both passes; a reason they give blocks the batch
     prepares = [s.prepare for s in steps if hasattr(s, "prepare")]
+    prepares += [s.derive for s in steps if hasattr(s, "derive")]  # computed keys, after
     prepared_block: list[str] = []
 
     def chunks():
@@ -1219,6 +1233,10 @@ def _replay_page(
         for h, r in zip(held, originals, strict=True)
     ]
     batch = Batch(records=records, source="<quarantine>", batch_id=batch_id)
+    # keys the steps derive (features) are not in the quarantined payload: computed again
+    derived_block = next(
+        (why for s in steps if hasattr(s, "derive") and (why := s.derive(batch))), None
+    )
     # what held each row before, for the steps that cannot judge it again from the row alone
     batch.meta["previous_issues"] = {
         i: [it for it in (h.get("issues") or []) if isinstance(it, dict)]
@@ -1235,9 +1253,9 @@ def _replay_page(
         current = schema_history.current_schema(w.conn, store.dialect, dataset, store.namespace)
         p = plan(current, infer(batch), contract, store.dialect, dataset, store.namespace)
         delta = p.delta.to_dict()
-        if p.decision == "reject":
+        if p.decision == "reject" or derived_block:
             outcome = None
-            why = f"sentinel: {p.reason}"
+            why = derived_block or f"sentinel: {p.reason}"
         else:
             if p.ddl:
                 cause = {"by": "replay", "batch_id": batch_id, "run_id": report["run_id"]}

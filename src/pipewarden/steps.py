@@ -4,6 +4,13 @@ A step is built from its entry in the pipeline config (``steps: [{type: guardian
 called once per batch. It returns a :class:`~pipewarden.verdict.Verdict` and never writes;
 state it must keep between batches (breaker state, batch statistics) goes through the
 ``StateStore`` methods of the store it is given in the context.
+
+Two optional hooks run on every chunk before the schema is inferred (in both passes of a run):
+``prepare(batch)`` may change the records (the guardian renames keys holding PII), and
+``derive(batch)`` adds computed keys, naming them in ``batch.meta["derived"]`` (the features
+step): the sentinel types them like any new column, while the raw landing and the quarantine
+keep the records without them, and a replayed row gets them computed again. Either returns a
+reason to block the batch, or None.
 """
 
 from __future__ import annotations
@@ -31,6 +38,9 @@ class StepContext:
     # is not a batch: steps judge its rows against what they learned (a stored model, the
     # breaker's state) and neither learn from it nor count it (metrics, breaker window)
     mode: str = "run"
+    # row -> {column: value}: the cells earlier steps filled (impute), for a step that derives
+    # values from them (features)
+    fills: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 class Step(Protocol):
@@ -44,6 +54,7 @@ REGISTRY: dict[str, str] = {
     "guardian": "pipewarden.compliance.step:build_step",
     "anomaly": "pipewarden.anomaly.step:build_step",
     "impute": "pipewarden.impute.step:build_step",
+    "features": "pipewarden.features.step:build_step",
 }
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from ..errors import InputError
-from .spec import Feature
+from .spec import Feature, load_spec
 
 NUM = "CAST({} AS DOUBLE PRECISION)"
 PARTS = {"month": "MONTH", "isodow": "ISODOW", "dayofyear": "DOY"}
@@ -133,29 +133,7 @@ def emit_features(
     """Write the dbt model, its docs and the Mage block for the chosen features of ``spec``."""
     from ..pipelines.scaffold import NAME_RE, _write_all
 
-    where = None
-    if not isinstance(spec, dict):
-        where = str(spec)
-        try:
-            spec = json.loads(Path(spec).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise InputError(
-                "no such feature spec", file=where, hint="run features discover --out"
-            ) from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(f"not a feature spec ({type(exc).__name__})", file=where) from None
-    if not isinstance(spec, dict) or spec.get("format") != "pipewarden.features":
-        raise InputError("not a feature spec of `pipewarden features discover`", file=where)
-    try:
-        features = [Feature.from_dict(f) for f in spec.get("features") or []]
-    except (KeyError, ValueError, TypeError) as exc:
-        raise InputError(f"a feature of the spec is not valid: {exc}", file=where) from None
-    if not features:
-        raise InputError(
-            "the spec chose no feature: nothing to emit",
-            file=where,
-            hint="no candidate lifted the held-out score; see its 'candidates'",
-        )
+    spec, features = load_spec(spec)
     source = source or spec.get("dataset") or "dataset"
     name = name or f"{source}_features"
     for label, value in (("name", name), ("source table", source)):

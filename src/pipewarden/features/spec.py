@@ -13,10 +13,12 @@ Kinds (all target-free: none reads the target, so none leaks it):
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 KINDS = ("product", "ratio", "date_part", "frequency")
@@ -108,3 +110,34 @@ def value(f: Feature, row: dict[str, Any]) -> float | None:
 def compute(features: list[Feature], records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The features of every record, as dicts ``{name: value}``."""
     return [{f.name: value(f, r) for f in features} for r in records]
+
+
+def load_spec(spec: dict[str, Any] | str | Path) -> tuple[dict[str, Any], list[Feature]]:
+    """A spec of ``features discover`` (a dict or its JSON file) and its chosen features;
+    :class:`~pipewarden.errors.InputError` when it is missing, not a spec, or chose nothing."""
+    from ..errors import InputError
+
+    where = None
+    if not isinstance(spec, dict):
+        where = str(spec)
+        try:
+            spec = json.loads(Path(spec).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InputError(
+                "no such feature spec", file=where, hint="run features discover --out"
+            ) from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"not a feature spec ({type(exc).__name__})", file=where) from None
+    if not isinstance(spec, dict) or spec.get("format") != "pipewarden.features":
+        raise InputError("not a feature spec of `pipewarden features discover`", file=where)
+    try:
+        features = [Feature.from_dict(f) for f in spec.get("features") or []]
+    except (KeyError, ValueError, TypeError) as exc:
+        raise InputError(f"a feature of the spec is not valid: {exc}", file=where) from None
+    if not features:
+        raise InputError(
+            "the spec chose no feature: nothing to emit",
+            file=where,
+            hint="no candidate lifted the held-out score; see its 'candidates'",
+        )
+    return spec, features

@@ -97,13 +97,13 @@ class ImputeStep:
         self._note: str | None = None  # why the model of the current batch is what it is
 
     # -------------------------------------------------------------- the model
-    def _fit(self, records: list[dict], why: str) -> ImputerModel | None:
+    def _fit(self, records: list[dict], why: str, derived=()) -> ImputerModel | None:
         try:
             model = ImputerModel.fit(
                 records,
                 engine=self.engine,
                 engine_options=self.engine_options,
-                exclude=self.options.get("exclude", ()),
+                exclude=[*self.options.get("exclude", ()), *derived],
                 region=self.options.get("region", "US"),
                 max_error=float(self.options.get("max_error", MAX_ERROR)),
                 seed=self.seed,
@@ -155,7 +155,7 @@ class ImputeStep:
             ) else ([], "")  # fmt: skip
             if len(history) < self.min_rows:  # warm-up: the batch itself joins the history
                 history = history + batch.records
-            model = self._fit(history, stale or "trained on the history")
+            model = self._fit(history, stale or "trained on the history", _derived(batch))
             if model is None:
                 return self._model if stale and "refresh" in stale else None
             if self._model is not None:
@@ -188,10 +188,15 @@ class ImputeStep:
         if model is None:
             verdict.report = {"status": "no model", "summary": self._note or "no model yet"}
             return verdict
+        derived = _derived(batch)  # computed from other columns (features): never filled
+        columns = self.columns
+        if derived:
+            names = columns if columns is not None else [s.name for s in model.specs]
+            columns = [c for c in names if c not in derived]
         try:
             result = model.impute(
                 batch.records,
-                columns=self.columns,
+                columns=columns,
                 mode=self.mode,
                 seed=self.seed,
                 key=f"{batch.batch_id or ctx.batch_id}:{batch.offset}",
@@ -227,6 +232,11 @@ class ImputeStep:
         if self._model is not None:
             self._model.close()
             self._model = None
+
+
+def _derived(batch: Batch) -> list[str]:
+    """The keys another step computed from the others (the features step)."""
+    return list(batch.meta.get("derived") or ())
 
 
 def _age_hours(stamp: Any) -> float | None:
