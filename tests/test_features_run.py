@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import psycopg
 import pytest
+from test_impute_run import _jsonl, _project
 
 from pipewarden.features.emit import emit_features
 from pipewarden.features.spec import Feature, compute
@@ -49,23 +50,6 @@ def _spec(tmp_path: Path, features=FEATURES) -> Path:
                                 "target": "y", "dataset": "sales",
                                 "features": [f.to_dict() for f in features]}))  # fmt: skip
     return path
-
-
-def _project(tmp_path: Path, store: str, steps: str, contract: str = "{data_type: quarantine}"):
-    (tmp_path / "in").mkdir(exist_ok=True)
-    cfg = tmp_path / "pipeline.yaml"
-    cfg.write_text(
-        "version: 1\ndataset: sales\n"
-        'source:\n  path: "in/*.jsonl"\n'
-        f"store:\n{store}"
-        f"contract: {contract}\n"
-        "steps:\n" + steps
-    )
-    return cfg
-
-
-def _jsonl(path: Path, rows) -> None:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 def _close(got, want):

@@ -38,14 +38,16 @@ def _rows(n: int, seed: int, null_every: int = 0, bad_every: int = 0) -> list[di
     return out
 
 
-def _project(tmp_path: Path, store: str, step: str) -> Path:
+def _project(
+    tmp_path: Path, store: str, step: str, contract: str = "{data_type: quarantine}"
+) -> Path:
     (tmp_path / "in").mkdir(exist_ok=True)
     cfg = tmp_path / "pipeline.yaml"
     cfg.write_text(
         "version: 1\ndataset: sales\n"
         'source:\n  path: "in/*.jsonl"\n'
         f"store:\n{store}"
-        "contract: {data_type: quarantine}\n"
+        f"contract: {contract}\n"
         "steps:\n" + step
     )
     return cfg
