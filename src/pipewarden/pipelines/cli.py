@@ -176,11 +176,19 @@ def _scaffold_command(kind: str, help_text: str):
         show_default=True,
         help="The warehouse.",
     )
+    @click.option(
+        "--step",
+        "steps",
+        multiple=True,
+        help="A step after guardian and anomaly: impute, impute:preserve_variance or "
+        "features:SPEC (a `features discover` spec, relative to --dir); repeatable.",
+    )
     @click.option("--force", is_flag=True, help="Overwrite files that exist.")
     @format_option
     def command(name, directory, source, store, force, fmt, **extra) -> None:
-        if not extra.get("wait_for"):
-            extra.pop("wait_for", None)
+        for key in ("wait_for", "steps"):
+            if not extra.get(key):
+                extra.pop(key, None)
         from .scaffold import scaffold as do_scaffold
 
         emit(

@@ -52,14 +52,20 @@ def config_schema() -> dict:
     return json.loads(text)
 
 
-def pipeline_config(name: str, source: str, store: str, dependencies: list | None = None) -> dict:
+def pipeline_config(
+    name: str,
+    source: str,
+    store: str,
+    dependencies: list | None = None,
+    steps: list[dict] | None = None,
+) -> dict:
     doc: dict = {
         "version": 1,
         "name": name,
         "dataset": name,
         "source": {"path": source, "format": "auto"},
         "contract": {"tables": "evolve", "columns": "evolve", "data_type": "quarantine"},
-        "steps": [{"type": "guardian"}, {"type": "anomaly"}],
+        "steps": [{"type": "guardian"}, {"type": "anomaly"}, *(steps or [])],
         # the reflection loop: docs rebuilt on every schema change (and by the docs block/task)
         "docs": {"path": f"docs/{name}", "git": "off"},
     }
@@ -110,15 +116,17 @@ def _files(
     unique_key: str,
     updated_at: str,
     wait_for: list[dict] | None = None,
+    steps: list[dict] | None = None,
 ) -> dict[str, str]:
     cfg_rel = f"pipewarden/{name}.yaml"
     files: dict[str, str] = {}
     # the source path is relative to the pipeline config file
     src = source if os.path.isabs(source) else os.path.relpath(source, "pipewarden")
-    cfg = pipeline_config(name, src, store, wait_for)
+    cfg = pipeline_config(name, src, store, wait_for, steps)
+    checks = ", ".join(["schema sentinel"] + [s["type"] for s in cfg["steps"]])
     header = (
         f"# pipewarden pipeline `{name}`: `pipewarden run {cfg_rel}` (or pipewarden.run.run_pipeline)\n"
-        "# reads the source, checks every batch (schema sentinel, guardian, anomaly) and loads\n"
+        f"# reads the source, checks every batch ({checks}) and loads\n"
         "# what passes into the store; the rest goes to the quarantine with its reason.\n"
     )
     files[cfg_rel] = header + yaml.safe_dump(cfg, sort_keys=False)
@@ -195,7 +203,7 @@ def _files(
             "name": name,
             "uuid": name,
             "type": "python",
-            "description": f"Ingest {name} through pipewarden's sentinel, guardian and anomaly steps.",
+            "description": f"Ingest {name} through pipewarden's {checks} steps.",
             "executor_type": "local_python",
             "retry_config": {
                 "retries": 2,
@@ -252,6 +260,32 @@ def _files(
     else:
         raise InputError(f"unknown scaffold kind {kind!r}", hint=f"one of {', '.join(KINDS)}")
     return files
+
+
+STEP_KINDS = ("impute", "features")
+
+
+def parse_steps(specs: list[str] | tuple[str, ...] | None, root: Path) -> list[dict]:
+    """``impute`` or ``impute:MODE``, ``features:SPEC`` (a `features discover` spec, relative
+    to the project) -> the ``steps`` entries added after guardian and anomaly; impute first, so
+    the features of filled cells are computed from the fills (docs/features.md)."""
+    out: list[dict] = []
+    for spec in specs or ():
+        what, _, arg = spec.partition(":")
+        if what == "impute" and arg in ("", "accurate", "preserve_variance"):
+            out.append({"type": "impute", **({"mode": arg} if arg else {})})
+        elif what == "features" and arg:
+            from ..features.spec import load_spec
+
+            load_spec(arg if os.path.isabs(arg) else root / arg)  # a bad spec: nothing written
+            rel = arg if os.path.isabs(arg) else os.path.relpath(arg, "pipewarden")
+            out.append({"type": "features", "spec": rel})
+        else:
+            raise InputError(
+                f"--step {spec!r} is not impute[:MODE] or features:SPEC",
+                hint="impute, impute:preserve_variance or features:specs/orders-features.json",
+            )
+    return sorted(out, key=lambda s: STEP_KINDS.index(s["type"]))
 
 
 WAIT_KINDS = ("file", "table", "upstream", "http")
@@ -352,6 +386,7 @@ def scaffold(
     updated_at: str = "updated_at",
     force: bool = False,
     wait_for: list[str] | tuple[str, ...] | None = None,
+    steps: list[str] | tuple[str, ...] | None = None,
 ) -> dict:
     """Write a pipeline of ``kind`` named ``name`` under ``directory``; returns what was written."""
     if not NAME_RE.fullmatch(name or ""):
@@ -372,8 +407,9 @@ def scaffold(
         raise InputError("not a folder", file=str(root))
     source = source or f"data/{name}.jsonl"
     files = _files(
-        kind, name, source, store, unique_key, updated_at, parse_wait_for(wait_for, kind)
-    )
+        kind, name, source, store, unique_key, updated_at, parse_wait_for(wait_for, kind),
+        parse_steps(steps, root),
+    )  # fmt: skip
     clashes = [p for p in files if (root / p).exists()]
     if clashes and not force:
         raise InputError(
