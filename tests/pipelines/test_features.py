@@ -170,20 +170,28 @@ def export(df, *args, **kwargs):
 """
 
 
-@pytest.mark.mage
-def test_the_mage_block_computes_the_same_values_in_a_real_mage_run(tmp_path, mage_venv):
-    features = _sample_features()
-    rows = _sample_rows()
+def mage_project(tmp_path: Path, mage_venv: Path, **extra_env: str) -> tuple[Path, dict, str]:
+    """A fresh `mage init` project under tmp_path, the environment to run it (src/ first on
+    PYTHONPATH) and the mage executable."""
     where = tmp_path / "w"
     where.mkdir()
     env = {**os.environ, "MAGE_DATA_DIR": str(tmp_path / "mage_data"), "PYTHONPATH": str(SRC),
-           "PW_SAMPLE": str(tmp_path / "sample.jsonl"), "PW_OUT": str(tmp_path / "out.json")}  # fmt: skip
+           **extra_env}  # fmt: skip
     env.pop("VIRTUAL_ENV", None)
     mage = str(mage_venv / "bin" / "mage")
     res = subprocess.run([mage, "init", "proj"], cwd=where, capture_output=True, text=True,
                          env=env, timeout=300)  # fmt: skip
     assert res.returncode == 0, res.stderr[-2000:]
-    project = where / "proj"
+    return where / "proj", env, mage
+
+
+@pytest.mark.mage
+def test_the_mage_block_computes_the_same_values_in_a_real_mage_run(tmp_path, mage_venv):
+    features = _sample_features()
+    rows = _sample_rows()
+    project, env, mage = mage_project(tmp_path, mage_venv, PW_SAMPLE=str(tmp_path / "sample.jsonl"),
+                                      PW_OUT=str(tmp_path / "out.json"))  # fmt: skip
+    where = project.parent
     emit_features(_sample_spec(features), project, name="sales_features", source="sales")
     (project / "data_loaders" / "sales_sample.py").write_text(_LOADER)
     (project / "data_exporters" / "sales_out.py").write_text(_EXPORTER)

@@ -6,7 +6,6 @@ scaffolded pipeline does the same."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -22,7 +21,8 @@ from pipewarden.pipelines.scaffold import config_schema, scaffold
 from pipewarden.run import run_pipeline
 from pipewarden.store import open_store
 
-SRC = Path(__file__).resolve().parents[2] / "src"
+from .test_features import mage_project
+
 FEATURES = [
     Feature("amount_x_qty", "product", ["amount", "qty"]),
     Feature("day_month", "date_part", ["day"], part="month"),
@@ -114,15 +114,8 @@ def test_the_airflow_scaffold_passes_validate_dag_and_its_config_runs(tmp_path):
 
 @pytest.mark.mage
 def test_the_mage_scaffold_with_the_steps_runs_in_a_real_mage(tmp_path, mage_venv):
-    where = tmp_path / "w"
-    where.mkdir()
-    env = {**os.environ, "MAGE_DATA_DIR": str(tmp_path / "mage_data"), "PYTHONPATH": str(SRC)}
-    env.pop("VIRTUAL_ENV", None)
-    mage = str(mage_venv / "bin" / "mage")
-    res = subprocess.run([mage, "init", "proj"], cwd=where, capture_output=True, text=True,
-                         env=env, timeout=300)  # fmt: skip
-    assert res.returncode == 0, res.stderr[-2000:]
-    project = where / "proj"
+    project, env, mage = mage_project(tmp_path, mage_venv)
+    where = project.parent
     rows = _project(project)
     scaffold("mage", "orders", project, steps=STEPS[1::2])
     doc = validate_pipeline(project)
