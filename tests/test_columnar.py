@@ -248,3 +248,47 @@ def test_a_column_no_loaded_row_has_is_all_null():
     assert t.column(0).to_pylist() == [1, None, 3]
     assert t.column(1).to_pylist() == [None, None, None]
     assert t.schema.field(1).type == pa.timestamp("us", tz="UTC")
+
+
+@pytest.mark.postgres
+def test_binary_copy_of_rows_past_a_slice_loads_what_the_row_copy_loads(pg_schema):
+    """More rows than one encoded slice, long values and nulls at the slice's edge."""
+    from pipewarden.store import open_store
+
+    dsn, schema = pg_schema
+    n = columnar.COPY_SLICE_ROWS + 1_000
+    edge = columnar.COPY_SLICE_ROWS
+    t0 = dt.datetime(2024, 1, 1, tzinfo=UTC)
+    rows = [
+        (
+            None if i % 7 == 0 or i == edge else i * 1_000_003,
+            None if i % 5 == 0 or i == edge - 1 else "é" * (i % 300) + str(i),
+            None if i % 11 == 0 else f'{{"i": {i}, "s": "{"x" * (i % 500)}"}}',
+            None if i % 3 == 0 else t0 + dt.timedelta(seconds=i),
+            None if i % 13 == 0 else i % 2 == 0,
+        )
+        for i in range(n)
+    ]
+    types = [T.BIGINT, T.TEXT, T.JSON, T.TIMESTAMPTZ, T.BOOLEAN]
+    names = ["i", "s", "j", "ts", "b"]
+    s = open_store(dsn, namespace=schema)
+    try:
+        with s.transaction() as w:
+            ddl = "i int8, s text, j jsonb, ts timestamptz, b bool"
+            for name in ("many_rows", "many_arrow"):
+                w.execute(f'CREATE TABLE "{schema}".{name} ({ddl})')
+            w.copy_rows("many_rows", names, rows)
+            table = pa.Table.from_arrays(
+                [
+                    pa.array([r[k] for r in rows], type=columnar.ARROW[t])
+                    for k, t in enumerate(types)
+                ],
+                names=[f"c{k}" for k in range(len(types))],
+            )
+            assert w.copy_arrow("many_arrow", names, table) == n
+            w.execute("SET LOCAL timezone = 'UTC'")
+            a = w.query(f'SELECT * FROM "{schema}".many_rows ORDER BY i NULLS FIRST, s, ts')
+            b = w.query(f'SELECT * FROM "{schema}".many_arrow ORDER BY i NULLS FIRST, s, ts')
+        assert len(a) == n and a == b
+    finally:
+        s.close()

@@ -12,8 +12,9 @@ column at once, with Arrow's parsers; Python looks only at the residue Arrow doe
   Fractions past microseconds are dropped (not rounded), as :func:`parse_datetime` does.
 - :func:`typed_table` builds the typed columns of the rows a chunk loads, as Arrow arrays of the
   column types (:data:`ARROW`), the same values as :func:`pipewarden.schema.rows.coerce_row`.
-- :func:`copy_binary` writes an Arrow table as PostgreSQL's binary ``COPY`` format with numpy,
-  column by column (no Python object per row or value), for the column types the store makes.
+- :func:`copy_binary` writes an Arrow table as PostgreSQL's binary ``COPY`` format, column by
+  column (no Python object per row or value), for the column types the store makes: each
+  value's field (length, body) built with numpy, the fields of a row joined by Arrow.
 """
 
 from __future__ import annotations
@@ -232,19 +233,15 @@ SUPPORTED_OIDS = frozenset(
     (OID_INT8, OID_FLOAT8, OID_BOOL, OID_DATE, OID_TS, OID_TSTZ, OID_TEXT, OID_VARCHAR,
      OID_JSON, OID_JSONB, OID_NUMERIC)
 )  # fmt: skip
-COPY_SLICE_ROWS = 16_384  # rows encoded at a time (index arrays of the slice's bytes)
+COPY_SLICE_ROWS = 16_384  # rows encoded at a time
+_NO_SEP = pa.scalar(b"", pa.large_binary())  # fields are joined with nothing between them
 
 
-class _Field:
-    """One column of a slice, encoded: lengths (-1 for null) and the bodies, either fixed
-    width (an (n, width) uint8 view) or variable (a byte buffer with offsets)."""
-
-    __slots__ = ("lens", "fixed", "data", "starts", "prefix")
-
-    def __init__(self, lens, fixed=None, data=None, starts=None, prefix=b""):
-        self.lens, self.fixed, self.data, self.starts, self.prefix = (
-            lens, fixed, data, starts, prefix,
-        )  # fmt: skip
+def _binary(n: int, offsets: np.ndarray, data: np.ndarray) -> pa.Array:
+    """A large_binary array of ``n`` values from int64 offsets and the bytes they index."""
+    return pa.Array.from_buffers(
+        pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
 
 
 def _valid(arr: pa.Array) -> np.ndarray:
@@ -253,28 +250,48 @@ def _valid(arr: pa.Array) -> np.ndarray:
     return arr.is_valid().to_numpy(zero_copy_only=False)
 
 
-def _fixed(arr: pa.Array, values: np.ndarray, be: str) -> _Field:
+def _fixed(arr: pa.Array, values: np.ndarray, be: str) -> pa.Array:
+    """Each value of a fixed-width column as its COPY field: the length (-1 for null), then
+    the big-endian body (none for null); built as one (n, 4 + width) byte matrix."""
+    n = len(arr)
     valid = _valid(arr)
     width = np.dtype(be).itemsize
-    lens = np.where(valid, width, -1).astype(np.int32)
-    body = np.ascontiguousarray(values.astype(be)).view(np.uint8).reshape(len(arr), width)
-    return _Field(lens, fixed=body)
+    m = np.empty((n, 4 + width), dtype=np.uint8)
+    m[:, :4] = np.where(valid, width, -1).astype(">i4").view(np.uint8).reshape(n, 4)
+    m[:, 4:] = np.ascontiguousarray(values.astype(be)).view(np.uint8).reshape(n, width)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.where(valid, 4 + width, 4), out=offsets[1:])
+    if valid.all():
+        return _binary(n, offsets, m.reshape(-1))
+    keep = np.ones((n, 4 + width), dtype=bool)
+    keep[~valid, 4:] = False
+    return _binary(n, offsets, m[keep])
 
 
-def _variable(arr: pa.Array, prefix: bytes = b"") -> _Field:
-    """A string or binary array's bytes as they are in Arrow (no copy per value)."""
-    valid = _valid(arr)
+def _variable(arr: pa.Array, prefix: bytes = b"") -> pa.Array:
+    """Each value of a string or binary column as its COPY field: the length (-1 for null),
+    ``prefix`` (jsonb's version byte) and the bytes, joined by Arrow's element-wise
+    concatenation (no Python object per value)."""
     n = len(arr)
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32, count=n + 1, offset=arr.offset * 4)
-    data_buf = arr.buffers()[2]
-    lo, hi = int(offsets[0]), int(offsets[-1])
-    data = np.frombuffer(data_buf, dtype=np.uint8)[lo:hi] if hi > lo else np.zeros(0, np.uint8)
-    sizes = np.diff(offsets).astype(np.int64)
-    lens = np.where(valid, sizes + len(prefix), -1).astype(np.int32)
-    return _Field(lens, data=data, starts=(offsets[:-1] - lo).astype(np.int64), prefix=prefix)
+    valid = _valid(arr)
+    sizes = pc.binary_length(arr).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    lens = np.where(valid, sizes + len(prefix), -1).astype(">i4").view(np.uint8)
+    parts = [_binary(n, np.arange(0, 4 * n + 1, 4, dtype=np.int64), lens)]
+    if prefix:
+        parts.append(
+            pc.if_else(
+                pa.array(valid),
+                pa.scalar(prefix, pa.large_binary()),
+                pa.scalar(b"", pa.large_binary()),
+            )
+        )
+    parts.append(arr.cast(pa.large_binary()))
+    return pc.binary_join_element_wise(
+        *parts, _NO_SEP, null_handling="replace", null_replacement=b""
+    )
 
 
-def _encode_field(arr: pa.Array, oid: int, numeric_dump) -> _Field:
+def _encode_field(arr: pa.Array, oid: int, numeric_dump) -> pa.Array:
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     if oid == OID_INT8:
@@ -292,46 +309,22 @@ def _encode_field(arr: pa.Array, oid: int, numeric_dump) -> _Field:
     if oid == OID_NUMERIC:  # per value: PostgreSQL's base-10000 digits
         dumped = [None if v is None else bytes(numeric_dump(Decimal(v))) for v in arr.to_pylist()]
         return _variable(pa.array(dumped, type=pa.binary()))
-    if arr.type not in (pa.string(), pa.binary()):
+    if arr.type not in (pa.string(), pa.binary(), pa.large_string(), pa.large_binary()):
         arr = arr.cast(pa.string())
     return _variable(arr, b"\x01" if oid == OID_JSONB else b"")
 
 
-def _encode_slice(fields: list[_Field], n: int) -> bytes:
+def _encode_slice(fields: list[pa.Array], n: int) -> bytes:
+    """Rows of COPY fields: the field count, then each field, concatenated element-wise."""
     ncols = len(fields)
-    sizes = np.full(n, 2, dtype=np.int64)
-    for f in fields:
-        sizes += 4 + np.maximum(f.lens, 0)
-    ends = np.cumsum(sizes)
-    starts = ends - sizes
-    out = np.empty(int(ends[-1]) if n else 0, dtype=np.uint8)
-    out[starts] = ncols >> 8
-    out[starts + 1] = ncols & 0xFF
-    pos = starts + 2
-    for f in fields:
-        lb = f.lens.astype(">i4").view(np.uint8).reshape(n, 4)
-        for k in range(4):
-            out[pos + k] = lb[:, k]
-        body = pos + 4
-        valid = f.lens >= 0
-        if f.fixed is not None:
-            vb, vpos = f.fixed[valid], body[valid]
-            for k in range(f.fixed.shape[1]):
-                out[vpos + k] = vb[:, k]
-        else:
-            if f.prefix:
-                out[body[valid]] = f.prefix[0]
-                body = body + len(f.prefix)
-            lens = np.maximum(f.lens.astype(np.int64) - len(f.prefix), 0)
-            lens[~valid] = 0
-            total = int(lens.sum())
-            if total:
-                # byte j of row r goes from data[starts[r] + j] to out[body[r] + j]
-                first = np.cumsum(lens) - lens
-                within = np.arange(total, dtype=np.int64) - np.repeat(first, lens)
-                out[np.repeat(body, lens) + within] = f.data[np.repeat(f.starts, lens) + within]
-        pos = pos + 4 + np.maximum(f.lens, 0)
-    return out.tobytes()
+    head = _binary(
+        n,
+        np.arange(0, 2 * n + 1, 2, dtype=np.int64),
+        np.tile(np.array([ncols >> 8, ncols & 0xFF], dtype=np.uint8), n),
+    )
+    rows = pc.binary_join_element_wise(head, *fields, _NO_SEP)
+    offsets = np.frombuffer(rows.buffers()[1], dtype=np.int64, count=n + 1, offset=rows.offset * 8)
+    return memoryview(rows.buffers()[2])[offsets[0] : offsets[-1]].tobytes()
 
 
 def copy_binary(table: pa.Table, oids: Sequence[int], numeric_dump=None):
