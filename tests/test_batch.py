@@ -281,3 +281,29 @@ def test_json_of_a_record_writes_bytes_as_base64_as_the_typed_column_does():
         "b": "AP8=",
         "big": 10**30,
     }
+
+
+def test_chunks_read_are_frozen_while_read_and_nothing_stays_frozen(tmp_path):
+    """The records of a chunk are kept out of the collector's scans while the file is read;
+    a cycle made meanwhile is still collected, and nothing is frozen once reading ends."""
+    import gc
+    import weakref
+
+    p = tmp_path / "rows.jsonl"
+    p.write_text("".join(f'{{"a": {i}}}\n' for i in range(7)))
+
+    class Node:
+        pass
+
+    refs = []
+    frozen = []
+    for _chunk in iter_batches(p, chunk_rows=3):
+        frozen.append(gc.get_freeze_count())
+        node = Node()
+        node.me = node  # a cycle: only the collector frees it
+        refs.append(weakref.ref(node))
+        del node
+    assert len(frozen) == 3 and all(n > 0 for n in frozen)
+    assert gc.get_freeze_count() == 0
+    gc.collect()
+    assert all(r() is None for r in refs)

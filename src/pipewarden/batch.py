@@ -632,15 +632,39 @@ def no_gc() -> Iterator[None]:
             gc.enable()
 
 
+_FREEZERS = [0]  # readers whose chunks are frozen now (the last one to end unfreezes)
+
+
 def _chunked(records: Iterable[dict], size: int) -> Iterator[list[dict]]:
+    """Lists of ``size`` records. The records of a chunk are moved out of the collector's
+    generations once built (``gc.freeze``): they hold no cycles and are freed by their
+    reference counts when the chunk goes, but while they live every collection would scan
+    them again (1.2 of 16 CPU-s of a 1M-row run). Young cyclic garbage is collected before
+    each chunk, so what the collector should find is not frozen with it; the frozen objects
+    go back to the collector when the reading ends."""
     it = iter(records)
-    while True:
-        with no_gc():
-            chunk = list(islice(it, size))
-        if not chunk:
-            return
-        yield chunk
-        del chunk  # not held while the next chunk is built
+    froze = False
+    try:
+        while True:
+            collecting = gc.isenabled()
+            if collecting:
+                gc.collect(1)  # young objects only: the last chunk's are frozen
+            with no_gc():
+                chunk = list(islice(it, size))
+                if collecting and chunk:
+                    gc.freeze()
+            if not chunk:
+                return
+            if collecting and not froze:
+                froze = True
+                _FREEZERS[0] += 1
+            yield chunk
+            del chunk  # not held while the next chunk is built
+    finally:
+        if froze:
+            _FREEZERS[0] -= 1
+            if not _FREEZERS[0]:
+                gc.unfreeze()
 
 
 def _read_jsonl(src: _Source, encoding: str, opts: ReadOptions) -> Iterator[dict]:
