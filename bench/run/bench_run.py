@@ -124,13 +124,37 @@ def close(self):
     SERVER["cpu"] += backend_cpu(pids)
     real_close(self)
 postgres.PostgresStore.close = close
+# each step's CPU seconds (prepare and check), measured around its calls
+STEP_CPU = {}
+def timed(cls, name, method):
+    real = getattr(cls, method)
+    def wrapper(self, *a, **k):
+        c0 = time.process_time()
+        try:
+            return real(self, *a, **k)
+        finally:
+            STEP_CPU[name] = STEP_CPU.get(name, 0.0) + time.process_time() - c0
+    setattr(cls, method, wrapper)
+if ARGS.get("steps"):
+    from pipewarden.compliance.step import GuardianStep
+    from pipewarden.anomaly.step import AnomalyStep
+    timed(GuardianStep, "guardian", "prepare")
+    timed(GuardianStep, "guardian", "check")
+    timed(AnomalyStep, "anomaly", "check")
+def anomaly_model(batch):
+    rep = (batch.get("steps") or {}).get("anomaly")
+    rep = rep[-1] if isinstance(rep, list) else rep  # one report per chunk
+    return None if rep is None else {k: v for k, v in (rep.get("model") or {}).items()
+                                     if k in ("source", "status", "version", "rows")}
 from pipewarden.run import run_pipeline
 report = run_pipeline(ARGS["config"], fmt="json")
 SERVER_CPU = SERVER["cpu"] if ARGS.get("pg") else None
 b = report["batches"][0]
 RESULT = {"rows": report["totals"]["rows_loaded"] + report["totals"]["rows_quarantined"],
           "rows_loaded": report["totals"]["rows_loaded"], "status": b["status"],
-          "phases": b.get("phases")}
+          "phases": b.get("phases"),
+          "step_cpu_s": {k: round(v, 2) for k, v in STEP_CPU.items()} or None,
+          "anomaly_model": anomaly_model(b)}
 """
 
 DLT = """
@@ -249,7 +273,8 @@ def main(argv=None) -> int:
                         f"version: 1\ndataset: events\nsource:\n  path: {data}\n{store}"
                         + (STEPS if case.endswith("-steps") else "")
                     )
-                    out = run_case(PIPEWARDEN, {"config": str(cfg), "pg": pg})
+                    out = run_case(PIPEWARDEN, {"config": str(cfg), "pg": pg,
+                                                "steps": case.endswith("-steps")})  # fmt: skip
                 elif case.startswith("dlt-"):
                     out = run_case(DLT, {"kind": "postgres" if pg else "duckdb", "dsn": DSN,
                                          "schema": schema, "db": str(work / f"{tag}.duckdb"),

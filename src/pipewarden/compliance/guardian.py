@@ -14,16 +14,22 @@ import gc
 import os
 import tempfile
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
+
+import numpy as np
+import pyarrow.compute as pc
 
 from ..batch import Batch
 from ..errors import preview
 from .classify import ColumnStats, code_name, name_hint
+from .columns import distinct, scan_distinct
 from .names import mask_name, renamer_for
 from .policy import Policy, load_policy, mask
-from .recognizers import Context, detect
+from .recognizers import Context
 
 MAX_FINDINGS = 1000
+MAX_DISTINCT = 100_000  # distinct values ColumnStats keeps per column
 
 
 @dataclass
@@ -92,6 +98,186 @@ def _leaves(value: Any, keys: tuple, concrete: str, generic: str):
     elif isinstance(value, list):
         for i, v in enumerate(value):
             yield from _leaves(v, (*keys, i), f"{concrete}[{i}]", f"{generic}[]")
+
+
+_MIXED = object()
+
+
+def _kind(types: set[type]) -> Any:
+    """How a column is scanned from the types of its values: ``str`` or ``int`` (one type and
+    nulls: Arrow encodes it), ``_MIXED`` (walked value by value: nested objects, lists, mixed
+    types) or None (nothing to scan: booleans, floats, nulls, dates)."""
+    types.discard(type(None))
+    if types == {str}:
+        return str
+    if types == {int}:
+        return int
+    if any(
+        issubclass(t, str | dict | list) or (issubclass(t, int) and t is not bool) for t in types
+    ):
+        return _MIXED
+    return None
+
+
+class _Path:
+    """The leaves of one path (a column, or a nested path) of a batch: its distinct texts
+    and where each occurs. A column read by Arrow holds ``texts`` (a string array) and
+    ``ids`` (per row, the index of its text, -1 for none); a walked path holds ``index``
+    (text -> its number) and its occurrences (row, key rank, leaf number, keys, path)."""
+
+    __slots__ = ("generic", "texts", "ids", "rank", "keys", "seq", "index", "occ", "column_stats")
+
+    def __init__(
+        self, generic: str, texts=None, ids=None, rank: int = 0, keys: tuple = (), seq: int = 0
+    ) -> None:
+        self.generic, self.texts, self.ids, self.rank = generic, texts, ids, rank
+        self.keys, self.seq = keys or (generic,), seq  # where an Arrow-read path's leaves are
+        self.index: dict[str, int] = {}
+        self.occ: list[tuple[int, tuple]] = []
+        self.column_stats: ColumnStats | None = None
+
+    def add(self, text: str, where: tuple) -> None:
+        i = self.index.get(text)
+        if i is None:
+            i = self.index[text] = len(self.index)
+        self.occ.append((i, where))
+
+    def first(self) -> tuple[int, str | None, int] | None:
+        """(row, top key, leaf number) of the first leaf, or None when there is none."""
+        if self.ids is None:
+            if not self.occ:
+                return None
+            index, _, seq, keys, _ = self.occ[0][1]
+            return index, keys[0], seq
+        present = np.flatnonzero(self.ids >= 0)
+        return (int(present[0]), self.keys[0], self.seq) if len(present) else None
+
+    def counts(self, n: int) -> np.ndarray:
+        if self.ids is None:
+            return np.bincount(np.fromiter((i for i, _ in self.occ), np.int64), minlength=n)
+        return np.bincount(self.ids[self.ids >= 0], minlength=n)
+
+    def stats(self, texts: list[str], matches: list, st: ColumnStats) -> ColumnStats:
+        """The column statistics scanning each leaf would have gathered (``ColumnStats.add``
+        per leaf), from the distinct texts and their counts."""
+        counts = self.counts(len(texts))
+        # values read as prose: 2+ spaces and not one entity as a whole
+        if self.ids is not None:
+            prose = pc.count_substring(self.texts, " ").to_numpy(zero_copy_only=False) >= 2
+        else:
+            prose = np.fromiter((t.count(" ") >= 2 for t in texts), bool, len(texts))
+        whole: dict[str, int] = {}
+        for i, found in enumerate(matches):
+            if len(found) != 1 or not counts[i]:
+                continue
+            m = found[0]
+            if m.end - m.start == len(texts[i].strip()):
+                whole[m.entity] = whole.get(m.entity, 0) + int(counts[i])
+                prose[i] = False
+        st.values = int(counts.sum())
+        st.free_text = int(counts[prose].sum())
+        absent = np.flatnonzero(counts == 0)
+        seen = (
+            texts
+            if not len(absent)
+            else [t for t, c in zip(texts, counts.tolist(), strict=True) if c]
+        )
+        # ColumnStats keeps the first MAX_DISTINCT distinct values it sees
+        st.distinct = set(seen if len(seen) <= MAX_DISTINCT else seen[:MAX_DISTINCT])
+        st.whole = whole or None
+        return st
+
+    def findings(self, batch: Batch, texts, matches: list):
+        """The findings of the path's leaves in leaf order, with (row, key rank, leaf
+        number) arrays for the merge; None when there are none."""
+        hits = [i for i, m in enumerate(matches) if m]
+        if not hits:
+            return None
+        shown = {
+            i: [preview(texts[i][m.start : m.end]) for m in matches[i]] for i in hits
+        }  # fmt: skip
+        out: list[Finding] = []
+        rows: list[int] = []
+        ranks: list[int] = []
+        seqs: list[int] = []
+        row_number = batch.row_number
+        generic = self.generic
+        if self.ids is not None:
+            hit = np.zeros(len(texts) + 1, dtype=bool)  # + 1: index -1 (no value) is False
+            hit[hits] = True
+            keys = self.keys
+            for index in np.flatnonzero(hit[self.ids]).tolist():
+                i = int(self.ids[index])
+                row = row_number(index)
+                for m, pv in zip(matches[i], shown[i], strict=True):
+                    out.append(Finding(index, row, generic, generic, keys, m.entity, m.start,
+                                       m.end, m.score, pv, m.detail))  # fmt: skip
+                    rows.append(index)
+            ranks = [self.rank] * len(rows)
+            seqs = [self.seq] * len(rows)
+        else:
+            for i, (index, rank, seq, keys, concrete) in self.occ:
+                if not matches[i]:
+                    continue
+                row = row_number(index)
+                for m, pv in zip(matches[i], shown[i], strict=True):
+                    out.append(Finding(index, row, concrete, generic, keys, m.entity, m.start,
+                                       m.end, m.score, pv, m.detail))  # fmt: skip
+                    rows.append(index)
+                    ranks.append(rank)
+                    seqs.append(seq)
+        return out, np.array(rows, np.int64), np.array(ranks, np.int64), np.array(seqs, np.int64)
+
+
+def _column_paths(key: str, column: list, rank: int) -> list[_Path] | None:
+    """The paths of a top-level column read by Arrow: the column itself (text or integers),
+    or, for objects that all have the same keys, one path per key holding text or integers
+    (``meta.source``, ``meta.v``); [] when it holds nothing to scan; None when it must be
+    walked value by value (lists, mixed types, objects of different keys)."""
+    types = set(map(type, column))
+    kind = _kind(types)
+    if kind is None:
+        return []  # booleans, floats, nulls, dates: no text to scan
+    if kind is not _MIXED:
+        got = distinct(column, kind)
+        return None if got is None else [_Path(key, *got, rank)]
+    types.discard(type(None))
+    if types != {dict}:
+        return None
+    objects = [v for v in column if v is not None]
+    forms = set(map(tuple, objects))
+    if len(forms) != 1:
+        return None
+    (form,) = forms
+    if not all(type(k) is str for k in form):
+        return None
+    out = []
+    for seq, sub in enumerate(form):
+        values = [None if v is None else v[sub] for v in column]
+        kind = _kind(set(map(type, values)))
+        if kind is None:
+            continue
+        if kind is _MIXED:
+            return None
+        got = distinct(values, kind)
+        if got is None:
+            return None
+        generic = f"{key}.{sub}"
+        out.append(_Path(generic, *got, rank, (key, sub), seq))
+    return out
+
+
+def _position(
+    records: list[dict], first: tuple[int, str | None, int], by_record: bool
+) -> tuple[int, int, int]:
+    """(row, place of the key in that record, leaf number) of a path's first leaf."""
+    row, key, seq = first
+    if not by_record:
+        return row, 0, seq
+    for i, k in enumerate(records[row]):
+        if k == key or str(k) == key:
+            return row, i, seq
+    return row, 0, seq
 
 
 class Guardian:
@@ -179,56 +365,127 @@ class Guardian:
                 gc.enable()
 
     def _detect(self, batch: Batch) -> Inspection:
+        """Column by column: each column's distinct values are scanned once
+        (:mod:`.columns`), the rows share their matches. The findings, their order, the
+        statistics and the labels are those of scanning each leaf of each record in turn."""
         out = Inspection(rows=len(batch))
-        stats = out.stats
-        findings = out.findings
-        for index, record in enumerate(batch.records):
-            row = batch.row_number(index)
+        records = batch.records
+        if not records:
+            return out
+        keys = list(dict.fromkeys(chain.from_iterable(records)))
+        paths: dict[str, _Path] = {}
+        if not all(type(k) is str for k in keys):
+            # keys that are not text (1 and True are one dict key): each record walked in turn
+            self._walk(records, None, paths)
+            by_record = False  # the leaf numbers run over the whole record
+        else:
+            by_record = True
+            rank = {k: i for i, k in enumerate(keys)}
+            fast: list[_Path] = []
+            slow: set[str] = set()
+            for key in keys:
+                column = [r.get(key) for r in records]
+                got = _column_paths(key, column, rank[key])
+                if got is None:
+                    slow.add(key)
+                else:
+                    fast.extend(got)
+            if slow:
+                self._walk(records, slow, paths, rank)
+            for p in fast:
+                if p.generic in paths:  # "a.b" as a key and as a nested path: walk them all
+                    paths.clear()
+                    self._walk(records, set(keys), paths, rank)
+                    break
+                paths[p.generic] = p
+        self._collect(batch, paths, out, by_record)
+        return out
+
+    def _walk(
+        self, records: list[dict], only: set[str] | None, paths: dict, rank: dict | None = None
+    ) -> None:
+        """The leaves of the ``only`` keys of every record (all keys: None), record by record,
+        into per-path occurrences: (row, top key rank, leaf number in the row, keys, path)."""
+        for index, record in enumerate(records):
+            seq = 0
             for key, value in record.items():
+                if only is not None and key not in only:
+                    continue
+                r = rank[key] if rank is not None else 0
                 if isinstance(value, str):  # the common case: a flat text column
                     leaves = (((key,), key, key, value),) if value else ()
                 else:
                     key = str(key)
                     leaves = _leaves(value, (key,), key, key)
                 for keys, concrete, generic, text in leaves:
-                    ctx, hint, negative = self._context(generic)
-                    matches = detect(text, ctx)
-                    st = stats.get(generic)
-                    if st is None:
-                        st = stats[generic] = ColumnStats(generic, hint=hint, negative=negative)
-                    whole = None
-                    if len(matches) == 1:
-                        m = matches[0]
-                        if m.end - m.start == len(text.strip()):
-                            whole = m.entity
-                    st.add(text, whole)
-                    for m in matches:
-                        findings.append(
-                            Finding(
-                                index=index,
-                                row=row,
-                                column=concrete,
-                                path=generic,
-                                keys=keys,
-                                entity=m.entity,
-                                start=m.start,
-                                end=m.end,
-                                score=m.score,
-                                preview=preview(text[m.start : m.end]),
-                                detail=m.detail,
-                            )
-                        )
+                    p = paths.get(generic)
+                    if p is None:
+                        p = paths[generic] = _Path(generic)
+                    p.add(text, (index, r, seq, keys, concrete))
+                    seq += 1
+
+    def _collect(
+        self, batch: Batch, paths: dict[str, _Path], out: Inspection, by_record: bool
+    ) -> None:
+        records = batch.records
+        stats = out.stats
+        found: list[tuple[_Path, list[Finding], np.ndarray, np.ndarray, np.ndarray]] = []
+        firsts = []
+        for generic, p in paths.items():
+            first = p.first()
+            if first is None:
+                continue
+            firsts.append((first, generic))
+            ctx, hint, negative = self._context(generic)
+            matches = scan_distinct(p.texts if p.ids is not None else list(p.index), ctx)
+            texts = p.texts.to_pylist() if p.ids is not None else list(p.index)
+            st = p.stats(texts, matches, ColumnStats(generic, hint=hint, negative=negative))
+            p.column_stats = st
+            got = p.findings(batch, texts, matches)
+            if got is not None:
+                found.append((p, *got))
+        # statistics in order of each path's first leaf (row, then the record's key order)
+        for _, generic in sorted(firsts, key=lambda f: _position(records, f[0], by_record)):
+            stats[generic] = paths[generic].column_stats
         labels = {}
         for path in stats:
             label = stats[path].label()
             if label:
                 labels[path] = label
                 out.columns.append(label)
-        for f in findings:  # a labelled column lends its confidence to its values
-            label = labels.get(f.path)
-            if label and label["entity"] == f.entity and label["score"] > f.score:
-                f.score = label["score"]
-        return out
+        findings = out.findings
+        for p, fs, *_ in found:
+            label = labels.get(p.generic)
+            if label:  # a labelled column lends its confidence to its values
+                for f in fs:
+                    if label["entity"] == f.entity and label["score"] > f.score:
+                        f.score = label["score"]
+        if len(found) == 1:
+            findings.extend(found[0][1])
+            return
+        if not found:
+            return
+        # several paths: in row order, then the record's key order, then the leaf order
+        fs = [f for _, got, *_ in found for f in got]
+        rows = np.concatenate([g[2] for g in found])
+        ranks = np.concatenate([g[3] for g in found])
+        seqs = np.concatenate([g[4] for g in found])
+        order = np.lexsort((seqs, ranks, rows))
+        rows, ranks = rows[order], ranks[order]
+        fs = [fs[i] for i in order.tolist()]
+        # rows with findings under several keys: the record's own key order decides
+        several = np.flatnonzero((rows[1:] == rows[:-1]) & (ranks[1:] != ranks[:-1]))
+        done: set[int] = set()
+        for j in several.tolist():
+            row = int(rows[j])
+            if row in done:
+                continue
+            done.add(row)
+            lo = int(np.searchsorted(rows, row, "left"))
+            hi = int(np.searchsorted(rows, row, "right"))
+            pos = {str(k): i for i, k in enumerate(records[row])}
+            fs[lo:hi] = sorted(fs[lo:hi], key=lambda f: pos[f.keys[0]])  # stable: leaf order
+        findings.extend(fs)
 
     # -- policy --------------------------------------------------------------------------
 
@@ -236,8 +493,13 @@ class Guardian:
         """Detect, then decide an action per finding and build patches / quarantine / block."""
         out = self.detect(batch, dataset)
         masks: dict[int, list[Finding]] = {}
+        decided: dict[tuple[str, str], Any] = {}  # the policy's decision per entity and path
         for f in out.findings:
-            d = self.policy.decide(f.entity, dataset, f.path, self.today)
+            d = decided.get((f.entity, f.path))
+            if d is None:
+                d = decided[(f.entity, f.path)] = self.policy.decide(
+                    f.entity, dataset, f.path, self.today
+                )
             f.action, f.method, f.rule = d.action, d.method, d.rule
             if d.action == "block":
                 out.blocked_by.append(f)
@@ -245,14 +507,28 @@ class Guardian:
                 out.quarantine.setdefault(f.index, []).append(f)
             elif d.action == "mask":
                 masks.setdefault(f.index, []).append(f)
+        masked: dict[tuple, str] = {}
         for index, found in masks.items():
             if index in out.quarantine:
                 continue
-            out.patches[index] = self._patch(batch.records[index], found)
+            out.patches[index] = self._patch(batch.records[index], found, masked)
         return out
 
-    def _patch(self, record: dict, found: list[Finding]) -> dict[str, Any]:
-        """New top-level values with the masked spans replaced, right to left per leaf."""
+    def _patch(
+        self, record: dict, found: list[Finding], masked: dict[tuple, str] | None = None
+    ) -> dict[str, Any]:
+        """New top-level values with the masked spans replaced, right to left per leaf.
+        ``masked``: the masked text of one span of a top-level value, by text and span (a
+        repeated value is masked once)."""
+        if len(found) == 1 and len(found[0].keys) == 1 and masked is not None:
+            f = found[0]
+            top = f.keys[0]
+            text = _text(record[top])
+            key = (text, f.entity, f.start, f.end, f.method)
+            value = masked.get(key)
+            if value is None:
+                value = masked[key] = self._mask_text(text, found)
+            return {top: value}
         patch: dict[str, Any] = {}
         by_leaf: dict[tuple, list[Finding]] = {}
         for f in found:
@@ -272,7 +548,7 @@ class Guardian:
         return patch
 
     def _mask_text(self, text: str, fs: list[Finding]) -> str:
-        for f in sorted(fs, key=lambda f: f.start, reverse=True):
+        for f in fs if len(fs) == 1 else sorted(fs, key=lambda f: f.start, reverse=True):
             masked = mask(f.entity, text[f.start : f.end], f.method or "redact", self._key)
             text = text[: f.start] + masked + text[f.end :]
         return text

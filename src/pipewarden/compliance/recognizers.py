@@ -824,10 +824,12 @@ def _national_ids(text: str, ctx: Context, out: list[Match]) -> None:
 _DROP_DIGITS = str.maketrans("", "", "0123456789")
 
 
-def detect(text: str, ctx: Context) -> list[Match]:
-    """Every validated entity in ``text``, overlaps resolved, ordered by start."""
+def detect(text: str, ctx: Context, only: frozenset[str] | None = None) -> list[Match]:
+    """Every validated entity in ``text``, overlaps resolved, ordered by start. ``only``: the
+    recognizers to run (:func:`plan` of the text's shape: the others cannot find anything in
+    it), by default every entity of ``ctx``."""
     found: list[Match] = []
-    wanted = ctx.entities
+    wanted = ctx.entities if only is None else only
     if "@" in text and EMAIL in wanted:
         _emails(text, ctx, found)
     # the number of digits is a cheap prefilter: each numeric entity needs a minimum
@@ -850,6 +852,82 @@ def detect(text: str, ctx: Context) -> list[Match]:
     if len(found) < 2:
         return found
     return resolve_overlaps(found)
+
+
+# ASCII digits -> "0": the *shape* of a text. Every candidate regex above treats the ten ASCII
+# digits alike (no literal digit outside a class holding all ten), so a text and its shape have
+# the same candidates at the same places; only the validators (checksums, allocation rules,
+# number ranges, the neutral dates and amounts) read the digits themselves
+SHAPE = str.maketrans("123456789", "000000000")
+
+
+def shape(text: str) -> str:
+    """``text`` with every ASCII digit written as ``0``."""
+    return text.translate(SHAPE)
+
+
+def plan(shape: str, ctx: Context) -> frozenset[str]:
+    """The entities whose recognizers can find something in a text of this shape (its ASCII
+    digits written as ``0``, :func:`shape`): ``detect(text, ctx, only=plan(shape(text), ctx))``
+    is ``detect(text, ctx)``. A recognizer is left out when :func:`detect`'s own gate (digits,
+    ``@``, ``.``, ``:``) or its candidate regex finds nothing in the shape; phone candidates
+    also need 7-15 digits and not to be a date or the SSN shape, as :func:`_phones` asks. One
+    call serves every value of the shape: a column of ISO timestamps has one shape, and no
+    recognizer to run."""
+    out: list[str] = []
+    wanted = ctx.entities
+    if "@" in shape and EMAIL in wanted and _EMAIL_RE.search(shape):
+        out.append(EMAIL)
+    digits = len(shape) - len(shape.translate(_DROP_DIGITS))
+    if digits:
+        if digits >= 9 and SSN in wanted and _SSN_RE.search(shape):
+            out.append(SSN)
+        if digits >= 12 and CARD in wanted and _CARD_RE.search(shape):
+            out.append(CARD)
+        if digits >= 2 and IBAN in wanted and _iban_shaped(shape):
+            out.append(IBAN)
+        if IP in wanted and (digits >= 4 or ":" in shape) and _ip_shaped(shape):
+            out.append(IP)
+        if digits >= 7 and PHONE in wanted and _phone_shaped(shape):
+            out.append(PHONE)
+        if ctx._modules and NATIONAL_ID in wanted and _NID_RE.search(shape):
+            out.append(NATIONAL_ID)
+    return frozenset(out)
+
+
+def _iban_shaped(shape: str) -> bool:
+    return any(IBAN_LENGTHS.get(m.group(1).upper()) for m in _IBAN_RE.finditer(shape))
+
+
+def _ip_shaped(shape: str) -> bool:
+    return bool(
+        ("." in shape and _IPV4_RE.search(shape)) or (":" in shape and _IPV6_RE.search(shape))
+    )
+
+
+def _phone_shaped(shape: str) -> bool:
+    """A phone candidate of the shape passes :func:`_phones`'s tests that do not read the
+    digits: 7-15 digits before an extension, not a date, not the SSN shape 3-2-4."""
+    for m in _PHONE_RE.finditer(shape):
+        number = m.group()
+        if m.group("ext"):
+            number = number[: m.start("ext") - m.start()]
+        if not 7 <= len(number) - len(_NOT_DIGIT(number)) <= 15:
+            continue
+        if _DATE_RE.fullmatch(number) or _SSN_SHAPE.fullmatch(number):
+            continue
+        return True
+    return False
+
+
+def email_only(plan: frozenset[str]) -> bool:
+    """Whether a plan's matches are the same for every text of the shape: the e-mail
+    recognizer reads no digit (its regex and its checks of the local part and the labels
+    treat them alike), so its matches in the shape are its matches in each text."""
+    return plan == _EMAIL_ONLY
+
+
+_EMAIL_ONLY = frozenset([EMAIL])
 
 
 def resolve_overlaps(matches: list[Match]) -> list[Match]:
