@@ -39,6 +39,14 @@ def mage_venv() -> Path:
     return _venv("mage")
 
 
+@pytest.fixture(scope="session")
+def mage_template(tmp_path_factory, mage_venv) -> Path:
+    """One `mage init` per session; each test works on its own copy (magekit.copy_project)."""
+    from .magekit import mage_init
+
+    return mage_init(tmp_path_factory.mktemp("mage_init"), mage_venv)
+
+
 @pytest.fixture
 def run_cli(capsys):
     """run_cli(*args) -> (exit code, parsed JSON document) of `pipewarden ... --format json`."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from importlib import resources
 from pathlib import Path
@@ -17,6 +16,8 @@ import yaml
 from pipewarden.pipelines.airflow import validate_dags
 from pipewarden.pipelines.mage import validate_pipeline
 from pipewarden.pipelines.scaffold import config_schema, scaffold
+
+from .magekit import copy_project, mage_run
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src"
@@ -149,57 +150,16 @@ def test_scaffolded_dag_is_parsed_by_the_real_airflow_dagbag(tmp_path, airflow_p
     assert doc["schedule"] == "@daily"
 
 
-@pytest.fixture(scope="module")
-def _mage_init(tmp_path_factory, mage_venv) -> Path:
-    """One `mage init` per module; each test works on its own copy of the project."""
-    where = tmp_path_factory.mktemp("mage_init")
-    env = {**os.environ, "MAGE_DATA_DIR": str(where / "mage_data")}
-    env.pop("VIRTUAL_ENV", None)
-    res = subprocess.run(
-        [str(mage_venv / "bin" / "mage"), "init", "proj"],
-        cwd=where,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert res.returncode == 0, res.stderr[-2000:]
-    return where / "proj"
-
-
-def _mage_project(tmp_path: Path, template: Path) -> tuple[Path, dict]:
-    project = tmp_path / "proj"
-    shutil.copytree(template, project)
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(SRC),
-        "MAGE_DATA_DIR": str(tmp_path / "mage_data"),
-    }
-    env.pop("VIRTUAL_ENV", None)
-    return project, env
-
-
-def _mage_run(project: Path, name: str, mage_venv: Path, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(mage_venv / "bin" / "mage"), "run", str(project), name],
-        cwd=project.parent,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
-
-
 @pytest.mark.mage
-def test_scaffolded_mage_pipeline_runs_with_the_real_mage(tmp_path, mage_venv, _mage_init):
-    project, env = _mage_project(tmp_path, _mage_init)
+def test_scaffolded_mage_pipeline_runs_with_the_real_mage(tmp_path, mage_venv, mage_template):
+    project, env = copy_project(tmp_path, mage_template)
     scaffold("mage", "orders", project)
     (project / "data").mkdir()
     (project / "data" / "orders.jsonl").write_text(
         "".join(json.dumps({"id": i, "amount": i * 1.5, "country": "NL"}) + "\n" for i in range(20))
     )
     assert validate_pipeline(project)["ok"]
-    res = _mage_run(project, "orders", mage_venv, env)
+    res = mage_run(project, "orders", mage_venv, env)
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-3000:]
     assert "Pipeline run completed" in out
@@ -211,15 +171,15 @@ def test_scaffolded_mage_pipeline_runs_with_the_real_mage(tmp_path, mage_venv, _
 
 
 @pytest.mark.mage
-def test_mage_exits_0_on_upstream_only_lists_and_we_catch_it(tmp_path, mage_venv, _mage_init):
-    project, env = _mage_project(tmp_path, _mage_init)
+def test_mage_exits_0_on_upstream_only_lists_and_we_catch_it(tmp_path, mage_venv, mage_template):
+    project, env = copy_project(tmp_path, mage_template)
     scaffold("mage", "orders", project)
     meta_path = project / "pipelines" / "orders" / "metadata.yaml"
     meta = yaml.safe_load(meta_path.read_text())
     for b in meta["blocks"]:
         b["downstream_blocks"] = []
     meta_path.write_text(yaml.safe_dump(meta, sort_keys=False))
-    res = _mage_run(project, "orders", mage_venv, env)
+    res = mage_run(project, "orders", mage_venv, env)
     out = res.stdout + res.stderr
     assert res.returncode == 0 and "Pipeline run completed" in out  # Mage is silent...
     assert "pipewarden run of orders finished" not in out  # ...but ran only the first block
@@ -247,9 +207,9 @@ _TRANSFORMER = "@transformer\ndef t(x, *a, **k):\n    return x\n"
 
 @pytest.mark.mage
 def test_we_report_what_the_real_mage_refuses_and_what_it_lets_through(
-    tmp_path, mage_venv, _mage_init
+    tmp_path, mage_venv, mage_template
 ):
-    project, env = _mage_project(tmp_path, _mage_init)
+    project, env = copy_project(tmp_path, mage_template)
     (project / "data_loaders" / "a.py").write_text(_LOADER)
     (project / "transformers" / "b.py").write_text(_TRANSFORMER)
     cases = {

@@ -562,6 +562,10 @@ def build_server(
         ] = None,
         unique_key: str | None = None,
         updated_at: str | None = None,
+        blocks: Annotated[
+            bool,
+            Field(description="mage: one block per check (pipewarden.mage), not one guard block"),
+        ] = False,
         force: bool = False,
     ) -> ToolResult:
         """A pipeline that ingests a source through the sentinel, guardian and anomaly steps
@@ -569,9 +573,12 @@ def build_server(
         metadata.yaml in a Mage project) or dbt (an incremental model)."""
         if kind != "dbt" and (unique_key or updated_at):
             raise _Refused("unique_key and updated_at are for kind=dbt")
+        if kind != "mage" and blocks:
+            raise _Refused("blocks is for kind=mage")
         return call(words("scaffold", kind, dir=_path(dir, "dir"), source=source,
                           store=store, wait_for=wait_for or [], unique_key=unique_key,
-                          updated_at=updated_at, force=force, positional=[name]))  # fmt: skip
+                          updated_at=updated_at, blocks=blocks, force=force,
+                          positional=[name]))  # fmt: skip
 
     # ------------------------------------------------------------------ docs
 

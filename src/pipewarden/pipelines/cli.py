@@ -186,7 +186,7 @@ def _scaffold_command(kind: str, help_text: str):
     @click.option("--force", is_flag=True, help="Overwrite files that exist.")
     @format_option
     def command(name, directory, source, store, force, fmt, **extra) -> None:
-        for key in ("wait_for", "steps"):
+        for key in ("wait_for", "steps", "blocks"):
             if not extra.get(key):
                 extra.pop(key, None)
         from .scaffold import scaffold as do_scaffold
@@ -205,6 +205,14 @@ def _scaffold_command(kind: str, help_text: str):
             multiple=True,
             help="A dependency to wait for first, with a learned timeout: file:PATH, "
             "table:DATASET, upstream:PIPELINE or http:URL (repeatable).",
+        )(command)
+    if kind == "mage":
+        command = click.option(
+            "--blocks",
+            is_flag=True,
+            default=None,
+            help="One block per check (breaker, sentinel, guardian, anomaly, the load through "
+            "the gate, docs), each a call of pipewarden.mage, instead of one guard block.",
         )(command)
     if kind == "dbt":
         command = click.option(

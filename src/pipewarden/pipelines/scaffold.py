@@ -8,7 +8,9 @@ orchestrator's files that run it through :func:`pipewarden.run.run_pipeline`:
 - airflow: ``dags/<name>.py`` (Airflow 3, from ``airflow_dag_template.py``);
 - mage: ``pipelines/<name>/metadata.yaml`` (both upstream and downstream lists),
   ``data_loaders/<name>_config.py``, ``transformers/<name>_guard.py``,
-  ``data_exporters/<name>_report.py`` in a Mage project (``mage init`` makes one);
+  ``data_exporters/<name>_report.py`` in a Mage project (``mage init`` makes one); with
+  ``blocks``, one block per check instead of the guard block (config -> breaker -> sentinel
+  -> guardian -> anomaly -> load -> docs -> report), each a call of :mod:`pipewarden.mage`;
 - dbt: ``models/pipewarden/<name>.sql`` (incremental) and ``models/pipewarden/_<name>_sources.yml``.
 
 Nothing is overwritten unless ``force``; every file is rendered and validated before the first
@@ -117,6 +119,7 @@ def _files(
     updated_at: str,
     wait_for: list[dict] | None = None,
     steps: list[dict] | None = None,
+    blocks: bool = False,
 ) -> dict[str, str]:
     cfg_rel = f"pipewarden/{name}.yaml"
     files: dict[str, str] = {}
@@ -138,101 +141,7 @@ def _files(
         )
     elif kind == "mage":
         values["CONFIG_REL"] = cfg_rel
-        loader = _mage_block(
-            "data loader",
-            "data_loader",
-            "pipeline_config",
-            "The pipewarden config of this pipeline: the guard block runs it.",
-            "    from pathlib import Path\n\n"
-            "    from mage_ai.settings.repo import get_repo_path\n\n"
-            f"    config = Path(get_repo_path()) / '{cfg_rel}'\n"
-            "    if not config.is_file():\n"
-            "        raise FileNotFoundError(f'pipeline config {config} is missing')\n"
-            "    return str(config)",
-            "    assert str(output).endswith('.yaml'), 'not a pipeline config path'",
-            values,
-        )
-        guard = _render(template("mage_pipeline_template.py"), values)
-        docs = _mage_block(
-            "transformer",
-            "transformer",
-            "build_docs",
-            "The reflection loop after the load: the dataset's docs rebuilt from the store.",
-            "    from pathlib import Path\n\n"
-            "    from mage_ai.settings.repo import get_repo_path\n\n"
-            "    from pipewarden.reflect import docs_build\n\n"
-            "    report = args[0] if args else {}\n"
-            f"    docs = docs_build(str(Path(get_repo_path()) / '{cfg_rel}'))\n"
-            "    print('pipewarden docs of "
-            + name
-            + ":', len(docs['written']), 'file(s) written in', docs['path'])\n"
-            "    return {**report, 'docs': {k: docs[k] for k in ('written', 'commit', 'path')}}",
-            "    assert 'docs' in output, 'the docs were not built'",
-            values,
-        )
-        exporter = _mage_block(
-            "data exporter",
-            "data_exporter",
-            "report",
-            "Print the run's summary; pipewarden's store has already loaded the rows.",
-            "    report = args[0] if args else {}\n"
-            "    print('pipewarden run of "
-            + name
-            + " finished: exit code', report.get('exit_code'), report.get('totals'))\n"
-            "    return report",
-            "    assert isinstance(output, dict), 'no report'",
-            values,
-        )
-        for dep in wait_for or []:
-            files[f"sensors/{name}_wait_{dep['name']}.py"] = _render(
-                template("mage_sensor_template.py"), {**values, "DEPENDENCY": dep["name"]}
-            )
-        files[f"data_loaders/{name}_config.py"] = loader
-        files[f"transformers/{name}_guard.py"] = guard
-        files[f"transformers/{name}_docs.py"] = docs
-        files[f"data_exporters/{name}_report.py"] = exporter
-        waits = [f"{name}_wait_{d['name']}" for d in wait_for or []]
-        blocks = [
-            *[(w, "sensor", [], [f"{name}_config"]) for w in waits],
-            (f"{name}_config", "data_loader", waits, [f"{name}_guard"]),
-            (f"{name}_guard", "transformer", [f"{name}_config"], [f"{name}_docs"]),
-            (f"{name}_docs", "transformer", [f"{name}_guard"], [f"{name}_report"]),
-            (f"{name}_report", "data_exporter", [f"{name}_docs"], []),
-        ]
-        meta = {
-            "name": name,
-            "uuid": name,
-            "type": "python",
-            "description": f"Ingest {name} through pipewarden's {checks} steps.",
-            "executor_type": "local_python",
-            "retry_config": {
-                "retries": 2,
-                "delay": 10,
-                "max_delay": 120,
-                "exponential_backoff": True,
-            },
-            "tags": ["pipewarden"],
-            "blocks": [
-                {
-                    "uuid": uuid,
-                    "name": uuid,
-                    "type": btype,
-                    "language": "python",
-                    "executor_type": "local_python",
-                    "upstream_blocks": up,
-                    "downstream_blocks": down,
-                    "configuration": {},
-                    "retry_config": None,
-                    "timeout": None,
-                }
-                for uuid, btype, up, down in blocks
-            ],
-            "callbacks": [],
-            "conditionals": [],
-            "widgets": [],
-        }
-        files[f"pipelines/{name}/metadata.yaml"] = yaml.safe_dump(meta, sort_keys=False)
-        files[f"pipelines/{name}/__init__.py"] = ""
+        files.update(_mage_files(name, cfg_rel, values, wait_for or [], blocks, checks))
     elif kind == "dbt":
         values.update(CONFIG_REL=cfg_rel, UNIQUE_KEY=unique_key, UPDATED_AT=updated_at)
         files[f"models/pipewarden/{name}.sql"] = _render(template("dbt_model_template.sql"), values)
@@ -387,6 +296,7 @@ def scaffold(
     force: bool = False,
     wait_for: list[str] | tuple[str, ...] | None = None,
     steps: list[str] | tuple[str, ...] | None = None,
+    blocks: bool = False,
 ) -> dict:
     """Write a pipeline of ``kind`` named ``name`` under ``directory``; returns what was written."""
     if not NAME_RE.fullmatch(name or ""):
@@ -406,9 +316,11 @@ def scaffold(
     if root.exists() and not root.is_dir():
         raise InputError("not a folder", file=str(root))
     source = source or f"data/{name}.jsonl"
+    if blocks and kind != "mage":
+        raise InputError("--blocks is for mage scaffolds", key="blocks")
     files = _files(
         kind, name, source, store, unique_key, updated_at, parse_wait_for(wait_for, kind),
-        parse_steps(steps, root),
+        parse_steps(steps, root), blocks,
     )  # fmt: skip
     clashes = [p for p in files if (root / p).exists()]
     if clashes and not force:
@@ -435,3 +347,142 @@ def scaffold(
         "config": f"pipewarden/{name}.yaml",
         "next": hints[kind],
     }
+
+
+# the --blocks layout: (block, Mage type, folder, function of pipewarden.mage, what it does)
+MAGE_CHECK_BLOCKS = (
+    ("breaker", "transformer", "transformers", "breaker_check",
+     "Stop while the dataset's circuit breaker is open (pipewarden breaker status)."),
+    ("sentinel", "transformer", "transformers", "sentinel_check",
+     "The schema sentinel's plan of each source file; stop when the contract rejects it."),
+    ("guardian", "transformer", "transformers", "guardian_check",
+     "The PII scan of each source file under the policy; stop when the policy fails it."),
+    ("anomaly", "transformer", "transformers", "anomaly_check",
+     "Row anomaly scores of each source file (the anomaly step's engine and model)."),
+    ("load", "transformer", "transformers", "load",
+     "The gate: every batch checked and loaded, the rest quarantined; stop when one is blocked."),
+    ("docs", "transformer", "transformers", "docs",
+     "The reflection loop after the load: the dataset's docs rebuilt from the store."),
+    ("report", "data_exporter", "data_exporters", "report",
+     "Hand on the last block's output; the store has already loaded the rows."),
+)  # fmt: skip
+
+
+def _mage_files(
+    name: str, cfg_rel: str, values: dict, wait_for: list[dict], blocks: bool, checks: str
+) -> dict[str, str]:
+    """The blocks and metadata.yaml of a Mage pipeline: config -> guard (the whole run) ->
+    docs -> report, or with ``blocks`` one block per check, each a call of pipewarden.mage."""
+    files: dict[str, str] = {}
+    for dep in wait_for:
+        files[f"sensors/{name}_wait_{dep['name']}.py"] = _render(
+            template("mage_sensor_template.py"), {**values, "DEPENDENCY": dep["name"]}
+        )
+    if blocks:
+        chain = [(f"{name}_config", "data_loader")]
+        files[f"data_loaders/{name}_config.py"] = _mage_block(
+            "data loader", "data_loader", "pipeline_config",
+            "The pipewarden config of this pipeline, for the blocks downstream.",
+            "    from pipewarden.mage import config_path\n\n"
+            f"    return config_path('{cfg_rel}')",
+            "    assert str(output).endswith('.yaml'), 'not a pipeline config path'",
+            values,
+        )  # fmt: skip
+        for role, btype, folder, call, doc in MAGE_CHECK_BLOCKS:
+            test = (
+                "    assert isinstance(output, dict), 'no report'"
+                if role == "report"
+                else "    assert output['passed'], output['summary']"
+            )
+            arg = "*args" if role == "report" else "args[0]"
+            files[f"{folder}/{name}_{role}.py"] = _mage_block(
+                btype.replace("_", " "), btype, role if role != "load" else "load_through_gate",
+                doc, f"    from pipewarden.mage import {call}\n\n    return {call}({arg})",
+                test, values,
+            )  # fmt: skip
+            chain.append((f"{name}_{role}", btype))
+    else:
+        files[f"data_loaders/{name}_config.py"] = _mage_block(
+            "data loader", "data_loader", "pipeline_config",
+            "The pipewarden config of this pipeline: the guard block runs it.",
+            "    from pathlib import Path\n\n"
+            "    from mage_ai.settings.repo import get_repo_path\n\n"
+            f"    config = Path(get_repo_path()) / '{cfg_rel}'\n"
+            "    if not config.is_file():\n"
+            "        raise FileNotFoundError(f'pipeline config {config} is missing')\n"
+            "    return str(config)",
+            "    assert str(output).endswith('.yaml'), 'not a pipeline config path'",
+            values,
+        )  # fmt: skip
+        files[f"transformers/{name}_guard.py"] = _render(
+            template("mage_pipeline_template.py"), values
+        )
+        files[f"transformers/{name}_docs.py"] = _mage_block(
+            "transformer", "transformer", "build_docs",
+            "The reflection loop after the load: the dataset's docs rebuilt from the store.",
+            "    from pathlib import Path\n\n"
+            "    from mage_ai.settings.repo import get_repo_path\n\n"
+            "    from pipewarden.reflect import docs_build\n\n"
+            "    report = args[0] if args else {}\n"
+            f"    docs = docs_build(str(Path(get_repo_path()) / '{cfg_rel}'))\n"
+            f"    print('pipewarden docs of {name}:', len(docs['written']), 'file(s) written in', "
+            "docs['path'])\n"
+            "    return {**report, 'docs': {k: docs[k] for k in ('written', 'commit', 'path')}}",
+            "    assert 'docs' in output, 'the docs were not built'",
+            values,
+        )  # fmt: skip
+        files[f"data_exporters/{name}_report.py"] = _mage_block(
+            "data exporter", "data_exporter", "report",
+            "Print the run's summary; pipewarden's store has already loaded the rows.",
+            "    report = args[0] if args else {}\n"
+            f"    print('pipewarden run of {name} finished: exit code', report.get('exit_code'), "
+            "report.get('totals'))\n"
+            "    return report",
+            "    assert isinstance(output, dict), 'no report'",
+            values,
+        )  # fmt: skip
+        chain = [(f"{name}_{role}", btype) for role, btype in (
+            ("config", "data_loader"), ("guard", "transformer"), ("docs", "transformer"),
+            ("report", "data_exporter"))]  # fmt: skip
+    waits = [f"{name}_wait_{d['name']}" for d in wait_for]
+    graph = [(w, "sensor", [], [chain[0][0]]) for w in waits]
+    for i, (uuid, btype) in enumerate(chain):
+        up = [chain[i - 1][0]] if i else waits
+        down = [chain[i + 1][0]] if i + 1 < len(chain) else []
+        graph.append((uuid, btype, up, down))
+    what = f"{checks} steps" + (", one block per check" if blocks else "")
+    meta = {
+        "name": name,
+        "uuid": name,
+        "type": "python",
+        "description": f"Ingest {name} through pipewarden's {what}.",
+        "executor_type": "local_python",
+        "retry_config": {
+            "retries": 2,
+            "delay": 10,
+            "max_delay": 120,
+            "exponential_backoff": True,
+        },
+        "tags": ["pipewarden"],
+        "blocks": [
+            {
+                "uuid": uuid,
+                "name": uuid,
+                "type": btype,
+                "language": "python",
+                "executor_type": "local_python",
+                "upstream_blocks": up,
+                "downstream_blocks": down,
+                "configuration": {},
+                "retry_config": None,
+                "timeout": None,
+            }
+            for uuid, btype, up, down in graph
+        ],
+        "callbacks": [],
+        "conditionals": [],
+        "widgets": [],
+    }
+    files[f"pipelines/{name}/metadata.yaml"] = yaml.safe_dump(meta, sort_keys=False)
+    files[f"pipelines/{name}/__init__.py"] = ""
+    return files
