@@ -149,6 +149,7 @@ def load_config(config_path: str | os.PathLike) -> dict[str, Any]:
     cfg["_file"] = file
     cfg["_base_dir"] = path.resolve().parent
     src = dict(cfg["source"])
+    src["path"] = expand_env(src["path"], "source.path", file)  # ${DATA_LAKE}/orders/*.jsonl
     src.setdefault("format", "auto")
     src.setdefault("chunk_rows", 100_000)
     src.setdefault("encoding", "utf-8")
@@ -189,7 +190,7 @@ def load_config(config_path: str | os.PathLike) -> dict[str, Any]:
         store.setdefault("schema", "main")
     cfg["store"] = store
     cfg.setdefault("name", cfg["dataset"])
-    cfg.setdefault("steps", [])
+    cfg["steps"] = [_expand_h2o_url(s, i, file) for i, s in enumerate(cfg.get("steps") or [])]
     pk = cfg.get("primary_key")
     cfg["primary_key"] = [pk] if isinstance(pk, str) else list(pk or [])
     cfg.setdefault("write_disposition", "append")
@@ -202,6 +203,16 @@ def load_config(config_path: str | os.PathLike) -> dict[str, Any]:
         err.key = "write_disposition"
         raise err
     return cfg
+
+
+def _expand_h2o_url(step: dict, i: int, file: str) -> dict:
+    """A step's ``h2o.url`` with ``${VAR}`` expanded (``${PIPEWARDEN_H2O_URL}``: the cluster
+    the environment names, as in docker-compose.agentic.yml)."""
+    h2o = step.get("h2o")
+    if not isinstance(h2o, dict) or not isinstance(h2o.get("url"), str):
+        return step
+    url = expand_env(h2o["url"], f"steps[{i}].h2o.url", file)
+    return {**step, "h2o": {**h2o, "url": url}}
 
 
 def _check_dataset_name(name: str, file: str) -> None:

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import jsonschema
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,3 +53,103 @@ def test_services_network_volume_limits_and_health():
         and env["PIPEWARDEN_H2O_URL"] == "http://h2o:54321"
     )
     assert services["mage"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    # Mage's blocks import pipewarden with the H2O client, as the test's Mage venv has them
+    assert "pip install -q '/tmp/pipewarden[h2o]'" in services["mage"]["command"][-1]
+    assert ".:/opt/pipewarden:ro" in services["mage"]["volumes"]
+    assert "h2o==3.46.0.12" in (ROOT / "tests" / "requirements-mage.txt").read_text()
+    assert services["h2o"]["image"].endswith(":3.46.0.12")  # the client's version
+
+
+# --------------------------------------------------------------------------- the topology, run
+# No Docker here: the same topology with real local processes. Each service of the compose
+# file is a process on this machine (postgres: the local PostgreSQL, h2o: the session's H2O
+# JVM reached by URL, mage: `mage run`), the data_lake volume a folder; the Mage service's
+# environment is read from the compose file and only its service addresses are swapped.
+
+ROWS = 120
+
+
+def _local_environment(environment: dict, dsn: str, h2o_url: str, lake: Path) -> dict:
+    """The mage service's environment with each service address swapped for its local process."""
+    swaps = {
+        "PIPEWARDEN_DSN": ("@postgres:5432/", dsn),
+        "PIPEWARDEN_H2O_URL": ("http://h2o:54321", h2o_url),
+        "DATA_LAKE": ("/data_lake", str(lake)),
+    }
+    assert set(environment) == set(swaps), "the compose file's mage environment changed"
+    local = {}
+    for key, value in environment.items():
+        where, here = swaps[key]
+        assert where in value, (key, value)  # the compose file names the service as expected
+        local[key] = here
+    return local
+
+
+def _orders(start: int, n: int) -> list[dict]:
+    return [
+        {"id": i, "amount": round(20 + (i % 17) * 3.5, 2), "items": 1 + i % 5,
+         "email": f"kim.{i}@example.com", "country": ["NL", "DE", "FR", "BE"][i % 4]}
+        for i in range(start, start + n)
+    ]  # fmt: skip
+
+
+@pytest.mark.mage
+@pytest.mark.postgres
+@pytest.mark.h2o
+def test_the_topology_runs_with_local_processes(
+    tmp_path, pg_schema, h2o_cluster, mage_venv, mage_template
+):
+    import re
+
+    import psycopg
+
+    from pipewarden.pipelines.mage import validate_pipeline
+    from pipewarden.pipelines.scaffold import scaffold
+
+    from .magekit import block_outputs, copy_project, mage_files_text, mage_run
+
+    dsn, schema = pg_schema
+    services = _doc()["services"]
+    assert "data_lake:/data_lake" in services["h2o"]["volumes"]  # H2O sees the same lake
+    lake = tmp_path / "data_lake"
+    local = _local_environment(services["mage"]["environment"], dsn, h2o_cluster, lake)
+
+    project, env = copy_project(tmp_path, mage_template)
+    env.update(local)
+    scaffold("mage", "orders", project, source="${DATA_LAKE}/orders/*.jsonl", store="postgres",
+             blocks=True, h2o_url="${PIPEWARDEN_H2O_URL}")  # fmt: skip
+    config = project / "pipewarden" / "orders.yaml"
+    text = config.read_text()
+    # the scaffolded config reads the environment the compose file gives the mage service
+    assert set(re.findall(r"\$\{(\w+)\}", text)) == set(local)
+    config.write_text(text.replace("schema: public", f"schema: {schema}"))  # this test's schema
+    assert validate_pipeline(project)["findings"] == []
+
+    day1, day2 = _orders(0, ROWS), _orders(ROWS, 40)
+    for r in day2[:5]:
+        r["items"] = "several"  # not a number: quarantined by the contract
+    (lake / "orders").mkdir(parents=True)
+    for name, rows in (("day1", day1), ("day2", day2)):
+        (lake / "orders" / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    res = mage_run(project, "orders", mage_venv, env)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0 and "Pipeline run completed" in out, out[-3000:]
+    outputs = block_outputs(project, "orders", env)
+    scored = outputs["orders_anomaly"]["results"]
+    assert [(d["scored"]["engine"], d["scored"]["status"]) for d in scored] == [
+        ("h2o", "scored")
+    ] * 2
+    (report,) = outputs["orders_load"]["results"]
+    assert report["store"]["kind"] == "postgres" and report["store"]["schema"] == schema
+    batches = report["batches"]
+    assert all(b["source"].startswith(str(lake)) for b in batches)
+    assert [(b["rows_read"], b["rows_loaded"], b["rows_quarantined"]) for b in batches] == [
+        (ROWS, ROWS, 0), (40, 35, 5)]  # fmt: skip
+    assert batches[1]["reasons"] == {"type_mismatch": 5}
+    with psycopg.connect(dsn) as conn:
+        n = conn.execute(f'select count(*) from "{schema}".orders').fetchone()[0]
+        held = conn.execute(f'select count(*) from "{schema}".orders__quarantine').fetchone()[0]
+    assert (n, held) == (ROWS + 35, 5)
+    text = out + mage_files_text(project, env)
+    assert not [r["email"] for r in day1 + day2 if r["email"] in text]

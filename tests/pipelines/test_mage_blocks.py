@@ -203,3 +203,31 @@ def test_the_blocks_run_in_a_real_mage_and_a_breaker_stops_it(tmp_path, mage_ven
     finally:
         store.close()
     _no_raw_pii(out)
+
+
+def test_a_scaffold_for_the_stack_reads_its_environment(tmp_path, monkeypatch, run_cli):
+    """--source ${DATA_LAKE}/... and --h2o-url ${PIPEWARDEN_H2O_URL}: the config names the
+    variables, expanded when the pipeline runs; an unset one is an error naming its key."""
+    code, _ = run_cli("scaffold", "mage", "orders", "--dir", str(tmp_path), "--blocks",
+                      "--source", "${DATA_LAKE}/orders/*.jsonl",
+                      "--h2o-url", "${PIPEWARDEN_H2O_URL}")  # fmt: skip
+    assert code == 0
+    config = tmp_path / "pipewarden" / "orders.yaml"
+    raw = yaml.safe_load(config.read_text())
+    assert raw["source"]["path"] == "${DATA_LAKE}/orders/*.jsonl"
+    assert raw["steps"][1] == {"type": "anomaly", "engine": "h2o",
+                               "h2o": {"url": "${PIPEWARDEN_H2O_URL}"}}  # fmt: skip
+    monkeypatch.setenv("DATA_LAKE", str(tmp_path / "lake"))
+    monkeypatch.delenv("PIPEWARDEN_H2O_URL", raising=False)
+    from pipewarden.run import ConfigError
+
+    with pytest.raises(ConfigError, match="PIPEWARDEN_H2O_URL is not set") as err:
+        load_config(config)
+    assert err.value.key == "steps[1].h2o.url"
+    monkeypatch.setenv("PIPEWARDEN_H2O_URL", "http://127.0.0.1:54321")
+    cfg = load_config(config)
+    assert cfg["source"]["path"] == f"{tmp_path / 'lake'}/orders/*.jsonl"
+    assert cfg["steps"][1]["h2o"]["url"] == "http://127.0.0.1:54321"
+    code, doc = run_cli("scaffold", "mage", "x", "--dir", str(tmp_path / "y"),
+                        "--h2o-url", "h2o:54321")  # fmt: skip
+    assert code == 2 and "not an http(s) URL" in doc["error"]

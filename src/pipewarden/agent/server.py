@@ -566,6 +566,10 @@ def build_server(
             bool,
             Field(description="mage: one block per check (pipewarden.mage), not one guard block"),
         ] = False,
+        h2o_url: Annotated[
+            str | None,
+            Field(description="the anomaly step's H2O cluster: a URL or ${PIPEWARDEN_H2O_URL}"),
+        ] = None,
         force: bool = False,
     ) -> ToolResult:
         """A pipeline that ingests a source through the sentinel, guardian and anomaly steps
@@ -577,7 +581,7 @@ def build_server(
             raise _Refused("blocks is for kind=mage")
         return call(words("scaffold", kind, dir=_path(dir, "dir"), source=source,
                           store=store, wait_for=wait_for or [], unique_key=unique_key,
-                          updated_at=updated_at, blocks=blocks, force=force,
+                          updated_at=updated_at, blocks=blocks, h2o_url=h2o_url, force=force,
                           positional=[name]))  # fmt: skip
 
     # ------------------------------------------------------------------ docs

@@ -85,6 +85,8 @@ def _pipeline(config_path: str | None) -> tuple[dict[str, Any], dict[str, Any], 
         s for s in doc.get("steps") or [] if isinstance(s, dict) and s.get("type") == "anomaly"
     ]
     options = dict(steps[0]) if steps else {}
+    if isinstance(options.get("h2o"), dict) and isinstance(options["h2o"].get("url"), str):
+        options["h2o"] = {**options["h2o"], "url": _expand(options["h2o"]["url"])}
     store = doc.get("store") or {}
     base = p.resolve().parent
     url = None

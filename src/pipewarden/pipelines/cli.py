@@ -183,16 +183,31 @@ def _scaffold_command(kind: str, help_text: str):
         help="A step after guardian and anomaly: impute, impute:preserve_variance or "
         "features:SPEC (a `features discover` spec, relative to --dir); repeatable.",
     )
+    @click.option(
+        "--h2o-url",
+        default=None,
+        help="The anomaly step uses the H2O engine on the cluster at this URL; "
+        "'${PIPEWARDEN_H2O_URL}' reads it from the environment when the pipeline runs.",
+    )
     @click.option("--force", is_flag=True, help="Overwrite files that exist.")
     @format_option
-    def command(name, directory, source, store, force, fmt, **extra) -> None:
+    def command(name, directory, source, store, h2o_url, force, fmt, **extra) -> None:
         for key in ("wait_for", "steps", "blocks"):
             if not extra.get(key):
                 extra.pop(key, None)
         from .scaffold import scaffold as do_scaffold
 
         emit(
-            do_scaffold(kind, name, directory, source=source, store=store, force=force, **extra),
+            do_scaffold(
+                kind,
+                name,
+                directory,
+                source=source,
+                store=store,
+                force=force,
+                h2o_url=h2o_url,
+                **extra,
+            ),  # fmt: skip
             fmt,
             _render_scaffold,
         )

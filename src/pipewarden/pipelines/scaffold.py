@@ -60,14 +60,18 @@ def pipeline_config(
     store: str,
     dependencies: list | None = None,
     steps: list[dict] | None = None,
+    h2o_url: str | None = None,
 ) -> dict:
+    anomaly: dict = {"type": "anomaly"}
+    if h2o_url:  # the H2O engine on a cluster reached by URL (never a local JVM in its place)
+        anomaly.update(engine="h2o", h2o={"url": h2o_url})
     doc: dict = {
         "version": 1,
         "name": name,
         "dataset": name,
         "source": {"path": source, "format": "auto"},
         "contract": {"tables": "evolve", "columns": "evolve", "data_type": "quarantine"},
-        "steps": [{"type": "guardian"}, {"type": "anomaly"}, *(steps or [])],
+        "steps": [{"type": "guardian"}, anomaly, *(steps or [])],
         # the reflection loop: docs rebuilt on every schema change (and by the docs block/task)
         "docs": {"path": f"docs/{name}", "git": "off"},
     }
@@ -120,12 +124,14 @@ def _files(
     wait_for: list[dict] | None = None,
     steps: list[dict] | None = None,
     blocks: bool = False,
+    h2o_url: str | None = None,
 ) -> dict[str, str]:
     cfg_rel = f"pipewarden/{name}.yaml"
     files: dict[str, str] = {}
-    # the source path is relative to the pipeline config file
-    src = source if os.path.isabs(source) else os.path.relpath(source, "pipewarden")
-    cfg = pipeline_config(name, src, store, wait_for, steps)
+    # the source path is relative to the pipeline config file (or starts at ${VAR} or /)
+    absolute = os.path.isabs(source) or source.startswith("${")
+    src = source if absolute else os.path.relpath(source, "pipewarden")
+    cfg = pipeline_config(name, src, store, wait_for, steps, h2o_url)
     checks = ", ".join(["schema sentinel"] + [s["type"] for s in cfg["steps"]])
     header = (
         f"# pipewarden pipeline `{name}`: `pipewarden run {cfg_rel}` (or pipewarden.run.run_pipeline)\n"
@@ -297,6 +303,7 @@ def scaffold(
     wait_for: list[str] | tuple[str, ...] | None = None,
     steps: list[str] | tuple[str, ...] | None = None,
     blocks: bool = False,
+    h2o_url: str | None = None,
 ) -> dict:
     """Write a pipeline of ``kind`` named ``name`` under ``directory``; returns what was written."""
     if not NAME_RE.fullmatch(name or ""):
@@ -318,9 +325,16 @@ def scaffold(
     source = source or f"data/{name}.jsonl"
     if blocks and kind != "mage":
         raise InputError("--blocks is for mage scaffolds", key="blocks")
+    if h2o_url is not None and not re.fullmatch(
+        r"(https?://\S+|\$\{[A-Za-z_][A-Za-z0-9_]*\})", h2o_url
+    ):
+        raise InputError(
+            f"--h2o-url {h2o_url!r} is not an http(s) URL or ${{VAR}}",
+            hint="e.g. http://h2o:54321 or '${PIPEWARDEN_H2O_URL}'",
+        )
     files = _files(
         kind, name, source, store, unique_key, updated_at, parse_wait_for(wait_for, kind),
-        parse_steps(steps, root), blocks,
+        parse_steps(steps, root), blocks, h2o_url,
     )  # fmt: skip
     clashes = [p for p in files if (root / p).exists()]
     if clashes and not force:
