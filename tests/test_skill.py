@@ -70,7 +70,8 @@ def test_a_broken_front_matter_is_found_by_both(tmp_path, edit, ours, reference)
 
 
 def test_drift_from_the_cli_is_found(tmp_path):
-    """A command, an option, a script, a linked file or a tool that does not exist."""
+    """A command, an option, a script, a linked file, a tool or a Mage block that does not
+    exist, and a tool the table leaves out."""
     dest = _copy(tmp_path)
     text = (dest / "SKILL.md").read_text()
     text = text.replace("`pipewarden run pipeline.yaml`", "`pipewarden run pipeline.yaml --fast`")
@@ -78,6 +79,7 @@ def test_drift_from_the_cli_is_found(tmp_path):
     text = text.replace("(`scripts/rca_agent.py`)", "(`scripts/rca_bot.py`)")
     text = text.replace("[references/rules.md](references/rules.md)", "[r](references/rulez.md)")
     text = text.replace("| `quarantine_replay` |", "| `quarantine_redo` |")
+    text = text.replace("breaker_check, sentinel_check", "breaker_check, check_schema")
     (dest / "SKILL.md").write_text(text)
     (dest / "scripts" / "old_tool.py").write_text(
         "from _pipewarden import run\nrun(['frobnicate'])\n"
@@ -85,7 +87,9 @@ def test_drift_from_the_cli_is_found(tmp_path):
     problems = "\n".join(check(dest)["problems"])
     for needle in ("--fast is not an option", "`pipewarden hold pipeline.yaml`: no such command",
                    "scripts/rca_bot.py", "references/rulez.md", "`quarantine_redo`: no such MCP tool",
-                   "scripts/old_tool.py: does not run a pipewarden command"):  # fmt: skip
+                   "scripts/old_tool.py: does not run a pipewarden command",
+                   "`quarantine_replay`: an MCP tool the table of tools does not name",
+                   "`check_schema`: pipewarden.mage has no such block"):  # fmt: skip
         assert needle in problems, problems
 
 

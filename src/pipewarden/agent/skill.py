@@ -129,9 +129,25 @@ def _cli_command(words: list[str]):
     return (None if cmd is cli else cmd), rest
 
 
+MAGE_IMPORT = re.compile(r"from pipewarden\.mage import\s+([A-Za-z_][\w,\s]*)")
+
+
+def _mage_names(text: str) -> list[str]:
+    """The names SKILL.md imports from pipewarden.mage that it does not have."""
+    import pipewarden.mage as mage
+
+    problems = []
+    for m in MAGE_IMPORT.finditer(text):
+        for name in re.findall(r"[A-Za-z_]\w*", m.group(1)):
+            if not hasattr(mage, name):
+                problems.append(f"`{name}`: pipewarden.mage has no such block")
+    return problems
+
+
 def drift_problems(folder: Path, body: list[str]) -> list[str]:
     """What the body names that does not exist: a linked file, a script, a command or one of
-    its options, an MCP tool."""
+    its options, an MCP tool, a Mage block of pipewarden.mage; and an MCP tool the table of
+    tools leaves out."""
     problems = []
     text = "\n".join(body)
     for rel in sorted(set(LINK.findall(text)) | set(SCRIPT.findall(text))):
@@ -151,12 +167,17 @@ def drift_problems(folder: Path, body: list[str]) -> list[str]:
                                 f"`pipewarden {' '.join(words[: len(words) - len(rest)])}`")  # fmt: skip
     from .server import TOOLS as tools
 
+    named = set()
     for line in body:
         m = TOOL_ROW.match(line)
         if m:
             for name in re.findall(r"`([a-z_]+)`", m.group(1)):
+                named.add(name)
                 if name not in tools:
                     problems.append(f"`{name}`: no such MCP tool")
+    for name in sorted(set(tools) - named):
+        problems.append(f"`{name}`: an MCP tool the table of tools does not name")
+    problems += _mage_names(text)
     for script in (
         sorted((folder / "scripts").glob("*.py")) if (folder / "scripts").is_dir() else []
     ):
