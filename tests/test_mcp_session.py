@@ -158,3 +158,21 @@ def test_an_agent_session_scaffold_validate_run_quarantine_fix_replay(tmp_path):
     leaked = [v for v in [*EMAILS, *PHONES] if v in crossed]
     assert not leaked, f"raw PII crossed the protocol: {leaked[:3]}"
     assert "coupon" in crossed and "new_column" in crossed  # the session did see the batch
+
+
+def test_the_scaffold_tool_takes_the_commands_newer_options(tmp_path, capsys):
+    """blocks, h2o_url and steps reach `scaffold mage` as --blocks, --h2o-url and --step."""
+    from mcpkit import cli_json
+
+    args = {"kind": "mage", "name": "orders", "blocks": True, "steps": ["impute"],
+            "h2o_url": "${PIPEWARDEN_H2O_URL}", "confirm": True}  # fmt: skip
+    with Session() as s:
+        got = _step(s, "scaffold", dir=str(tmp_path / "a"), **args)
+        assert "already" not in s.error("scaffold", kind="airflow", name="x", blocks=True,
+                                        dir=str(tmp_path / "b"), confirm=True)  # fmt: skip
+    code, doc, _ = cli_json(capsys, "scaffold", "mage", "orders", "--dir", str(tmp_path / "c"),
+                            "--blocks", "--step", "impute", "--h2o-url", "${PIPEWARDEN_H2O_URL}")  # fmt: skip
+    assert code == 0 and got["result"]["files"] == doc["files"]
+    tool_cfg = (tmp_path / "a" / "pipewarden" / "orders.yaml").read_text()
+    assert tool_cfg == (tmp_path / "c" / "pipewarden" / "orders.yaml").read_text()
+    assert "type: impute" in tool_cfg and "${PIPEWARDEN_H2O_URL}" in tool_cfg

@@ -570,6 +570,12 @@ def build_server(
             str | None,
             Field(description="the anomaly step's H2O cluster: a URL or ${PIPEWARDEN_H2O_URL}"),
         ] = None,
+        steps: Annotated[
+            list[str] | None,
+            Field(
+                description="more steps after guardian and anomaly: impute[:MODE], features:SPEC"
+            ),
+        ] = None,
         force: bool = False,
     ) -> ToolResult:
         """A pipeline that ingests a source through the sentinel, guardian and anomaly steps
@@ -581,7 +587,8 @@ def build_server(
             raise _Refused("blocks is for kind=mage")
         return call(words("scaffold", kind, dir=_path(dir, "dir"), source=source,
                           store=store, wait_for=wait_for or [], unique_key=unique_key,
-                          updated_at=updated_at, blocks=blocks, h2o_url=h2o_url, force=force,
+                          updated_at=updated_at, blocks=blocks, h2o_url=h2o_url, step=steps or [],
+                          force=force,
                           positional=[name]))  # fmt: skip
 
     # ------------------------------------------------------------------ docs
