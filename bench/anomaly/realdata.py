@@ -77,7 +77,8 @@ def _keel(kind: str, name: str) -> tuple[np.ndarray, np.ndarray]:
     df = pd.read_csv(path, header=None, skipinitialspace=True, na_values=["?", "<null>"])
     y = df.iloc[:, -1].astype(str).str.strip().to_numpy()
     X = df.iloc[:, :-1]
-    cats = [c for c in X.columns if X[c].dtype == object]
+    # text columns (object under pandas 2, str under pandas 3) become one-hot columns
+    cats = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
     X = pd.get_dummies(X, columns=cats, dtype=float) if cats else X
     X = X.astype(float)
     X = X.fillna(X.median())
