@@ -292,3 +292,28 @@ def test_binary_copy_of_rows_past_a_slice_loads_what_the_row_copy_loads(pg_schem
         assert len(a) == n and a == b
     finally:
         s.close()
+
+
+small = st.none() | st.integers(-3, 3) | st.sampled_from(["a", "2024-01-02", "x"])
+record = st.dictionaries(st.sampled_from(["a", "b", "c"]), small, max_size=3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(record, min_size=1, max_size=12), st.data())
+def test_loaded_columns_are_the_transposed_patched_rows(records, data):
+    """The load's columns come from the chunk's own (made once, by the check): the loaded
+    rows, with the steps' patches and then the fills, as transposing those rows gives."""
+    from pipewarden.run import _loaded_columns
+    from pipewarden.schema.infer import _transpose
+
+    n = len(records)
+    batch = Batch(records, "x")
+    batch.columns()  # made by the check before the load asks
+    loaded = sorted(data.draw(st.sets(st.integers(0, n - 1))))
+    change = st.dictionaries(st.integers(0, n - 1), st.dictionaries(st.sampled_from("abd"), small))
+    patches, fills = data.draw(change), data.draw(change)
+    got = _loaded_columns(batch, loaded, patches, fills)
+    rows = [{**records[i], **patches.get(i, {}), **fills.get(i, {})} for i in loaded]
+    want = _transpose(rows) if rows else {}
+    for k in {*want, *got}:
+        assert list(got.get(k, [None] * len(rows))) == list(want.get(k, [None] * len(rows))), k

@@ -28,6 +28,7 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from importlib import resources
 from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ import orjson
 import yaml
 
 from . import yamlsafe
-from .batch import no_gc, parse_records_path
+from .batch import json_texts, no_gc, parse_records_path
 from .dbfault import DatabaseError, db_fault, is_db_error
 from .errors import EXIT_GATE, EXIT_INPUT, EXIT_OK, InputError, PipewardenError, db_error_text
 from .redact import redact
@@ -464,33 +465,51 @@ def _typed_rows(
 
 def _typed_columns(batch, outcome, schema) -> tuple[Any, list[int], list[str]]:
     """The loaded rows of a chunk as typed Arrow columns (``columnar.typed_table``: the values
-    ``coerce_row`` gives, parsed column by column), their offsets and raw payloads (with the
-    steps' patches applied, so masked values stay masked; fills reach the typed columns
-    only)."""
+    ``coerce_row`` gives, parsed column by column, from the chunk's columns the check made),
+    their offsets and raw payloads as JSON text (with the steps' patches applied, so masked
+    values stay masked; fills reach the typed columns only)."""
     from .columnar import typed_table
-    from .schema.infer import _transpose
 
     records, patches, fills, base = batch.records, outcome.patches, outcome.fills, batch.offset
     loaded = outcome.loaded
     rows = records if len(loaded) == len(records) else [records[i] for i in loaded]
-    payloads: list[str] = []
     if patches:
         rows = [
             {**r, **patches[i]} if i in patches else r for r, i in zip(rows, loaded, strict=True)
         ]
     drop = set(batch.meta.get("derived") or ())
     with no_gc():
-        payloads = (
-            [jdump(r) for r in rows] if not drop else [jdump(_received(r, drop)) for r in rows]
-        )
-        typed = (
-            [{**r, **fills[i]} if i in fills else r for r, i in zip(rows, loaded, strict=True)]
-            if fills
-            else rows
-        )
-        columns = _transpose(typed) if typed else {}
-    table = typed_table(columns, list(schema.columns.values()), len(typed))
+        payloads = json_texts(rows if not drop else [_received(r, drop) for r in rows])
+        columns = _loaded_columns(batch, loaded, patches, fills)
+    table = typed_table(columns, list(schema.columns.values()), len(loaded))
     return table, [base + i for i in loaded], payloads
+
+
+def _loaded_columns(batch, loaded: list[int], patches: dict, fills: dict) -> dict[str, Any]:
+    """The chunk's columns (``batch.columns()``) for the rows in ``loaded``, with the steps'
+    patches and then the fills applied: what transposing the patched rows would give."""
+    cols = batch.columns()
+    m = len(loaded)
+    if not m:
+        return {}
+    if m != len(batch.records):
+        get = itemgetter(*loaded)
+        cols = {k: get(v) if m > 1 else (v[loaded[0]],) for k, v in cols.items()}
+    changed = set(patches) | set(fills)
+    if not changed:
+        return cols
+    cols = dict(cols)
+    for j, i in enumerate(loaded):
+        if i not in changed:
+            continue
+        for k, v in {**patches.get(i, {}), **fills.get(i, {})}.items():
+            col = cols.get(k)
+            if col is None:
+                col = cols[k] = [None] * m
+            elif type(col) is not list:
+                col = cols[k] = list(col)
+            col[j] = v
+    return cols
 
 
 def _csv_batches(store, dataset: str, batch_ids: set[str], cfg: dict) -> set[str]:

@@ -173,18 +173,21 @@ class Inferrer:
 
     def update(self, batch: Batch | Iterable[dict]) -> Inferrer:
         if isinstance(batch, Batch):
-            records = batch.records
+            n = len(batch.records)
             fmt = batch.fmt
         else:
             records = batch if isinstance(batch, list) else list(batch)
+            n = len(records)
             fmt = ""
         numbers = self.numeric_strings if self.numeric_strings is not None else fmt == "csv"
-        n = len(records)
         if not n:
             return self
         cols = self.columns
-        with no_gc():
-            columns = _transpose(records)
+        if isinstance(batch, Batch):
+            columns = batch.columns()
+        else:
+            with no_gc():
+                columns = _transpose(records)
         for k, stats in cols.items():
             if k not in columns:
                 stats.nulls += n

@@ -17,11 +17,11 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from .. import ddl as ddl_mod  # the module: pipewarden.ddl imports schema.types, a cycle
-from ..batch import Batch, json_bytes, no_gc
+from ..batch import Batch, json_bytes
 from ..shown import Shower
 from ..verdict import RowIssue, Verdict
 from . import lattice
-from .infer import _BOOL, VECTOR_MIN, _transpose, double_holds, parse_datetime, value_type
+from .infer import _BOOL, VECTOR_MIN, double_holds, parse_datetime, value_type
 from .plan import Plan
 from .types import Column, DataType, Schema
 
@@ -193,8 +193,7 @@ def check_rows(batch: Batch, plan: Plan) -> Verdict:
     records = batch.records
     if not records:
         return _finish(verdict)
-    with no_gc():
-        columns = _transpose(records)
+    columns = batch.columns()
     keys = columns.keys()
 
     def hold(i: int, issue: RowIssue) -> None:
