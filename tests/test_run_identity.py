@@ -43,6 +43,12 @@ def test_content_id_normalises_line_ends_across_reads(tmp_path, monkeypatch, blo
         assert content_batch_id(str(tmp_path / name)) == ref, name
     (tmp_path / "blank_inside").write_bytes(lf.replace(b"\n", b"\n\n", 1))
     assert content_batch_id(str(tmp_path / "blank_inside")) != ref
+    # a file is hashed once when it is in the content's form: then both ids are the same
+    for name in ["a", "blank_inside", *variants(lf)]:
+        path = str(tmp_path / name)
+        cid, same = run_mod._content_id(path)
+        assert same == (cid == file_batch_id(path)), name
+        assert same == (name in ("a", "blank_inside")), name
 
 
 def test_the_same_rows_in_another_form_load_once(project):

@@ -315,23 +315,33 @@ def content_batch_id(path: str) -> str:
     CR line ends made LF and the trailing line ends made one. A file already in that form (LF
     lines, one final newline, not compressed: most files) has the same id by either identity,
     so stores loaded by bytes keep recognising their batches. Parquet is binary: its bytes."""
+    return _content_id(path)[0]
+
+
+def _content_id(path: str) -> tuple[str, bool]:
+    """:func:`content_batch_id`, and whether the file was already in that form (its id by
+    bytes is then the same, and need not be computed)."""
     with open(path, "rb") as raw:
         head = raw.read(4)
     if head == b"PAR1":
-        return file_batch_id(path)
+        return file_batch_id(path), True
     h = hashlib.sha256()
-    opener = gzip.open if head[:2] == b"\x1f\x8b" else open
-    carry, newlines, seen = b"", 0, False
+    gz = head[:2] == b"\x1f\x8b"
+    opener = gzip.open if gz else open
+    carry, newlines, seen, changed = b"", 0, False, gz
     with opener(path, "rb") as f:
         lead = f.read(len(codecs.BOM_UTF8))
+        changed = changed or lead == codecs.BOM_UTF8
         for block in chain(
             [lead.removeprefix(codecs.BOM_UTF8)], iter(lambda: f.read(_ID_BLOCK), b"")
         ):
             block = carry + block
             carry = b""
-            if block.endswith(b"\r"):  # may be the first half of a CRLF
-                block, carry = block[:-1], b"\r"
-            block = block.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            if b"\r" in block:
+                changed = True
+                if block.endswith(b"\r"):  # may be the first half of a CRLF
+                    block, carry = block[:-1], b"\r"
+                block = block.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
             body = block.rstrip(b"\n")
             if body:
                 if newlines:  # line ends held back from the last block were not trailing
@@ -341,16 +351,22 @@ def content_batch_id(path: str) -> str:
             newlines = (0 if body else newlines) + len(block) - len(body)
     if seen:
         h.update(b"\n")
-    return h.hexdigest()[:32]
+        changed = changed or newlines != 1
+    else:
+        changed = changed or newlines > 0
+    return h.hexdigest()[:32], not changed
 
 
 def batch_ids(path: str, identity: str) -> list[str]:
     """The id a file's batch is recorded under, then the other id it may have been recorded
-    under by a run with the other identity (both are looked up before loading)."""
-    by_bytes = file_batch_id(path)
+    under by a run with the other identity (both are looked up before loading). A file
+    already in the content's form is read once: its two ids are the same."""
     if identity == "bytes":
-        return [by_bytes]
-    by_content = content_batch_id(path)
+        return [file_batch_id(path)]
+    by_content, same = _content_id(path)
+    if same:
+        return [by_content]
+    by_bytes = file_batch_id(path)
     return [by_content] if by_content == by_bytes else [by_content, by_bytes]
 
 
@@ -717,6 +733,7 @@ def load_file(
             name=label,
             records_path=src.get("records_path"),
             short_rows=src["csv"]["short_rows"],
+            identify=False,  # the batch id is the file's, computed once above
         ):
             chunk.batch_id = batch_id  # every chunk carries its file's (the batch's) id
             for prepare in prepares:
