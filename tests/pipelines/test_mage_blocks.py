@@ -231,3 +231,14 @@ def test_a_scaffold_for_the_stack_reads_its_environment(tmp_path, monkeypatch, r
     code, doc = run_cli("scaffold", "mage", "x", "--dir", str(tmp_path / "y"),
                         "--h2o-url", "h2o:54321")  # fmt: skip
     assert code == 2 and "not an http(s) URL" in doc["error"]
+
+
+def test_a_bad_source_file_stops_the_load_with_exit_2_and_the_line(tmp_path):
+    config = _project(tmp_path)
+    (tmp_path / "data" / "day3.jsonl").write_text('{"id": 1}\n{"id": 2,\n')
+    with pytest.raises(blocks.PipelineStopped) as stopped:
+        blocks.load(config)
+    out = stopped.value.output
+    assert out["exit_code"] == 2 and out["results"][0]["exit_code"] == 2
+    assert "day3.jsonl: invalid" in out["summary"] and "line 2" in out["summary"]
+    assert out["results"][0]["totals"]["rows_loaded"] == 27  # days 1 and 2 committed before

@@ -69,12 +69,15 @@ def _config(upstream: Any) -> str:
     return config_path(upstream)
 
 
-def _finish(check: str, config: str, passed: bool, summary: str, results: list, stop: bool):
+def _finish(
+    check: str, config: str, passed: bool, summary: str, results: list, stop: bool,
+    exit_code: int | None = None,
+):  # fmt: skip
     out = {
         "config": config,
         "check": check,
         "passed": passed,
-        "exit_code": EXIT_OK if passed else EXIT_GATE,
+        "exit_code": exit_code if exit_code is not None else EXIT_OK if passed else EXIT_GATE,
         "summary": summary,
         "results": [redact_doc(r) for r in results],
     }
@@ -248,7 +251,9 @@ def load(upstream: Any, *, stop: bool = True) -> dict[str, Any]:
             f"{_name(b['source'])}: {b['status']} ({b.get('error') or b['decision']})"
             for b in blocked
         )
-    return _finish("load", config, doc["exit_code"] == EXIT_OK, summary, [doc], stop)
+    # exit 2 when a source file was bad input (the run stopped there), as `pipewarden run`
+    ok = doc["exit_code"] == EXIT_OK
+    return _finish("load", config, ok, summary, [doc], stop, exit_code=doc["exit_code"])
 
 
 def docs(upstream: Any, *, stop: bool = True) -> dict[str, Any]:
