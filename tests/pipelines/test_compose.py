@@ -8,6 +8,7 @@ Schema, vendored in tests/data/compose-spec.json from the PyPI wheel check-jsons
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import jsonschema
@@ -38,13 +39,14 @@ def test_the_schema_catches_a_broken_file():
 def test_services_network_volume_limits_and_health():
     doc = _doc()
     services = doc["services"]
-    assert set(services) == {"mage", "h2o", "postgres"}
+    assert set(services) == {"mage", "h2o", "postgres", "pipewarden"}
     assert doc["networks"]["agentic"]["driver"] == "bridge"
     for name, svc in services.items():
         assert svc["networks"] == ["agentic"], name
         assert svc["deploy"]["resources"]["limits"]["memory"], name
-        assert svc["healthcheck"]["test"], name
-    for name in ("mage", "h2o"):
+        if name != "pipewarden":  # the servers; pipewarden is a command run on demand
+            assert svc["healthcheck"]["test"], name
+    for name in ("mage", "h2o", "pipewarden"):
         assert "data_lake:/data_lake" in services[name]["volumes"], name
     assert "data_lake" in doc["volumes"]
     env = services["mage"]["environment"]
@@ -58,6 +60,19 @@ def test_services_network_volume_limits_and_health():
     assert ".:/opt/pipewarden:ro" in services["mage"]["volumes"]
     assert "h2o==3.46.0.12" in (ROOT / "tests" / "requirements-mage.txt").read_text()
     assert services["h2o"]["image"].endswith(":3.46.0.12")  # the client's version
+
+
+def test_the_pipewarden_service_runs_the_cli_and_mcp_in_the_stack():
+    """Not started by `up` (profile tools); its entrypoint runs `pipewarden ARGS` with the
+    environment Mage has, the install's output kept off stdout (the MCP protocol's channel)."""
+    services = _doc()["services"]
+    pw = services["pipewarden"]
+    assert pw["profiles"] == ["tools"]
+    assert pw["environment"] == services["mage"]["environment"]  # one anchor, one truth
+    script = pw["entrypoint"][2]
+    assert "pip install -q '/tmp/pipewarden[h2o,mcp]' >&2" in script
+    assert script.endswith('exec pipewarden "$$@"')  # $$: a literal $ in the Compose file
+    assert pw["depends_on"]["postgres"]["condition"] == "service_healthy"
 
 
 # --------------------------------------------------------------------------- the topology, run
@@ -151,5 +166,20 @@ def test_the_topology_runs_with_local_processes(
         n = conn.execute(f'select count(*) from "{schema}".orders').fetchone()[0]
         held = conn.execute(f'select count(*) from "{schema}".orders__quarantine').fetchone()[0]
     assert (n, held) == (ROWS + 35, 5)
-    text = out + mage_files_text(project, env)
+    # the pipewarden service's part: its CLI, in its environment, reads what Mage loaded
+    import subprocess
+    import sys
+
+    assert services["pipewarden"]["environment"] == services["mage"]["environment"]
+    res = subprocess.run(
+        [sys.executable, "-m", "pipewarden.cli", "quarantine", "list", str(config), "--format",
+         "json"],
+        env={**os.environ, **local, "PYTHONPATH": str(ROOT / "src")}, cwd=project,
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    listed = json.loads(res.stdout)
+    assert listed["counts"]["orders"]["pending"] == 5
+    assert {r["reason"] for r in listed["rows"]} == {"type_mismatch"}
+    text = out + res.stdout + mage_files_text(project, env)
     assert not [r["email"] for r in day1 + day2 if r["email"] in text]
