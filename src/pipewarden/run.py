@@ -172,6 +172,10 @@ def load_config(config_path: str | os.PathLike) -> dict[str, Any]:
         err.key = "source.records_path"
         raise err from None
     src["csv"] = {"short_rows": "pad", **(src.get("csv") or {})}
+    if src.get("kind") == "http":
+        from .sources.http import check_config
+
+        check_config(src, file)
     cfg["source"] = src
     store = dict(cfg.get("store") or {})
     store.setdefault("kind", "duckdb")
@@ -682,9 +686,23 @@ def _merge_step_reports(acc: dict[str, Any], reports: dict[str, Any], chunk: int
 
 
 def load_file(
-    store, cfg: dict[str, Any], path: str, label: str, steps: list, run_id: str, progress=None
+    store,
+    cfg: dict[str, Any],
+    path: str,
+    label: str,
+    steps: list,
+    run_id: str,
+    progress=None,
+    *,
+    ids: list[str] | None = None,
+    read=None,
+    on_commit=None,
 ) -> dict[str, Any]:
-    """Load one source file as one batch. Returns the batch's report entry."""
+    """Load one source file as one batch. Returns the batch's report entry.
+
+    Another source (an HTTP API's pages) loads through the same path with ``ids`` (its batch
+    id), ``read`` (a callable giving the batch's chunks, called once per pass) and
+    ``on_commit(writer)`` (what it writes in the batch's transaction: its cursor)."""
     from .batch import Batch, iter_batches
     from .compliance.names import mask_name
     from .keys import KeyIndex
@@ -695,7 +713,7 @@ def load_file(
     dataset, src = cfg["dataset"], cfg["source"]
     phases = Phases()
     started = _now()
-    ids = batch_ids(path, src.get("identity", "content"))
+    ids = ids or batch_ids(path, src.get("identity", "content"))
     batch_id = ids[0]
     label = mask_name(label)  # a file name can hold PII: reports, errors and the log mask it
     entry: dict[str, Any] = {
@@ -725,7 +743,7 @@ def load_file(
     prepared_block: list[str] = []
 
     def chunks():
-        for chunk in iter_batches(
+        for chunk in (read() if read is not None else iter_batches(
             path,
             fmt=src["format"],
             chunk_rows=src["chunk_rows"],
@@ -734,7 +752,7 @@ def load_file(
             records_path=src.get("records_path"),
             short_rows=src["csv"]["short_rows"],
             identify=False,  # the batch id is the file's, computed once above
-        ):
+        )):  # fmt: skip
             chunk.batch_id = batch_id  # every chunk carries its file's (the batch's) id
             for prepare in prepares:
                 why = prepare(chunk)
@@ -887,6 +905,8 @@ def load_file(
                 phases=phases.report(),
             )
             t_commit = time.perf_counter()
+            if on_commit is not None:
+                on_commit(w)
             w.mark_done(dataset, batch_id, {**entry, "run_id": run_id})
             w.log_run(
                 {
@@ -987,7 +1007,8 @@ def run_pipeline(
     from .reflect import docs_hook
 
     cfg = load_config(config_path)
-    files = source_files(cfg)
+    http = cfg["source"].get("kind") == "http"
+    files = [] if http else source_files(cfg)
     docs = docs_hook(cfg)  # the reflection loop: None without a `docs` section
     steps = build_steps(cfg)
     run_id = uuid.uuid4().hex[:16]
@@ -1000,6 +1021,13 @@ def run_pipeline(
     try:
         if progress:
             progress.start()
+        if http:  # the pages of an API (sources/http.py), each batch as a file's
+            from .sources.http import run_http
+
+            ingest = run_http(
+                store, cfg, steps, run_id, progress, batches,
+                after_batch=(lambda e: docs(store, e)) if docs else None,
+            )  # fmt: skip
         for f in files:
             try:
                 with _spooled(f) as (path, label):
@@ -1066,6 +1094,8 @@ def run_pipeline(
         },
         "exit_code": exit_code,
     }
+    if http:
+        report["ingest"] = ingest
     from .rca.runner import after_run  # the run log and, for a failed run, its RCA verdict
 
     verdict = after_run(cfg, report, time.perf_counter() - t_run)

@@ -279,6 +279,11 @@ class Controller:
             self.next_send = max(now, self.next_send) + self.pace_interval
         return Permit(now, self.inflight, attempt)
 
+    def cancel(self, permit: Permit) -> None:
+        """A request abandoned before it finished (its page was no longer needed): it frees
+        its place and tells the law nothing."""
+        self.inflight = max(0, self.inflight - 1)
+
     # ---- after a request
     def release(
         self,
