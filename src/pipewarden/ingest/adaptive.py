@@ -274,7 +274,6 @@ class Controller:
             self.stats.first_attempts += 1
         else:
             self.stats.retries += 1
-        self.window.add(now, requests=1)
         if self.pace_interval:
             self.next_send = max(now, self.next_send) + self.pace_interval
         return Permit(now, self.inflight, attempt)
@@ -304,8 +303,10 @@ class Controller:
         rtt = max(0.0, now - permit.sent_at)
         self.law.update(Sample(permit.sent_at, now, rtt, permit.inflight, dropped))
         self._read_quota(headers, now, wall)
-        if outcome in (Outcome.OK, Outcome.CLIENT_ERROR):  # the server took it
-            self.window.add(now, accepts=1)
+        # counted when answered, not when sent: requests still in flight (a run's first
+        # round trip, a slow server) are not yet refusals
+        took = outcome in (Outcome.OK, Outcome.CLIENT_ERROR)  # the server took it
+        self.window.add(now, requests=1, accepts=1 if took else 0)
         if outcome is Outcome.OK:
             self.stats.ok += 1
             self.consecutive_drops = 0

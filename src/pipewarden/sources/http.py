@@ -262,9 +262,9 @@ class Pager:
         self.requests = 0
 
     def ahead(self) -> int:
-        """Pages fetched ahead of the loads: twice the controller's limit (what the host takes
-        now), so that little is fetched past the last page."""
-        return max(2, min(self.window, 2 * math.ceil(self.client.controller.limit)))
+        """Pages fetched ahead of the loads: the controller's limit (what the host takes now)
+        and a few more, so that little is fetched past the last page."""
+        return max(2, min(self.window, math.ceil(self.client.controller.limit) + 4))
 
     # ---- one page
     def _parse(self, r: Any) -> tuple[list[dict], Any]:
@@ -313,7 +313,9 @@ class Pager:
 
     # ---- the run's pages, in order
     async def pages(self, start: dict[str, Any]) -> AsyncIterator[Page]:
-        out: asyncio.Queue = asyncio.Queue(maxsize=self.window)
+        # pages wait here for the loads: a batch's worth and one more (the fetch-ahead of page
+        # and offset pagination is bounded by ahead(), not by this queue)
+        out: asyncio.Queue = asyncio.Queue(maxsize=self.spec.pages_per_batch + 1)
         producer = (
             self._ahead(start, out)
             if self.spec.kind in ("page", "offset")
