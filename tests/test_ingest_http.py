@@ -293,7 +293,8 @@ def test_retry_after_is_honoured(api, tmp_path, env, capsys, form):
     code, doc, out = run_json(capsys, cfg)
     assert code == 0, out
     log = api.log()
-    refused = [e for e in log if e.get("status") == 429]
+    # pages past the last (fetched ahead, then abandoned at the end) are not retried
+    refused = [e for e in log if e.get("status") == 429 and e["page"] < 20]
     assert refused, "the threshold was never crossed"
     for e in refused:
         later = [x["t"] for x in log if x["page"] == e["page"] and x["n"] > e["n"]]
