@@ -150,7 +150,8 @@ def load_config(config_path: str | os.PathLike) -> dict[str, Any]:
     cfg["_file"] = file
     cfg["_base_dir"] = path.resolve().parent
     src = dict(cfg["source"])
-    src["path"] = expand_env(src["path"], "source.path", file)  # ${DATA_LAKE}/orders/*.jsonl
+    if "path" in src:  # an http source has a url instead (sources/http.py)
+        src["path"] = expand_env(src["path"], "source.path", file)  # ${DATA_LAKE}/orders/*.jsonl
     src.setdefault("format", "auto")
     src.setdefault("chunk_rows", 100_000)
     src.setdefault("encoding", "utf-8")
