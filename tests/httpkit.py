@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -25,7 +26,17 @@ class ApiServer:
             raise RuntimeError(f"the test API did not start: {line!r}")
         self.port = int(line.split()[1])
         self.base = f"http://127.0.0.1:{self.port}"
-        self.http = httpx.Client(base_url=self.base, timeout=10)
+        self.http = httpx.Client(base_url=self.base, timeout=30)
+        deadline = time.monotonic() + 60  # a loaded machine starts uvicorn slowly
+        while True:
+            try:
+                self.http.get("/admin/log").raise_for_status()
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.close()
+                    raise
+                time.sleep(0.1)
 
     def configure(self, **settings) -> dict:
         self.http.post("/admin/reset").raise_for_status()

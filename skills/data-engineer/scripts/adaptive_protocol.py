@@ -1,0 +1,1 @@
+../../../scripts/adaptive_protocol.py
