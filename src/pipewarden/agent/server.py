@@ -727,6 +727,7 @@ def build_server(
         dataset: Dataset = None,
         engine: Literal["embedded", "h2o"] | None = None,
         max_runtime: Annotated[int | None, Field(ge=1)] = None,
+        max_models: Annotated[int | None, Field(ge=1)] = None,
         h2o_url: str | None = None,
         max_features: Annotated[int | None, Field(ge=1)] = None,
         seed: int | None = None,
@@ -737,7 +738,8 @@ def build_server(
         category frequencies) by cross-validated lift; report the held-out lift."""
         return call(words("features", "discover", target=target, data=_path(data, "data"),
                           store=store, schema=schema, dataset=dataset, engine=engine,
-                          max_runtime=max_runtime, h2o_url=h2o_url, max_features=max_features,
+                          max_runtime=max_runtime, max_models=max_models, h2o_url=h2o_url,
+                          max_features=max_features,
                           seed=seed, exclude=exclude or [], out=_path(out, "out")))  # fmt: skip
 
     @tool("destructive", "Emit discovered features", writes="writes a dbt model, its docs and "

@@ -56,15 +56,18 @@ def features_group() -> None:
 @click.option("--engine", type=click.Choice(["embedded", "h2o"]), default="embedded",
               show_default=True, help="h2o: also H2O AutoML and H2O's interaction statistics.")  # fmt: skip
 @click.option("--max-runtime", type=click.IntRange(5), default=60, show_default=True,
-              help="Seconds for each H2O AutoML run.")  # fmt: skip
+              help="Seconds for each H2O AutoML run (a ceiling when --max-models is given).")  # fmt: skip
+@click.option("--max-models", type=click.IntRange(1), default=None,
+              help="Models each H2O AutoML run trains: the result does not depend on the "
+                   "machine's load.")  # fmt: skip
 @click.option("--h2o-url", default=None, help="An existing H2O cluster (else a local one).")
 @click.option("--max-features", type=click.IntRange(1), default=8, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--exclude", multiple=True, help="A column never used (repeatable).")
 @click.option("--out", default=None, help="Write the spec (JSON) here, for `features emit`.")
 @format_option
-def discover_command(data, store_url, namespace, dataset, target, engine, max_runtime, h2o_url,
-                     max_features, seed, exclude, out, fmt) -> int:  # fmt: skip
+def discover_command(data, store_url, namespace, dataset, target, engine, max_runtime,
+                     max_models, h2o_url, max_features, seed, exclude, out, fmt) -> int:  # fmt: skip
     """Rank candidate features (interactions, ratios, date parts, frequencies) by their lift
     on a held-out split."""
     from ..h2o_cluster import session
@@ -74,7 +77,7 @@ def discover_command(data, store_url, namespace, dataset, target, engine, max_ru
     with ctx:
         doc = discover_rows(
             data=data, store_url=store_url, namespace=namespace, dataset=dataset, target=target,
-            engine=engine, max_runtime=max_runtime, h2o_options={"url": h2o_url} if h2o_url else {},
+            engine=engine, max_runtime=max_runtime, max_models=max_models, h2o_options={"url": h2o_url} if h2o_url else {},
             max_features=max_features, seed=seed, exclude=list(exclude),
         )  # fmt: skip
     if out:

@@ -6,7 +6,7 @@
    ``HistGradientBoosting``; no JVM). Its permutation importance on valid picks the strongest
    numeric columns; Friedman's H statistic (from partial dependence on a sample) measures how
    much each pair of them interacts. With ``engine="h2o"`` H2O AutoML also runs on the raw
-   columns (bounded by ``max_runtime``), H2O's GBM gives the pairs' H (``model.h``) and its
+   columns (bounded by ``max_runtime`` seconds and, when given, ``max_models``), H2O's GBM gives the pairs' H (``model.h``) and its
    ``feature_interaction`` table, and AutoML runs again with the chosen features: the report
    gives AutoML's best model with and without them.
 3. Candidates: the product and both ratios of the most interacting pairs, the parts of every
@@ -130,6 +130,7 @@ def discover(
     *,
     engine: str = "embedded",
     max_runtime: int = 60,
+    max_models: int | None = None,
     max_features: int = 8,
     min_lift: float = 0.002,
     seed: int = 0,
@@ -144,11 +145,11 @@ def discover(
     # one thread: small models, and OpenMP threads spinning on a busy machine were 10x slower
     with threadpool_limits(1):
         return _discover(records, target, engine=engine, max_runtime=max_runtime,
-                         max_features=max_features, min_lift=min_lift, seed=seed,
+                         max_models=max_models, max_features=max_features, min_lift=min_lift, seed=seed,
                          exclude=exclude, region=region, h2o_options=h2o_options)  # fmt: skip
 
 
-def _discover(records, target, *, engine, max_runtime, max_features, min_lift, seed, exclude,
+def _discover(records, target, *, engine, max_runtime, max_models, max_features, min_lift, seed, exclude,
               region, h2o_options) -> dict[str, Any]:  # fmt: skip
     t0 = time.perf_counter()
     rows = [r for r in records if r.get(target) is not None]
@@ -207,10 +208,11 @@ def _discover(records, target, *, engine, max_runtime, max_features, min_lift, s
         "interactions": [{"pair": [a, b], "friedman_h": h} for a, b, h in pairs],
     }
     h2o_out: dict[str, Any] = {}
+    limits = {"max_runtime": max_runtime, "max_models": max_models}
     if engine == "h2o":
         from .h2o import automl_interactions
 
-        h2o_out = automl_interactions(rows, specs, tspec, tr, va, te, max_runtime, seed,
+        h2o_out = automl_interactions(rows, specs, tspec, tr, va, te, limits, seed,
                                       h2o_options or {}, pairs)  # fmt: skip
         report["h2o"] = h2o_out["report"]
     elif engine != "embedded":
@@ -263,7 +265,7 @@ def _discover(records, target, *, engine, max_runtime, max_features, min_lift, s
         from .h2o import automl_with_features
 
         report["h2o"]["automl_with_features"] = automl_with_features(
-            rows, specs, tspec, features, tr, va, te, max_runtime, seed, h2o_out
+            rows, specs, tspec, features, tr, va, te, limits, seed, h2o_out
         )
     report["features"] = [f.to_dict() for f in features]
     report["candidates"] = [f.to_dict() for f in scored]

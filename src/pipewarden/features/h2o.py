@@ -1,5 +1,4 @@
-"""Feature discovery on H2O: AutoML (bounded by ``max_runtime``) on the raw columns and again
-with the chosen features, and H2O's own interaction statistics (a GBM's Friedman's H through
+"""Feature discovery on H2O: AutoML on the raw columns and again with the chosen features, and H2O's own interaction statistics (a GBM's Friedman's H through
 ``model.h`` and its ``feature_interaction`` table). Frames go to H2O as CSV, no pandas."""
 
 from __future__ import annotations
@@ -61,11 +60,11 @@ def _metric(model, test, classify: bool) -> dict[str, float]:
     return {"r2": round(float(perf.r2()), 5), "rmse": round(float(perf.rmse()), 5)}
 
 
-def _automl(train, valid, test, names, max_runtime: int, seed: int, classify: bool) -> dict:
+def _automl(train, valid, test, names, limits: dict, seed: int, classify: bool) -> dict:
     from h2o.automl import H2OAutoML
 
-    aml = H2OAutoML(max_runtime_secs=max_runtime, seed=seed, nfolds=0,
-                    exclude_algos=["DeepLearning"], verbosity=None)  # fmt: skip
+    aml = H2OAutoML(max_runtime_secs=limits["max_runtime"], max_models=limits.get("max_models"),
+                    seed=seed, nfolds=0, exclude_algos=["DeepLearning"], verbosity=None)  # fmt: skip
     with _quiet():
         aml.train(x=names[:-1], y="target", training_frame=train, leaderboard_frame=valid)
     leader = aml.leader
@@ -74,16 +73,18 @@ def _automl(train, valid, test, names, max_runtime: int, seed: int, classify: bo
     return out
 
 
-def automl_interactions(rows, specs, tspec, tr, va, te, max_runtime, seed, options, pairs):
-    """AutoML on the raw columns, and H2O's interaction statistics of the pairs."""
+def automl_interactions(rows, specs, tspec, tr, va, te, limits, seed, options, pairs):
+    """AutoML on the raw columns, and H2O's interaction statistics of the pairs. ``limits``:
+    ``max_runtime`` (seconds) and ``max_models`` (None: the clock alone)."""
     ensure_cluster(options.get("url"), options.get("max_mem", "1g"), options.get("nthreads", -1))
     h2o = _h2o()
     classify = not tspec.numeric
     frame, names = _frame(rows, specs, tspec)
     train, valid, test = _split(frame, tr, va, te)
-    report: dict[str, Any] = {"max_runtime": max_runtime}
+    report: dict[str, Any] = {"max_runtime": limits["max_runtime"],
+                              "max_models": limits.get("max_models")}  # fmt: skip
     try:
-        report["automl_raw"] = _automl(train, valid, test, names, max_runtime, seed, classify)
+        report["automl_raw"] = _automl(train, valid, test, names, limits, seed, classify)
         from h2o.estimators import H2OGradientBoostingEstimator
 
         gbm = H2OGradientBoostingEstimator(ntrees=50, max_depth=5, seed=seed)
@@ -118,13 +119,13 @@ def automl_interactions(rows, specs, tspec, tr, va, te, max_runtime, seed, optio
     return {"report": report}
 
 
-def automl_with_features(rows, specs, tspec, features, tr, va, te, max_runtime, seed, prev):
+def automl_with_features(rows, specs, tspec, features, tr, va, te, limits, seed, prev):
     """AutoML again, with the chosen features as extra columns."""
     h2o = _h2o()
     frame, names = _frame(rows, specs, tspec, features)
     train, valid, test = _split(frame, tr, va, te)
     try:
-        return _automl(train, valid, test, names, max_runtime, seed, not tspec.numeric)
+        return _automl(train, valid, test, names, limits, seed, not tspec.numeric)
     finally:
         for f in (train, valid, test, frame):
             with contextlib.suppress(Exception):
