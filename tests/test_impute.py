@@ -72,15 +72,18 @@ def test_accurate_mode_is_as_accurate_as_iterative_imputer(loader):
     assert _var_ratio(X, ours) < 0.97
 
 
+@pytest.mark.parametrize("frac", [0.2, 0.4])
 @pytest.mark.parametrize("loader", [load_diabetes, load_wine])
-def test_preserve_variance_mode_keeps_the_spread_at_less_error_than_posterior_draws(loader):
+def test_preserve_variance_mode_keeps_the_spread_at_less_error_than_posterior_draws(loader, frac):
+    """preserve_variance: the filled columns keep their variance (>= 0.97 of the true one, at
+    40% missing too), at less error than IterativeImputer's posterior draws."""
     X = loader().data
-    Xm, M = _masked(X, 0.2, seed=7)
+    Xm, M = _masked(X, frac, seed=7)
     ours = _fill(Xm, "preserve_variance")
     accurate = _fill(Xm, "accurate")
     draws = _iterative(Xm, sample_posterior=True)
-    assert _var_ratio(X, ours) >= 0.95
-    assert _var_ratio(X, ours) > _var_ratio(X, accurate)
+    assert 0.97 <= _var_ratio(X, ours) <= 1.05
+    assert _var_ratio(X, ours) > _var_ratio(X, accurate) + 0.05
     assert _nrmse(X, ours, M) <= _nrmse(X, draws, M)
 
 

@@ -20,10 +20,11 @@ Fit (on the history):
 
 Transform (a batch): the same chained rounds with the stored models (linear), then the blended
 prediction of each cell to fill. ``accurate`` writes the conditional mean (a category's most
-probable value); ``preserve_variance`` widens the conditional means around the column's mean by
-``1/R`` (R^2 = 1 - NRMSE^2 held out), which restores the column's variance at a far smaller
-error than adding noise (see docs/impute.md), and draws categories from their predicted
-probabilities with a seeded generator.
+probable value); ``preserve_variance`` gives a number's fills the spread the missing values
+would have had: the predictions' variance plus the residual variance measured on the hidden
+cells, by widening the predictions around their mean (noise only beyond a cap; see
+``spread.py``), and draws categories from their predicted probabilities with a seeded
+generator.
 
 Everything the engine keeps is numbers (coefficients, a reference sample for the neighbours),
 saved as arrays in JSON: a saved model is never unpickled.
@@ -39,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from .spread import fit_stats, legacy_stats, widen
 from .table import ColumnSpec, part_values
 
 KNN_K = 10
@@ -48,7 +50,6 @@ HOLDOUT_MAX = 5000
 MIN_HOLDOUT = 5
 MIN_KNOWN = 10  # known cells a column needs to get a model
 BLEND_WEIGHTS = (0.0, 0.2, 0.4, 0.6)
-STRETCH_CAP = 3.0
 
 
 def pack(a: np.ndarray) -> dict[str, Any]:
@@ -129,7 +130,9 @@ class ColumnModel:
     weight: float = 0.0  # of the neighbours in the blend
     error: float = 1.0  # expected: NRMSE (reg) or error rate (clf), on hidden cells
     baseline: float = 1.0  # the mean's NRMSE (1.0) or the mode's error rate
-    stretch: float = 1.0  # preserve_variance: fills widen around the mean by this factor
+    # preserve_variance (spread.py): residual variance on hidden cells, centre and variance
+    # of the predictions of the history's missing cells (standardised)
+    spread: dict[str, float] = field(default_factory=dict)
     n_train: int = 0
     n_valid: int = 0  # hidden cells the error was measured on
 
@@ -150,7 +153,7 @@ class ColumnModel:
             "weight": self.weight,
             "error": self.error,
             "baseline": self.baseline,
-            "stretch": self.stretch,
+            "spread": dict(self.spread),
             "n_train": self.n_train,
             "n_valid": self.n_valid,
         }
@@ -160,6 +163,9 @@ class ColumnModel:
         kind = str(d["kind"])
         if kind not in ("reg", "clf"):
             raise ValueError(f"unknown model kind {kind!r}")
+        spread = {k: float(v) for k, v in d.get("spread", {}).items()}
+        if "spread" not in d and kind == "reg":  # saved before these numbers were kept
+            spread = legacy_stats(float(d["error"]))
         return cls(
             kind,
             unpack(d["coef"]),
@@ -168,7 +174,7 @@ class ColumnModel:
             float(d["weight"]),
             float(d["error"]),
             float(d["baseline"]),
-            float(d["stretch"]),
+            spread,
             int(d["n_train"]),
             int(d.get("n_valid", 0)),
         )
@@ -281,13 +287,10 @@ class EmbeddedEngine:
             if j in stats:
                 model = self.rounds[-1][k]
                 model.weight, model.error, model.baseline, held, model.n_valid = stats[j]
-                if held is not None:  # widen the fills' spread to the column's variance
-                    preds = np.concatenate([held, Z[unknown[:, j], design.slots[j].start]])
-                    yk = self._target(X, j, np.flatnonzero(~unknown[:, j]))
-                    spread = float(np.mean(preds**2)) or 1e-12
-                    model.stretch = min(
-                        max(math.sqrt(float(np.var(yk)) / spread), 1.0), STRETCH_CAP
-                    )
+                if held is not None:  # what preserve_variance widens by
+                    y = self._target(X, j, np.flatnonzero(hidden[:, j]))
+                    missing = Z[unknown[:, j], design.slots[j].start]
+                    model.spread = fit_stats(missing, held, y - held)
                 self.models[j] = model
         keep = (
             np.sort(rng.choice(len(X), self.knn_rows, replace=False))
@@ -390,8 +393,8 @@ class EmbeddedEngine:
                 if idx is not None:
                     knn = ((self.ref_X[ref, j] - s.mean) / s.std)[idx].mean(axis=1)
                     z = (1 - m.weight) * z + m.weight * knn
-                if mode == "preserve_variance":
-                    z = z * m.stretch
+                if mode == "preserve_variance" and m.spread:
+                    z = widen(z, m.spread, (s.lo - s.mean) / s.std, (s.hi - s.mean) / s.std, rng)
                 out[rows, j] = np.clip(z * s.std + s.mean, s.lo, s.hi)
             else:
                 probs = p

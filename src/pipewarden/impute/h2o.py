@@ -3,8 +3,8 @@
 It runs on the process's one H2O cluster (:mod:`pipewarden.h2o_cluster`: a local H2O started on
 demand and shut down after the command, or an existing cluster at ``url``). As in the embedded
 engine, 10% of each column's known cells are hidden from the training and their error is the
-column's expected error; ``preserve_variance`` widens numeric fills to the column's variance
-and draws categories from the GBM's class probabilities (GLRM gives a category, not
+column's expected error; ``preserve_variance`` gives numeric fills the spread the missing
+values would have had (``spread.py``, from the residuals on the hidden cells) and draws categories from the GBM's class probabilities (GLRM gives a category, not
 probabilities: its categories are the most likely one in both modes).
 
 Data goes to H2O as CSV (numbers in the column's units, categories as labels ``c0``, ``c1``,
@@ -27,7 +27,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..h2o_cluster import _quiet, ensure_cluster, h2o_module
-from .embedded import HOLDOUT, HOLDOUT_MAX, MIN_HOLDOUT, MIN_KNOWN, STRETCH_CAP
+from .embedded import HOLDOUT, HOLDOUT_MAX, MIN_HOLDOUT, MIN_KNOWN
+from .spread import fit_stats, legacy_stats, widen
 from .table import ColumnSpec
 
 ALGORITHMS = ("glrm", "gbm")
@@ -145,18 +146,15 @@ class H2OImputeEngine:
                 var = float(np.var(yk)) or 1.0
                 error = math.sqrt(float(np.mean((y - p) ** 2)) / var)
                 base = math.sqrt(float(np.mean((y - yk.mean()) ** 2)) / var)
-                allp = np.concatenate(
-                    [p, (pred[0][np.isnan(Xt[:, j]) & ~hidden[:, j], j] - s.mean) / s.std]
-                )
-                spread = float(np.mean(allp**2)) or 1e-12
-                stretch = min(max(math.sqrt(var / spread), 1.0), STRETCH_CAP)
+                missing = (pred[0][np.isnan(Xt[:, j]) & ~hidden[:, j], j] - s.mean) / s.std
+                spread = fit_stats(missing, p, y - p)
             else:
                 y = X[rows, j].astype(int)
                 yk = Xt[known, j].astype(int)
                 error = float(np.mean(pred[0][rows, j] != y))
                 base = 1.0 - float(np.bincount(yk).max() / len(yk))
-                stretch = 1.0
-            self.stats[j] = {"error": error, "baseline": base, "stretch": stretch,
+                spread = {}
+            self.stats[j] = {"error": error, "baseline": base, **spread,
                              "n_valid": int(rows.size), "n_train": int(known.sum())}  # fmt: skip
 
     def _column_model(self, j: int):
@@ -245,7 +243,12 @@ class H2OImputeEngine:
             v = values[rows, j]
             if s.numeric:
                 if mode == "preserve_variance":
-                    v = s.mean + (v - s.mean) * self.stats[j]["stretch"]
+                    st = self.stats[j]
+                    if "resid_var" not in st:  # saved before the spread's numbers were kept
+                        st = {**st, **legacy_stats(st["error"])}
+                    z = widen((v - s.mean) / s.std, st, (s.lo - s.mean) / s.std,
+                              (s.hi - s.mean) / s.std, rng)  # fmt: skip
+                    v = z * s.std + s.mean
                 out[rows, j] = np.clip(v, s.lo, s.hi)
             elif mode == "preserve_variance" and j in proba:
                 P = proba[j][rows]
