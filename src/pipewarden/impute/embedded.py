@@ -7,9 +7,13 @@ Fit (on the history):
    day number plus its parts (cos/sin of the day of the week and of the year).
 2. Chained equations (MICE, as scikit-learn's ``IterativeImputer``): the unknown cells start at
    the column's mean (a category at its shares); then, column by column, fewest missing first,
-   a model fitted on the rows where the column is known predicts the others, until the fills
-   move less than ``tol`` (at most ``max_iter`` rounds). Numbers: ``BayesianRidge``;
-   categories: multinomial ``LogisticRegression``.
+   a model fitted on the rows where the column is known predicts the others, until a round no
+   longer lowers the error on the hidden cells by ``tol`` (relative; at most ``max_iter``
+   rounds; with nothing hidden, until the fills move less than ``tol``). Numbers:
+   ``BayesianRidge``; categories: multinomial ``LogisticRegression``. With conditional means
+   the chain gains little after two or three rounds (on diabetes, wine and breast_cancer at
+   10-40% missing, NRMSE within 0.005 of ten rounds at half the time), and the hidden cells'
+   error often rises after the first round.
 3. The final model of each column blends the linear model with its k nearest neighbours
    (``w`` in 0..0.6), the weight chosen on held-out cells: the linear model's exact
    leave-one-out residuals (the hat matrix of the ridge solution Bayesian ridge converged to)
@@ -244,6 +248,14 @@ class EmbeddedEngine:
 
     # -- fit
     def fit(self, X: np.ndarray, specs: list[ColumnSpec]) -> None:
+        from sklearn import config_context
+
+        # the design has no NaN and the estimators' parameters are ours: scikit-learn's
+        # checks of both, on each of the hundreds of fits, were a fifth of the fit's time
+        with config_context(assume_finite=True, skip_parameter_validation=True):
+            self._fit(X, specs)
+
+    def _fit(self, X: np.ndarray, specs: list[ColumnSpec]) -> None:
         design = self.design = Design(specs)
         rng = np.random.default_rng(self.seed)
         # cells hidden from the training: the chain fills them like the missing ones, and
@@ -262,12 +274,18 @@ class EmbeddedEngine:
             key=lambda j: (unknown[:, j].sum(), j),
         )
         self.rounds = []
+        last = math.inf
         for _ in range(self.max_iter if self.order else 0):
-            before = Z.copy()
+            before = Z.copy() if not hidden.any() else None
             self.rounds.append([self._step(Z, Xt, unknown, j) for j in self.order])
-            change = np.abs(Z - before).max()
-            if change < self.tol * max(np.abs(Z).max(), 1e-12):
+            if before is not None:  # nothing hidden: until the fills stop moving
+                if np.abs(Z - before).max() < self.tol * max(np.abs(Z).max(), 1e-12):
+                    break
+                continue
+            err = self._hidden_error(Z, X, hidden)
+            if err > last * (1 - self.tol):  # the round no longer helps the hidden cells
                 break
+            last = err
         stats = {}
         for k, j in enumerate(self.order):
             if hidden[:, j].any():
@@ -298,6 +316,22 @@ class EmbeddedEngine:
             else np.arange(len(X))
         )
         self.ref_Z, self.ref_X = Z[keep], X[keep]
+
+    def _hidden_error(self, Z, X, hidden) -> float:
+        """The mean over columns of the hidden cells' squared error (standardised numbers;
+        a category's Brier score)."""
+        design, errs = self.design, []
+        for j in self.order:
+            rows = np.flatnonzero(hidden[:, j])
+            if rows.size == 0:
+                continue
+            y = self._target(X, j, rows)
+            p = Z[rows][:, design.slots[j]]
+            if design.specs[j].numeric:
+                errs.append(float(np.mean((y - p[:, 0]) ** 2)))
+            else:
+                errs.append(float(np.mean((np.eye(p.shape[1])[y] - p) ** 2)) * p.shape[1])
+        return float(np.mean(errs)) if errs else 0.0
 
     def _target(self, X: np.ndarray, j: int, rows: np.ndarray) -> np.ndarray:
         s = self.design.specs[j]
