@@ -129,20 +129,26 @@ print("@@" + json.dumps({
 """
 
 
-def test_scaffolded_dag_is_parsed_by_the_real_airflow_dagbag(tmp_path, airflow_python):
-    scaffold("airflow", "orders", tmp_path)
-    home = tmp_path / "airflow_home"
+def dagbag(root: Path, airflow_python: str) -> dict:
+    """What the real Airflow's DagBag makes of root/dags (the orders DAG): import errors, DAG
+    ids, the DAG's tasks, catchup, retries, deadline and schedule."""
+    home = root / "airflow_home"
     env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
     res = subprocess.run(
-        [airflow_python, "-c", _DAGBAG, str(tmp_path / "dags")],
+        [airflow_python, "-c", _DAGBAG, str(root / "dags")],
         capture_output=True,
         text=True,
         env=env,
         timeout=300,
-        cwd=tmp_path,
+        cwd=root,
     )
     assert res.returncode == 0, res.stderr[-2000:]
-    doc = json.loads(res.stdout.rsplit("@@", 1)[1])
+    return json.loads(res.stdout.rsplit("@@", 1)[1])
+
+
+def test_scaffolded_dag_is_parsed_by_the_real_airflow_dagbag(tmp_path, airflow_python):
+    scaffold("airflow", "orders", tmp_path)
+    doc = dagbag(tmp_path, airflow_python)
     assert doc["errors"] == {}
     assert doc["dag_ids"] == ["orders"]
     assert doc["tasks"] == ["build_docs", "check_config", "guard_and_load", "summarize"]

@@ -22,6 +22,7 @@ from pipewarden.run import run_pipeline
 from pipewarden.store import open_store
 
 from .test_features import mage_project
+from .test_scaffold import dagbag
 
 FEATURES = [
     Feature("amount_x_qty", "product", ["amount", "qty"]),
@@ -110,6 +111,19 @@ def test_the_airflow_scaffold_passes_validate_dag_and_its_config_runs(tmp_path):
     assert b["rows_read"] == 300 == b["rows_loaded"] + b["rows_quarantined"]
     assert b["steps"]["features"]["cells_from_fills"] == 30
     _check_store(tmp_path / "pipewarden" / "warehouse.duckdb", rows)
+
+
+def test_the_airflow_scaffold_with_the_steps_is_parsed_by_airflow(tmp_path, airflow_python):
+    _project(tmp_path)
+    scaffold("airflow", "orders", tmp_path, steps=STEPS[1::2])
+    doc = dagbag(tmp_path, airflow_python)
+    assert doc["errors"] == {} and doc["dag_ids"] == ["orders"]
+    assert doc["tasks"] == ["build_docs", "check_config", "guard_and_load", "summarize"]
+    # the DAG runs the config that holds the steps
+    dag = (tmp_path / "dags" / "orders.py").read_text()
+    assert "orders.yaml" in dag
+    cfg = yaml.safe_load((tmp_path / "pipewarden" / "orders.yaml").read_text())
+    assert [s["type"] for s in cfg["steps"]][-2:] == ["impute", "features"]
 
 
 @pytest.mark.mage
