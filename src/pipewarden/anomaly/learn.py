@@ -8,9 +8,9 @@ Without a ``model:`` in the step, the run learns one per dataset:
   above 0.7 by construction;
 - **training**: at the start of the next batch the model is fitted on the rows those batches
   loaded (read back from the raw landing, so the guardian's masks are applied and quarantined
-  rows are left out; at most ``max_train_rows``, spread over the batches) and saved in the
-  store's state with a version, the schema version and the columns it saw, and the batches it
-  learned from. Every later chunk is scored with it: no refit per chunk;
+  rows are left out; at most ``max_train_rows``, spread over the batches, every k-th row of
+  each) and saved in the store's state with a version, the schema version and the columns it
+  saw, and the batches it learned from. Every later chunk is scored with it: no refit per chunk;
 - **refresh**: it is trained again on the latest ``train_batches`` healthy batches every
   ``refresh.every_batches`` healthy batches, and on **drift**: when ``refresh.drift_batches``
   healthy batches in a row have flagged at least three times the expected share of rows, or

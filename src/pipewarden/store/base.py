@@ -476,20 +476,30 @@ class SqlStore:
     def landed_rows(self, dataset: str, batch_ids: Sequence[str], limit: int) -> list[dict]:
         """The records the given batches loaded, as landed in ``<dataset>__raw`` (with the
         steps' masks applied; quarantined rows are not there): at most ``limit`` in all,
-        spread evenly over the batches, each batch's in offset order. What the anomaly step
-        trains the dataset's model on. Empty when the store keeps no raw landing."""
+        spread evenly over the batches, and within a batch every k-th row by offset, so the
+        sample spans the whole batch (a file sorted by a column, or by time, would give a
+        model trained on its head only one end of each range). What the anomaly step trains
+        the dataset's model on. Empty when the store keeps no raw landing."""
         ids = list(dict.fromkeys(batch_ids))
         if not ids or limit <= 0 or not self.has_table(dataset + "__raw"):
             return []
+        raw = self.qualify(dataset + "__raw")
         each = max(1, limit // len(ids))
         out: list[dict] = []
         for bid in ids:
+            first, last = self._aux_query(
+                self.sql(f'SELECT min("offset"), max("offset") FROM {raw} WHERE batch_id = ?'),
+                (bid,),
+            )[0]
+            if first is None:
+                continue
+            stride = max(1, -(-(int(last) - int(first) + 1) // each))  # ceil(span / each)
             rows = self._aux_query(
                 self.sql(
-                    f"SELECT payload FROM {self.qualify(dataset + '__raw')} WHERE batch_id = ? "
+                    f'SELECT payload FROM {raw} WHERE batch_id = ? AND mod("offset" - ?, ?) = 0 '
                     f'ORDER BY "offset" LIMIT {int(each)}'
                 ),
-                (bid,),
+                (bid, int(first), stride),
             )
             out.extend(p for p in (jload(r[0]) for r in rows) if isinstance(p, dict))
         return out[:limit]
