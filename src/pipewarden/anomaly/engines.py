@@ -81,7 +81,8 @@ class SklearnEngine:
     """The embedded default engine (see the module docstring)."""
 
     name = "sklearn"
-    VERSION = 4
+    VERSION = 5
+    READS = (4, 5)  # version 4 saved no forest_clip: its forest read z-scores capped at 5
     CLIP = 5.0  # |z| cap for the forest, the residual and the principal subspace
     SUBSPACE_SHARE = 0.3  # variance share the principal subspace covers
     RESIDUAL_SHARE = 0.95  # variance share the residual is measured against
@@ -93,8 +94,10 @@ class SklearnEngine:
         max_samples: int = 256,
         seed: int = 0,
         weights: dict[str, float] | None = None,
+        forest_clip: float | None = CLIP,
     ) -> None:
         self.n_estimators = n_estimators
+        self.forest_clip = self.check_clip(forest_clip)
         self.max_samples = max_samples
         self.seed = seed
         self.weights = self.check_weights(weights)
@@ -127,12 +130,28 @@ class SklearnEngine:
             raise InputError("at least one weight must be above 0", key="sklearn.weights")
         return out
 
+    @staticmethod
+    def check_clip(value: Any) -> float | None:
+        from ..errors import InputError
+
+        if value is None:
+            return None
+        if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
+            raise InputError("a number > 0, or null for no cap", key="sklearn.forest_clip")
+        return float(value)
+
+    def _forest_input(self, Z: np.ndarray, C: np.ndarray) -> np.ndarray:
+        if self.forest_clip == self.CLIP:
+            return C
+        F = np.nan_to_num(Z)  # missing: the median
+        return F if self.forest_clip is None else np.clip(F, -self.forest_clip, self.forest_clip)
+
     def _components(self, Z: np.ndarray) -> dict[str, np.ndarray]:
         C = np.clip(np.nan_to_num(Z), -self.CLIP, self.CLIP)  # missing: the median
         out: dict[str, np.ndarray] = {}
         w = self.weights
         if w["forest"] > 0:
-            out["forest"] = -self.forest.score_samples(C)
+            out["forest"] = -self.forest.score_samples(self._forest_input(Z, C))
         if w["residual"] > 0:
             out["residual"] = self._residual(C, np.isnan(Z))
         if w["distance"] > 0:
@@ -213,7 +232,7 @@ class SklearnEngine:
                     n_estimators=self.n_estimators,
                     max_samples=min(self.max_samples, C.shape[0]),
                     random_state=self.seed,
-                ).fit(C)
+                ).fit(self._forest_input(ref, C))
             if w["residual"] > 0:
                 if C.shape[0] > C.shape[1] and np.ptp(C, axis=0).any():
                     pca = PCA(n_components=self.RESIDUAL_SHARE, svd_solver="covariance_eigh").fit(C)
@@ -273,15 +292,21 @@ class SklearnEngine:
             **arrays,
             "norms": {k: list(v) for k, v in self.norms.items()},
             "weights": self.weights,
+            "forest_clip": self.forest_clip,
         }
 
     @classmethod
     def load(cls, directory: Path, params: dict[str, Any]) -> SklearnEngine:
-        if params.get("version") != cls.VERSION:
+        if params.get("version") not in cls.READS:
             raise ModelError(
                 f"the sklearn engine is not of version {cls.VERSION} (an earlier default)"
             )
-        eng = cls(params["n_estimators"], params["max_samples"], params["seed"], params["weights"])
+        clip = params.get("forest_clip", cls.CLIP)  # version 4 capped the forest's input at 5
+        if clip is not None and not (isinstance(clip, int | float) and clip > 0):
+            raise ModelError("model.json: forest_clip is not a number > 0 or null")
+        eng = cls(
+            params["n_estimators"], params["max_samples"], params["seed"], params["weights"], clip
+        )
         eng.n_features = d = int(params["n_features"])
         for key, dims in (("centre", 1), ("basis", 2), ("pca_mean", 1), ("pca_basis", 2)):
             if params.get(key) is None:
@@ -407,6 +432,7 @@ def make_engine(name: str, options: dict[str, Any] | None = None) -> Engine:
             max_samples=int(options.get("max_samples", 256)),
             seed=int(options.get("seed", 0)),
             weights=options.get("weights"),
+            **({"forest_clip": options["forest_clip"]} if "forest_clip" in options else {}),
         )
     if name == "h2o":
         from .h2o_engine import H2OEngine
