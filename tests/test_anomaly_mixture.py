@@ -173,3 +173,41 @@ def test_many_missing_patterns_stay_cheap_and_fall_back_to_the_median():
     pattern = np.isnan(Z)
     rare = next(i for i in range(len(Z)) if (pattern == pattern[i]).all(axis=1).sum() == 1)
     assert scores[rare] == mix.score(np.nan_to_num(Z[rare : rare + 1]))[0]
+
+
+def test_forest_clip_is_saved_and_a_version_4_model_reads_as_capped_at_5(tmp_path):
+    """``sklearn.forest_clip`` (the cap on the z-scores the forest reads) is saved with the
+    model; a model saved by engine version 4, which had no such key, is read with its forest
+    capped at 5 as it was trained, and scores as before."""
+    import json
+
+    from pipewarden.anomaly.detector import parse_config
+    from pipewarden.anomaly.engines import make_engine
+    from pipewarden.anomaly.model import Model as M
+    from pipewarden.errors import InputError
+
+    X = _two_clouds(1500, seed=3)
+    recs = [{"a": float(a), "b": float(b)} for a, b in X]
+    free = M.fit(recs, engine_options={"forest_clip": None, "weights": {"residual": 0}})
+    back = M.load(free.save(tmp_path / "free"))
+    assert back.engine.forest_clip is None
+    assert np.allclose(back.score(recs)[0], free.score(recs)[0])
+
+    old = M.fit(recs, engine_options={"forest_clip": 5, "weights": {"residual": 0.5}})
+    path = old.save(tmp_path / "v4")
+    doc = json.loads((path / "model.json").read_text())
+    doc["engine"]["params"].pop("forest_clip")
+    doc["engine"]["params"]["version"] = 4
+    (path / "model.json").write_text(json.dumps(doc))
+    v4 = M.load(path)
+    assert v4.engine.forest_clip == 5.0
+    assert np.allclose(v4.score(recs)[0], old.score(recs)[0])
+
+    for bad in (0, -1, "5", True):
+        with pytest.raises(InputError) as info:
+            make_engine("sklearn", {"forest_clip": bad})
+        assert "sklearn.forest_clip" in str(info.value)
+    assert parse_config({"sklearn": {"forest_clip": None}}).engine_options == {"forest_clip": None}
+    with pytest.raises(InputError) as info:
+        parse_config({"sklearn": {"forest_clip": 0}})
+    assert "forest_clip" in str(info.value)
