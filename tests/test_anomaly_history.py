@@ -179,3 +179,10 @@ def test_thirty_clean_days_then_ten_defects_then_a_backfill(tmp_path):
         assert store.load_state("fair", "anomaly.breaker")["batches"] == state["batches"]
     finally:
         store.close()
+
+    # rows held for their own score (the 4 corrupted ones) are scored by the dataset's model
+    # again on replay, and stay held: it does not refit on the replayed page
+    scored = replay_quarantine(cfg, reason="anomaly")
+    assert scored["steps"]["anomaly"]["model"]["status"] == "trained"
+    assert scored["rows_still_quarantined"] >= 4, scored
+    assert scored["reasons"].get("anomaly", 0) >= 4, scored["reasons"]
