@@ -54,6 +54,7 @@ class Phases:
                 return
             self.add("read", time.perf_counter() - t, len(chunk))  # type: ignore[arg-type]
             yield chunk
+            del chunk  # not held while the next chunk is read
 
     def report(self) -> dict[str, dict[str, float | int]]:
         out = {}

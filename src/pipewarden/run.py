@@ -760,6 +760,7 @@ def load_file(
                 if why and why not in prepared_block:
                     prepared_block.append(why)
             yield chunk
+            del chunk  # not held while the next chunk is read
 
     task = (
         progress.add_task(f"read {Path(label).name}", total=None, phases="") if progress else None
@@ -778,6 +779,7 @@ def load_file(
         padded += chunk.meta.get("rows_padded", 0)
         if progress:
             progress.update(task, advance=len(chunk), phases=phases.line())
+        del chunk  # pass 1 keeps no chunk while the next is read, nor after the last
     entry["rows_read"] = n_read  # 0 for "[]" or a bare CSV header: a day without new rows
     if padded:
         entry["rows_padded"] = padded  # CSV rows that left trailing fields off
@@ -877,6 +879,9 @@ def load_file(
                 seen += len(chunk)
                 if progress:
                     progress.update(task, advance=len(chunk), phases=phases.line())
+                # the chunk and what was made of it go before the next chunk is read (two
+                # chunks alive at once were the peak of the run's memory)
+                del chunk, outcome, reports, typed, offsets, payloads, qrows
             if seen != n_read or loaded + quarantined != n_read:
                 raise ConservationError(
                     f"{label}: read {n_read} rows in pass 1 and {seen} in pass 2, loaded "
