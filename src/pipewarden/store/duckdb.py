@@ -339,31 +339,31 @@ class DuckDBWriter(WriterBase):
         from ..ddl.duckdb import DuckDB
 
         d = DuckDB()
-        self._n += 1
-        view = f"_pw_chunk_{self._n}"
-        self.conn.register(view, chunk)
-        try:
-            t = self.store.qualify(dataset)
-            src = ", ".join(
-                f"CAST(c{i} AS {d.type_name(dt)}) AS {quote(n)}"
-                for i, (n, dt) in enumerate(zip(idents, types, strict=True))
-            )
-            on = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in keys)
-            source = f"(SELECT {src} FROM {view})"
-            updated = int(
-                self.conn.execute(
-                    f"SELECT count(*) FROM {source} AS s JOIN {t} AS t ON {on}"
-                ).fetchone()[0]
-            )
-            # delete-insert rather than MERGE ... UPDATE: DuckDB (2.0) took 511 s to update
-            # 100,000 rows of a 10-column table on disk this way, against about a second to
-            # delete them and insert the new rows; the result is the same row per key
-            cols = ", ".join(quote(c) for c in idents)
-            if updated:
-                self.conn.execute(f"DELETE FROM {t} AS t USING {source} AS s WHERE {on}")
-            self.conn.execute(f"INSERT INTO {t} ({cols}) SELECT {cols} FROM {source}")
-        finally:
-            self.conn.unregister(view)
+        # the chunk is read by name from this frame (DuckDB's replacement scan of a Python
+        # variable), not registered: an Arrow table registered on the connection stays
+        # referenced until the transaction ends, even once unregistered, so a merge held
+        # every chunk of its batch (1.3 GB at 4M rows of bench/run's file)
+        _pw_merge_chunk = chunk  # noqa: F841 (read by DuckDB's replacement scan)
+        view = "_pw_merge_chunk"
+        t = self.store.qualify(dataset)
+        src = ", ".join(
+            f"CAST(c{i} AS {d.type_name(dt)}) AS {quote(n)}"
+            for i, (n, dt) in enumerate(zip(idents, types, strict=True))
+        )
+        on = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in keys)
+        source = f"(SELECT {src} FROM {view})"
+        updated = int(
+            self.conn.execute(
+                f"SELECT count(*) FROM {source} AS s JOIN {t} AS t ON {on}"
+            ).fetchall()[0][0]
+        )
+        # delete-insert rather than MERGE ... UPDATE: DuckDB (2.0) took 511 s to update
+        # 100,000 rows of a 10-column table on disk this way, against about a second to
+        # delete them and insert the new rows; the result is the same row per key
+        cols = ", ".join(quote(c) for c in idents)
+        if updated:
+            self.conn.execute(f"DELETE FROM {t} AS t USING {source} AS s WHERE {on}").fetchall()
+        self.conn.execute(f"INSERT INTO {t} ({cols}) SELECT {cols} FROM {source}").fetchall()
         return chunk.num_rows - updated, updated
 
     def clear_typed(self, dataset: str) -> int:
