@@ -140,6 +140,34 @@ def test_batch_transaction_writes_every_table(store):
     assert tags == {"t": [3, "x"]}
 
 
+def test_duckdb_raw_landing_payloads_are_stored_with_zstd(tmp_path):
+    """The raw landing's payload column is compressed with zstd (cheaper to write than DuckDB's
+    own choice for text), and its payloads read back as the JSON they were."""
+    from pipewarden.store.duckdb import _zstd_columns
+
+    store = open_store(f"{tmp_path}/z.duckdb")
+    try:
+        with store.transaction() as w:
+            w.ensure_dataset("people")
+            payloads = [json.dumps({"i": i, "name": f"n{i}"}) for i in range(3000)]
+            assert w.write_raw("people", "b1", list(range(3000)), payloads) == 3000
+        store.conn.execute("CHECKPOINT")
+        raw = store.qualify("people__raw")
+        got = store._aux_query(f"SELECT payload->>'name' FROM {raw} WHERE \"offset\" = 2999")
+        assert got == [("n2999",)]
+        used = {
+            r[0]
+            for r in store._aux_query(
+                "SELECT compression FROM pragma_storage_info('people__raw') "
+                "WHERE column_name = 'payload' AND segment_type <> 'VALIDITY'"
+            )
+        }
+        if _zstd_columns():  # DuckDB 1.2 and later
+            assert used == {"ZSTD"}
+    finally:
+        store.close()
+
+
 def test_rollback_leaves_nothing(store):
     with store.transaction() as w:
         create_typed(w, store)

@@ -261,11 +261,17 @@ class SqlStore:
             f"dataset TEXT PRIMARY KEY, created_at {ts} NOT NULL)",
         ]
 
+    def raw_payload_type(self) -> str:
+        """The type of the raw landing's ``payload`` column (with its storage, where the
+        dialect says how to store it)."""
+        return self.json_type
+
     def dataset_ddl(self, dataset: str) -> list[str]:
-        j, x, ts = self.json_type, self.exact_json_type, self.timestamp_type
+        x, ts = self.exact_json_type, self.timestamp_type
         return [
             f"CREATE TABLE IF NOT EXISTS {self.qualify(dataset + '__raw')} ("
-            f'batch_id TEXT NOT NULL, "offset" BIGINT NOT NULL, payload {j} NOT NULL, '
+            f'batch_id TEXT NOT NULL, "offset" BIGINT NOT NULL, '
+            f"payload {self.raw_payload_type()} NOT NULL, "
             f"loaded_at {ts} NOT NULL DEFAULT now())",
             f"CREATE TABLE IF NOT EXISTS {self.qualify(dataset + '__quarantine')} ("
             f'batch_id TEXT NOT NULL, "offset" BIGINT NOT NULL, payload {x} NOT NULL, '
