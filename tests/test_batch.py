@@ -307,3 +307,35 @@ def test_chunks_read_are_frozen_while_read_and_nothing_stays_frozen(tmp_path):
     assert gc.get_freeze_count() == 0
     gc.collect()
     assert all(r() is None for r in refs)
+
+
+def test_json_array_is_json_bytes_of_each_value_in_one_arrow_array():
+    """``json_array`` writes each value as ``json_bytes`` does, orjson's refusals included
+    (an integer beyond 64 bits, nesting past orjson's limit, an exact number), with the
+    values ``nulls`` marks left null."""
+    import datetime as dt
+
+    import numpy as np
+
+    from pipewarden.batch import Exact, json_array, json_bytes
+
+    deep: object = 1
+    for _ in range(300):
+        deep = [deep]
+    values = [
+        {"a": 1, "b": "é\u0000"},
+        {"big": 10**30},
+        deep,
+        {"x": Exact("1e400"), "d": dt.date(2024, 1, 2), "raw": b"\x00\xff"},
+        None,
+        "text",
+    ]
+    arr = json_array(values)
+    assert arr.type == pa.string()
+    assert arr.to_pylist() == [json_bytes(v).decode() for v in values]
+    assert json.loads(arr[1].as_py()) == {"big": 10**30}
+    nulls = np.array([False, False, False, False, True, False])
+    masked = json_array(values, nulls)
+    assert masked.null_count == 1
+    assert masked.to_pylist() == [json_bytes(v).decode() if v is not None else None for v in values]
+    assert json_array([]).to_pylist() == []

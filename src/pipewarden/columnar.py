@@ -168,10 +168,10 @@ def typed_array(values: Sequence[Any], ctype: DataType) -> pa.Array:
     if ctype == T.DECIMAL:
         return pa.array([None if v is None else str(_to_decimal(v)) for v in values], type=to)
     if ctype == T.JSON:  # JSON text of each value, in one loop (what _to_json gives)
-        from .batch import json_texts
+        from .batch import json_array
 
         nulls = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
-        return pa.array(json_texts(values), type=to, mask=nulls)
+        return json_array(values, nulls)
     conv = _CONVERT[ctype]
     return pa.array([None if v is None else conv(v) for v in values], type=to)
 

@@ -36,7 +36,7 @@ import orjson
 import yaml
 
 from . import yamlsafe
-from .batch import json_texts, no_gc, parse_records_path
+from .batch import json_array, no_gc, parse_records_path
 from .dbfault import DatabaseError, db_fault, is_db_error
 from .errors import EXIT_GATE, EXIT_INPUT, EXIT_OK, InputError, PipewardenError, db_error_text
 from .redact import redact
@@ -484,10 +484,10 @@ def _typed_rows(
     return typed, offsets, payloads
 
 
-def _typed_columns(batch, outcome, schema) -> tuple[Any, list[int], list[str]]:
+def _typed_columns(batch, outcome, schema) -> tuple[Any, list[int], Any]:
     """The loaded rows of a chunk as typed Arrow columns (``columnar.typed_table``: the values
     ``coerce_row`` gives, parsed column by column, from the chunk's columns the check made),
-    their offsets and raw payloads as JSON text (with the steps' patches applied, so masked
+    their offsets and raw payloads as an Arrow array of JSON text (with the steps' patches applied, so masked
     values stay masked; fills reach the typed columns only)."""
     from .columnar import typed_table
 
@@ -500,7 +500,7 @@ def _typed_columns(batch, outcome, schema) -> tuple[Any, list[int], list[str]]:
         ]
     drop = set(batch.meta.get("derived") or ())
     with no_gc():
-        payloads = json_texts(rows if not drop else [_received(r, drop) for r in rows])
+        payloads = json_array(rows if not drop else [_received(r, drop) for r in rows])
         columns = _loaded_columns(batch, loaded, patches, fills)
     table = typed_table(columns, list(schema.columns.values()), len(loaded))
     return table, [base + i for i in loaded], payloads

@@ -169,9 +169,10 @@ class BatchWriter(Protocol):
         (``pipewarden.columnar.typed_table``)."""
         ...
 
-    def write_raw(
-        self, dataset: str, batch_id: str, offsets: Sequence[int], payloads: Sequence[str]
-    ) -> int: ...
+    def write_raw(self, dataset: str, batch_id: str, offsets: Sequence[int], payloads: Any) -> int:
+        """``payloads``: the rows' JSON texts, or an Arrow string array of them
+        (``pipewarden.batch.json_array``)."""
+        ...
 
     def write_quarantine(self, dataset: str, rows: Sequence[QuarantineRow]) -> int: ...
 

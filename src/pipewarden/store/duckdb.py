@@ -391,16 +391,16 @@ class DuckDBWriter(WriterBase):
         self.flush()
         return int(self.conn.execute(f"DELETE FROM {self.store.qualify(dataset)}").fetchone()[0])
 
-    def write_raw(
-        self, dataset: str, batch_id: str, offsets: Sequence[int], payloads: Sequence[str]
-    ) -> int:
+    def write_raw(self, dataset: str, batch_id: str, offsets: Sequence[int], payloads: Any) -> int:
         if not offsets:
             return 0
         t = pa.Table.from_arrays(
             [
                 pa.array([batch_id] * len(offsets), type=pa.string()),
                 pa.array(offsets, type=pa.int64()),
-                pa.array(payloads, type=pa.string()),
+                payloads
+                if isinstance(payloads, pa.Array)
+                else pa.array(payloads, type=pa.string()),
             ],
             names=["c0", "c1", "c2"],
         )

@@ -70,8 +70,11 @@ class _JsonTextExact(str):
     pass
 
 
-def _payload_array(payloads: Sequence[str | bytes]) -> pa.Array:
-    """JSON payloads (text, or the source's UTF-8 bytes) as one Arrow array."""
+def _payload_array(payloads: Sequence[str | bytes] | pa.Array) -> pa.Array:
+    """JSON payloads (text, or the source's UTF-8 bytes, or an Arrow array of either) as one
+    Arrow array."""
+    if isinstance(payloads, pa.Array):
+        return payloads
     if payloads and type(payloads[0]) is bytes:
         return pa.array(payloads, type=pa.binary())
     return pa.array(payloads, type=pa.string())
@@ -432,9 +435,7 @@ class PostgresWriter(WriterBase):
         cur = self.conn.execute(f"DELETE FROM {self.store.qualify(dataset)}")
         return cur.rowcount
 
-    def write_raw(
-        self, dataset: str, batch_id: str, offsets: Sequence[int], payloads: Sequence[str]
-    ) -> int:
+    def write_raw(self, dataset: str, batch_id: str, offsets: Sequence[int], payloads: Any) -> int:
         if not offsets:
             return 0
         t = pa.Table.from_arrays(
