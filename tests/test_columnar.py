@@ -109,6 +109,22 @@ def test_parse_temporal_takes_the_usual_forms_and_leaves_the_rest():
     assert micros[4] == columnar.micros_of(dt.datetime(2024, 1, 31, 4, 30, tzinfo=UTC))
 
 
+def test_parse_temporal_of_a_column_of_mixed_forms_decides_each_value():
+    """The forms are tried in turn on what the form before left: each value of a column that
+    mixes them (and long fractions among short values) gets its own kind and instant."""
+    strings = ["2024-01-31T10:00:00Z", "2024-01-31", None, "2024-01-31 10:00:00.1234567"] * 50
+    strings += ["2024-01-31T10:00:00.123456789+01:00", "x", "0000-01-01", "2024-01-31T10:00"]
+    kinds, micros = columnar.parse_temporal(strings)
+    for s, k, us in zip(strings, kinds, micros, strict=True):
+        t, value = _python(s) if s is not None else (None, None)
+        if s in (None, "x", "0000-01-01"):
+            assert k == columnar.NONE, s
+            continue
+        assert columnar.KIND_TYPE[int(k)] == t, s
+        assert int(us) == columnar.micros_of(value), s
+    assert list(kinds[-4:]) == [columnar.TIMESTAMPTZ, 0, 0, columnar.TIMESTAMP]
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(texts, min_size=65, max_size=120), st.booleans())
 def test_inference_of_many_strings_is_the_per_value_join(strings, numbers):
