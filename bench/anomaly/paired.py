@@ -26,7 +26,7 @@ def paired(rows: list[dict], seed: int = 0) -> list[str]:
         "|---|---|---|---|---|---|",
     ]
     rng = np.random.default_rng(seed)
-    for group in ("dev", "heldout", "fresh", "all"):
+    for group in ("dev", "heldout", "fresh", "fresh2", "all"):
         sel = [r for r in rows if group == "all" or r["group"] == group]
         peer = {r["set"]: r for r in sel if r["method"] == PEER}
         sets = sorted(peer)

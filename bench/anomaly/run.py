@@ -168,7 +168,7 @@ def widths(ws, n, methods, repeats=3):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--groups", default="dev,heldout,fresh")
+    ap.add_argument("--groups", default="dev,heldout,fresh,fresh2")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--widths", default="10,50,100,200")
     ap.add_argument("--width-rows", type=int, default=20000)
@@ -208,7 +208,7 @@ def summary(doc) -> str:
     out = []
     rows = doc["real"]
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    for group in ("dev", "heldout", "fresh", "all"):
+    for group in ("dev", "heldout", "fresh", "fresh2", "all"):
         sel = [r for r in rows if group == "all" or r["group"] == group]
         if not sel:
             continue
