@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from .robust import sorted_quantiles
+
 GAMMA = math.log(0.3) / math.log(0.01)
 TAIL_SHARE = 0.01
 MAX_POINTS = 4000
@@ -55,10 +57,10 @@ class Calibrator:
         raw = np.sort(raw)
         if raw.size > MAX_POINTS:
             levels = (np.arange(MAX_POINTS) + 0.5) / MAX_POINTS
-            ref = np.quantile(raw, levels)
+            ref = sorted_quantiles(raw, levels)
         else:
             ref = raw
-        t = float(np.quantile(raw, 1.0 - TAIL_SHARE))
+        t = float(sorted_quantiles(raw, 1.0 - TAIL_SHARE))
         above = raw[raw > t]
         share = max(above.size / raw.size, 1.0 / (raw.size + 1))
         spread = float(raw[-1] - raw[0])

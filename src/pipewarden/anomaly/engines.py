@@ -107,7 +107,7 @@ class SklearnEngine:
         self.basis: np.ndarray | None = None
         self.pca_mean: np.ndarray | None = None
         self.pca_basis: np.ndarray | None = None
-        self._complement: np.ndarray | None = None  # rows spanning what pca_basis leaves out
+        self._f32: dict[str, np.ndarray] = {}  # float32 copies of the residual's arrays
         self.n_features = 0
         self.norms: dict[str, tuple[float, float]] = {}
 
@@ -142,21 +142,25 @@ class SklearnEngine:
 
     def _inputs(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         """What the components read, in few passes over Z (a batch of 100,000 x 200 is 160 MB):
-        the largest |z| of each row (for the bonus), the forest's input as float32 (what
-        scikit-learn's trees convert it to anyway) and the z-scores capped at CLIP. A missing
-        value reads as the median (0)."""
-        C = np.nan_to_num(Z)
-        top = np.maximum(C.max(axis=1), -C.min(axis=1)) if C.shape[1] else np.zeros(len(C))
+        the largest |z| of each row (for the bonus), the forest's input and the z-scores
+        capped at CLIP, both float32 (what scikit-learn's trees convert their input to anyway;
+        the residual's products in float32 cost a third of float64's, and the scores differ in
+        the seventh digit). With the default cap the forest reads the capped array itself. A
+        missing value reads as the median (0)."""
+        C = np.empty(Z.shape, dtype=np.float32)
+        C[...] = Z
+        np.nan_to_num(C, copy=False)
+        top = (
+            np.maximum(C.max(axis=1), -C.min(axis=1)).astype(float)
+            if C.shape[1]
+            else np.zeros(len(C))
+        )
         cap, forest = self.forest_clip, None
-        if self.weights["forest"] > 0:
-            forest = np.empty(C.shape, dtype=np.float32)
-            if cap is None:
-                forest[...] = C
-            elif cap != self.CLIP:
-                np.clip(C, -cap, cap, out=forest)
+        if self.weights["forest"] > 0 and cap != self.CLIP:
+            forest = C.copy() if cap is None else np.clip(C, -cap, cap)
         np.clip(C, -self.CLIP, self.CLIP, out=C)
-        if forest is not None and cap == self.CLIP:
-            forest[...] = C
+        if self.weights["forest"] > 0 and forest is None:
+            forest = C
         return top, forest, C
 
     def _components(self, Z: np.ndarray) -> dict[str, np.ndarray]:
@@ -180,6 +184,7 @@ class SklearnEngine:
         return out, top
 
     MAX_PATTERNS = 64  # missing-value patterns projected exactly (the most common ones)
+    F32_RESOLUTION = 1e-5  # relative: a float32 residual below this share of |row| is rounding
 
     def _residual(self, C: np.ndarray, missing: np.ndarray) -> np.ndarray:
         """Distance from the principal subspace. A row with missing values is measured on the
@@ -187,19 +192,24 @@ class SklearnEngine:
         distance on them (a null read as the median would break the correlations and make
         every row with a null look unusual: that is the null-rate monitor's business)."""
         assert self.pca_mean is not None and self.pca_basis is not None
-        D = C - self.pca_mean
         B = self.pca_basis
         k, d = B.shape
-        if 2 * k <= d:  # |D|^2 - |D B'|^2: one product of k columns
+        if 2 * k <= d:  # |D|^2 - |D B'|^2: one product of k columns, in float64 (a difference)
+            D = C - self.pca_mean
             P = D @ B.T
             sq = np.einsum("ij,ij->i", D, D) - np.einsum("ij,ij->i", P, P)
-        else:  # the projection on the complement: one product of d - k columns
-            if self._complement is None:
+        else:  # the projection on the complement: one product of d - k columns, in float32
+            if "complement" not in self._f32:
                 from scipy.linalg import null_space
 
-                self._complement = null_space(B).T
-            Q = D @ self._complement.T
-            sq = np.einsum("ij,ij->i", Q, Q)
+                self._f32["mean"] = self.pca_mean.astype(np.float32)
+                self._f32["complement"] = null_space(B).T.astype(np.float32)
+            D = C - self._f32["mean"]
+            Q = D @ self._f32["complement"].T
+            sq = np.einsum("ij,ij->i", Q, Q).astype(float)
+            # below float32's resolution of the row a residual is rounding, not distance (data
+            # whose subspace holds every direction would otherwise score its rounding)
+            sq[sq <= (self.F32_RESOLUTION**2) * np.einsum("ij,ij->i", D, D)] = 0.0
         out = np.sqrt(np.maximum(sq, 0.0))
         if not missing.any():
             return out
@@ -214,7 +224,7 @@ class SklearnEngine:
             if not obs.any():
                 out[idx] = 0.0
                 continue
-            Do = D[np.ix_(idx, np.flatnonzero(obs))]
+            Do = D[np.ix_(idx, np.flatnonzero(obs))].astype(float)
             Bo = B[:, obs]
             coef, *_ = np.linalg.lstsq(Bo.T, Do.T, rcond=None)
             Ro = Do - coef.T @ Bo
@@ -238,7 +248,9 @@ class SklearnEngine:
         from sklearn.ensemble import IsolationForest
 
         ref = _subsample(Z, MAX_REF_ROWS, self.seed + 1)
-        _, F, C = self._inputs(ref)
+        _, F, C32 = self._inputs(ref)
+        C = C32.astype(float)  # the subspaces are fitted in float64
+        self._f32 = {}
         self.n_features = int(C.shape[1])
         w = self.weights
         # BLAS threads do not pay on these sizes, and cost a lot on a loaded machine
