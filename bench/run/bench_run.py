@@ -10,7 +10,11 @@ after. Cases:
 - ``floor-pg``: psycopg 3 binary ``COPY`` of the same rows, as typed tuples made before the
   clock starts, into a prepared table (the typed table only, no raw landing);
 - ``pw-duckdb`` / ``pw-pg``: ``pipewarden run`` (sentinel, typed table + raw landing, one
-  transaction); ``pw-*-steps`` adds the guardian (e-mail addresses masked) and the anomaly step;
+  transaction); ``pw-*-steps`` adds the guardian (e-mail addresses masked) and the anomaly step
+  on a dataset's first batch (the anomaly step in warm-up); ``pw-*-steps-trained`` the same
+  once the dataset's model is trained: before the clock, the file's four quarters are loaded
+  into the same store with the same steps (three warm-up batches, then one whose start trains
+  the model), each in its own process, so the measured batch is scored with the stored model;
 - ``dlt-duckdb`` / ``dlt-pg``: a dlt pipeline (extract, normalize, load) of the same file.
 
     .venv/bin/pip install -e '.[bench]'
@@ -207,6 +211,31 @@ rules:
 """
 
 
+def warmup_files(data: Path, parts: int = 4) -> list[Path]:
+    """The files loaded before a ``-trained`` case: the measured file cut into ``parts``
+    slices of consecutive rows (written once beside it), so the model is trained on rows
+    like the measured batch's, over their whole range (a model trained on the head of the
+    file alone finds the later ids and timestamps beyond its range)."""
+    lines = None
+    out = []
+    for k in range(parts):
+        path = data.with_name(f"{data.stem}_part{k + 1}of{parts}.jsonl")
+        if not path.exists():
+            if lines is None:
+                lines = data.read_bytes().splitlines(keepends=True)
+            step = -(-len(lines) // parts)
+            path.with_suffix(".part").write_bytes(b"".join(lines[k * step : (k + 1) * step]))
+            path.with_suffix(".part").rename(path)
+        out.append(path)
+    return out
+
+
+def pw_config(data: Path, store: str, steps: bool) -> str:
+    return f"version: 1\ndataset: events\nsource:\n  path: {data}\n{store}" + (
+        STEPS if steps else ""
+    )
+
+
 def run_case(body: str, args: dict) -> dict:
     code = textwrap.dedent(PRELUDE) + textwrap.dedent(body) + textwrap.dedent(EPILOGUE)
     before = loadavg()
@@ -241,7 +270,7 @@ def main(argv=None) -> int:
         "--cases",
         default="floor-duckdb,floor-pg,pw-duckdb,pw-pg,pw-duckdb-steps,pw-pg-steps,dlt-duckdb,dlt-pg",
     )
-    ap.add_argument("--out")
+    ap.add_argument("--out")  # pw-duckdb-steps-trained, pw-pg-steps-trained: see the docstring
     args = ap.parse_args(argv)
     data = data_file(args.rows, args.wide)
     result = {**run_info(), "rows": args.rows, "wide": args.wide, "file": str(data),
@@ -269,13 +298,20 @@ def main(argv=None) -> int:
                         if pg
                         else f"store:\n  kind: duckdb\n  path: {tag}.duckdb\n"
                     )
+                    steps = case.endswith(("-steps", "-steps-trained"))
+                    warm = []
+                    if case.endswith("-trained"):
+                        for k, f in enumerate(warmup_files(data)):
+                            cfg = work / f"{tag}-warmup{k}.yaml"
+                            cfg.write_text(pw_config(f, store, steps))
+                            got = run_case(PIPEWARDEN, {"config": str(cfg), "pg": pg})
+                            keep = ("rows", "status", "cpu_s", "anomaly_model", "error")
+                            warm.append({k: got.get(k) for k in keep})
                     cfg = work / f"{tag}.yaml"
-                    cfg.write_text(
-                        f"version: 1\ndataset: events\nsource:\n  path: {data}\n{store}"
-                        + (STEPS if case.endswith("-steps") else "")
-                    )
-                    out = run_case(PIPEWARDEN, {"config": str(cfg), "pg": pg,
-                                                "steps": case.endswith("-steps")})  # fmt: skip
+                    cfg.write_text(pw_config(data, store, steps))
+                    out = run_case(PIPEWARDEN, {"config": str(cfg), "pg": pg, "steps": steps})
+                    if warm:
+                        out["warmup"] = warm
                 elif case.startswith("dlt-"):
                     out = run_case(DLT, {"kind": "postgres" if pg else "duckdb", "dsn": DSN,
                                          "schema": schema, "db": str(work / f"{tag}.duckdb"),
