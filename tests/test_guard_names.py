@@ -60,6 +60,27 @@ def test_pii_keys_are_renamed_to_stable_keyed_hash_names():
     assert {f["entity"] for f in r.report()} == {"EMAIL_ADDRESS", "US_SSN", "CREDIT_CARD"}
 
 
+def test_a_pii_key_anywhere_in_a_batch_is_found():
+    # the renamer decides from the batch's keys at every depth whether to walk the records:
+    # a PII key in the last record only, in an object in a list in a list, is still renamed
+    plain = [{"id": i, "meta": {"v": i, "tags": [[{"ok": 1}], 2]}} for i in range(500)]
+    last = {"id": 500, "meta": {"v": 1, "tags": [[{"ok": 1}, {f"ssn_{SSN}": 1}], 2]}}
+    for action in ("rename", "block"):
+        recs = [*plain, json.loads(json.dumps(last))]
+        r = KeyRenamer(action=action, key=b"k")
+        assert r.apply(recs) == (1 if action == "rename" else 0)
+        assert [f["entity"] for f in r.report()] == ["US_SSN"]
+        assert recs[:500] == plain
+        assert (SSN in _dump(recs[500])) == (action == "block")
+    # none anywhere: every record is left as it is (the same objects)
+    recs = list(plain)
+    r = KeyRenamer(key=b"k")
+    assert r.apply(recs) == 0 and not r.found
+    assert all(a is b for a, b in zip(recs, plain, strict=True))
+    # a record that is not an object is left to the walk
+    assert KeyRenamer(key=b"k").apply([*plain, [1], last]) == 1
+
+
 def test_block_and_allow_leave_keys_alone():
     recs = records()
     r = KeyRenamer(action="block", key=b"k")

@@ -14,7 +14,7 @@ import gc
 import os
 import tempfile
 from dataclasses import dataclass, field
-from itertools import chain
+from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
@@ -323,7 +323,14 @@ class Guardian:
         """Rename the keys of ``batch`` that hold PII (top-level and nested), in place, as the
         policy's ``names`` says; before the schema is inferred. Returns the keys renamed;
         ``self.renamer.found`` lists what was found (masked)."""
-        return self.renamer.apply(batch.records)
+        records = batch.records
+        if self.renamer.action == "allow" or not records:
+            return 0
+        columns = batch.columns() if all(map(isinstance, records, repeat(dict))) else None
+        n = self.renamer.apply(records, columns)
+        if n:  # renamed in place: a new list, so no step reads the columns of the old keys
+            batch.records = list(records)
+        return n
 
     def names_failure(self) -> str | None:
         """Why the batch must not load because of PII in its keys, or None."""
@@ -383,8 +390,10 @@ class Guardian:
             rank = {k: i for i, k in enumerate(keys)}
             fast: list[_Path] = []
             slow: set[str] = set()
+            # the chunk's columns, transposed once for every check of it (Batch.columns)
+            columns = batch.columns() if all(map(isinstance, records, repeat(dict))) else None
             for key in keys:
-                column = [r.get(key) for r in records]
+                column = columns[key] if columns is not None else [r.get(key) for r in records]
                 got = _column_paths(key, column, rank[key])
                 if got is None:
                     slow.add(key)
@@ -491,27 +500,52 @@ class Guardian:
 
     def inspect(self, batch: Batch, dataset: str) -> Inspection:
         """Detect, then decide an action per finding and build patches / quarantine / block."""
+        enabled = gc.isenabled()
+        gc.disable()  # as in detect: a finding and a patch per row, and no reference cycle
+        try:
+            return self._inspect(batch, dataset)
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _inspect(self, batch: Batch, dataset: str) -> Inspection:
         out = self.detect(batch, dataset)
         masks: dict[int, list[Finding]] = {}
         decided: dict[tuple[str, str], Any] = {}  # the policy's decision per entity and path
+        decide, today = self.policy.decide, self.today
+        quarantine, blocked_by = out.quarantine, out.blocked_by
         for f in out.findings:
             d = decided.get((f.entity, f.path))
             if d is None:
-                d = decided[(f.entity, f.path)] = self.policy.decide(
-                    f.entity, dataset, f.path, self.today
-                )
-            f.action, f.method, f.rule = d.action, d.method, d.rule
-            if d.action == "block":
-                out.blocked_by.append(f)
-            elif d.action == "quarantine":
-                out.quarantine.setdefault(f.index, []).append(f)
-            elif d.action == "mask":
-                masks.setdefault(f.index, []).append(f)
+                d = decided[(f.entity, f.path)] = decide(f.entity, dataset, f.path, today)
+            action = f.action = d.action
+            f.method, f.rule = d.method, d.rule
+            if action == "mask":
+                found = masks.get(f.index)
+                if found is None:
+                    masks[f.index] = [f]
+                else:
+                    found.append(f)
+            elif action == "block":
+                blocked_by.append(f)
+            elif action == "quarantine":
+                quarantine.setdefault(f.index, []).append(f)
         masked: dict[tuple, str] = {}
+        records, patches, patch = batch.records, out.patches, self._patch
         for index, found in masks.items():
-            if index in out.quarantine:
+            if index in quarantine:
                 continue
-            out.patches[index] = self._patch(batch.records[index], found, masked)
+            f = found[0]
+            if len(found) == 1 and len(f.keys) == 1:  # one span of a top-level value
+                top = f.keys[0]
+                text = _text(records[index][top])
+                key = (text, f.entity, f.start, f.end, f.method)
+                value = masked.get(key)
+                if value is None:
+                    value = masked[key] = self._mask_text(text, found)
+                patches[index] = {top: value}
+            else:
+                patches[index] = patch(records[index], found, masked)
         return out
 
     def _patch(

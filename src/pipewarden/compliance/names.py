@@ -23,6 +23,7 @@ import os
 import re
 import secrets
 from dataclasses import dataclass, field
+from itertools import chain, compress, repeat
 from typing import Any
 
 from ..errors import preview
@@ -163,11 +164,15 @@ class KeyRenamer:
                     renamed=new if self.action == "rename" else None,
                 )
 
-    def apply(self, records: list[dict]) -> int:
+    def apply(self, records: list[dict], columns: dict[str, Any] | None = None) -> int:
         """Rename PII keys of every record (and of nested objects) in place; returns how many
-        keys were renamed. With ``block``, only records what it found."""
+        keys were renamed. With ``block``, only records what it found. ``columns``: the
+        records' top-level columns (name -> every record's value, ``Batch.columns()``),
+        when the caller has them: the batch's keys are then read from them."""
         if self.action == "allow":
             return 0
+        if not self._any_pii_key(records, columns):
+            return 0  # the walk would rename and note nothing
         n = 0
         for i, rec in enumerate(records):
             new = self._walk(rec, "")
@@ -175,6 +180,39 @@ class KeyRenamer:
                 records[i] = new
                 n += 1
         return n
+
+    def _any_pii_key(self, records: list, columns: dict[str, Any] | None = None) -> bool:
+        """Whether any key of the records, at any depth, holds PII (True when the records
+        are not all objects: the walk decides). Each distinct key of the batch is asked
+        once; a level's keys and its nested objects and lists are gathered by C-level
+        iteration (``dict.fromkeys`` over the objects, ``isinstance`` over the values), not
+        record by record. A batch without PII keys (the usual case) is never walked."""
+        if not all(map(isinstance, records, repeat(dict))):
+            return True
+        cache, new_name = self._cache, self.new_name
+        is_pii = lambda k: (cache[k] if k in cache else new_name(k)) is not None  # noqa: E731
+        if columns is not None:
+            if any(map(is_pii, columns)):
+                return True
+            values: list = []
+            for column in columns.values():
+                if any(issubclass(t, dict | list) for t in set(map(type, column))):
+                    values.extend(column)
+            objects, lists = [], [values]
+        else:
+            objects, lists = records, []
+        while objects or lists:
+            if any(map(is_pii, dict.fromkeys(chain.from_iterable(objects)))):
+                return True
+            values = list(chain(chain.from_iterable(map(dict.values, objects)),
+                                chain.from_iterable(lists)))  # fmt: skip
+            if not any(issubclass(t, dict | list) for t in set(map(type, values))):
+                return False
+            nested = list(compress(values, map(isinstance, values, repeat(dict | list))))
+            is_object = list(map(isinstance, nested, repeat(dict)))
+            objects = list(compress(nested, is_object))
+            lists = [v for v, o in zip(nested, is_object, strict=True) if not o]
+        return False
 
     def _walk(self, obj: Any, parent: str) -> Any:
         rename = self.action == "rename"
