@@ -106,3 +106,41 @@ def test_a_batch_in_several_chunks_is_one_call_for_the_breaker_and_monitors():
         assert verdict.decision == "pass"
     assert len(store.metrics_history("sales", "anomaly.batch")) == 1
     assert store.load_state("sales", "anomaly.breaker")["batches"] == 1
+
+
+def test_a_batch_in_warm_up_is_fitted_once_and_its_later_chunks_scored_with_that_fit(
+    monkeypatch,
+):
+    from pipewarden.anomaly import detector
+    from pipewarden.anomaly import step as step_module
+
+    fits = []
+    real = detector.fit_model
+
+    def counting(records, cfg):
+        fits.append(len(records))
+        return real(records, cfg)
+
+    monkeypatch.setattr(detector, "fit_model", counting)
+    monkeypatch.setattr(step_module, "fit_model", counting)
+    recs, _ = records(600, anomaly_share=0.0, seed=2)
+    recs[520] = dict(recs[520], x5=recs[520]["x5"] + 1e6)  # far out, in the last chunk
+    store = MemoryStateStore()
+    step = build({"type": "anomaly"}, Path("."))
+    reports = []
+    for batch_id in ("big", "next"):
+        for offset in (0, 250, 500):
+            chunk = Batch(recs[offset : offset + 250], "big.json", offset=offset, batch_id=batch_id)
+            verdict = step.check(chunk, _ctx(store))
+            assert verdict.issues == []  # warm-up: ranked, never quarantined for a score
+            reports.append(verdict.report)
+    assert fits == [250, 250]  # one fit per batch, on its first chunk
+    assert all(r["model"]["status"] == "warm-up" for r in reports)
+    assert all(r["scored"]["fitted_on"] == "batch" for r in reports)
+    # the last chunk's far row is ranked against the first chunk's fit, and flagged
+    assert reports[2]["scored"]["flagged"][0]["row"] == 521
+    # a first chunk too small to fit on: each chunk says so, as before
+    step = build({"type": "anomaly"}, Path("."))
+    small = step.check(Batch(recs[:5], "s.json", batch_id="small"), _ctx(store))
+    assert small.report["scored"]["status"] == "too_few_rows"
+    step.close()

@@ -144,8 +144,11 @@ def score_rows(
     records: list[dict[str, Any]],
     cfg: DetectorConfig | None = None,
     model: Model | None = None,
+    batch_model: Model | None = None,
 ) -> dict[str, Any]:
-    """Score every row. Without ``model`` the detector fits on the batch itself.
+    """Score every row. Without ``model`` the detector fits on the batch itself, or scores
+    with ``batch_model``, a model fitted on the batch's first chunk (``fitted_on`` is
+    ``batch`` either way: the rows are ranked against the batch, not judged).
 
     Returns ``status`` (``scored``, ``empty``, ``too_few_rows``, ``no_features``), a
     ``message``, ``scores`` (a numpy array or None), ``flagged`` rows (row, score, columns,
@@ -174,7 +177,8 @@ def score_rows(
         out.update(status="empty", message="the batch has no rows: nothing to score")
         return out
     own = model is None
-    if own and n < cfg.min_fit_rows:
+    fitted = own and batch_model is None  # fitted here, and closed here
+    if fitted and n < cfg.min_fit_rows:
         out.update(
             status="too_few_rows",
             message=(
@@ -184,8 +188,10 @@ def score_rows(
         )
         return out
     try:
-        if own:
+        if fitted:
             model = fit_model(records, cfg)
+        elif own:
+            model = batch_model
         assert model is not None
         out["features"] = model.encoder.names
         out["excluded"] = model.encoder.excluded
@@ -218,7 +224,7 @@ def score_rows(
         )
         return out
     finally:
-        if own and model is not None:
+        if fitted and model is not None:
             model.close()
     out["scores"] = scores
     flagged = np.flatnonzero(scores >= cfg.threshold)
@@ -272,6 +278,7 @@ def check(
     stream: bool = False,
     model_info: dict[str, Any] | None = None,
     with_rows: bool = False,
+    batch_model: Model | None = None,
 ) -> tuple[Verdict, dict[str, Any]]:
     """One batch: breaker gate, row scores, monitors, breaker outcome. Writes only through the
     store's StateStore methods (breaker state and the batch's statistics).
@@ -285,7 +292,9 @@ def check(
     state (quarantined whole while it is open). A ``replay`` page (rows of ``quarantine
     replay``) is judged by the model alone: no breaker gate, no monitor, nothing counted.
     ``with_rows`` adds ``_rows`` to the report: every row's score, flag and reason (for
-    ``--scores-out``; the caller pops it)."""
+    ``--scores-out``; the caller pops it). ``batch_model``: without ``model``, a model the
+    caller fitted on the batch's first chunk, which scores the later chunks instead of a fit
+    on each (their rows are ranked, not judged, as by a fit of their own)."""
     cfg = cfg or DetectorConfig()
     use_breaker = use_breaker and cfg.breaker.enabled and not replay
     breaker = Breaker(store, dataset, cfg.breaker, clock, stream=stream)
@@ -315,7 +324,7 @@ def check(
             held = f"held by the circuit breaker, open since {desc['opened_at']} ({desc['reason']}); {when}"
             report["breaker"] = desc
 
-    scored = score_rows(records, cfg, model)
+    scored = score_rows(records, cfg, model, batch_model)
     scores = scored.pop("scores")
     n_flagged = len(scored["flagged"])
     judged = scored.get("fitted_on") == "model"

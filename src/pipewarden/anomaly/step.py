@@ -31,7 +31,7 @@ from .detector import (
     parse_config,
     score_rows,
 )
-from .model import Model
+from .model import Model, NoFeatures
 from .scores_out import ScoresWriter, format_of, table
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,8 @@ class AnomalyStep:
         self._model: Model | None = None
         self._learned = learn.ModelCache()
         self._batch: tuple[str, Any] | None = None  # (batch id, (model, info)) of the batch
+        # (batch id, model fitted on its first chunk): scores its later chunks in warm-up
+        self._fit: tuple[str, Model | None] | None = None
         self._writer: ScoresWriter | None = None
         if cfg.model:
             path = Path(cfg.model)
@@ -141,6 +143,7 @@ class AnomalyStep:
         model, info = self._batch[1]
         if replay:
             return judge_replay(batch, self.cfg, model, info)
+        batch_model = self._batch_fit(batch, batch_id, first) if model is None else None
         want_rows = self.cfg.scores_out is not None
         verdict, report = check(
             batch.records,
@@ -153,6 +156,7 @@ class AnomalyStep:
             primary_key=tuple(getattr(ctx, "primary_key", ()) or ()),
             model_info=info,
             with_rows=want_rows,
+            batch_model=batch_model,
         )
         rows = report.pop("_rows", None)
         if rows is not None:
@@ -161,6 +165,29 @@ class AnomalyStep:
         for f in (verdict.report.get("scored") or {}).get("flagged") or []:
             f["row"] = batch.row_number(f["row"])
         return verdict
+
+    def _batch_fit(self, batch: Batch, batch_id: str, first: bool) -> Model | None:
+        """Without the dataset's model (warm-up), a batch's rows are ranked against the
+        batch: the model fitted on its first chunk scores every chunk of it (one fit per
+        batch, not one per chunk). None where the first chunk has too few rows or no column
+        to score: the detector then fits on each chunk and says why it cannot."""
+        if first:
+            self._close_fit()
+            fitted = None
+            if len(batch) >= self.cfg.min_fit_rows:
+                try:
+                    fitted = fit_model(batch.records, self.cfg)
+                except NoFeatures:
+                    fitted = None
+            self._fit = (batch_id, fitted)
+        if self._fit is None or self._fit[0] != batch_id:
+            return None
+        return self._fit[1]
+
+    def _close_fit(self) -> None:
+        if self._fit is not None and self._fit[1] is not None:
+            self._fit[1].close()
+        self._fit = None
 
     def _write_scores(self, batch: Batch, batch_id: str, rows: dict, report: dict) -> None:
         if batch.offset == 0 or self._writer is None:
@@ -186,6 +213,7 @@ class AnomalyStep:
 
     def close(self) -> None:
         self._close_writer()
+        self._close_fit()
         self._learned.close()
         if self._model is not None:
             self._model.close()
