@@ -355,3 +355,61 @@ def test_order_follows_each_record_not_the_first():
         assert list(got.stats) == list(want.stats) == ["id", "phone", "email"]
         assert _canon(got) == _canon(want)
         assert [f.column for f in got.findings[:4]] == ["phone", "email", "email", "phone"]
+
+
+MASKING = policy_from_dict(
+    {
+        "version": 1,
+        "rules": [
+            {"entity": "EMAIL_ADDRESS", "action": "mask", "method": "partial"},
+            {"entity": "PHONE_NUMBER", "action": "mask", "method": "redact"},
+            {"entity": "CREDIT_CARD", "action": "mask", "method": "partial"},
+            {"entity": "US_SSN", "action": "allow"},
+        ],
+    }
+)
+
+
+@pytest.mark.parametrize("n", [300, 40])
+def test_a_policy_that_only_masks_equals_leaf_by_leaf(n):
+    # flat text and integer columns: the findings stay per distinct text and the policy is
+    # applied per distinct text; the findings, patches and report equal the leaf-by-leaf ones
+    rnd = random.Random(n)
+    gen = Generator(n)
+    values = _values(n, 200)
+    records = []
+    for i in range(n):
+        r = {
+            "id": i,
+            "email": gen.email() if rnd.random() < 0.7 else rnd.choice([None, "", "x@y.com"]),
+            "backup": rnd.choice([gen.email(), "jane.roe@example.com", None]),
+            "phone": rnd.choice([gen.phone(), "+1 212 555 0199", None]),
+            "ssn": rnd.choice([gen.ssn(), str(rnd.randrange(10**8, 10**9))]),
+            "note": rnd.choice(values + ["mail " + gen.email() + " or " + gen.phone(), None]),
+            "card": rnd.choice([int("".join(filter(str.isdigit, gen.card()))), 7, None]),
+        }
+        if rnd.random() < 0.3:  # the record's own key order decides a row's order
+            items = list(r.items())
+            rnd.shuffle(items)
+            r = dict(items)
+        records.append(r)
+    guardian = Guardian(MASKING)
+    insp = guardian.inspect(Batch([dict(r) for r in records], "x.jsonl", offset=7), "crm")
+    got_report = summarize(guardian, [insp], max_findings=50)
+    assert insp._list is None  # the per-distinct-text path
+    ref = reference(guardian, Batch([dict(r) for r in records], "x.jsonl", offset=7))
+    masks: dict[int, list] = {}
+    for f in ref.findings:
+        d = guardian.policy.decide(f.entity, "crm", f.path, guardian.today)
+        f.action, f.method, f.rule = d.action, d.method, d.rule
+        if f.action == "mask":
+            masks.setdefault(f.index, []).append(f)
+    assert masks and any(len({f.column for f in fs}) > 1 for fs in masks.values())
+    want = {i: guardian._patch(records[i], fs) for i, fs in masks.items()}
+    ref.patches = want
+    assert summarize(guardian, [ref], max_findings=50) == got_report
+    assert insp.first(3) == insp.findings[:3]
+    assert _canon(insp) == _canon(ref)
+    assert insp.patches == want and list(insp.patches) == sorted(want)
+    assert all(list(insp.patches[i]) == list(want[i]) for i in want)
+    assert insp.quarantine == {} and insp.blocked_by == []

@@ -68,13 +68,92 @@ class Finding:
 
 @dataclass
 class Inspection:
+    """What the guardian found in a batch. ``findings`` is every finding in leaf order: the
+    findings of a column read by Arrow are kept per distinct text (:class:`_Block`) and made
+    into :class:`Finding` objects only when the list is asked for; the policy, the patches
+    and the report's counts are computed without them where they can be (:meth:`tally`,
+    :meth:`first`)."""
+
     rows: int
-    findings: list[Finding] = field(default_factory=list)
     columns: list[dict] = field(default_factory=list)
     patches: dict[int, dict[str, Any]] = field(default_factory=dict)
     quarantine: dict[int, list[Finding]] = field(default_factory=dict)
     blocked_by: list[Finding] = field(default_factory=list)
     stats: dict[str, ColumnStats] = field(default_factory=dict)
+    # the findings by path (a list of Finding, or a _Block), and their order: None (one part,
+    # in its own order) or (part, number in the part) arrays
+    _parts: list = field(default_factory=list, repr=False)
+    _order: Any = field(default=None, repr=False)
+    _list: list[Finding] | None = field(default=None, repr=False)
+
+    @property
+    def findings(self) -> list[Finding]:
+        if self._list is None:
+            self._list = self._made(None)
+            self._parts, self._order = [self._list], None
+        return self._list
+
+    def _made(self, k: int | None) -> list[Finding]:
+        """The first ``k`` findings (None: all) in leaf order, as Finding objects."""
+        parts = self._parts
+        if self._order is None:
+            if not parts:
+                return []
+            part = parts[0]
+            if isinstance(part, _Block):
+                return part.made(None if k is None else np.arange(min(k, len(part))))
+            return list(part if k is None else part[:k])
+        which, ks = self._order
+        if k is not None:
+            which, ks = which[:k], ks[:k]
+        made: list[list[Finding] | None] = [None] * len(parts)
+        for j, part in enumerate(parts):
+            sel = ks[which == j]
+            if isinstance(part, _Block):
+                made[j] = part.made(sel)
+            else:
+                made[j] = [part[i] for i in sel.tolist()]
+        pos = [0] * len(parts)
+        out = []
+        for j in which.tolist():
+            out.append(made[j][pos[j]])  # type: ignore[index]
+            pos[j] += 1
+        return out
+
+    def first(self, k: int) -> list[Finding]:
+        """The first ``k`` findings in leaf order."""
+        return self._list[:k] if self._list is not None else self._made(k)
+
+    def tally(self) -> tuple[int, dict[str, int], dict[str, int], dict[str, int], int]:
+        """(findings, findings per entity, findings per action, rows per entity with a
+        finding not allowed, rows with any finding not allowed)."""
+        if self._list is not None or not all(isinstance(p, _Block) for p in self._parts):
+            entities: dict[str, int] = {}
+            actions: dict[str, int] = {}
+            rows: dict[str, set] = {}
+            for f in self.findings:
+                entities[f.entity] = entities.get(f.entity, 0) + 1
+                actions[f.action] = actions.get(f.action, 0) + 1
+                if f.action != "allow":
+                    rows.setdefault(f.entity, set()).add(f.index)
+            flagged = set().union(*rows.values()) if rows else set()
+            return (len(self.findings), entities, actions,
+                    {e: len(r) for e, r in rows.items()}, len(flagged))  # fmt: skip
+        total = 0
+        entities, actions = {}, {}
+        flags: dict[str, np.ndarray] = {}
+        for block in self._parts:
+            total += len(block)
+            for entity, (count, present) in block.by_entity().items():
+                entities[entity] = entities.get(entity, 0) + count
+                action = block.action(entity)
+                actions[action] = actions.get(action, 0) + count
+                if action != "allow":
+                    got = flags.get(entity)
+                    flags[entity] = present if got is None else got | present
+        per_entity = {e: int(f.sum()) for e, f in flags.items()}
+        flagged = np.logical_or.reduce(list(flags.values())) if flags else None
+        return total, entities, actions, per_entity, 0 if flagged is None else int(flagged.sum())
 
 
 def _leaves(value: Any, keys: tuple, concrete: str, generic: str):
@@ -188,8 +267,9 @@ class _Path:
         return st
 
     def findings(self, batch: Batch, texts, matches: list):
-        """The findings of the path's leaves in leaf order, with (row, key rank, leaf
-        number) arrays for the merge; None when there are none."""
+        """The findings of a walked path's leaves in leaf order, with (row, key rank, leaf
+        number) arrays for the merge; None when there are none. (A path read by Arrow keeps
+        its findings per distinct text: :class:`_Block`.)"""
         hits = [i for i, m in enumerate(matches) if m]
         if not hits:
             return None
@@ -202,31 +282,95 @@ class _Path:
         seqs: list[int] = []
         row_number = batch.row_number
         generic = self.generic
-        if self.ids is not None:
-            hit = np.zeros(len(texts) + 1, dtype=bool)  # + 1: index -1 (no value) is False
-            hit[hits] = True
-            keys = self.keys
-            for index in np.flatnonzero(hit[self.ids]).tolist():
-                i = int(self.ids[index])
-                row = row_number(index)
-                for m, pv in zip(matches[i], shown[i], strict=True):
-                    out.append(Finding(index, row, generic, generic, keys, m.entity, m.start,
-                                       m.end, m.score, pv, m.detail))  # fmt: skip
-                    rows.append(index)
-            ranks = [self.rank] * len(rows)
-            seqs = [self.seq] * len(rows)
-        else:
-            for i, (index, rank, seq, keys, concrete) in self.occ:
-                if not matches[i]:
-                    continue
-                row = row_number(index)
-                for m, pv in zip(matches[i], shown[i], strict=True):
-                    out.append(Finding(index, row, concrete, generic, keys, m.entity, m.start,
-                                       m.end, m.score, pv, m.detail))  # fmt: skip
-                    rows.append(index)
-                    ranks.append(rank)
-                    seqs.append(seq)
+        for i, (index, rank, seq, keys, concrete) in self.occ:
+            if not matches[i]:
+                continue
+            row = row_number(index)
+            for m, pv in zip(matches[i], shown[i], strict=True):
+                out.append(Finding(index, row, concrete, generic, keys, m.entity, m.start,
+                                   m.end, m.score, pv, m.detail))  # fmt: skip
+                rows.append(index)
+                ranks.append(rank)
+                seqs.append(seq)
         return out, np.array(rows, np.int64), np.array(ranks, np.int64), np.array(seqs, np.int64)
+
+
+class _Block:
+    """The findings of a path read by Arrow, kept per distinct text: every row holding the
+    same text has the same matches, so the policy's decisions, the masked values and the
+    report's counts are made once per distinct text, and per row by numpy. Finding objects
+    are made only when asked for (:meth:`made`), with the same fields as the leaf by leaf
+    scan gives."""
+
+    __slots__ = ("path", "texts", "matches", "offset", "hits", "rows", "dist", "nth", "label",
+                 "decided", "_by_entity")  # fmt: skip
+
+    def __init__(self, path: _Path, texts: list[str], matches: list, offset: int) -> None:
+        self.path, self.texts, self.matches, self.offset = path, texts, matches, offset
+        per = np.fromiter(map(len, matches), np.int64, len(matches))
+        self.hits = np.flatnonzero(per)
+        per = np.append(per, 0)  # index -1: no value
+        ids = path.ids
+        rows = np.flatnonzero(per[ids] > 0)
+        k = per[ids[rows]]
+        self.rows = np.repeat(rows, k)  # each finding's row, in leaf order
+        self.dist = np.repeat(ids[rows], k)  # its distinct text
+        self.nth = np.arange(len(self.rows)) - np.repeat(np.cumsum(k) - k, k)  # its match
+        self.label: tuple[str, float] | None = None  # (entity, score) the column's label lends
+        self.decided: dict[str, Any] | None = None  # entity -> the policy's decision
+        self._by_entity: dict[str, tuple[int, np.ndarray]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def made(self, sel: np.ndarray | None) -> list[Finding]:
+        """Finding objects of the findings ``sel`` (numbers in the block; None: all)."""
+        rows, dist, nth = (
+            (self.rows, self.dist, self.nth) if sel is None
+            else (self.rows[sel], self.dist[sel], self.nth[sel])
+        )  # fmt: skip
+        generic, keys, offset = self.path.generic, self.path.keys, self.offset
+        texts, matches, label, decided = self.texts, self.matches, self.label, self.decided
+        out = []
+        for index, i, j in zip(rows.tolist(), dist.tolist(), nth.tolist(), strict=True):
+            m = matches[i][j]
+            score = m.score
+            if label is not None and label[0] == m.entity and label[1] > score:
+                score = label[1]
+            f = Finding(index, offset + index + 1, generic, generic, keys, m.entity, m.start,
+                        m.end, score, preview(texts[i][m.start : m.end]), m.detail)  # fmt: skip
+            if decided is not None:
+                d = decided[m.entity]
+                f.action, f.method, f.rule = d.action, d.method, d.rule
+            out.append(f)
+        return out
+
+    def entities(self) -> set[str]:
+        return set(self.by_entity())
+
+    def by_entity(self) -> dict[str, tuple[int, np.ndarray]]:
+        """Entity -> (its findings, which rows hold one: a bool per row)."""
+        if self._by_entity is None:
+            ids = self.path.ids
+            counts = self.path.counts(len(self.texts))
+            found: dict[str, tuple[int, list[int]]] = {}
+            for i in self.hits.tolist():
+                for m in self.matches[i]:
+                    got = found.get(m.entity)
+                    if got is None:
+                        got = found[m.entity] = (0, [])
+                    found[m.entity] = (got[0] + int(counts[i]), got[1])
+                    got[1].append(i)
+            out = {}
+            for entity, (count, dists) in found.items():
+                has = np.zeros(len(self.texts) + 1, dtype=bool)  # + 1: -1 (no value)
+                has[dists] = True
+                out[entity] = (count, has[ids])
+            self._by_entity = out
+        return self._by_entity
+
+    def action(self, entity: str) -> str:
+        return "report" if self.decided is None else self.decided[entity].action
 
 
 def _column_paths(key: str, column: list, rank: int) -> list[_Path] | None:
@@ -280,6 +424,39 @@ def _position(
     return row, 0, seq
 
 
+def _leaf_order(
+    records: list[dict], parts: list, where: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The findings of several paths in leaf order: by row, then the key's rank, then the
+    leaf number; in a row with findings under several keys, the record's own key order
+    decides. As (part, number in the part) arrays."""
+    rows = np.concatenate([w[0] for w in where])
+    ranks = np.concatenate([w[1] for w in where])
+    seqs = np.concatenate([w[2] for w in where])
+    which = np.concatenate([np.full(len(w[0]), j, np.int64) for j, w in enumerate(where)])
+    ks = np.concatenate([np.arange(len(w[0]), dtype=np.int64) for w in where])
+    order = np.lexsort((seqs, ranks, rows))
+    rows, ranks, which, ks = rows[order], ranks[order], which[order], ks[order]
+    several = np.flatnonzero((rows[1:] == rows[:-1]) & (ranks[1:] != ranks[:-1]))
+
+    def top(j: int, k: int) -> Any:
+        part = parts[j]
+        return part.path.keys[0] if isinstance(part, _Block) else part[k].keys[0]
+
+    done: set[int] = set()
+    for j in several.tolist():
+        row = int(rows[j])
+        if row in done:
+            continue
+        done.add(row)
+        lo = int(np.searchsorted(rows, row, "left"))
+        hi = int(np.searchsorted(rows, row, "right"))
+        pos = {str(k): i for i, k in enumerate(records[row])}
+        seg = sorted(range(lo, hi), key=lambda t: pos[top(int(which[t]), int(ks[t]))])  # stable
+        which[lo:hi], ks[lo:hi] = which[seg], ks[seg]
+    return which, ks
+
+
 class Guardian:
     """Detection + classification + policy for batches; reusable across batches."""
 
@@ -324,10 +501,7 @@ class Guardian:
         policy's ``names`` says; before the schema is inferred. Returns the keys renamed;
         ``self.renamer.found`` lists what was found (masked)."""
         records = batch.records
-        if self.renamer.action == "allow" or not records:
-            return 0
-        columns = batch.columns() if all(map(isinstance, records, repeat(dict))) else None
-        n = self.renamer.apply(records, columns)
+        n = self.renamer.apply(records)
         if n:  # renamed in place: a new list, so no step reads the columns of the old keys
             batch.records = list(records)
         return n
@@ -390,8 +564,11 @@ class Guardian:
             rank = {k: i for i, k in enumerate(keys)}
             fast: list[_Path] = []
             slow: set[str] = set()
-            # the chunk's columns, transposed once for every check of it (Batch.columns)
+            # the chunk's columns, transposed once for every check of it (Batch.columns),
+            # unless a record changed its keys since
             columns = batch.columns() if all(map(isinstance, records, repeat(dict))) else None
+            if columns is not None and list(columns) != keys:
+                columns = None
             for key in keys:
                 column = columns[key] if columns is not None else [r.get(key) for r in records]
                 got = _column_paths(key, column, rank[key])
@@ -438,7 +615,9 @@ class Guardian:
     ) -> None:
         records = batch.records
         stats = out.stats
-        found: list[tuple[_Path, list[Finding], np.ndarray, np.ndarray, np.ndarray]] = []
+        parts: list = []  # per path with findings: a list of Finding, or a _Block
+        generics: list[str] = []
+        where: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (rows, ranks, seqs)
         firsts = []
         for generic, p in paths.items():
             first = p.first()
@@ -450,9 +629,20 @@ class Guardian:
             texts = p.texts.to_pylist() if p.ids is not None else list(p.index)
             st = p.stats(texts, matches, ColumnStats(generic, hint=hint, negative=negative))
             p.column_stats = st
-            got = p.findings(batch, texts, matches)
-            if got is not None:
-                found.append((p, *got))
+            if p.ids is not None:
+                block = _Block(p, texts, matches, batch.offset)
+                if len(block):
+                    parts.append(block)
+                    generics.append(generic)
+                    n = len(block)
+                    where.append((block.rows, np.full(n, p.rank, np.int64),
+                                  np.full(n, p.seq, np.int64)))  # fmt: skip
+            else:
+                got = p.findings(batch, texts, matches)
+                if got is not None:
+                    parts.append(got[0])
+                    generics.append(generic)
+                    where.append(got[1:])
         # statistics in order of each path's first leaf (row, then the record's key order)
         for _, generic in sorted(firsts, key=lambda f: _position(records, f[0], by_record)):
             stats[generic] = paths[generic].column_stats
@@ -462,39 +652,19 @@ class Guardian:
             if label:
                 labels[path] = label
                 out.columns.append(label)
-        findings = out.findings
-        for p, fs, *_ in found:
-            label = labels.get(p.generic)
-            if label:  # a labelled column lends its confidence to its values
-                for f in fs:
+        for part, generic in zip(parts, generics, strict=True):
+            label = labels.get(generic)
+            if not label:
+                continue
+            if isinstance(part, _Block):  # a labelled column lends its confidence to its values
+                part.label = (label["entity"], label["score"])
+            else:
+                for f in part:
                     if label["entity"] == f.entity and label["score"] > f.score:
                         f.score = label["score"]
-        if len(found) == 1:
-            findings.extend(found[0][1])
-            return
-        if not found:
-            return
-        # several paths: in row order, then the record's key order, then the leaf order
-        fs = [f for _, got, *_ in found for f in got]
-        rows = np.concatenate([g[2] for g in found])
-        ranks = np.concatenate([g[3] for g in found])
-        seqs = np.concatenate([g[4] for g in found])
-        order = np.lexsort((seqs, ranks, rows))
-        rows, ranks = rows[order], ranks[order]
-        fs = [fs[i] for i in order.tolist()]
-        # rows with findings under several keys: the record's own key order decides
-        several = np.flatnonzero((rows[1:] == rows[:-1]) & (ranks[1:] != ranks[:-1]))
-        done: set[int] = set()
-        for j in several.tolist():
-            row = int(rows[j])
-            if row in done:
-                continue
-            done.add(row)
-            lo = int(np.searchsorted(rows, row, "left"))
-            hi = int(np.searchsorted(rows, row, "right"))
-            pos = {str(k): i for i, k in enumerate(records[row])}
-            fs[lo:hi] = sorted(fs[lo:hi], key=lambda f: pos[f.keys[0]])  # stable: leaf order
-        findings.extend(fs)
+        out._parts = parts
+        if len(parts) > 1:
+            out._order = _leaf_order(records, parts, where)
 
     # -- policy --------------------------------------------------------------------------
 
@@ -510,6 +680,9 @@ class Guardian:
 
     def _inspect(self, batch: Batch, dataset: str) -> Inspection:
         out = self.detect(batch, dataset)
+        blocks = out._parts and all(isinstance(p, _Block) for p in out._parts)
+        if blocks and self._inspect_blocks(batch, dataset, out):
+            return out
         masks: dict[int, list[Finding]] = {}
         decided: dict[tuple[str, str], Any] = {}  # the policy's decision per entity and path
         decide, today = self.policy.decide, self.today
@@ -548,6 +721,58 @@ class Guardian:
                 patches[index] = patch(records[index], found, masked)
         return out
 
+    def _inspect_blocks(self, batch: Batch, dataset: str, out: Inspection) -> bool:
+        """The policy applied per distinct text, when every finding is in a path read by
+        Arrow (:class:`_Block`), no decision holds a row or blocks the batch, and every
+        masked path is a top-level column: each distinct text is masked once and each row
+        gets its column's masked text. False (nothing done) otherwise."""
+        decide, today = self.policy.decide, self.today
+        blocks: list[_Block] = out._parts
+        decisions = []
+        for b in blocks:
+            d = {e: decide(e, dataset, b.path.generic, today) for e in b.entities()}
+            if any(x.action in ("block", "quarantine") for x in d.values()):
+                return False
+            if len(b.path.keys) > 1 and any(x.action == "mask" for x in d.values()):
+                return False  # a nested value: patched leaf by leaf
+            decisions.append(d)
+        masking = []
+        for b, d in zip(blocks, decisions, strict=True):
+            b.decided = d
+            if not any(x.action == "mask" for x in d.values()):
+                continue
+            values: list[str | None] = [None] * len(b.texts)  # the masked text per distinct
+            has = np.zeros(len(b.texts) + 1, dtype=bool)  # + 1: -1 (no value)
+            for i in b.hits.tolist():
+                spans = [(m.entity, m.start, m.end, d[m.entity].method)
+                         for m in b.matches[i] if d[m.entity].action == "mask"]  # fmt: skip
+                if spans:
+                    has[i] = True
+                    values[i] = self._mask_spans(b.texts[i], spans)
+            rows = np.flatnonzero(has[b.path.ids])
+            masking.append((b.path.keys[0], rows, b.path.ids[rows].tolist(), values))
+        patches = out.patches
+        if len(masking) == 1:  # rows in order already
+            top, rows, ids, values = masking[0]
+            patches.update(zip(rows.tolist(), [{top: values[i]} for i in ids], strict=True))
+            return True
+        acc: dict[int, dict[str, Any]] = {}
+        for top, rows, ids, values in masking:
+            for r, i in zip(rows.tolist(), ids, strict=True):
+                got = acc.get(r)
+                if got is None:
+                    acc[r] = {top: values[i]}
+                else:
+                    got[top] = values[i]
+        records = batch.records
+        for r in sorted(acc):
+            patch = acc[r]
+            if len(patch) > 1:  # in the record's own key order, as its findings are
+                pos = {str(k): i for i, k in enumerate(records[r])}
+                patch = dict(sorted(patch.items(), key=lambda kv: pos[kv[0]]))
+            patches[r] = patch
+        return True
+
     def _patch(
         self, record: dict, found: list[Finding], masked: dict[tuple, str] | None = None
     ) -> dict[str, Any]:
@@ -582,9 +807,15 @@ class Guardian:
         return patch
 
     def _mask_text(self, text: str, fs: list[Finding]) -> str:
-        for f in fs if len(fs) == 1 else sorted(fs, key=lambda f: f.start, reverse=True):
-            masked = mask(f.entity, text[f.start : f.end], f.method or "redact", self._key)
-            text = text[: f.start] + masked + text[f.end :]
+        return self._mask_spans(text, [(f.entity, f.start, f.end, f.method) for f in fs])
+
+    def _mask_spans(self, text: str, spans: list[tuple[str, int, int, str | None]]) -> str:
+        """``text`` with each (entity, start, end, method) span masked, right to left."""
+        for entity, start, end, method in (
+            spans if len(spans) == 1 else sorted(spans, key=lambda s: s[1], reverse=True)
+        ):
+            masked = mask(entity, text[start:end], method or "redact", self._key)
+            text = text[:start] + masked + text[end:]
         return text
 
 
@@ -602,40 +833,39 @@ def summarize(
     rows = sum(i.rows for i in inspections)
     by_entity: dict[str, dict[str, int]] = {}
     actions = {a: 0 for a in ("report", "allow", "mask", "quarantine", "block")}
-    flagged_rows: dict[str, set] = {}
-    any_rows: set = set()
+    flagged_rows: dict[str, int] = {}  # entity -> rows with a finding of it not allowed
+    any_rows = 0
     unhandled = 0
     findings: list[dict] = []
     total = 0
     columns: dict[str, dict] = {}
-    for n, insp in enumerate(inspections):
+    for insp in inspections:
         for label in insp.columns:
             columns.setdefault(label["column"], label)
-        for f in insp.findings:
-            total += 1
-            e = by_entity.setdefault(f.entity, {"findings": 0, "rows": 0})
-            e["findings"] += 1
-            actions[f.action] += 1
-            if f.action != "allow":
-                key = (n, f.index)
-                rows_e = flagged_rows.setdefault(f.entity, set())
-                rows_e.add(key)
-                any_rows.add(key)
-            if f.action == "report":
-                unhandled += 1
-            if len(findings) < max_findings:
-                findings.append(f.to_dict())
-    for entity, rs in flagged_rows.items():
-        by_entity[entity]["rows"] = len(rs)
+        count, entities, acts, entity_rows, rows_any = insp.tally()
+        total += count
+        for entity, c in entities.items():
+            by_entity.setdefault(entity, {"findings": 0, "rows": 0})["findings"] += c
+        for action, c in acts.items():
+            actions[action] += c
+        unhandled += acts.get("report", 0)
+        # an inspection's rows are its batch's: the rows of several add up
+        for entity, c in entity_rows.items():
+            flagged_rows[entity] = flagged_rows.get(entity, 0) + c
+        any_rows += rows_any
+        if len(findings) < max_findings:
+            findings.extend(f.to_dict() for f in insp.first(max_findings - len(findings)))
+    for entity, c in flagged_rows.items():
+        by_entity[entity]["rows"] = c
     quarantined = sum(len(i.quarantine) for i in inspections)
     masked_rows = sum(len(i.patches) for i in inspections)
     failures: list[str] = []
     warnings: list[str] = []
     th = guardian.policy.thresholds
-    rate = len(any_rows) / rows if rows else 0.0
+    rate = any_rows / rows if rows else 0.0
     _threshold(th, rate, "rows with findings", failures, warnings)
     for entity, limits in sorted((th.get("entities") or {}).items()):
-        r = len(flagged_rows.get(entity, ())) / rows if rows else 0.0
+        r = flagged_rows.get(entity, 0) / rows if rows else 0.0
         _threshold(limits, r, f"rows with {entity}", failures, warnings)
     names_failure = guardian.names_failure()
     if names_failure:
@@ -666,7 +896,7 @@ def summarize(
         "columns": sorted(columns.values(), key=lambda c: c["column"]),
         "by_entity": dict(sorted(by_entity.items())),
         "actions": actions,
-        "rows_with_findings": len(any_rows),
+        "rows_with_findings": any_rows,
         "rate": round(rate, 6),
         "rows_quarantined": quarantined,
         "rows_masked": masked_rows,

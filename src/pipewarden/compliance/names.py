@@ -164,14 +164,12 @@ class KeyRenamer:
                     renamed=new if self.action == "rename" else None,
                 )
 
-    def apply(self, records: list[dict], columns: dict[str, Any] | None = None) -> int:
+    def apply(self, records: list[dict]) -> int:
         """Rename PII keys of every record (and of nested objects) in place; returns how many
-        keys were renamed. With ``block``, only records what it found. ``columns``: the
-        records' top-level columns (name -> every record's value, ``Batch.columns()``),
-        when the caller has them: the batch's keys are then read from them."""
+        keys were renamed. With ``block``, only records what it found."""
         if self.action == "allow":
             return 0
-        if not self._any_pii_key(records, columns):
+        if not self._any_pii_key(records):
             return 0  # the walk would rename and note nothing
         n = 0
         for i, rec in enumerate(records):
@@ -181,7 +179,7 @@ class KeyRenamer:
                 n += 1
         return n
 
-    def _any_pii_key(self, records: list, columns: dict[str, Any] | None = None) -> bool:
+    def _any_pii_key(self, records: list) -> bool:
         """Whether any key of the records, at any depth, holds PII (True when the records
         are not all objects: the walk decides). Each distinct key of the batch is asked
         once; a level's keys and its nested objects and lists are gathered by C-level
@@ -191,16 +189,7 @@ class KeyRenamer:
             return True
         cache, new_name = self._cache, self.new_name
         is_pii = lambda k: (cache[k] if k in cache else new_name(k)) is not None  # noqa: E731
-        if columns is not None:
-            if any(map(is_pii, columns)):
-                return True
-            values: list = []
-            for column in columns.values():
-                if any(issubclass(t, dict | list) for t in set(map(type, column))):
-                    values.extend(column)
-            objects, lists = [], [values]
-        else:
-            objects, lists = records, []
+        objects, lists = records, []
         while objects or lists:
             if any(map(is_pii, dict.fromkeys(chain.from_iterable(objects)))):
                 return True
