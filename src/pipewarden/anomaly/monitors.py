@@ -40,12 +40,17 @@ from __future__ import annotations
 import hashlib
 import math
 import statistics
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 
+from ..batch import no_gc
 from ..compliance.classify import holds_pii, pii_column
+from ..schema.infer import _transpose
 from .encode import _looks_like_ts, _parse_float, _parse_ts
 
 KIND = "anomaly.batch"
@@ -78,17 +83,24 @@ def _duplicates(keys: list[Any]) -> float:
     return (len(keys) - len(set(keys))) / len(keys) if keys else 0.0
 
 
-def _row_key(record: dict[str, Any]) -> bytes:
+def _row_duplicates(records: list[dict[str, Any]]) -> float:
+    """The share of records that repeat an earlier one exactly (as JSON with sorted keys):
+    the texts are compared by a 64-bit hash of each, in one loop of orjson (a 128-bit
+    BLAKE2 digest of each cost twice the time; two rows of a batch collide with a chance of
+    about rows^2 / 2^65)."""
     from ..batch import json_bytes
 
-    return hashlib.blake2b(json_bytes(record, sort_keys=True), digest_size=16).digest()
+    option = orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS
+    try:
+        dumps = orjson.dumps
+        keys = [hash(dumps(r, option=option)) for r in records]
+    except TypeError:  # dates, decimals, integers beyond 64 bits: as json_bytes writes them
+        keys = [hash(json_bytes(r, sort_keys=True)) for r in records]
+    return _duplicates(keys)
 
 
-def _shares(present: list[Any], name: str, region: str) -> dict[str, float]:
-    counts: dict[str, int] = {}
-    for v in present:
-        k = str(v)
-        counts[k] = counts.get(k, 0) + 1
+def _shares(present: Sequence[Any], name: str, region: str) -> dict[str, float]:
+    counts = Counter(map(str, present))  # in order of first appearance
     shares: dict[str, float] = {}
     for k, c in sorted(counts.items(), key=lambda kv: -kv[1])[:MAX_SHARES]:
         # a value holding PII among ordinary ones ("536-22-8726" beside "pending") is
@@ -106,7 +118,7 @@ def batch_metrics(
 ) -> dict[str, Any]:
     """The statistics of one batch (no raw values: categories are hashed)."""
     n = len(records)
-    dup = {"rows": _duplicates([_row_key(r) for r in records])}
+    dup = {"rows": _row_duplicates(records)}
     if primary_key:
         keys = [tuple(str(r.get(k)) for k in primary_key) for r in records]
         keys = [
@@ -115,22 +127,29 @@ def batch_metrics(
             if all(r.get(c) is not None for c in primary_key)
         ]
         dup["keys"] = _duplicates(keys)
-    names: dict[str, None] = {}
-    for r in records:
-        for k in r:
-            names.setdefault(k, None)
     cols: dict[str, Any] = {}
-    for name in names:
-        values = [r.get(name) for r in records]
-        present = [v for v in values if v is not None and v != ""]
+    with no_gc():
+        columns = _transpose(records) if records else {}
+    for name, values in columns.items():
+        if str in set(map(type, values)):
+            present = [v for v in values if v is not None and v != ""]
+        else:
+            present = [v for v in values if v is not None]
+        types = set(map(type, present))
         m: dict[str, Any] = {"null_rate": (n - len(present)) / n if n else 0.0}
-        hashable = [v if not isinstance(v, dict | list) else repr(v) for v in present]
-        m["distinct"] = len(set(map(str, hashable)))
-        if present and all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
+        if types == {str} or types == {int}:  # str(v) tells values apart as v does
+            m["distinct"] = len(set(present))
+        elif any(issubclass(t, dict | list) for t in types):
+            hashable = [v if not isinstance(v, dict | list) else repr(v) for v in present]
+            m["distinct"] = len(set(map(str, hashable)))
+        else:
+            m["distinct"] = len(set(map(str, present)))
+        numbers = all(issubclass(t, int | float) and not issubclass(t, bool) for t in types)
+        if present and numbers:
             kind = "numeric"
         elif present and all(_looks_like_ts(v) for v in present[:50]):
             kind = "timestamp"
-        elif present and all(isinstance(v, str) for v in present):
+        elif present and all(issubclass(t, str) for t in types):
             x = [_parse_float(v) for v in present[:50]]
             kind = "numeric" if not any(math.isnan(v) for v in x) else "category"
         else:
@@ -142,7 +161,7 @@ def batch_metrics(
             # rate and the distinct count are kept.
             m["pii"] = True
         elif kind == "numeric":
-            x = np.array([_parse_float(v) for v in present], dtype=float)
+            x = _floats(present, numbers)
             x = x[np.isfinite(x)]
             if x.size:
                 # scaled by the largest magnitude: a sum or a square of values near 1e308
@@ -155,7 +174,8 @@ def batch_metrics(
                 lo, hi = np.quantile(y, [0.02, 0.98])
                 m["tstd"] = float(y[(y >= lo) & (y <= hi)].std()) * top
                 if m["distinct"] <= CODES and bool(np.all(x == np.round(x))):
-                    m["shares"] = _shares([_code(v) for v in present], name, region)
+                    code = {v: _code(v) for v in set(present)}  # at most CODES texts
+                    m["shares"] = _shares([code[v] for v in present], name, region)
         elif kind == "timestamp":
             ts = [t for t in map(_parse_ts, present) if not math.isnan(t)]
             if ts:
@@ -165,6 +185,16 @@ def batch_metrics(
             m["shares"] = _shares(present, name, region)
         cols[name] = m
     return {"rows": n, "at": now, "columns": cols, "duplicates": dup}
+
+
+def _floats(present: list[Any], numbers: bool) -> np.ndarray:
+    """:func:`_parse_float` of each value; ``numbers``: every value is an int or a float."""
+    if numbers:
+        try:
+            return np.array(present, dtype=float)
+        except (OverflowError, ValueError, TypeError):
+            pass
+    return np.array([_parse_float(v) for v in present], dtype=float)
 
 
 def _code(v: Any) -> str:
