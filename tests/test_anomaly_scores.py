@@ -370,3 +370,35 @@ def test_a_damaged_model_json_is_a_clear_error(tmp_path, data, text, why):
     (path / "model.json").write_text(text)
     with pytest.raises(InputError, match=why):
         Model.load(path)
+
+
+def test_the_columns_a_chunk_carries_encode_and_monitor_as_its_records_do():
+    from pipewarden.anomaly.encode import Columns
+    from pipewarden.anomaly.monitors import batch_metrics
+    from pipewarden.batch import Batch
+
+    rnd = np.random.default_rng(5)
+    ref = [
+        {"n": float(i), "flag": bool(i % 3), "code": ["a", "b", "c"][i % 3], "mixed": i % 4,
+         "text_or_num": ["x", 1, None][i % 3], "when": f"2024-01-{1 + i % 28:02d}T{i % 24:02d}:00:00Z",
+         "gone": i}
+        for i in range(300)
+    ]  # fmt: skip
+    model = Model.fit(ref, include=["mixed", "text_or_num", "gone"])
+    batch = []
+    for i in range(200):
+        r = {"n": float(rnd.normal()) if i % 7 else None,
+             "flag": [True, False, None, "true", 1][i % 5] if i > 100 else [True, None][i % 2],
+             "code": ["a", "b", "d", None, ""][i % 5], "mixed": [1, "1", True, 2.0, None][i % 5],
+             "text_or_num": ["x", 1, None, ""][i % 4],
+             "when": [f"2024-02-{1 + i % 28:02d}T01:00:00+02:00", None, "bad"][i % 3]}  # fmt: skip
+        batch.append(r)
+    for rows in (batch, batch[:100], [{"other": 1}] * 5):
+        cols = Columns(rows, Batch(rows, "x").columns())
+        plain, shared = {}, {}
+        X1 = model.encoder.transform(rows, plain)
+        X2 = model.encoder.transform(cols, shared)
+        assert np.array_equal(X1, X2, equal_nan=True) and plain == shared
+        assert batch_metrics(rows, 1e9, primary_key=("code",)) == batch_metrics(
+            cols, 1e9, primary_key=("code",)
+        )

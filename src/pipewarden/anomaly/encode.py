@@ -33,10 +33,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import operator
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -89,6 +92,16 @@ class Feature:
             float(d.get("other", 0.0)),
             str(d.get("salt", "")),
         )
+
+
+class Columns(list):
+    """A chunk's records (a list) that also carry their columns (``columns``: key -> every
+    record's value, ``Batch.columns()``): the encoder and the monitors read a column from
+    them instead of going through the records again."""
+
+    def __init__(self, records: list[dict[str, Any]], columns: dict[str, Sequence[Any]]):
+        super().__init__(records)
+        self.columns = columns
 
 
 def _digest(salt: str, value: str) -> str:
@@ -300,16 +313,31 @@ class Encoder:
         values that are not numbers, which are read as missing too)."""
         n = len(records)
         X = np.empty((n, len(self.features)), dtype=float)
-        cache: dict[str, list[Any]] = {}
+        cache: dict[str, Sequence[Any]] = {}
+        kinds: dict[str, set[type]] = {}  # the types of a column's values
         ts_cache: dict[str, np.ndarray] = {}
         absent: list[str] = []
         not_numeric: dict[str, int] = {}
+        shared = getattr(records, "columns", None)  # Columns: every key's values, made once
         for j, f in enumerate(self.features):
             values = cache.get(f.column)
             if values is None:
-                values = cache[f.column] = [r.get(f.column) for r in records]
-                if n and all(v is None for v in values) and not any(f.column in r for r in records):
-                    absent.append(f.column)
+                if shared is not None:
+                    values = shared.get(f.column)
+                    if values is None:  # no record has the column
+                        values = [None] * n
+                        absent.extend([f.column] if n else [])
+                else:
+                    values = [r.get(f.column) for r in records]
+                    if (
+                        n
+                        and all(v is None for v in values)
+                        and not any(f.column in r for r in records)
+                    ):
+                        absent.append(f.column)
+                cache[f.column] = values
+                kinds[f.column] = set(map(type, values))
+            types = kinds[f.column]
             if f.column in absent:
                 X[:, j] = np.nan
             elif f.kind == "numeric":
@@ -328,14 +356,23 @@ class Encoder:
                     t = ts_cache[f.column] = np.array(list(map(_parse_ts, values)), dtype=float)
                 X[:, j] = _ts_parts(t)[TS_PARTS.index(f.kind[3:])]
             elif f.kind == "bool":
-                X[:, j] = [
-                    1.0 if v is True or str(v).lower() in ("true", "1") else 0.0 for v in values
-                ]
+                if types <= {bool, type(None)}:  # 1 for True, else 0, without str()
+                    X[:, j] = np.fromiter(map(operator.is_, values, repeat(True)), bool, n)
+                else:
+                    X[:, j] = [
+                        1.0 if v is True or str(v).lower() in ("true", "1") else 0.0 for v in values
+                    ]
             elif f.kind == "null":
-                X[:, j] = [1.0 if v is None or v == "" else 0.0 for v in values]
+                if str in types:
+                    X[:, j] = [1.0 if v is None or v == "" else 0.0 for v in values]
+                else:
+                    X[:, j] = np.fromiter(map(operator.is_, values, repeat(None)), bool, n)
             else:
                 get = f.shares.get
-                if f.salt:  # one digest per distinct value, not per row
+                if f.salt and types <= {str, type(None)}:  # a text is its own str()
+                    share = {t: get(f.key(t), 0.0) for t in set(values)}
+                    X[:, j] = np.fromiter(map(share.__getitem__, values), float, n)
+                elif f.salt:  # one digest per distinct value, not per row
                     texts = [None if v is None else str(v) for v in values]
                     share = {t: get(f.key(t), 0.0) for t in set(texts)}
                     X[:, j] = [share[t] for t in texts]

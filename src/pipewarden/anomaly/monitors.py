@@ -128,8 +128,10 @@ def batch_metrics(
         ]
         dup["keys"] = _duplicates(keys)
     cols: dict[str, Any] = {}
-    with no_gc():
-        columns = _transpose(records) if records else {}
+    columns = getattr(records, "columns", None)  # encode.Columns: made once per chunk
+    if columns is None:
+        with no_gc():
+            columns = _transpose(records) if records else {}
     for name, values in columns.items():
         if str in set(map(type, values)):
             present = [v for v in values if v is not None and v != ""]

@@ -31,6 +31,7 @@ from .detector import (
     parse_config,
     score_rows,
 )
+from .encode import Columns
 from .model import Model, NoFeatures
 from .scores_out import ScoresWriter, format_of, table
 
@@ -146,7 +147,7 @@ class AnomalyStep:
         batch_model = self._batch_fit(batch, batch_id, first) if model is None else None
         want_rows = self.cfg.scores_out is not None
         verdict, report = check(
-            batch.records,
+            Columns(batch.records, batch.columns()),  # the chunk's columns, made once
             dataset=ctx.dataset,
             store=ctx.store,
             cfg=self.cfg,
