@@ -72,7 +72,7 @@ class _Fit:
         if self.d.rejects_nul and self.ctype in (T.TEXT, T.JSON):
             # one C-level look for U+0000 over the whole column; per value only when found
             if self.ctype == T.TEXT and types == {str}:
-                if "\x00" not in "".join(v for v in values if v is not None):
+                if "\x00" not in "".join(filter(None, values)):
                     return []
             elif self.ctype == T.JSON and b"\\u0000" not in json_bytes(list(values)):
                 return []
