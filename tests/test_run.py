@@ -573,3 +573,101 @@ def test_replayed_csv_rows_are_typed_as_a_csv_load_types_them(project):
     finally:
         s.close()
     assert any('"v":"3"' in str(p).replace(" ", "") or "'v': '3'" in str(p) for p in raw)
+
+
+@pytest.mark.parametrize("block_bytes", [64, 1 << 20])
+def test_raw_landing_of_json_lines_is_each_line_as_read(project, monkeypatch, block_bytes):
+    """JSON Lines read without a step that changes rows land in the raw table as the lines
+    were read (their text, not the records written again), each with its own offset, over
+    chunks that span blocks of lines (64 bytes) or share one; lines ending in a carriage
+    return or spaces lose them."""
+    from pipewarden import batch as batch_mod
+
+    monkeypatch.setattr(batch_mod, "JSONL_BLOCK_BYTES", block_bytes)
+    lines = [f'{{"order_id": {i},  "amount": {i}.50 ,"quantity": {i % 5}}}' for i in range(20)]
+    lines[6] = '{"quantity":6,"order_id":6,"amount":6.50}'  # keys in another order
+    (project.root / "in" / "a.jsonl").write_text("\n".join(lines[:10]))  # no last newline
+    (project.root / "in" / "b.jsonl").write_text("\r\n".join(lines[10:]) + "  \r\n")
+    rep = run_pipeline(project.cfg, fmt="json")
+    assert_conserved(rep)
+    assert [b["rows_loaded"] for b in rep["batches"]] == [10, 10]
+    s = project.store()
+    try:
+        got = s._aux_query(f'SELECT batch_id, "offset", payload FROM {s.qualify("orders__raw")}')
+    finally:
+        s.close()
+    first = rep["batches"][0]["batch_id"]
+    payloads = {(0 if b == first else 10) + offset: p for b, offset, p in got}
+    assert sorted(payloads) == list(range(20))
+    for i, payload in payloads.items():
+        if project.kind == "duckdb":
+            assert payload == lines[i]  # the line's text: its spaces and 0.50 kept
+        else:  # jsonb keeps the value, not the text
+            doc = payload if isinstance(payload, dict) else json.loads(payload)
+            assert doc == json.loads(lines[i])
+
+
+@pytest.mark.parametrize("block_bytes", [64, 1 << 20])
+def test_raw_landing_holds_the_lines_of_the_loaded_rows_only(project, monkeypatch, block_bytes):
+    """Rows held in the quarantine leave their lines out of the raw landing: each loaded row
+    lands with its own line, whatever rows around it are held, in a chunk of one block of
+    lines or of several; a chunk of which no row loads lands nothing."""
+    from pipewarden import batch as batch_mod
+
+    monkeypatch.setattr(batch_mod, "JSONL_BLOCK_BYTES", block_bytes)
+    project.config(contract="contract:\n  columns: quarantine\n")
+    jsonl(project.root / "in" / "a_1.jsonl", orders(0, 3))
+    lines = [f'{{"order_id": {i},  "amount": {i}.5, "quantity": 1}}' for i in range(12)]
+    for i in (2, 5, 8, 9, 10, 11):  # a key the table does not have: held
+        lines[i] = lines[i][:-1] + ', "coupon": "X1"}'
+    (project.root / "in" / "a_2.jsonl").write_text("\n".join(lines) + "\n")
+    rep = run_pipeline(project.cfg, fmt="json")
+    assert_conserved(rep)
+    assert rep["batches"][1]["rows_quarantined"] == 6
+    s = project.store()
+    try:
+        raw = s.qualify("orders__raw")
+        got = s._aux_query(
+            s.sql(f'SELECT "offset", payload FROM {raw} WHERE batch_id = ?'),
+            (rep["batches"][1]["batch_id"],),
+        )
+    finally:
+        s.close()
+    payloads = dict(got)
+    assert sorted(payloads) == [0, 1, 3, 4, 6, 7]
+    for i, payload in payloads.items():
+        if project.kind == "duckdb":
+            assert payload == lines[i]
+        else:
+            doc = payload if isinstance(payload, dict) else json.loads(payload)
+            assert doc == json.loads(lines[i])
+
+
+def test_raw_landing_writes_rows_again_where_a_step_may_change_them(project, monkeypatch):
+    """A step that prepares chunks (it may rename or mask keys before inference) makes the
+    raw landing write each loaded record again, so what the step changed is what lands."""
+    from pipewarden.verdict import Verdict
+
+    class Upper:
+        name = "upper"
+
+        def prepare(self, chunk):
+            chunk.records = [{k.upper(): v for k, v in r.items()} for r in chunk.records]
+
+        def check(self, batch, ctx):
+            return Verdict("upper", "pass")
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr("pipewarden.run.build_steps", lambda cfg: [Upper()])
+    (project.root / "in" / "a.jsonl").write_text('{"order_id": 1,  "amount": 1.50}\n')
+    rep = run_pipeline(project.cfg, fmt="json")
+    assert_conserved(rep)
+    s = project.store()
+    try:
+        (payload,) = s._aux_query(f"SELECT payload FROM {s.qualify('orders__raw')}")[0]
+    finally:
+        s.close()
+    doc = payload if isinstance(payload, dict) else json.loads(payload)
+    assert doc == {"ORDER_ID": 1, "AMOUNT": 1.5}

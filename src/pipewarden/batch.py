@@ -62,6 +62,10 @@ class Batch:
     batch_id: str = ""  # stable content id: the same bytes give the same id
     fmt: str = ""  # json | jsonl | csv | parquet
     meta: dict[str, Any] = field(default_factory=dict)
+    # the records' source text where it is their JSON (JSON Lines read by the fast path): an
+    # Arrow string array, one line a record; None otherwise. The raw landing writes it as the
+    # payload of a row no step changed, instead of writing the record again
+    lines: Any = field(default=None, repr=False, compare=False)
     _columns: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
@@ -508,6 +512,10 @@ class ReadOptions:
     short_rows: str = "pad"
     short: list[tuple[int, int]] = field(default_factory=list)
     width: int | None = None  # fields of the CSV header
+    # JSON Lines, when the batches keep their lines: (first record, count, the lines as an
+    # Arrow array or None) of each block read and not yet given to a batch
+    keep_lines: bool = False
+    lines: list[tuple[int, int, Any]] = field(default_factory=list)
 
     @property
     def path_text(self) -> str:
@@ -580,6 +588,7 @@ def iter_batches(
     records_path: str | None = None,
     short_rows: str = "pad",
     identify: bool = True,
+    lines: bool = False,
 ) -> Iterator[Batch]:
     """Stream the records of ``path`` (``-`` for stdin) in batches of ``chunk_rows`` records;
     ``name`` labels the source in errors and batches instead of ``path``. ``identify=False``
@@ -589,6 +598,8 @@ def iter_batches(
     ``short_rows``: ``pad``, ``quarantine`` or ``error`` for a CSV row with fewer fields than
     the header (a padded row's index and field count are in ``batch.meta["short_rows"]`` with
     ``quarantine``; ``batch.meta["rows_padded"]`` counts the padded rows either way).
+    ``lines=True``: each batch of JSON Lines read by the fast path keeps its source lines
+    (``Batch.lines``), which the raw landing writes as the payloads.
 
     Raises :class:`InputError` (naming the file, the row and the line) for an empty file,
     invalid or truncated JSON, a record that is not an object, bad encoding, a CSV row with
@@ -610,7 +621,7 @@ def iter_batches(
             key="encoding",
             hint="a Python codec name, e.g. utf-8, utf-8-sig, latin-1, cp1252, utf-16",
         ) from None
-    opts = ReadOptions(parse_records_path(records_path), short_rows)
+    opts = ReadOptions(parse_records_path(records_path), short_rows, keep_lines=lines)
     src = _Source(path, name, digest=identify)
     try:
         kind = detect_format(src.name, src.head, fmt)
@@ -649,11 +660,55 @@ def iter_batches(
                 hashlib.sha256(ident).hexdigest()[:32] if identify else "",
                 kind,
                 meta,
+                _take_lines(opts, offset, len(records)) if opts.keep_lines else None,
             )
             offset += len(records)
             del records  # the caller owns the batch now
     finally:
         src.close()
+
+
+def _take_lines(opts: ReadOptions, offset: int, n: int) -> Any:
+    """The source lines of records ``offset`` to ``offset + n`` (an Arrow array, or a chunked
+    one over several blocks: not copied), from the blocks the reader noted; None when a block among them was not read by the fast path. The
+    blocks before the end are dropped."""
+    import pyarrow as pa
+
+    end = offset + n
+    parts: list[Any] = []
+    complete = True
+    for first, count, arr in opts.lines:
+        lo, hi = max(first, offset), min(first + count, end)
+        if lo >= hi:
+            continue
+        if arr is None:
+            complete = False
+        elif complete:
+            parts.append(arr.slice(lo - first, hi - lo))
+    opts.lines = [b for b in opts.lines if b[0] + b[1] > end]
+    if not complete or not parts:
+        return None
+    return parts[0] if len(parts) == 1 else pa.chunked_array(parts)
+
+
+def _line_array(lines: list[bytes]) -> Any:
+    """``lines`` (a block split at its newlines, each line a JSON object) as an Arrow string
+    array: the lines joined are its data and their lengths its offsets; where a line does not
+    end with its ``}`` (a carriage return, trailing spaces), Arrow trims them. None past
+    what an Arrow string array holds."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(lines)
+    data = b"".join(lines)
+    if len(data) >= 2**31:  # the records are written again instead
+        return None
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(np.fromiter(map(len, lines), dtype=np.int32, count=n), out=offsets[1:])
+    arr = pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
+    last = np.frombuffer(data, dtype=np.uint8)[offsets[1:] - 1]  # no line is empty
+    return arr if (last == ord("}")).all() else pc.utf8_rtrim_whitespace(arr)
 
 
 def read_batch(
@@ -779,6 +834,10 @@ def _read_jsonl(src: _Source, encoding: str, opts: ReadOptions) -> Iterator[dict
                         if exc.line == 1 and not nested:
                             _one_object(src)  # a pretty-printed object says so
                         raise
+                    if opts.keep_lines:
+                        opts.lines.append((row, len(records), None))
+                elif opts.keep_lines:  # one record a line: the lines are the records' JSON
+                    opts.lines.append((row, len(records), _line_array(lines)))
                 lineno += len(lines)
                 row += len(records)
                 yield from records

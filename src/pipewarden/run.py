@@ -487,20 +487,31 @@ def _typed_rows(
 def _typed_columns(batch, outcome, schema) -> tuple[Any, list[int], Any]:
     """The loaded rows of a chunk as typed Arrow columns (``columnar.typed_table``: the values
     ``coerce_row`` gives, parsed column by column, from the chunk's columns the check made),
-    their offsets and raw payloads as an Arrow array of JSON text (with the steps' patches applied, so masked
-    values stay masked; fills reach the typed columns only)."""
+    their offsets and raw payloads as an Arrow array of JSON text: the lines as read where the
+    chunk has them (``Batch.lines``: JSON Lines, no step changed a row), else the records
+    written again (with the steps' patches applied, so masked values stay masked; fills reach
+    the typed columns only)."""
+    import pyarrow as pa
+
     from .columnar import typed_table
 
     records, patches, fills, base = batch.records, outcome.patches, outcome.fills, batch.offset
     loaded = outcome.loaded
-    rows = records if len(loaded) == len(records) else [records[i] for i in loaded]
-    if patches:
-        rows = [
-            {**r, **patches[i]} if i in patches else r for r, i in zip(rows, loaded, strict=True)
-        ]
+    everyone = len(loaded) == len(records)
     drop = set(batch.meta.get("derived") or ())
     with no_gc():
-        payloads = json_array(rows if not drop else [_received(r, drop) for r in rows])
+        if batch.lines is not None and not patches and not drop:  # the lines as read
+            payloads = (
+                batch.lines if everyone else batch.lines.take(pa.array(loaded, type=pa.int64()))
+            )
+        else:
+            rows = records if everyone else [records[i] for i in loaded]
+            if patches:
+                rows = [
+                    {**r, **patches[i]} if i in patches else r
+                    for r, i in zip(rows, loaded, strict=True)
+                ]
+            payloads = json_array(rows if not drop else [_received(r, drop) for r in rows])
         columns = _loaded_columns(batch, loaded, patches, fills)
     table = typed_table(columns, list(schema.columns.values()), len(loaded))
     return table, [base + i for i in loaded], payloads
@@ -743,7 +754,7 @@ def load_file(
     prepares += [s.derive for s in steps if hasattr(s, "derive")]  # computed keys, after
     prepared_block: list[str] = []
 
-    def chunks():
+    def chunks(lines: bool = False):
         for chunk in (read() if read is not None else iter_batches(
             path,
             fmt=src["format"],
@@ -753,6 +764,7 @@ def load_file(
             records_path=src.get("records_path"),
             short_rows=src["csv"]["short_rows"],
             identify=False,  # the batch id is the file's, computed once above
+            lines=lines and not prepares,  # pass 2 keeps the lines where no step changes rows
         )):  # fmt: skip
             chunk.batch_id = batch_id  # every chunk carries its file's (the batch's) id
             for prepare in prepares:
@@ -838,7 +850,11 @@ def load_file(
             loaded = quarantined = seen = imputed = updated = 0
             # pass 2: check and write chunk by chunk; a batch of no rows is still one call of
             # every step (the volume monitor sees it)
-            pass2 = chunks() if n_read else [Batch([], label, 0, batch_id, src["format"])]
+            pass2 = (
+                chunks(lines=raw_landing)
+                if n_read
+                else [Batch([], label, 0, batch_id, src["format"])]
+            )
             for k, chunk in enumerate(phases.reading(pass2)):
                 outcome, reports = _check(
                     chunk, p, steps, ctx_args, (pk, superseded), phases=phases

@@ -399,7 +399,7 @@ class DuckDBWriter(WriterBase):
                 pa.array([batch_id] * len(offsets), type=pa.string()),
                 pa.array(offsets, type=pa.int64()),
                 payloads
-                if isinstance(payloads, pa.Array)
+                if isinstance(payloads, pa.Array | pa.ChunkedArray)
                 else pa.array(payloads, type=pa.string()),
             ],
             names=["c0", "c1", "c2"],

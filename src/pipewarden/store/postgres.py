@@ -70,9 +70,11 @@ class _JsonTextExact(str):
     pass
 
 
-def _payload_array(payloads: Sequence[str | bytes] | pa.Array) -> pa.Array:
+def _payload_array(payloads: Sequence[str | bytes] | pa.Array | pa.ChunkedArray) -> pa.Array:
     """JSON payloads (text, or the source's UTF-8 bytes, or an Arrow array of either) as one
     Arrow array."""
+    if isinstance(payloads, pa.ChunkedArray):
+        return payloads.combine_chunks()
     if isinstance(payloads, pa.Array):
         return payloads
     if payloads and type(payloads[0]) is bytes:
