@@ -125,6 +125,34 @@ def test_merge_needs_a_primary_key_and_the_key_must_be_in_the_batch(project, cap
     assert project.counts()["orders"] == 0
 
 
+def test_a_table_named_as_the_merge_source_is_refused_not_read(project, capsys):
+    """DuckDB reads a merge's chunk by replacement scan under a fixed name; a table of that
+    name made by hand in the store would be read instead of the chunk. The run refuses with
+    exit 2 before writing anything, and the rows already merged stay as they were."""
+    if project.kind != "duckdb":
+        pytest.skip("the replacement scan is DuckDB's (PostgreSQL merges through COPY)")
+    import duckdb
+
+    _keyed(project, "merge")
+    jsonl(project.root / "in" / "a_1.jsonl", [{"order_id": i, "amount": i} for i in range(5)])
+    assert run_pipeline(project.cfg, fmt="json")["exit_code"] == 0
+    con = duckdb.connect(str(project.root / "wh.duckdb"))
+    con.execute("CREATE TABLE _PW_Merge_Chunk AS SELECT 999 AS c0, 999.0 AS c1")
+    con.close()
+    jsonl(project.root / "in" / "a_2.jsonl", [{"order_id": i, "amount": -i} for i in range(3)])
+    assert main(["run", str(project.cfg), "--format", "json"]) == 2
+    doc = json.loads(capsys.readouterr().out)
+    err = json.dumps(doc)
+    assert "_PW_Merge_Chunk" in err and "rename or drop" in err
+    assert _rows(project) == {i: (float(i), None) for i in range(5)}
+    con = duckdb.connect(str(project.root / "wh.duckdb"))
+    con.execute("DROP TABLE _PW_Merge_Chunk")
+    con.close()
+    assert run_pipeline(project.cfg, fmt="json")["exit_code"] == 0
+    assert _rows(project) == {**{i: (float(i), None) for i in range(5)}, 0: (0.0, None),
+                              1: (-1.0, None), 2: (-2.0, None)}  # fmt: skip
+
+
 def _writer_class(kind: str):
     if kind == "duckdb":
         from pipewarden.store.duckdb import DuckDBWriter

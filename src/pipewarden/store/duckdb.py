@@ -39,6 +39,9 @@ DEFAULT_MEMORY_LIMIT = "128MB"
 _SPOOL_PREFIX = ".pw-spool-"
 
 
+MERGE_SOURCE = "_pw_merge_chunk"  # the name a merge reads its chunk under (see prepare_merge)
+
+
 def _spool_dir(db_path: str) -> Path:
     """Where spool files of a database go: beside it (its disk is sized for the data)."""
     if db_path == ":memory:":
@@ -339,7 +342,28 @@ class DuckDBWriter(WriterBase):
 
     # ---- write dispositions
     def prepare_merge(self, dataset: str, keys: Sequence[str]) -> None:
-        """Nothing to prepare: the delete-insert joins on the keys without an index."""
+        """The delete-insert joins on the keys without an index. It reads each chunk by
+        DuckDB's replacement scan under the name ``MERGE_SOURCE``, and DuckDB looks a name up
+        in its catalog first: a table or view of that name, made by hand in the store, would be
+        read instead of the chunk. Refused here, once a batch and before anything is written
+        (names starting ``_pw_`` are the store's own)."""
+        found = self.conn.execute(
+            "SELECT schema_name || '.' || table_name FROM duckdb_tables() "
+            "WHERE lower(table_name) = ? AND database_name IN (current_database(), 'temp') "
+            "UNION ALL SELECT schema_name || '.' || view_name FROM duckdb_views() "
+            "WHERE lower(view_name) = ? AND database_name IN (current_database(), 'temp') "
+            "AND NOT internal",
+            [MERGE_SOURCE, MERGE_SOURCE],
+        ).fetchall()
+        if found:
+            from ..errors import InputError
+
+            raise InputError(
+                f"the store has a table or view named {found[0][0]}: a merge reads each chunk "
+                f"under the name {MERGE_SOURCE}, which it would shadow",
+                key="write_disposition",
+                hint=f"rename or drop {found[0][0]}; names starting _pw_ are the store's own",
+            )
 
     def merge_typed(
         self,
@@ -364,7 +388,7 @@ class DuckDBWriter(WriterBase):
         # referenced until the transaction ends, even once unregistered, so a merge held
         # every chunk of its batch (1.3 GB at 4M rows of bench/run's file)
         _pw_merge_chunk = chunk  # noqa: F841 (read by DuckDB's replacement scan)
-        view = "_pw_merge_chunk"
+        view = MERGE_SOURCE
         t = self.store.qualify(dataset)
         src = ", ".join(
             f"CAST(c{i} AS {d.type_name(dt)}) AS {quote(n)}"
