@@ -79,6 +79,10 @@ def test_a_pii_key_anywhere_in_a_batch_is_found():
     assert all(a is b for a, b in zip(recs, plain, strict=True))
     # a record that is not an object is left to the walk
     assert KeyRenamer(key=b"k").apply([*plain, [1], last]) == 1
+    # objects under keys the first record does not nest anything in
+    late = [{"id": 0, "a": 1}, *plain, {"id": 1, "a": [{"b": {f"card_{CARD}": 2}}]}]
+    r = KeyRenamer(key=b"k")
+    assert r.apply(late) == 1 and [f["entity"] for f in r.report()] == ["CREDIT_CARD"]
 
 
 def test_block_and_allow_leave_keys_alone():

@@ -22,6 +22,7 @@ import hmac
 import os
 import re
 import secrets
+from collections import Counter
 from dataclasses import dataclass, field
 from itertools import chain, compress, repeat
 from typing import Any
@@ -189,8 +190,13 @@ class KeyRenamer:
             return True
         cache, new_name = self._cache, self.new_name
         is_pii = lambda k: (cache[k] if k in cache else new_name(k)) is not None  # noqa: E731
-        objects, lists = records, []
-        while objects or lists:
+        if any(map(is_pii, dict.fromkeys(chain.from_iterable(records)))):
+            return True
+        nested = _top_nested(records)
+        while nested:
+            is_object = list(map(isinstance, nested, repeat(dict)))
+            objects = list(compress(nested, is_object))
+            lists = [v for v, o in zip(nested, is_object, strict=True) if not o]
             if any(map(is_pii, dict.fromkeys(chain.from_iterable(objects)))):
                 return True
             values = list(chain(chain.from_iterable(map(dict.values, objects)),
@@ -198,9 +204,6 @@ class KeyRenamer:
             if not any(issubclass(t, dict | list) for t in set(map(type, values))):
                 return False
             nested = list(compress(values, map(isinstance, values, repeat(dict | list))))
-            is_object = list(map(isinstance, nested, repeat(dict)))
-            objects = list(compress(nested, is_object))
-            lists = [v for v, o in zip(nested, is_object, strict=True) if not o]
         return False
 
     def _walk(self, obj: Any, parent: str) -> Any:
@@ -238,6 +241,26 @@ class KeyRenamer:
 
     def report(self) -> list[dict[str, Any]]:
         return [f.to_dict() for f in self.found.values()]
+
+
+def _top_nested(records: list[dict]) -> list:
+    """The objects and lists that are values of the records' keys. Counted by type over
+    every value first (C-level); the keys that hold one in the first record are then read
+    as columns, and when they hold them all (the usual case: a nested object has its key)
+    no other value is looked at."""
+    counts = Counter(map(type, chain.from_iterable(map(dict.values, records))))
+    total = sum(c for t, c in counts.items() if issubclass(t, dict | list))
+    if not total:
+        return []
+    found: list = []
+    for key, value in records[0].items():
+        if isinstance(value, dict | list):
+            column = list(map(dict.get, records, repeat(key)))
+            found.extend(compress(column, map(isinstance, column, repeat(dict | list))))
+    if len(found) == total:
+        return found
+    values = list(chain.from_iterable(map(dict.values, records)))
+    return list(compress(values, map(isinstance, values, repeat(dict | list))))
 
 
 def renamer_for(policy, region: str | None = None) -> KeyRenamer:
