@@ -5,6 +5,7 @@ the head of each batch flags every later row of the next batch as "unusually hig
 from __future__ import annotations
 
 import json
+import random
 
 import numpy as np
 
@@ -52,3 +53,24 @@ def test_a_model_trained_on_sorted_batches_passes_the_next_clean_one(project):
     assert len(sample) == 600 and min(amounts) < 50 and max(amounts) > 950
     # a fourth clean batch like the first three: no more than the documented ~1% flagged
     assert batches[3]["rows_quarantined"] <= 0.02 * ROWS, batches[3]["steps"]["anomaly"]
+
+
+def test_a_key_repeated_across_training_batches_is_still_an_identifier():
+    """Keys recur in the rows a model is trained on (rows sent again, upserts on a key): an
+    integer `order_id` seen three times each is still an identifier, not a number whose later
+    values all lie beyond the model's range. A named id with few values stays a feature."""
+    from pipewarden.anomaly.model import Model
+
+    rng = random.Random(3)
+
+    def rows(ids):
+        return [{"order_id": i, "store_id": i % 7, "amount": round(rng.gauss(50, 10), 2),
+                 "qty": rng.randint(1, 9)} for i in ids]  # fmt: skip
+
+    history = rows(range(2000)) * 3
+    model = Model.fit(history)
+    assert model.encoder.excluded.get("order_id") == "id"
+    assert "store_id" in model.encoder.names  # 7 values: a feature, not an identifier
+    later = rows(range(50_000, 54_000))
+    _, Z = model.score(later)
+    assert not model.beyond_range(Z).any()
