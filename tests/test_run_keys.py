@@ -125,12 +125,11 @@ def test_merge_needs_a_primary_key_and_the_key_must_be_in_the_batch(project, cap
     assert project.counts()["orders"] == 0
 
 
+@pytest.mark.parametrize("project", ["duckdb"], indirect=True)  # PostgreSQL merges by COPY
 def test_a_table_named_as_the_merge_source_is_refused_not_read(project, capsys):
     """DuckDB reads a merge's chunk by replacement scan under a fixed name; a table of that
     name made by hand in the store would be read instead of the chunk. The run refuses with
     exit 2 before writing anything, and the rows already merged stay as they were."""
-    if project.kind != "duckdb":
-        pytest.skip("the replacement scan is DuckDB's (PostgreSQL merges through COPY)")
     import duckdb
 
     _keyed(project, "merge")
