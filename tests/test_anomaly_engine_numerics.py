@@ -55,7 +55,7 @@ def test_float32_residual_on_data_whose_subspace_holds_every_direction():
     rng = np.random.default_rng(0)
     basis, _ = np.linalg.qr(rng.normal(size=(10, 8)))
     Z = rng.normal(size=(4000, 8)) @ basis.T
-    eng = SklearnEngine(seed=0)
+    eng = SklearnEngine.from_options({"preset": "ensemble", "seed": 0})  # the residual
     eng.fit(Z)
     assert eng.pca_basis.shape[0] == 8
     r = _residual(eng, Z)
@@ -71,7 +71,7 @@ def test_float32_complement_branch_matches_float64():
     n, d = 6000, 60
     basis, _ = np.linalg.qr(rng.normal(size=(d, 40)))
     Z = rng.normal(size=(n, 40)) @ basis.T + 0.3 * rng.normal(size=(n, d))
-    eng = SklearnEngine(seed=0)
+    eng = SklearnEngine.from_options({"preset": "ensemble", "seed": 0})  # the residual
     eng.fit(Z)
     k = eng.pca_basis.shape[0]
     assert 2 * k > d

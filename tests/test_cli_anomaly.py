@@ -198,3 +198,19 @@ def test_scores_out_with_an_unknown_extension_is_exit_2(tmp_path, capsys):
     data.write_text(json.dumps([{"x": i} for i in range(20)]))
     code = main(["anomaly", "score", "--data", str(data), "--scores-out", str(tmp_path / "s.xls")])
     assert code == 2 and "--scores-out" in capsys.readouterr().err
+
+
+def test_preset_chooses_the_engine_and_is_saved_with_the_model(tmp_path):
+    from pipewarden.anomaly.synth import records as synth
+    from pipewarden.cli import main
+
+    recs, _ = synth(300, anomaly_share=0.0, seed=4)
+    data = tmp_path / "history.json"
+    data.write_text(json.dumps(recs))
+    for preset, scale, residual in (("ensemble", "robust", 0.5), (None, "data", 0.0)):
+        out = tmp_path / f"model-{preset}"
+        args = ["anomaly", "train", "--data", str(data), "--out", str(out)]
+        assert main(args + (["--preset", preset] if preset else [])) == 0
+        params = json.loads((out / "model.json").read_text())["engine"]["params"]
+        assert params["forest_scale"] == scale and params["weights"]["residual"] == residual
+    assert main(["anomaly", "score", "--data", str(data), "--preset", "fast"]) == 2

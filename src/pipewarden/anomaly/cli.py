@@ -35,6 +35,13 @@ def _engine_options(f):
         "without it a local H2O is started and shut down).",
     )(f)
     f = click.option(
+        "--preset",
+        type=click.Choice(["forest", "ensemble"]),
+        default=None,
+        help="sklearn engine: forest (default: scikit-learn's forest ranking, broken values "
+        "first) or ensemble (also broken correlations; docs/anomaly.md).",
+    )(f)
+    f = click.option(
         "--engine", type=click.Choice(["sklearn", "h2o"]), default=None, help="Default: sklearn."
     )(f)
     f = click.option(
@@ -109,6 +116,7 @@ def _config(
     h2o_url=None,
     h2o_algorithm=None,
     region=None,
+    preset=None,
 ):
     from . import detector
 
@@ -135,6 +143,8 @@ def _config(
         if h2o_algorithm:
             h["algorithm"] = H2O_ALGOS[h2o_algorithm]
         options["h2o"] = h
+    if preset:
+        options["sklearn"] = {**(options.get("sklearn") or {}), "preset": preset}
     cfg = detector.parse_config(options, key=key)
     return cfg, target
 
@@ -241,6 +251,7 @@ def score_cmd(
     exclude,
     region,
     engine,
+    preset,
     h2o_url,
     h2o_algorithm,
     fmt,
@@ -249,7 +260,16 @@ def score_cmd(
     from . import detector
 
     cfg, target = _config(
-        config_path, threshold, model, engine, include, exclude, h2o_url, h2o_algorithm, region
+        config_path,
+        threshold,
+        model,
+        engine,
+        include,
+        exclude,
+        h2o_url,
+        h2o_algorithm,
+        region,
+        preset,
     )
     with _h2o_session(cfg):
         doc = detector.score(
@@ -274,13 +294,13 @@ def score_cmd(
 @_engine_options
 @format_option
 def train_cmd(
-    data, out, config_path, include, exclude, region, engine, h2o_url, h2o_algorithm, fmt
+    data, out, config_path, include, exclude, region, engine, preset, h2o_url, h2o_algorithm, fmt
 ):
     """Fit a model on history and save it; score new batches with `score --model`."""
     from . import detector
 
     cfg, _ = _config(
-        config_path, None, None, engine, include, exclude, h2o_url, h2o_algorithm, region
+        config_path, None, None, engine, include, exclude, h2o_url, h2o_algorithm, region, preset
     )
     cfg.model = None
     with _h2o_session(cfg):

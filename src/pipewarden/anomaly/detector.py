@@ -25,6 +25,8 @@ from . import DEFAULT_STORE
 from .breaker import KEY as BREAKER_KEY
 from .breaker import RELEASE, Breaker, BreakerConfig
 from .calibrate import share_above
+from .encode import Encoder
+from .engines import make_engine
 from .learn import LearnConfig
 from .model import Model, NoFeatures
 from .monitors import KIND, MonitorConfig, batch_metrics, evaluate
@@ -188,8 +190,18 @@ def score_rows(
         )
         return out
     try:
-        if fitted:
-            model = fit_model(records, cfg)
+        seen: dict[str, Any] = {}
+        if fitted:  # encoded and scaled once, the reference's rows scored once
+            encoder = Encoder.fit(
+                records, include=cfg.include, exclude=cfg.exclude, region=cfg.region
+            )
+            out["features"], out["excluded"] = encoder.names, encoder.excluded
+            if not encoder.features:
+                raise NoFeatures(encoder.excluded)
+            X = encoder.transform(records, seen)
+            model, scores, Z = Model.fit_score(
+                X, encoder, make_engine(cfg.engine, cfg.engine_options)
+            )
         elif own:
             model = batch_model
         assert model is not None
@@ -198,7 +210,7 @@ def score_rows(
         if not model.encoder.features:
             raise NoFeatures(model.encoder.excluded)
         columns = list(dict.fromkeys(f.column for f in model.encoder.features))
-        if not any(c in r for r in records for c in columns):
+        if not fitted and not any(c in r for r in records for c in columns):
             out.update(
                 status="no_features",
                 absent=columns,
@@ -208,8 +220,8 @@ def score_rows(
                 ),
             )
             return out
-        seen: dict[str, Any] = {}
-        scores, Z = model.score(records, seen)
+        if not fitted:
+            scores, Z = model.score(records, seen)
         out["absent"], out["not_numeric"] = seen["absent"], seen["not_numeric"]
         if not own:
             from .learn import unknown_columns

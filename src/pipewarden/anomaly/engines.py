@@ -4,24 +4,30 @@ Every engine reads the same input, the robust z-score matrix of the encoded feat
 (:mod:`pipewarden.anomaly.robust`), so scaling and encoding never differ between engines, and
 every engine's raw scores go through the same calibration (:mod:`pipewarden.anomaly.calibrate`).
 
-- ``sklearn`` (default, embedded, no JVM): two components, each put on a common scale by its
-  median and 90th percentile on the reference (``(x - median) / (q90 - median)``), weighted
-  and combined by a smooth maximum (``log sum exp``), then calibrated as a whole:
+- ``sklearn`` (default, embedded, no JVM), engine version 6, two presets:
 
-  - *forest* (weight 1): a 100-tree scikit-learn Isolation Forest on the z-scores capped at
-    +-5 (the cap keeps nearly constant columns, a pixel blank in 99% of rows, from dominating
-    every split with enormous z-scores);
-  - *residual* (weight 0.5): the distance of the row from the principal subspace that holds
-    95% of the reference's variance (scikit-learn's PCA on the capped z-scores): rows whose
-    values are each ordinary but whose combination breaks the correlations, which
-    axis-parallel trees miss.
+  - ``forest`` (the default): a 100-tree scikit-learn Isolation Forest on each column's own
+    scale (the robust z-score times its side's scale over the mean of both sides: one affine
+    map per column, under which a forest's splits do not change, so the forest ranks rows as
+    scikit-learn's forest on the encoded columns does), plus a bonus for a row whose most
+    extreme value lies beyond RANGE_FACTOR times the reference's range of that column (the
+    log of how far): a forest cannot tell a value just beyond its training range from one a
+    million times beyond it. The range is each column's second largest |z| in the reference,
+    so a lone broken value in a batch fitted on itself still ranks first; no other row of that
+    batch gets a bonus.
+  - ``ensemble`` (versions 4 and 5's default): the forest on the z-scores capped at +-5 and the
+    distance of the row from the principal subspace holding 95% of the reference's variance
+    (scikit-learn's PCA), each scaled by its median and 90th percentile on the reference
+    (``(x - median) / (q90 - median)``), weighted 1 and 0.5 and combined by a smooth maximum
+    (``log sum exp``), plus a bonus beyond 20 robust SDs. It ranks rows whose values are each
+    ordinary but whose combination breaks the columns' correlations, which axis-parallel
+    trees miss, and isolated spikes in one of many columns; it is also below scikit-learn's
+    forest on real labelled sets nobody tuned it on (``bench/anomaly``).
 
-  Chosen on the development group of real data sets of the benchmark and checked on its
-  held-out group (``bench/anomaly``). Two more components are options (``sklearn.weights``),
-  off by default: *distance* (the distance to the nearest mode of a Gaussian mixture, missing
-  values marginalised out) and *subspace* (the length of the projection on the components
-  holding the first 30% of the variance). The previous default (engine version 3) was forest
-  1 (50 trees) + distance 0.5 + subspace 1.
+  Two more components are options (``sklearn.weights``), off in both presets: *distance* (the
+  distance to the nearest mode of a Gaussian mixture, missing values marginalised out) and
+  *subspace* (the length of the projection on the components holding the first 30% of the
+  variance). Engine version 3's default was forest 1 (50 trees) + distance 0.5 + subspace 1.
 - ``h2o``: H2O's Isolation Forest or Extended Isolation Forest (:mod:`.h2o_engine`).
 """
 
@@ -34,6 +40,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from .robust import MixtureDistance, logsumexp
+
+RANGE_FACTOR = 4.0  # the range bonus and Model.beyond_range: this many times the reference's |z|
 
 ENGINES = ("sklearn", "h2o")
 MAX_FIT_ROWS = 100_000  # rows the robust statistics are fitted on
@@ -70,23 +78,46 @@ def one_blas_thread() -> Any:
     return _CONTROLLER[0].limit(limits=1, user_api="blas")
 
 
+def _sample_rows(rows: int, n: int, seed: int) -> np.ndarray:
+    """The rows :func:`_subsample` keeps of an array of ``rows`` rows (more than n)."""
+    return np.random.default_rng(seed).choice(rows, size=n, replace=False)
+
+
 def _subsample(Z: np.ndarray, n: int, seed: int) -> np.ndarray:
     if Z.shape[0] <= n:
         return Z
-    rng = np.random.default_rng(seed)
-    return Z[rng.choice(Z.shape[0], size=n, replace=False)]
+    return Z[_sample_rows(Z.shape[0], n, seed)]
 
 
 class SklearnEngine:
-    """The embedded default engine (see the module docstring)."""
+    """The embedded default engine (see the module docstring). Options given beside a preset
+    override its values; a model saved by version 4 or 5 has no scale or bonus saved and reads
+    back as the ensemble it was trained as."""
 
     name = "sklearn"
-    VERSION = 5
-    READS = (4, 5)  # version 4 saved no forest_clip: its forest read z-scores capped at 5
-    CLIP = 5.0  # |z| cap for the forest, the residual and the principal subspace
+    VERSION = 6
+    READS = (4, 5, 6)  # 4 saved no forest_clip (capped at 5); 4 and 5 no scale or bonus
+    CLIP = 5.0  # |z| cap for the residual and the principal subspace (and the ensemble's forest)
     SUBSPACE_SHARE = 0.3  # variance share the principal subspace covers
     RESIDUAL_SHARE = 0.95  # variance share the residual is measured against
-    WEIGHTS = {"forest": 1.0, "residual": 0.5, "distance": 0.0, "subspace": 0.0}
+    WEIGHTS = {"forest": 1.0, "residual": 0.0, "distance": 0.0, "subspace": 0.0}
+    SCALES = ("data", "robust")
+    BONUSES = ("range", "broken", "none")
+    # the default ("forest") and the engine of versions 4 and 5 ("ensemble"), by name
+    PRESETS: dict[str, dict[str, Any]] = {
+        "forest": {
+            "weights": {"forest": 1.0, "residual": 0.0},
+            "forest_clip": None,
+            "forest_scale": "data",
+            "bonus": "range",
+        },
+        "ensemble": {
+            "weights": {"forest": 1.0, "residual": 0.5},
+            "forest_clip": CLIP,
+            "forest_scale": "robust",
+            "bonus": "broken",
+        },
+    }
 
     def __init__(
         self,
@@ -94,13 +125,30 @@ class SklearnEngine:
         max_samples: int = 256,
         seed: int = 0,
         weights: dict[str, float] | None = None,
-        forest_clip: float | None = CLIP,
+        forest_clip: float | None = None,
+        forest_scale: str = "data",
+        bonus: str = "range",
     ) -> None:
+        from ..errors import InputError
+
         self.n_estimators = n_estimators
         self.forest_clip = self.check_clip(forest_clip)
+        if forest_scale not in self.SCALES:
+            raise InputError(
+                f"{forest_scale!r}: one of {', '.join(self.SCALES)}", key="sklearn.forest_scale"
+            )
+        if bonus not in self.BONUSES:
+            raise InputError(f"{bonus!r}: one of {', '.join(self.BONUSES)}", key="sklearn.bonus")
+        self.forest_scale = forest_scale
+        self.bonus = bonus
         self.max_samples = max_samples
         self.seed = seed
         self.weights = self.check_weights(weights)
+        # set from the reference by the model before fit (use_reference): the ratio of each
+        # feature's upper and lower robust scale to their mean (the data's own scale), and the
+        # largest |robust z| of each feature over the whole reference
+        self.side_scales: np.ndarray | None = None  # (2, d): upper, lower
+        self.zmax: np.ndarray | None = None
         self.forest: Any = None
         self.distance: MixtureDistance | None = None
         self.centre: np.ndarray | None = None
@@ -130,6 +178,37 @@ class SklearnEngine:
             raise InputError("at least one weight must be above 0", key="sklearn.weights")
         return out
 
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> SklearnEngine:
+        """The engine of ``anomaly.sklearn`` options: a preset (``forest``, the default, or
+        ``ensemble``) with any option given beside it over the preset's value."""
+        from ..errors import InputError
+
+        preset = options.get("preset", "forest")
+        if preset not in cls.PRESETS:
+            raise InputError(
+                f"unknown preset {preset!r}; known: {', '.join(cls.PRESETS)}", key="sklearn.preset"
+            )
+        base = cls.PRESETS[preset]
+        weights = {**base["weights"], **(options.get("weights") or {})}
+        return cls(
+            n_estimators=int(options.get("n_estimators", 100)),
+            max_samples=int(options.get("max_samples", 256)),
+            seed=int(options.get("seed", 0)),
+            weights=weights,
+            forest_clip=options.get("forest_clip", base["forest_clip"]),
+            forest_scale=options.get("forest_scale", base["forest_scale"]),
+            bonus=options.get("bonus", base["bonus"]),
+        )
+
+    def use_reference(self, left: np.ndarray, right: np.ndarray, zmax: np.ndarray) -> None:
+        """What the engine learns from the scaler and the whole reference, before :meth:`fit`:
+        the robust scales (to put the forest's input back on the data's own scale) and, per
+        feature, the second largest |z| of the reference (the ``range`` bonus)."""
+        mean = np.maximum((left + right) / 2.0, 1e-300)
+        self.side_scales = np.vstack([right / mean, left / mean])
+        self.zmax = np.asarray(zmax, dtype=float)
+
     @staticmethod
     def check_clip(value: Any) -> float | None:
         from ..errors import InputError
@@ -140,45 +219,81 @@ class SklearnEngine:
             raise InputError("a number > 0, or null for no cap", key="sklearn.forest_clip")
         return float(value)
 
-    def _inputs(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    def _inputs(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """What the components read, in few passes over Z (a batch of 100,000 x 200 is 160 MB):
-        the largest |z| of each row (for the bonus), the forest's input and the z-scores
-        capped at CLIP, both float32 (what scikit-learn's trees convert their input to anyway;
-        the residual's products in float32 cost a third of float64's, and the scores differ in
-        the seventh digit). With the default cap the forest reads the capped array itself. A
-        missing value reads as the median (0)."""
+        each row's excess for the bonus, the forest's input and the z-scores capped at CLIP (for
+        the residual and the subspace; None when neither is on), float32 (what scikit-learn's
+        trees convert their input to anyway; the residual's products in float32 cost a third
+        of float64's, and the scores differ in the seventh digit). A missing value reads as the
+        median (0).
+
+        The forest reads each feature on the data's own scale (``forest_scale: data``): the
+        robust z-score times the side's scale over the mean of both sides, ``(x - median) /
+        mean scale``, one affine map per column; an Isolation Forest's splits do not change
+        under such a map, so the forest ranks rows as scikit-learn's forest on the encoded
+        columns does. ``robust`` reads the z-scores themselves, whose left and right scales
+        differ (the ensemble's forest, capped at ``forest_clip``)."""
         C = np.empty(Z.shape, dtype=np.float32)
         C[...] = Z
         np.nan_to_num(C, copy=False)
-        top = (
-            np.maximum(C.max(axis=1), -C.min(axis=1)).astype(float)
-            if C.shape[1]
-            else np.zeros(len(C))
-        )
-        cap, forest = self.forest_clip, None
-        if self.weights["forest"] > 0 and cap != self.CLIP:
-            forest = C.copy() if cap is None else np.clip(C, -cap, cap)
+        top = self._excess(C)
+        w, cap, forest = self.weights, self.forest_clip, None
+        needs_capped = w["residual"] > 0 or w["subspace"] > 0
+        if w["forest"] > 0:
+            if self.forest_scale == "data" and self.side_scales is not None:
+                up, low = self.side_scales.astype(np.float32)
+                forest = C * up
+                np.multiply(C, low, out=forest, where=C < 0)
+                if cap is not None:
+                    np.clip(forest, -cap, cap, out=forest)
+            elif cap != self.CLIP or not needs_capped:
+                forest = C.copy() if cap is None else np.clip(C, -cap, cap)
+        if not needs_capped:
+            return top, forest, None
         np.clip(C, -self.CLIP, self.CLIP, out=C)
-        if self.weights["forest"] > 0 and forest is None:
+        if w["forest"] > 0 and forest is None:
             forest = C
         return top, forest, C
+
+    def _excess(self, C: np.ndarray) -> np.ndarray:
+        """Per row, how far its most extreme value lies beyond where the bonus starts (<= 0:
+        no bonus): BROKEN robust SDs (``broken``), or RANGE_FACTOR times the reference's own
+        range of that feature (``range``; :meth:`Model.beyond_range` has the same factor). The
+        range is the feature's second largest |z| in the reference, so a batch scored against
+        itself ranks as the forest alone does unless one of its values lies four times beyond
+        all the others: a value off by a factor of a million in a self-fitted batch still ranks
+        first."""
+        if not C.shape[1] or self.bonus == "none":
+            return np.zeros(len(C))
+        if self.bonus == "range" and self.zmax is not None and self.zmax.shape == (C.shape[1],):
+            limit = (RANGE_FACTOR * np.maximum(self.zmax, 1.0)).astype(np.float32)
+            # the columns with a value beyond the limit (usually none: two reductions)
+            cols = np.flatnonzero((C.max(axis=0) > limit) | (-C.min(axis=0) > limit))
+            if not cols.size:
+                return np.full(len(C), -1.0)
+            return (np.abs(C[:, cols]) - limit[cols]).max(axis=1).astype(float)
+        top = np.maximum(C.max(axis=1), -C.min(axis=1)).astype(float)
+        return top - self.BROKEN
 
     def _components(self, Z: np.ndarray) -> dict[str, np.ndarray]:
         return self._parts(Z)[0]
 
-    def _parts(self, Z: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        top, F, C = self._inputs(Z)
+    def _parts(
+        self, Z: np.ndarray, inputs: tuple | None = None
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        top, F, C = self._inputs(Z) if inputs is None else inputs
         out: dict[str, np.ndarray] = {}
         w = self.weights
         if w["forest"] > 0:
             out["forest"] = -self.forest.score_samples(F)
         if w["residual"] > 0:
+            assert C is not None
             out["residual"] = self._residual(C, np.isnan(Z))
         if w["distance"] > 0:
             assert self.distance is not None
             out["distance"] = self.distance.score(Z)
         if w["subspace"] > 0:
-            assert self.centre is not None and self.basis is not None
+            assert self.centre is not None and self.basis is not None and C is not None
             P = (C - self.centre) @ self.basis.T
             out["subspace"] = np.sqrt(np.einsum("ij,ij->i", P, P))
         return out, top
@@ -244,24 +359,58 @@ class SklearnEngine:
         return logsumexp(P, axis=0)
 
     def fit(self, Z: np.ndarray) -> np.ndarray:
+        ref = _subsample(Z, MAX_REF_ROWS, self.seed + 1)
+        inputs = self._fit_components(Z, ref)
+        with one_blas_thread():
+            parts, top = self._parts(ref, inputs)
+        self._set_norms(parts)
+        return self._combine(parts) + self._beyond_cap(top)
+
+    def fit_score(self, Z: np.ndarray, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Fit on the rows ``rows`` of Z (all of them when None) and score every row of Z in
+        one pass: what :meth:`fit` then :meth:`raw_scores` of Z give, without scoring the
+        reference twice. Returns the raw scores of Z and those of the reference."""
+        sample = Z if rows is None else Z[rows]
+        ref = sample
+        if sample.shape[0] > MAX_REF_ROWS:  # as fit would: its own subsample of the reference
+            pick = _sample_rows(sample.shape[0], MAX_REF_ROWS, self.seed + 1)
+            rows = pick if rows is None else rows[pick]
+            ref = Z[rows]
+        self._fit_components(sample, ref)
+        with one_blas_thread():
+            parts, top = self._parts(Z)
+        self._set_norms(parts if rows is None else {k: v[rows] for k, v in parts.items()})
+        raw = self._combine(parts) + self._beyond_cap(top)
+        return raw, raw if rows is None else raw[rows]
+
+    def _set_norms(self, parts: dict[str, np.ndarray]) -> None:
+        self.norms = {}
+        for key, x in parts.items():
+            median, q90 = (float(v) for v in np.quantile(x, [0.5, 0.9]))
+            self.norms[key] = (median, max(q90 - median, abs(median) * 1e-6, 1e-9))
+
+    def _fit_components(self, Z: np.ndarray, ref: np.ndarray) -> tuple:
+        """Fit every component on the reference ``ref`` (the mixture on Z); returns the
+        reference's inputs."""
         from sklearn.decomposition import PCA
         from sklearn.ensemble import IsolationForest
 
-        ref = _subsample(Z, MAX_REF_ROWS, self.seed + 1)
-        _, F, C32 = self._inputs(ref)
-        C = C32.astype(float)  # the subspaces are fitted in float64
+        inputs = self._inputs(ref)
+        _, F, C32 = inputs
+        C = None if C32 is None else C32.astype(float)  # the subspaces are fitted in float64
         self._f32 = {}
-        self.n_features = int(C.shape[1])
+        self.n_features = int(ref.shape[1])
         w = self.weights
         # BLAS threads do not pay on these sizes, and cost a lot on a loaded machine
         with one_blas_thread():
             if w["forest"] > 0:
                 self.forest = IsolationForest(
                     n_estimators=self.n_estimators,
-                    max_samples=min(self.max_samples, C.shape[0]),
+                    max_samples=min(self.max_samples, ref.shape[0]),
                     random_state=self.seed,
                 ).fit(F)
             if w["residual"] > 0:
+                assert C is not None
                 if C.shape[0] > C.shape[1] and np.ptp(C, axis=0).any():
                     pca = PCA(n_components=self.RESIDUAL_SHARE, svd_solver="covariance_eigh").fit(C)
                     self.pca_mean, self.pca_basis = pca.mean_, np.atleast_2d(pca.components_)
@@ -271,6 +420,7 @@ class SklearnEngine:
             if w["distance"] > 0:
                 self.distance = MixtureDistance.fit(Z, self.seed)
             if w["subspace"] > 0:
+                assert C is not None
                 self.centre = np.median(C, axis=0)
                 _, s, vt = np.linalg.svd(C - self.centre, full_matrices=False)
                 var = s**2
@@ -278,12 +428,7 @@ class SklearnEngine:
                 if var.sum() > 0:
                     k = int(np.searchsorted(np.cumsum(var) / var.sum(), self.SUBSPACE_SHARE) + 1)
                 self.basis = vt[: max(1, min(k, vt.shape[0]))]
-            parts, top = self._parts(ref)
-        self.norms = {}
-        for key, x in parts.items():
-            median, q90 = (float(v) for v in np.quantile(x, [0.5, 0.9]))
-            self.norms[key] = (median, max(q90 - median, abs(median) * 1e-6, 1e-9))
-        return self._combine(parts) + self._beyond_cap(top)
+        return inputs
 
     def raw_scores(self, Z: np.ndarray) -> np.ndarray:
         with one_blas_thread():
@@ -292,12 +437,16 @@ class SklearnEngine:
 
     BROKEN = 20.0  # |robust z| beyond which a value is broken rather than rare
 
-    def _beyond_cap(self, top: np.ndarray) -> np.ndarray:
-        """`top`: each row's largest |z|. How far a row's most extreme value lies beyond BROKEN robust SDs (log scale; 0 for
-        the other rows): the capped components cannot tell a value 6 robust SDs out from one
-        a million out, and the second must rank first. Measured on the development sets,
-        a bonus from the cap itself (5) cost 0.006 AUC, from 20 none within the noise."""
-        return np.log1p(np.maximum(top - self.BROKEN, 0.0))
+    def _beyond_cap(self, excess: np.ndarray) -> np.ndarray:
+        """`excess`: each row's from :meth:`_excess`. The log of how far a row's most extreme
+        value lies beyond where the bonus starts (0 for the other rows): a forest cannot tell
+        a value just beyond the values it was grown on from one a million robust SDs beyond
+        them, and the second must rank first. ``range`` starts at RANGE_FACTOR times the
+        reference's own largest |z| of the feature (and at least BROKEN), so no reference row
+        gets it; ``broken`` (the ensemble's) at BROKEN for every feature: measured on the
+        development sets, a bonus from the cap itself (5) cost 0.006 AUC, from 20 none within
+        the noise, but it moves the ranking of a batch's own extremes (bench/anomaly)."""
+        return np.log1p(np.maximum(excess, 0.0))
 
     def save(self, directory: Path) -> dict[str, Any]:
         import pickle
@@ -320,6 +469,10 @@ class SklearnEngine:
             "norms": {k: list(v) for k, v in self.norms.items()},
             "weights": self.weights,
             "forest_clip": self.forest_clip,
+            "forest_scale": self.forest_scale,
+            "bonus": self.bonus,
+            "side_scales": None if self.side_scales is None else self.side_scales.tolist(),
+            "zmax": None if self.zmax is None else self.zmax.tolist(),
         }
 
     @classmethod
@@ -331,10 +484,33 @@ class SklearnEngine:
         clip = params.get("forest_clip", cls.CLIP)  # version 4 capped the forest's input at 5
         if clip is not None and not (isinstance(clip, int | float) and clip > 0):
             raise ModelError("model.json: forest_clip is not a number > 0 or null")
+        # versions 4 and 5: the forest on the robust z-scores, the bonus beyond BROKEN
+        scale = params.get("forest_scale", "robust")
+        bonus = params.get("bonus", "broken")
+        if scale not in cls.SCALES or bonus not in cls.BONUSES:
+            raise ModelError("model.json: forest_scale or bonus is not one this engine knows")
         eng = cls(
-            params["n_estimators"], params["max_samples"], params["seed"], params["weights"], clip
+            params["n_estimators"],
+            params["max_samples"],
+            params["seed"],
+            params["weights"],
+            clip,
+            scale,
+            bonus,
         )
         eng.n_features = d = int(params["n_features"])
+        if params.get("side_scales") is not None:
+            a = np.asarray(params["side_scales"], dtype=float)
+            if a.shape != (2, d):
+                raise ModelError(f"model.json: side_scales does not match the model's {d} features")
+            eng.side_scales = a
+        if params.get("zmax") is not None:
+            a = np.asarray(params["zmax"], dtype=float)
+            if a.shape != (d,):
+                raise ModelError(f"model.json: zmax does not match the model's {d} features")
+            eng.zmax = a
+        if scale == "data" and eng.side_scales is None:
+            raise ModelError("model.json lacks the forest's scales (side_scales)")
         for key, dims in (("centre", 1), ("basis", 2), ("pca_mean", 1), ("pca_basis", 2)):
             if params.get(key) is None:
                 continue
@@ -454,13 +630,7 @@ def _check_forest(forest: Any, n_features: int) -> None:
 def make_engine(name: str, options: dict[str, Any] | None = None) -> Engine:
     options = dict(options or {})
     if name == "sklearn":
-        return SklearnEngine(
-            n_estimators=int(options.get("n_estimators", 100)),
-            max_samples=int(options.get("max_samples", 256)),
-            seed=int(options.get("seed", 0)),
-            weights=options.get("weights"),
-            **({"forest_clip": options["forest_clip"]} if "forest_clip" in options else {}),
-        )
+        return SklearnEngine.from_options(options)
     if name == "h2o":
         from .h2o_engine import H2OEngine
 

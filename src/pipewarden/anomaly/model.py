@@ -9,6 +9,7 @@ the H2O binary model for ``h2o`` (H2O deserialises it in its JVM: load H2O model
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,8 +23,10 @@ from .encode import Encoder
 from .engines import (
     MAX_FIT_ROWS,
     MAX_REF_ROWS,
+    RANGE_FACTOR,
     Engine,
     ModelError,
+    _sample_rows,
     _subsample,
     load_engine,
     make_engine,
@@ -32,7 +35,6 @@ from .robust import RobustScaler
 
 FORMAT = 1
 EXPLAIN_Z = 3.0
-RANGE_FACTOR = 4.0
 
 
 def _z(scaler: RobustScaler, sided: np.ndarray, X: np.ndarray, keep_nan=False) -> np.ndarray:
@@ -41,6 +43,28 @@ def _z(scaler: RobustScaler, sided: np.ndarray, X: np.ndarray, keep_nan=False) -
         col = Z[:, j]
         (np.maximum if sided[j] > 0 else np.minimum)(col, 0, out=col)
     return Z
+
+
+def _ranges(
+    scaler: RobustScaler, sided: np.ndarray, X: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per feature: the largest |robust z| over all rows of X (how far the reference's own
+    extremes go: ``beyond_range``), and the second largest (the bonus's range: a lone broken
+    value in the reference does not widen the range it is judged by), from the scaler's
+    sample and the largest of all rows (two values of a column outside the sample that lie
+    beyond all of it count as the largest: both are then beyond the rest). 0 for a feature
+    without values."""
+    n, d = X.shape if X.ndim == 2 else (0, 0)
+    if n == 0 or d == 0:
+        return np.zeros(d), np.zeros(d)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a column without values: NaN
+        ends = np.vstack([np.nanmin(X, axis=0), np.nanmax(X, axis=0)])
+    full = np.nan_to_num(np.abs(_z(scaler, sided, ends, keep_nan=True)), nan=0.0).max(axis=0)
+    if scaler.ends is None:
+        return full, full
+    top = np.sort(np.abs(_z(scaler, sided, scaler.ends)), axis=0)
+    return full, np.where(full > top[-1], top[-1], top[-2])
 
 
 @dataclass
@@ -75,22 +99,56 @@ class Model:
         sample = _subsample(X, min(MAX_FIT_ROWS, MAX_REF_ROWS), 1)
         scaler = RobustScaler.fit(sample)
         Z = _z(scaler, encoder.sided, sample, keep_nan=True)  # engines see missing values
+        zmax, trimmed = _ranges(scaler, encoder.sided, X)
+        if hasattr(engine, "use_reference"):
+            engine.use_reference(scaler.left, scaler.right, trimmed)
         ref_raw = engine.fit(Z)
         if ref_raw is None:
             ref_raw = engine.raw_scores(_subsample(Z, MAX_REF_ROWS, 2))
         calibrator = Calibrator.fit(ref_raw)
-        info = {
+        info = cls._info(engine, X, encoder, zmax)
+        return cls(encoder, scaler, engine, calibrator, info)
+
+    @classmethod
+    def fit_score(
+        cls, X: np.ndarray, encoder: Encoder, engine: Engine
+    ) -> tuple[Model, np.ndarray, np.ndarray]:
+        """A model fitted on X, and X's scores and z-scores (as :meth:`score_matrix` gives):
+        the same model and scores as :meth:`fit_matrix` then :meth:`score_matrix` of X, with
+        X scaled once and the reference's rows scored once (a batch ranked against itself)."""
+        n = min(MAX_FIT_ROWS, MAX_REF_ROWS)
+        rows = _sample_rows(X.shape[0], n, 1) if X.shape[0] > n else None
+        scaler = RobustScaler.fit(X if rows is None else X[rows])
+        Z = _z(scaler, encoder.sided, X, keep_nan=True)
+        zmax, bonus_range = _ranges(scaler, encoder.sided, X)
+        if hasattr(engine, "use_reference"):
+            engine.use_reference(scaler.left, scaler.right, bonus_range)
+        if hasattr(engine, "fit_score"):
+            raw, ref_raw = engine.fit_score(Z, rows)
+        else:
+            sample = Z if rows is None else Z[rows]
+            ref_raw = engine.fit(sample)
+            if ref_raw is None:
+                ref_raw = engine.raw_scores(_subsample(sample, MAX_REF_ROWS, 2))
+            raw = engine.raw_scores(Z)
+        calibrator = Calibrator.fit(ref_raw)
+        model = cls(encoder, scaler, engine, calibrator, cls._info(engine, X, encoder, zmax))
+        if X.shape[0] == 0:
+            return model, np.zeros(0), np.nan_to_num(Z)
+        return model, calibrator.normalise(raw), np.nan_to_num(Z, copy=False)
+
+    @staticmethod
+    def _info(engine: Engine, X: np.ndarray, encoder: Encoder, zmax: np.ndarray) -> dict:
+        return {
             "engine": engine.name,
             "rows": int(X.shape[0]),
             "features": encoder.names,
             "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            # per feature, the largest |robust z| of the reference: how far its own
-            # extremes go (see beyond_range)
-            "zmax": np.nan_to_num(np.nanmax(np.abs(Z), axis=0), nan=0.0).round(4).tolist()
-            if Z.shape[0]
-            else [],
+            # per feature, the largest |robust z| of every reference row (not only of the
+            # sample the scaler and the engine learn from): how far its own extremes go
+            # (see beyond_range)
+            "zmax": zmax.round(4).tolist() if X.shape[0] else [],
         }
-        return cls(encoder, scaler, engine, calibrator, info)
 
     def z(self, X: np.ndarray, keep_nan: bool = False) -> np.ndarray:
         return _z(self.scaler, self.encoder.sided, X, keep_nan)

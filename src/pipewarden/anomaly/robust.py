@@ -9,7 +9,7 @@ from a constant is loud.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,17 +23,28 @@ class RobustScaler:
     median: np.ndarray
     left: np.ndarray
     right: np.ndarray
+    # the rows it was fitted on: each column's two least and two greatest values (missing
+    # values read as the median); not saved
+    ends: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def fit(cls, X: np.ndarray) -> RobustScaler:
         nan = bool(np.isnan(X).any())
+        ends = None
         if nan:
             q25, med, q75 = np.nanquantile(X, [0.25, 0.5, 0.75], axis=0)
             stdev = np.nanstd
         else:  # one sort: 2.5x quicker than np.quantile's partitions, the same values
-            q25, med, q75 = sorted_quantiles(np.sort(X, axis=0), [0.25, 0.5, 0.75])
+            S = np.sort(X, axis=0)
+            q25, med, q75 = sorted_quantiles(S, [0.25, 0.5, 0.75])
             stdev = np.std
+            n = len(S)
+            ends = S[[0, min(1, n - 1), max(n - 2, 0), n - 1]] if n else None
         med = np.nan_to_num(med)
+        if nan and len(X):
+            n = len(X)
+            at = [0, min(1, n - 1), max(n - 2, 0), n - 1]
+            ends = np.partition(np.where(np.isnan(X), med, X), sorted(set(at)), axis=0)[at]
         with np.errstate(over="ignore", invalid="ignore"):  # values near 1e308: std is inf
             std = np.nan_to_num(stdev(X, axis=0))
         floor = np.maximum(np.abs(med) * 1e-6, 1e-9)
@@ -50,12 +61,14 @@ class RobustScaler:
                 side[bad] = fallback[bad]
         left = np.maximum(left, floor)
         right = np.maximum(right, floor)
-        return cls(med, left, right)
+        return cls(med, left, right, ends)
 
     def z(self, X: np.ndarray, keep_nan: bool = False) -> np.ndarray:
         """Robust z-scores; a missing value (NaN) becomes 0, the median, unless `keep_nan`."""
         d = np.subtract(X, self.median, dtype=float)
-        np.divide(d, np.where(d >= 0, self.right, self.left), out=d)
+        low = d < 0  # one mask instead of an array of scales as large as X
+        np.divide(d, self.right, out=d)
+        np.multiply(d, self.right / self.left, out=d, where=low)
         np.clip(d, -Z_CLIP, Z_CLIP, out=d)
         if not keep_nan and np.isnan(d).any():
             np.nan_to_num(d, copy=False, nan=0.0)
