@@ -721,6 +721,7 @@ def load_file(
     from .phases import Phases
     from .schema import Contract, Inferrer, plan
     from .schema import history as schema_history
+    from .spool import ChunkSpool
 
     dataset, src = cfg["dataset"], cfg["source"]
     phases = Phases()
@@ -782,16 +783,30 @@ def load_file(
     disposition = cfg.get("write_disposition", "append")
     key_index = KeyIndex(pk) if pk else None
     n_read = padded = 0
-    for chunk in phases.reading(chunks()):  # pass 1: the whole batch, every row
-        with phases.timing("infer", len(chunk)):
-            inferrer.update(chunk)
-            if key_index is not None:
-                key_index.update(chunk)
-        n_read += len(chunk)
-        padded += chunk.meta.get("rows_padded", 0)
-        if progress:
-            progress.update(task, advance=len(chunk), phases=phases.line())
-        del chunk  # pass 1 keeps no chunk while the next is read, nor after the last
+    raw_landing = cfg["store"].get("raw_landing", True)
+    # pass 1 keeps its chunks' columns and lines for pass 2 where they round-trip exactly
+    # (spool.py): JSON Lines with the raw landing and no step; else pass 2 reads the file again
+    spool = ChunkSpool() if read is None and raw_landing and not steps else None
+    try:
+        for chunk in phases.reading(chunks(lines=spool is not None)):  # pass 1: every row
+            with phases.timing("infer", len(chunk)):
+                inferrer.update(chunk)
+                if key_index is not None:
+                    key_index.update(chunk)
+            if spool is not None and spool.usable:
+                with phases.timing("read", 0):
+                    spool.add(chunk)
+            n_read += len(chunk)
+            padded += chunk.meta.get("rows_padded", 0)
+            if progress:
+                progress.update(task, advance=len(chunk), phases=phases.line())
+            del chunk  # pass 1 keeps no chunk while the next is read, nor after the last
+    except BaseException:
+        if spool is not None:
+            spool.close()
+        raise
+    if spool is not None and not spool.usable:
+        spool = None
     entry["rows_read"] = n_read  # 0 for "[]" or a bare CSV header: a day without new rows
     if padded:
         entry["rows_padded"] = padded  # CSV rows that left trailing fields off
@@ -833,7 +848,6 @@ def load_file(
             cols = list(p.schema.columns.values())
             idents = [c.ident or c.name for c in cols]
             types = [c.type for c in cols]
-            raw_landing = cfg["store"].get("raw_landing", True)
             key_idents = _key_idents(pk, p.schema)
             entry["write_disposition"] = disposition
             if idents and disposition == "merge" and key_idents:
@@ -850,11 +864,12 @@ def load_file(
             loaded = quarantined = seen = imputed = updated = 0
             # pass 2: check and write chunk by chunk; a batch of no rows is still one call of
             # every step (the volume monitor sees it)
-            pass2 = (
-                chunks(lines=raw_landing)
-                if n_read
-                else [Batch([], label, 0, batch_id, src["format"])]
-            )
+            if not n_read:
+                pass2: Any = [Batch([], label, 0, batch_id, src["format"])]
+            elif spool is not None:
+                pass2 = spool.batches(batch_id)
+            else:
+                pass2 = chunks(lines=raw_landing)
             for k, chunk in enumerate(phases.reading(pass2)):
                 outcome, reports = _check(
                     chunk, p, steps, ctx_args, (pk, superseded), phases=phases
@@ -999,6 +1014,8 @@ def load_file(
         phases.add("write", time.perf_counter() - t_commit, 0)
         entry["phases"] = phases.report()
     finally:
+        if spool is not None:
+            spool.close()
         if progress:
             progress.remove_task(task)
     return entry

@@ -1,0 +1,174 @@
+"""The chunks of a batch kept on disk between the run's two passes, so the source is parsed once.
+
+Pass 1 of ``pipewarden run`` parses every chunk and transposes it into columns to infer the
+batch's schema; pass 2 needs the same chunks again to check and write them. Where a chunk's
+records came from JSON Lines by the fast path (each line one object, every value one of
+orjson's types: dict, list, str, int, float, bool, None) and every record has the same keys
+in the same order, pass 1 writes the chunk's columns (``marshal``: the same values of the same
+types come back, integers of any size, floats bit for bit, nested objects with their key order)
+and its source lines (an Arrow IPC stream, for the raw landing) to an unnamed temporary file.
+Pass 2 reads them back instead of parsing the file again; its records are made from the
+columns only where one is asked for (a quarantined row's payload, a key check).
+
+Any other chunk (a key missing from some records, keys in another order, a line read by the
+careful parser, CSV, Parquet, a JSON array, a step that prepares rows) gives the spool up: pass
+2 then reads the source again, as without it. The file is unlinked when it is made, so a
+process killed half way leaves nothing behind; it holds one chunk in memory at a time.
+"""
+
+from __future__ import annotations
+
+import gc
+import marshal
+import struct
+import tempfile
+from collections.abc import Iterator, Sequence
+from functools import partial
+from typing import Any
+
+from .batch import _FREEZERS, COLLECT_EVERY, Batch, no_gc
+
+_HEAD = struct.Struct("<QQ")
+# format 2: no references between objects. Formats 3 and 4 look up every object with more than
+# one reference in a table (the columns share theirs with the records): 0.12-0.2 CPU-s a
+# 100,000-row chunk of bench/run's file to write, against 0.06
+MARSHAL_VERSION = 2
+
+
+class ColumnRows(Sequence):
+    """The records of a chunk whose records all have the same keys in the same order, made
+    from its columns one by one where asked for (``dict`` of the keys and the row's values)."""
+
+    __slots__ = ("_keys", "_values", "_n")
+
+    def __init__(self, keys: tuple[str, ...], values: tuple[Sequence[Any], ...], n: int):
+        self._keys, self._values, self._n = keys, values, n
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self._n))]
+        if not -self._n <= i < self._n:
+            raise IndexError("record index out of range")
+        return dict(zip(self._keys, [c[i] for c in self._values], strict=True))
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return map(dict, map(partial(zip, self._keys), zip(*self._values, strict=True)))
+
+    def __repr__(self) -> str:
+        return f"ColumnRows({self._n} records, keys {list(self._keys)!r})"
+
+
+def _uniform(records: list[dict]) -> tuple[str, ...] | None:
+    """The keys of every record, in order, when all records have the same; else None."""
+    first = tuple(records[0])
+    if not first or not all(map(first.__eq__, map(tuple, records))):
+        return None
+    return first
+
+
+class ChunkSpool:
+    """Chunks written by pass 1 (:meth:`add`), read back by pass 2 (:meth:`batches`)."""
+
+    def __init__(self) -> None:
+        self._file: Any = tempfile.TemporaryFile(prefix="pw-chunks-")  # noqa: SIM115 (closed by close())
+        self.chunks = 0
+        self.rows = 0
+
+    @property
+    def usable(self) -> bool:
+        return self._file is not None
+
+    def give_up(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    close = give_up
+
+    def add(self, batch: Batch) -> bool:
+        """Write ``batch`` (after pass 1 transposed it); False (and the spool given up) when
+        it cannot be kept exactly."""
+        if self._file is None:
+            return False
+        records = batch.records
+        keys = _uniform(records) if batch.lines is not None and records else None
+        cols = batch.columns() if keys is not None else None
+        if cols is None or tuple(cols) != keys:
+            self.give_up()
+            return False
+        try:
+            head = marshal.dumps(
+                (batch.source, batch.offset, batch.fmt, batch.meta, len(records), keys)
+            )
+            body = marshal.dumps(tuple(cols.values()), MARSHAL_VERSION)
+        except ValueError:  # a value marshal does not keep (not one of orjson's types)
+            self.give_up()
+            return False
+        lines = _ipc_bytes(batch.lines)
+        f = self._file
+        f.write(_HEAD.pack(len(head), len(body)))
+        f.write(head)
+        f.write(body)
+        f.write(struct.pack("<Q", len(lines)))
+        f.write(lines)
+        self.chunks += 1
+        self.rows += len(records)
+        return True
+
+    def batches(self, batch_id: str) -> Iterator[Batch]:
+        """The chunks as written, in order, each a :class:`Batch` whose columns are the
+        spooled ones and whose records are :class:`ColumnRows`. Like the reader, a chunk's
+        objects are moved out of the collector's generations while it lives."""
+        f = self._file
+        f.seek(0)
+        froze = False
+        try:
+            for k in range(self.chunks):
+                collecting = gc.isenabled()
+                if collecting and k % COLLECT_EVERY == COLLECT_EVERY - 1:
+                    gc.collect(1)
+                with no_gc():
+                    n_head, n_body = _HEAD.unpack(f.read(_HEAD.size))
+                    source, offset, fmt, meta, n, keys = marshal.loads(f.read(n_head))
+                    values = marshal.loads(f.read(n_body))
+                    (n_lines,) = struct.unpack("<Q", f.read(8))
+                    lines = _from_ipc(f.read(n_lines))
+                    if collecting:
+                        gc.freeze()
+                if collecting and not froze:
+                    froze = True
+                    _FREEZERS[0] += 1
+                rows = ColumnRows(keys, values, n)
+                batch = Batch(rows, source, offset, batch_id, fmt, meta, lines)  # type: ignore[arg-type]
+                batch._columns = (rows, n, dict(zip(keys, values, strict=True)))
+                del rows, values, lines
+                yield batch
+                del batch
+        finally:
+            if froze:
+                _FREEZERS[0] -= 1
+                if not _FREEZERS[0]:
+                    gc.unfreeze()
+
+
+def _ipc_bytes(lines: Any) -> Any:
+    """``lines`` (an Arrow string array, or a chunked one) as an Arrow IPC stream."""
+    import pyarrow as pa
+
+    parts = lines.chunks if isinstance(lines, pa.ChunkedArray) else [lines]
+    schema = pa.schema([("line", lines.type)])
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, schema) as w:
+        for part in parts:
+            w.write_batch(pa.record_batch([part], schema=schema))
+    return sink.getvalue()
+
+
+def _from_ipc(data: bytes) -> Any:
+    import pyarrow as pa
+
+    parts = [b.column(0) for b in pa.ipc.open_stream(pa.py_buffer(data))]
+    return parts[0] if len(parts) == 1 else pa.chunked_array(parts)

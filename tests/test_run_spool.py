@@ -1,0 +1,184 @@
+"""The run parses a JSON Lines file once: pass 1 keeps each chunk's columns and lines in a
+spool file (spool.py) and pass 2 reads them back. What it loads must be what reading the file
+again loads: the typed table, the raw landing and the quarantine, row for row."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipewarden import batch as batch_mod
+from pipewarden import spool as spool_mod
+from pipewarden.batch import iter_batches
+from pipewarden.run import run_pipeline
+from pipewarden.spool import ChunkSpool, ColumnRows
+
+HOSTILE = 'Robert"); DROP TABLE x;--'
+
+
+def _rows(lo: int, hi: int, late: bool) -> list[dict]:
+    out = []
+    for i in range(lo, hi):
+        r = {
+            "id": i,
+            "n": i * 3,
+            "big": 2**63 + i,  # beyond int64, within orjson's fast path
+            "x": [0.1, -0.0, 1e308, 1.5e-30][i % 4],
+            "ok": i % 3 == 0,
+            "note": None if i % 2 else f"ü {i}",
+            "meta": {"z": i, "a": [1, {"b": None, "c": "é"}], "": True},
+            HOSTILE: f"v{i}",
+            "when": f"2024-01-{1 + i % 28:02d}T10:00:00Z",
+        }
+        if late and i >= hi - 3:  # a type flip at the very end of the file
+            r["n"] = f"text {i}"
+            r["ok"] = "maybe"
+        out.append(r)
+    return out
+
+
+def _write(path: Path, rows: list[dict], crlf: bool = False) -> None:
+    end = "\r\n" if crlf else "\n"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + end for r in rows))
+
+
+def _config(tmp: Path, data: Path, db: str, chunk: int = 7) -> Path:
+    cfg = tmp / f"{db}.yaml"
+    cfg.write_text(
+        f"version: 1\ndataset: ev\nsource:\n  path: {data}\n  chunk_rows: {chunk}\n"
+        f"store:\n  kind: duckdb\n  path: {tmp / db}.duckdb\n"
+        "contract:\n  columns: evolve\n  data_type: quarantine\n"
+    )
+    return cfg
+
+
+def _dump(path: Path) -> dict:
+    import duckdb
+
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return {
+            "typed": con.execute("select * from ev order by id").fetchall(),
+            "raw": con.execute(
+                'select batch_id, "offset", payload from ev__raw order by 1, 2'
+            ).fetchall(),
+            "quarantine": con.execute(
+                'select batch_id, "offset", payload, reason, message, column_path, issues,'
+                " schema_version from ev__quarantine order by 1, 2"
+            ).fetchall(),
+            "schema": con.execute("select version, schema from _pw_schema_history").fetchall(),
+        }
+    finally:
+        con.close()
+
+
+def _count_reads(monkeypatch) -> list[str]:
+    calls: list[str] = []
+
+    def counting(path, *a, **k):
+        calls.append(str(path))
+        return iter_batches(path, *a, **k)
+
+    monkeypatch.setattr(batch_mod, "iter_batches", counting)
+    return calls
+
+
+def _load_twice(tmp: Path, db: str, monkeypatch, files: list[Path]) -> dict:
+    for f in files:
+        rep = run_pipeline(_config(tmp, f, db), fmt="json")
+        assert rep["exit_code"] == 0, rep
+        assert all(b["status"] == "loaded" for b in rep["batches"]), rep
+    return _dump(tmp / f"{db}.duckdb")
+
+
+@pytest.mark.parametrize("crlf", [False, True])
+def test_a_file_is_parsed_once_and_loads_what_reading_it_again_loads(tmp_path, monkeypatch, crlf):
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    _write(first, _rows(0, 20, late=False), crlf)  # the table: n bigint, ok boolean
+    _write(second, _rows(20, 60, late=True), crlf)  # rows that do not fit, in the last chunk
+    calls = _count_reads(monkeypatch)
+    spooled = _load_twice(tmp_path, "spooled", monkeypatch, [first, second])
+    assert calls == [str(first), str(second)]  # each file read once
+    assert spooled["quarantine"] and all(q[3] == "type_mismatch" for q in spooled["quarantine"])
+
+    monkeypatch.setattr(ChunkSpool, "add", lambda self, b: self.give_up())  # no spool
+    calls.clear()
+    reread = _load_twice(tmp_path, "reread", monkeypatch, [first, second])
+    assert calls == [str(first), str(first), str(second), str(second)]
+    assert spooled == reread
+    assert len(spooled["typed"]) == 57 and len(spooled["raw"]) == 57
+    assert len(spooled["quarantine"]) == 3
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        "key_in_last_row",  # some records lack a key: the spool would lose absent from null
+        "keys_reordered",  # a record's keys in another order: its payload keeps its order
+        "big_int",  # beyond 64 bits: the careful parser, no lines kept
+    ],
+)
+def test_a_chunk_the_spool_cannot_keep_exactly_is_read_again(tmp_path, monkeypatch, odd):
+    rows = _rows(0, 30, late=False)
+    if odd == "key_in_last_row":
+        rows[-1]["late_key"] = 1
+    elif odd == "keys_reordered":
+        rows[-1] = dict(reversed(list(rows[-1].items())))
+        rows[-1]["n"] = "held"  # quarantined when the table has n bigint: its payload shows
+    else:
+        rows[-1]["big"] = 2**70
+    data = tmp_path / "d.jsonl"
+    seed = tmp_path / "s.jsonl"
+    _write(seed, _rows(100, 110, late=False))
+    _write(data, rows)
+    given_up = []
+    real = ChunkSpool.give_up
+    monkeypatch.setattr(ChunkSpool, "give_up", lambda self: given_up.append(1) or real(self))
+    calls = _count_reads(monkeypatch)
+    got = _load_twice(tmp_path, "w", monkeypatch, [seed, data])
+    assert calls.count(str(data)) == 2 and given_up
+    if odd == "key_in_last_row":
+        by_id = {r[0]: r for r in got["typed"]}
+        assert by_id[29][-1] == 1 and by_id[0][-1] is None and by_id[100][-1] is None
+    elif odd == "keys_reordered":
+        (q,) = got["quarantine"]
+        assert list(json.loads(q[2])) == list(reversed(list(_rows(0, 1, False)[0])))
+    else:
+        payload = next(p for _, o, p in got["raw"] if o == 29)
+        assert json.loads(payload)["big"] == 2**70
+
+
+def test_column_rows_are_the_records():
+    path = Path(__file__).parent / "_spool_rows.jsonl"
+    try:
+        _write(path, _rows(0, 9, late=False))
+        (b,) = iter_batches(path, chunk_rows=100, identify=False)
+        cols = b.columns()
+        rows = ColumnRows(tuple(cols), tuple(cols.values()), len(b))
+        assert list(rows) == b.records and len(rows) == 9
+        assert rows[0] == b.records[0] and rows[-1] == b.records[-1]
+        assert list(rows[-1]) == list(b.records[-1])  # the keys' order
+        assert rows[2:5] == b.records[2:5]
+        with pytest.raises(IndexError):
+            rows[9]
+    finally:
+        path.unlink()
+
+
+def test_a_failed_pass_one_leaves_no_spool_open(tmp_path, monkeypatch):
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"a": 1}\n{"a": 2}\n{"a": \n')
+    made: list[ChunkSpool] = []
+    real = ChunkSpool.__init__
+
+    def init(self):
+        real(self)
+        made.append(self)
+
+    monkeypatch.setattr(ChunkSpool, "__init__", init)
+    rep = run_pipeline(_config(tmp_path, data, "w", chunk=1), fmt="json")
+    assert rep["exit_code"] == 2
+    assert made and all(not s.usable for s in made)
+    assert spool_mod.ChunkSpool is ChunkSpool
