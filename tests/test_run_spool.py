@@ -182,3 +182,32 @@ def test_a_failed_pass_one_leaves_no_spool_open(tmp_path, monkeypatch):
     assert rep["exit_code"] == 2
     assert made and all(not s.usable for s in made)
     assert spool_mod.ChunkSpool is ChunkSpool
+
+
+def test_a_primary_key_is_checked_on_the_spooled_columns(tmp_path, monkeypatch):
+    """Duplicate and null keys are found as when the file is read again, and the key check
+    makes no record from the spooled columns (only held rows are made, for their payloads)."""
+    rows = _rows(0, 30, late=False)
+    for r in rows:
+        r["k"] = r["id"] % 11 if r["id"] != 17 else None  # repeats, and one null key
+    data = tmp_path / "d.jsonl"
+    _write(data, rows)
+    made = []
+    real_get = ColumnRows.__getitem__
+    monkeypatch.setattr(ColumnRows, "__getitem__", lambda s, i: made.append(i) or real_get(s, i))
+    monkeypatch.setattr(ColumnRows, "__iter__", lambda s: pytest.fail("records made"))
+
+    def load(db: str) -> dict:
+        cfg = _config(tmp_path, data, db)
+        cfg.write_text(cfg.read_text() + "primary_key: [k]\n")
+        rep = run_pipeline(cfg, fmt="json")
+        assert rep["exit_code"] == 0, rep
+        return {**_dump(tmp_path / f"{db}.duckdb"), "keys": rep["batches"][0]["keys"]}
+
+    calls = _count_reads(monkeypatch)
+    spooled = load("spooled")
+    assert calls == [str(data)]
+    assert spooled["keys"] == {"primary_key": ["k"], "duplicate_key": 18, "null_key": 1}
+    assert len(made) <= 3 * len(spooled["quarantine"]) < 3 * len(rows)  # held rows only
+    monkeypatch.setattr(ChunkSpool, "add", lambda self, b: self.give_up())
+    assert load("reread") == spooled

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -53,10 +54,20 @@ def normalise_key(value: Any) -> str | None:
     return str(value)
 
 
-def row_keys(records: Sequence[dict], columns: Sequence[str]) -> list[tuple | None]:
-    """Each record's key as a tuple of texts, or None when a key column has no value."""
+def row_keys(records: Sequence[dict] | Batch, columns: Sequence[str]) -> list[tuple | None]:
+    """Each record's key as a tuple of texts, or None when a key column has no value. A
+    :class:`Batch` is read by its columns (``Batch.columns()``, None where a record lacks the
+    key) unless a step derived keys: no record is looked at, so a chunk pass 2 read from the
+    spool makes none."""
+    if isinstance(batch := records, Batch) and not batch.meta.get("derived"):
+        # (keys a step derived are added to the records in place: columns made before are stale)
+        if not len(batch):
+            return []
+        cols, n = batch.columns(), len(batch)
+        parts = [map(normalise_key, cols[c]) if c in cols else repeat(None, n) for c in columns]
+        return [None if None in key else key for key in zip(*parts, strict=True)]
     out: list[tuple | None] = []
-    for r in records:
+    for r in records.records if isinstance(records, Batch) else records:
         key = tuple(normalise_key(r.get(c)) for c in columns)
         out.append(None if None in key else key)
     return out
@@ -75,7 +86,7 @@ class KeyIndex:
 
     def update(self, batch: Batch | Sequence[dict]) -> KeyIndex:
         records = batch.records if isinstance(batch, Batch) else batch
-        keys = row_keys(records, self.columns)
+        keys = row_keys(batch, self.columns)
         hashes = [hash(k) for k in keys if k is not None]
         offsets = [self.rows + i for i, k in enumerate(keys) if k is not None]
         self.null_keys += len(keys) - len(hashes)
@@ -125,7 +136,7 @@ def key_verdict(
     verdict = Verdict("keys")
     superseded = superseded or {}
     names = ", ".join(columns)
-    for i, key in enumerate(row_keys(batch.records, columns)):
+    for i, key in enumerate(row_keys(batch, columns)):
         if key is None:
             missing = [c for c in columns if batch.records[i].get(c) is None]
             verdict.issues.append(
