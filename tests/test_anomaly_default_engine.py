@@ -120,3 +120,27 @@ def test_fit_score_gives_what_fit_then_score_gives():
         assert np.allclose(scores, s2, rtol=0, atol=1e-9) and np.array_equal(Z, Z2)
         assert model.info["zmax"] == again.info["zmax"]
         assert np.allclose(model.score_matrix(X)[0], scores, rtol=0, atol=1e-9)
+
+
+def test_fit_score_on_awkward_matrices_matches_and_stays_in_0_1():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from hypothesis.extra.numpy import arrays
+
+    values = st.one_of(
+        st.floats(min_value=-1e300, max_value=1e300, allow_nan=False),
+        st.just(np.nan),
+        st.sampled_from([0.0, 1.0, 1e12]),
+    )
+
+    @settings(max_examples=60, deadline=None)
+    @given(arrays(np.float64, st.tuples(st.integers(10, 120), st.integers(1, 4)), elements=values))
+    def check(X):
+        enc = Encoder([Feature(f"f{j}", f"f{j}", "numeric") for j in range(X.shape[1])], {})
+        model, scores, Z = Model.fit_score(X, enc, make_engine("sklearn"))
+        assert np.isfinite(scores).all() and (scores >= 0).all() and (scores <= 1).all()
+        again, _ = Model.fit_matrix(X, enc, make_engine("sklearn")).score_matrix(X)
+        assert np.allclose(scores, again, rtol=0, atol=1e-9)
+        assert np.isfinite(Z).all()
+
+    check()

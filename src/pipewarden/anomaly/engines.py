@@ -205,8 +205,11 @@ class SklearnEngine:
         """What the engine learns from the scaler and the whole reference, before :meth:`fit`:
         the robust scales (to put the forest's input back on the data's own scale) and, per
         feature, the second largest |z| of the reference (the ``range`` bonus)."""
-        mean = np.maximum((left + right) / 2.0, 1e-300)
-        self.side_scales = np.vstack([right / mean, left / mean])
+        with np.errstate(over="ignore", invalid="ignore"):  # scales near the float limit
+            mean = np.maximum(left / 2.0 + right / 2.0, 1e-300)
+            ratios = np.vstack([right / mean, left / mean])
+        # where a ratio is not a number (an infinite scale) the forest reads the z-score itself
+        self.side_scales = np.where(np.isfinite(ratios), ratios, 1.0)
         self.zmax = np.asarray(zmax, dtype=float)
 
     @staticmethod

@@ -9,6 +9,7 @@ from a constant is loud.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +33,9 @@ class RobustScaler:
         nan = bool(np.isnan(X).any())
         ends = None
         if nan:
-            q25, med, q75 = np.nanquantile(X, [0.25, 0.5, 0.75], axis=0)
+            with warnings.catch_warnings():  # a column without values: NaN, then 0 below
+                warnings.simplefilter("ignore", RuntimeWarning)
+                q25, med, q75 = np.nanquantile(X, [0.25, 0.5, 0.75], axis=0)
             stdev = np.nanstd
         else:  # one sort: 2.5x quicker than np.quantile's partitions, the same values
             S = np.sort(X, axis=0)
@@ -45,7 +48,8 @@ class RobustScaler:
             n = len(X)
             at = [0, min(1, n - 1), max(n - 2, 0), n - 1]
             ends = np.partition(np.where(np.isnan(X), med, X), sorted(set(at)), axis=0)[at]
-        with np.errstate(over="ignore", invalid="ignore"):  # values near 1e308: std is inf
+        with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # values near 1e308: std is inf
             std = np.nan_to_num(stdev(X, axis=0))
         floor = np.maximum(np.abs(med) * 1e-6, 1e-9)
         iqr_scale = (q75 - q25) / (2 * Q)
