@@ -211,3 +211,40 @@ def test_a_primary_key_is_checked_on_the_spooled_columns(tmp_path, monkeypatch):
     assert len(made) <= 3 * len(spooled["quarantine"]) < 3 * len(rows)  # held rows only
     monkeypatch.setattr(ChunkSpool, "add", lambda self, b: self.give_up())
     assert load("reread") == spooled
+
+
+@pytest.mark.parametrize("where", ["open", "write"])
+def test_a_full_or_missing_temporary_directory_reads_the_file_again(tmp_path, monkeypatch, where):
+    import errno
+    import tempfile
+
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    _write(first, _rows(0, 20, late=False))
+    _write(second, _rows(20, 60, late=True))
+    expected = _load_twice(tmp_path, "expected", monkeypatch, [first, second])
+
+    class Full:
+        def __init__(self, *a, **k):
+            self.written = 0
+
+        def write(self, data):
+            self.written += 1
+            if self.written > 5:  # the first chunk fits, the second does not
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return len(data)
+
+        def close(self):
+            pass
+
+    if where == "open":
+
+        def no_dir(*a, **k):
+            raise FileNotFoundError(errno.ENOENT, "No usable temporary directory")
+
+        monkeypatch.setattr(tempfile, "TemporaryFile", no_dir)
+    else:
+        monkeypatch.setattr(tempfile, "TemporaryFile", Full)
+    calls = _count_reads(monkeypatch)
+    got = _load_twice(tmp_path, "full", monkeypatch, [first, second])
+    assert calls == [str(first), str(first), str(second), str(second)]  # read again
+    assert got == expected

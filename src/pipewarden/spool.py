@@ -73,9 +73,12 @@ class ChunkSpool:
     """Chunks written by pass 1 (:meth:`add`), read back by pass 2 (:meth:`batches`)."""
 
     def __init__(self) -> None:
-        self._file: Any = tempfile.TemporaryFile(prefix="pw-chunks-")  # noqa: SIM115 (closed by close())
         self.chunks = 0
         self.rows = 0
+        try:  # where tempfile puts files ($TMPDIR, else /tmp); none there: read the file again
+            self._file: Any = tempfile.TemporaryFile(prefix="pw-chunks-")  # noqa: SIM115 (closed by close())
+        except OSError:
+            self._file = None
 
     @property
     def usable(self) -> bool:
@@ -109,11 +112,15 @@ class ChunkSpool:
             return False
         lines = _ipc_bytes(batch.lines)
         f = self._file
-        f.write(_HEAD.pack(len(head), len(body)))
-        f.write(head)
-        f.write(body)
-        f.write(struct.pack("<Q", len(lines)))
-        f.write(lines)
+        try:
+            f.write(_HEAD.pack(len(head), len(body)))
+            f.write(head)
+            f.write(body)
+            f.write(struct.pack("<Q", len(lines)))
+            f.write(lines)
+        except OSError:  # the temporary directory is full: pass 2 reads the file again
+            self.give_up()
+            return False
         self.chunks += 1
         self.rows += len(records)
         return True
