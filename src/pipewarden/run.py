@@ -469,7 +469,7 @@ def _typed_rows(
     (with the steps' patches applied, so masked values stay masked). ``raw``: the records as
     they were read, when ``batch`` holds them retyped (a replayed CSV row)."""
     typed, offsets, payloads = [], [], []
-    records, patches, base = batch.records, outcome.patches, batch.offset
+    records, patches, base = batch.records, outcome.row_patches(), batch.offset
     drop = set(batch.meta.get("derived") or ())
     fills = outcome.fills
     for i in outcome.loaded:
@@ -499,27 +499,49 @@ def _typed_columns(batch, outcome, schema) -> tuple[Any, list[int], Any]:
     loaded = outcome.loaded
     everyone = len(loaded) == len(records)
     drop = set(batch.meta.get("derived") or ())
+    masked = outcome.columns
     with no_gc():
-        if batch.lines is not None and not patches and not drop:  # the lines as read
+        if batch.lines is not None and not patches and not masked and not drop:  # as read
             payloads = (
                 batch.lines if everyone else batch.lines.take(pa.array(loaded, type=pa.int64()))
             )
         else:
             rows = records if everyone else [records[i] for i in loaded]
+            if masked:  # each masked column's values in place of the record's
+                rows = list(rows)
+                for key, j, v in _masked_cells(masked, loaded):
+                    rows[j] = {**rows[j], key: v}
             if patches:
                 rows = [
                     {**r, **patches[i]} if i in patches else r
                     for r, i in zip(rows, loaded, strict=True)
                 ]
             payloads = json_array(rows if not drop else [_received(r, drop) for r in rows])
-        columns = _loaded_columns(batch, loaded, patches, fills)
+        columns = _loaded_columns(batch, loaded, patches, fills, masked)
     table = typed_table(columns, list(schema.columns.values()), len(loaded))
     return table, [base + i for i in loaded], payloads
 
 
-def _loaded_columns(batch, loaded: list[int], patches: dict, fills: dict) -> dict[str, Any]:
+def _masked_cells(masked: dict, loaded: list[int]):
+    """(key, position in ``loaded``, masked value) of each loaded row a column mask
+    (``Outcome.columns``) changes."""
+    import numpy as np
+
+    rows = np.asarray(loaded, np.int64)
+    for key, mask in masked.items():
+        hit, pos = mask.at(rows)
+        d = mask.distinct
+        ids = mask.ids[pos[hit]].tolist()
+        for j, i in zip(np.flatnonzero(hit).tolist(), ids, strict=True):
+            yield key, j, d[i]
+
+
+def _loaded_columns(
+    batch, loaded: list[int], patches: dict, fills: dict, masked: dict | None = None
+) -> dict[str, Any]:
     """The chunk's columns (``batch.columns()``) for the rows in ``loaded``, with the steps'
-    patches and then the fills applied: what transposing the patched rows would give."""
+    column masks (``masked``: ``Outcome.columns``), then their patches and then the fills
+    applied: what transposing the patched rows would give."""
     cols = batch.columns()
     m = len(loaded)
     if not m:
@@ -527,6 +549,24 @@ def _loaded_columns(batch, loaded: list[int], patches: dict, fills: dict) -> dic
     if m != len(batch.records):
         get = itemgetter(*loaded)
         cols = {k: get(v) if m > 1 else (v[loaded[0]],) for k, v in cols.items()}
+    if masked:
+        import numpy as np
+
+        cols = dict(cols)
+        rows = np.asarray(loaded, np.int64)
+        for key, mask in masked.items():
+            hit, pos = mask.at(rows)
+            if not hit.any():
+                continue
+            d, ids = mask.distinct, mask.ids[pos[hit]].tolist()
+            if hit.all():  # every loaded row masked: the column is the masked values
+                cols[key] = [d[i] for i in ids]
+                continue
+            col = cols.get(key)
+            col = [None] * m if col is None else list(col)
+            for j, i in zip(np.flatnonzero(hit).tolist(), ids, strict=True):
+                col[j] = d[i]
+            cols[key] = col
     changed = set(patches) | set(fills)
     if not changed:
         return cols
@@ -613,7 +653,7 @@ def _check(
             for r, f in v.fills.items():
                 fills[r] = {**fills.get(r, {}), **f}
         outcome = merge(n, verdicts)
-    if (outcome.patches or outcome.fills) and outcome.decision == "pass":
+    if (outcome.patches or outcome.fills or outcome.columns) and outcome.decision == "pass":
         with phases.timing("check", 0):
             again = _recheck_patched(batch, plan, outcome)
         if again is not None:
@@ -626,33 +666,80 @@ def _recheck_patched(batch, plan, outcome):
     """The sentinel's verdict on the loaded rows as the steps changed them, when a change no
     longer fits the table: a masked phone number is text, and the column may be bigint. The
     contract's data_type mode decides, as for any value that does not fit (quarantine,
-    discard_value, freeze); None when every changed row still fits."""
+    discard_value, freeze); None when every changed row still fits. A column mask
+    (``Outcome.columns``) is checked once per distinct masked value, its verdict given to
+    every loaded row that has the value."""
     from .batch import Batch
     from .schema import check_rows
     from .verdict import RowIssue, Verdict
 
     rows = sorted(set(outcome.patches) | set(outcome.fills))
-    sub = Batch(
-        [
-            {**batch.records[i], **outcome.patches.get(i, {}), **outcome.fills.get(i, {})}
-            for i in rows
-        ],  # fmt: skip
-        batch.source,
-        batch.offset,
-        batch.batch_id,
-        batch.fmt,
-    )
-    v = check_rows(sub, plan)
-    if v.decision == "pass" and not v.issues and not v.patches:
+    out = Verdict("sentinel_after_steps", report={"rows": len(rows)})
+    held: dict[int, RowIssue] = {}
+    if rows:
+        sub = Batch(
+            [
+                {**batch.records[i], **outcome.patches.get(i, {}), **outcome.fills.get(i, {})}
+                for i in rows
+            ],  # fmt: skip
+            batch.source,
+            batch.offset,
+            batch.batch_id,
+            batch.fmt,
+        )
+        v = check_rows(sub, plan)
+        out.decision, out.reason = v.decision, v.reason
+        for it in v.issues:
+            held[rows[it.row]] = RowIssue(
+                rows[it.row], it.reason, f"{it.message}, as the steps changed it", it.column
+            )
+        out.patches = {rows[k]: p for k, p in v.patches.items()}
+    if outcome.columns and out.decision != "block":
+        _recheck_columns(plan, batch.fmt, outcome, out, held)
+    if out.decision == "pass" and not held and not out.patches:
         return None
-    out = Verdict("sentinel_after_steps", v.decision, v.reason, report={"rows": len(rows)})
-    out.issues = [
-        RowIssue(rows[it.row], it.reason, f"{it.message}, as the steps changed it", it.column)
-        for it in v.issues
-    ]
-    out.patches = {rows[k]: p for k, p in v.patches.items()}
+    out.issues = [held[r] for r in sorted(held)]
+    for r in held:
+        out.patches.pop(r, None)
     out.report.update(quarantined=len(out.issues), values_discarded=len(out.patches))
     return out
+
+
+def _recheck_columns(plan, fmt: str, outcome, out, held: dict) -> None:
+    """:func:`_recheck_patched` for the column masks: each distinct masked value of the loaded
+    rows checked once (``check_column``), its issue or discarded value given to each loaded
+    row with it (a row whose own patch replaces the key was checked with that patch)."""
+    import numpy as np
+
+    from .schema.rows import check_column
+    from .verdict import RowIssue
+
+    loaded = np.asarray(outcome.loaded, np.int64)
+    counted = 0
+    for key, mask in outcome.columns.items():
+        hit, pos = mask.at(loaded)
+        rows, ids = loaded[hit], mask.ids[pos[hit]]
+        if outcome.patches:
+            own = np.fromiter((key in outcome.patches.get(r, ()) for r in rows.tolist()), bool,
+                              len(rows))  # fmt: skip
+            rows, ids = rows[~own], ids[~own]
+        counted += len(rows)
+        used = np.unique(ids)
+        v = check_column(plan, fmt, key, [mask.distinct[i] for i in used.tolist()])
+        if v.decision == "block":
+            out.decision, out.reason = v.decision, v.reason
+            held.clear()
+            out.patches = {}
+            return
+        for it in v.issues:
+            for r in rows[ids == used[it.row]].tolist():
+                if r not in held:
+                    held[r] = RowIssue(r, it.reason, f"{it.message}, as the steps changed it",
+                                       it.column)  # fmt: skip
+        for k, p in v.patches.items():
+            for r in rows[ids == used[k]].tolist():
+                out.patches[r] = {**out.patches.get(r, {}), **p}
+    out.report["rows"] += counted
 
 
 def _write_imputed(w, dataset: str, chunk, outcome, batch_id: str, reports: dict) -> int:

@@ -13,6 +13,7 @@ import datetime as dt
 import gc
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import chain, repeat
 from typing import Any
@@ -22,6 +23,7 @@ import pyarrow.compute as pc
 
 from ..batch import Batch
 from ..errors import preview
+from ..verdict import ColumnMask, ColumnMasks
 from .classify import ColumnStats, code_name, name_hint
 from .columns import distinct, scan_distinct
 from .names import mask_name, renamer_for
@@ -76,7 +78,8 @@ class Inspection:
 
     rows: int
     columns: list[dict] = field(default_factory=list)
-    patches: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # row -> {top-level key: masked value}; a ColumnMasks where whole columns were masked
+    patches: Mapping[int, dict[str, Any]] = field(default_factory=dict)
     quarantine: dict[int, list[Finding]] = field(default_factory=dict)
     blocked_by: list[Finding] = field(default_factory=list)
     stats: dict[str, ColumnStats] = field(default_factory=dict)
@@ -750,15 +753,18 @@ class Guardian:
                     has[i] = True
                     values[i] = self._mask_spans(b.texts[i], spans)
             rows = np.flatnonzero(has[b.path.ids])
-            masking.append((b.path.keys[0], rows, b.path.ids[rows].tolist(), values))
-        patches = out.patches
-        if len(masking) == 1:  # rows in order already
-            top, rows, ids, values = masking[0]
-            patches.update(zip(rows.tolist(), [{top: values[i]} for i in ids], strict=True))
+            masking.append((b.path.keys[0], rows, b.path.ids[rows], values))
+        tops = {m[0] for m in masking}
+        if masking and len(tops) == len(masking):  # carried as columns, one per key
+            out.patches = ColumnMasks(
+                batch.records,
+                {top: ColumnMask(rows, ids, values) for top, rows, ids, values in masking},
+            )
             return True
+        patches = out.patches
         acc: dict[int, dict[str, Any]] = {}
         for top, rows, ids, values in masking:
-            for r, i in zip(rows.tolist(), ids, strict=True):
+            for r, i in zip(rows.tolist(), ids.tolist(), strict=True):
                 got = acc.get(r)
                 if got is None:
                     acc[r] = {top: values[i]}

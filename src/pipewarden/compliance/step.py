@@ -18,7 +18,7 @@ import numpy as np
 from ..batch import Batch, no_gc
 from ..errors import InputError
 from ..steps import StepContext
-from ..verdict import RowIssue, Verdict
+from ..verdict import ColumnMasks, RowIssue, Verdict
 from .guardian import Guardian, summarize
 from .names import mask_name
 from .policy import load_policy
@@ -88,10 +88,12 @@ class GuardianStep:
             )
         # masks for every row the guardian does not hold itself: the rows that load, and rows
         # other steps quarantine, whose payload must not keep the value in clear either
+        # (a ColumnMasks where the policy masked whole columns' values: applied per column)
         masks = insp.patches  # in row order as the guardian makes them; sorted if not
-        rows = np.fromiter(masks, np.int64, len(masks))
-        if len(rows) > 1 and not bool(np.all(rows[1:] > rows[:-1])):
-            masks = dict(sorted(masks.items()))
+        if not isinstance(masks, ColumnMasks):
+            rows = np.fromiter(masks, np.int64, len(masks))
+            if len(rows) > 1 and not bool(np.all(rows[1:] > rows[:-1])):
+                masks = dict(sorted(masks.items()))
         return Verdict("guardian", issues=issues, masks=masks, report=report)
 
 

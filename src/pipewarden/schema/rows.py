@@ -206,41 +206,15 @@ def check_rows(batch: Batch, plan: Plan) -> Verdict:
                          f"{width}: the last {width - fields} were left off"))  # fmt: skip
 
     for key, values in columns.items():
-        col = schema.columns.get(key)
-        if col is None:
-            mode = contract.mode("columns", key)
-            for i, v in enumerate(values):
-                if v is None:
-                    continue
-                if mode == "discard_value":
-                    break  # the value is not loaded: the table has no such column
-                if mode == "freeze":
-                    blocked.append(f"new column {key!r}")
-                    break
-                hold(i, RowIssue(i, _REASONS.get(mode, "new_column"),
-                                 "a key the table does not have", key))  # fmt: skip
-            continue
-        bad = _Fit(col.type, numbers, d).bad_indexes(values)
-        if bad:
-            mode = contract.mode("data_type", key)
-            if mode == "freeze":
-                blocked.append(f"values of {key!r} that do not fit {col.type.value}")
-            show = Shower(key)  # the value, unless it or the column's name says PII
-            for i in bad:
-                message = (
-                    f"a {value_type(values[i], numbers).value} value "
-                    f"({show(values[i])}) does not fit the {col.type.value} column"
-                    + _why_not(values[i], col.type, d)
-                )
-                if mode == "discard_value" and col.nullable:
-                    verdict.patches.setdefault(i, {})[key] = None
-                else:
-                    hold(i, RowIssue(i, _REASONS.get(mode, "type_mismatch"), message, key))
-        if not col.nullable:
-            _not_null(values, col, contract, hold, blocked)
+        _check_column(key, values, schema.columns.get(key), contract, numbers, d, hold, verdict,
+                      blocked)  # fmt: skip
     for name, col in schema.columns.items():
         if not col.nullable and name not in keys:
             _not_null([None] * n, col, contract, hold, blocked)
+    return _decide(verdict, held, blocked)
+
+
+def _decide(verdict: Verdict, held: dict[int, RowIssue], blocked: list[str]) -> Verdict:
     if blocked:
         verdict.decision = "block"
         verdict.reason = "the contract freezes this: " + "; ".join(dict.fromkeys(blocked))
@@ -250,6 +224,66 @@ def check_rows(batch: Batch, plan: Plan) -> Verdict:
     for i in held:
         verdict.patches.pop(i, None)
     return _finish(verdict)
+
+
+def check_column(plan: Plan, fmt: str, key: str, values: Sequence) -> Verdict:
+    """The sentinel's verdict on values of one top-level key as :func:`check_rows` judges a
+    column (a row of the verdict is an index into ``values``): for values a step put in place
+    of the key's, e.g. the distinct masked texts of a column. Passes where the plan rejects
+    the batch or has no table (:func:`check_rows` already held or blocked every row)."""
+    verdict = Verdict("sentinel")
+    verdict.report = {"rows": len(values), "decision": plan.decision,
+                      "schema_version": plan.schema.version}  # fmt: skip
+    if plan.decision == "reject" or not plan.table_exists:
+        return _finish(verdict)
+    held: dict[int, RowIssue] = {}
+    blocked: list[str] = []
+
+    def hold(i: int, issue: RowIssue) -> None:
+        if i not in held:
+            held[i] = issue
+
+    d = ddl_mod.get_dialect(plan.dialect)
+    _check_column(key, values, plan.schema.columns.get(key), plan.contract, fmt == "csv", d,
+                  hold, verdict, blocked)  # fmt: skip
+    return _decide(verdict, held, blocked)
+
+
+def _check_column(key, values, col, contract, numbers, d, hold, verdict, blocked) -> None:
+    """The values of one key against its column (``col``: None when the table has none):
+    rows held through ``hold``, values discarded as ``verdict.patches``, freezes in
+    ``blocked``."""
+    if col is None:
+        mode = contract.mode("columns", key)
+        for i, v in enumerate(values):
+            if v is None:
+                continue
+            if mode == "discard_value":
+                break  # the value is not loaded: the table has no such column
+            if mode == "freeze":
+                blocked.append(f"new column {key!r}")
+                break
+            hold(i, RowIssue(i, _REASONS.get(mode, "new_column"),
+                             "a key the table does not have", key))  # fmt: skip
+        return
+    bad = _Fit(col.type, numbers, d).bad_indexes(values)
+    if bad:
+        mode = contract.mode("data_type", key)
+        if mode == "freeze":
+            blocked.append(f"values of {key!r} that do not fit {col.type.value}")
+        show = Shower(key)  # the value, unless it or the column's name says PII
+        for i in bad:
+            message = (
+                f"a {value_type(values[i], numbers).value} value "
+                f"({show(values[i])}) does not fit the {col.type.value} column"
+                + _why_not(values[i], col.type, d)
+            )
+            if mode == "discard_value" and col.nullable:
+                verdict.patches.setdefault(i, {})[key] = None
+            else:
+                hold(i, RowIssue(i, _REASONS.get(mode, "type_mismatch"), message, key))
+    if not col.nullable:
+        _not_null(values, col, contract, hold, blocked)
 
 
 def _why_not(value: Any, ctype: DataType, d: Any) -> str:

@@ -1,0 +1,130 @@
+"""Masks carried as columns: where the guardian's policy masks whole columns' values, its
+verdict holds one masked column per key (each distinct value masked once) instead of a dict per
+row, and the run applies it column by column: to the typed columns, the raw landing and the
+payload of the rows another step holds, checked again once per distinct masked value."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from runkit import assert_conserved, jsonl
+
+from pipewarden.batch import Batch
+from pipewarden.steps import StepContext, build
+from pipewarden.verdict import ColumnMask, ColumnMasks, RowIssue, Verdict, merge
+
+POLICY = (
+    "version: 1\nrules:\n"
+    "  - {entity: EMAIL_ADDRESS, action: mask, method: partial}\n"
+    "  - {entity: PHONE_NUMBER, action: mask, method: redact}\n"
+)
+
+
+def _rows(n: int) -> list[dict]:
+    return [
+        {
+            "id": i,
+            "email": f"user{i % 7}@example.com",
+            "qty": i,
+            "note": "call 212-555-0199" if i % 3 == 0 else "ok",
+        }
+        for i in range(n)
+    ]
+
+
+def test_the_guardian_masks_whole_columns_as_columns(tmp_path):
+    from pipewarden.store.base import MemoryStateStore
+
+    (tmp_path / "policy.yaml").write_text(POLICY)
+    step = build({"type": "guardian", "policy": "policy.yaml"}, tmp_path)
+    records = _rows(12)
+    ctx = StepContext(dataset="crm", batch_id="b", store=MemoryStateStore(), base_dir=tmp_path)
+    v = step.check(Batch([dict(r) for r in records], "t.jsonl"), ctx)
+    assert isinstance(v.masks, ColumnMasks) and set(v.masks.columns) == {"email", "note"}
+    email = v.masks.columns["email"]
+    assert email.rows.tolist() == list(range(12))
+    assert len(email.distinct) == 7  # each distinct address masked once
+    rows = dict(v.masks)  # read row by row: the masks as the per-row path made them
+    assert list(rows) == list(range(12))
+    assert rows[0] == {"email": "u***@example.com", "note": "call [PHONE_NUMBER]"}
+    assert rows[1] == {"email": "u***@example.com"}
+    out = merge(12, [v])
+    assert out.patches == {} and set(out.columns) == {"email", "note"}
+    assert out.row_patches() == rows
+
+
+def _masks(records: list[dict]) -> ColumnMasks:
+    rows = np.array([0, 1, 3, 4], np.int64)
+    return ColumnMasks(records, {"email": ColumnMask(rows, np.array([0, 1, 0, 1]), ["a*", "b*"])})
+
+
+@pytest.mark.parametrize("order", ["sentinel_first", "guardian_first"])
+def test_column_masks_merge_as_row_masks_do(order):
+    """The same outcome as the masks given row by row: a later step's patch of the key wins,
+    an earlier one loses on the rows the mask changes, held rows get the masks as payload."""
+    records = [{"email": f"e{i}", "qty": i} for i in range(6)]
+    sentinel = Verdict(
+        "sentinel",
+        issues=[RowIssue(3, "type_mismatch", "qty")],
+        patches={0: {"email": None}, 2: {"qty": None}, 5: {"email": None}},
+    )
+    later = Verdict("later", patches={1: {"email": "later"}})
+
+    def outcome(masks):
+        guardian = Verdict("guardian", masks=masks)
+        steps = [sentinel, guardian] if order == "sentinel_first" else [guardian, sentinel]
+        return merge(6, [*steps, later])
+
+    got, want = outcome(_masks(records)), outcome(dict(_masks(records)))
+    assert got.loaded == want.loaded and got.quarantined == want.quarantined
+    assert got.row_patches() == want.patches
+    assert got.masks == want.masks == {3: {"email": "a*"}}
+    assert want.patches[1] == {"email": "later"}
+
+
+def _dump(project) -> str:
+    if project.kind == "duckdb":
+        from conftest import duckdb_dump
+
+        return duckdb_dump(project.root / "wh.duckdb")
+    from test_no_raw_values import _postgres_dump
+
+    return _postgres_dump(project.url, project.ns)
+
+
+def test_a_run_lands_column_masks_and_never_the_values(project, capsys):
+    """On both stores: the typed table and the raw landing get the masked values, a row the
+    sentinel holds keeps them masked in its payload, and no address is anywhere in the store."""
+    from pipewarden.cli import main
+
+    rows = _rows(10)
+    rows[7]["qty"] = "lots"  # the table's qty is bigint: held by the sentinel (quarantine)
+    jsonl(project.root / "in" / "a_1.jsonl", rows[:5])
+    jsonl(project.root / "in" / "a_2.jsonl", rows[5:])
+    (project.root / "policy.yaml").write_text(POLICY)
+    project.config(
+        contract="contract:\n  columns: evolve\n  data_type: quarantine\n",
+        chunk_rows=4,
+        extra="steps:\n  - {type: guardian, policy: policy.yaml}\n",
+    )
+    code = main(["run", str(project.cfg), "--format", "json"])
+    out = capsys.readouterr().out
+    assert code == 0
+    doc = json.loads(out)
+    assert_conserved(doc)
+    assert sum(b["rows_quarantined"] for b in doc["batches"]) == 1
+    everything = _dump(project)
+    for i in range(7):
+        assert f"user{i}@example.com" not in everything
+    assert "212-555-0199" not in everything
+    store = project.store()
+    try:
+        (held,) = store.quarantine_rows("orders", with_payload=True)
+        payload = held["payload"]
+        payload = json.loads(payload) if isinstance(payload, str) else payload
+        assert payload["email"] == "u***@example.com" and payload["qty"] == "lots"
+    finally:
+        store.close()
+    assert everything.count("u***@example.com") >= 2 * 9 + 1  # typed, raw, quarantine
