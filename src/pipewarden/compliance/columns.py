@@ -96,16 +96,17 @@ def scan_distinct(values: pa.Array | list[str], ctx: Context) -> list[list[Match
     ids = encoded.indices.to_numpy(zero_copy_only=False)
     # values whose shape plans nothing keep no match: only the rest are visited
     live = np.fromiter((bool(p) for p in plans), dtype=bool, count=len(plans))
-    for j in np.flatnonzero(live[ids]).tolist():
-        sid = int(ids[j])
+    visit = np.flatnonzero(live[ids])
+    rows = idx[visit].tolist()
+    for j, sid, i in zip(visit.tolist(), ids[visit].tolist(), rows, strict=True):
         p = plans[sid]
         if email_only(p):
             found = by_shape.get(sid)
             if found is None:
                 found = by_shape[sid] = detect(forms[sid], ctx, p)
-            out[int(idx[j])] = found
+            out[i] = found
         else:
-            out[int(idx[j])] = detect(texts[j], ctx, p)
+            out[i] = detect(texts[j], ctx, p)
     return out
 
 

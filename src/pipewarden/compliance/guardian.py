@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import chain, repeat
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -249,13 +250,15 @@ class _Path:
         else:
             prose = np.fromiter((t.count(" ") >= 2 for t in texts), bool, len(texts))
         whole: dict[str, int] = {}
-        for i, found in enumerate(matches):
-            if len(found) != 1 or not counts[i]:
-                continue
-            m = found[0]
+        ones = np.flatnonzero((np.fromiter(map(len, matches), np.int64, len(matches)) == 1)
+                              & (counts > 0)).tolist()  # fmt: skip
+        whole_ones = []
+        for i, c in zip(ones, counts[ones].tolist(), strict=True):
+            m = matches[i][0]
             if m.end - m.start == len(texts[i].strip()):
-                whole[m.entity] = whole.get(m.entity, 0) + int(counts[i])
-                prose[i] = False
+                whole[m.entity] = whole.get(m.entity, 0) + c
+                whole_ones.append(i)
+        prose[whole_ones] = False
         st.values = int(counts.sum())
         st.free_text = int(counts[prose].sum())
         absent = np.flatnonzero(counts == 0)
@@ -356,16 +359,21 @@ class _Block:
         if self._by_entity is None:
             ids = self.path.ids
             counts = self.path.counts(len(self.texts))
-            found: dict[str, tuple[int, list[int]]] = {}
+            counted: dict[str, int] = {}
+            where: dict[str, list[int]] = {}
+            matches, per_text = self.matches, counts.tolist()
             for i in self.hits.tolist():
-                for m in self.matches[i]:
-                    got = found.get(m.entity)
-                    if got is None:
-                        got = found[m.entity] = (0, [])
-                    found[m.entity] = (got[0] + int(counts[i]), got[1])
-                    got[1].append(i)
+                c = per_text[i]
+                for m in matches[i]:
+                    e = m.entity
+                    if e in counted:
+                        counted[e] += c
+                        where[e].append(i)
+                    else:
+                        counted[e], where[e] = c, [i]
             out = {}
-            for entity, (count, dists) in found.items():
+            for entity, count in counted.items():
+                dists = where[entity]
                 has = np.zeros(len(self.texts) + 1, dtype=bool)  # + 1: -1 (no value)
                 has[dists] = True
                 out[entity] = (count, has[ids])
@@ -399,8 +407,13 @@ def _column_paths(key: str, column: list, rank: int) -> list[_Path] | None:
     if not all(type(k) is str for k in form):
         return None
     out = []
+    every = len(objects) == len(column)  # no null: each object's value read in C
     for seq, sub in enumerate(form):
-        values = [None if v is None else v[sub] for v in column]
+        values = (
+            list(map(itemgetter(sub), column))
+            if every
+            else [None if v is None else v[sub] for v in column]
+        )
         kind = _kind(set(map(type, values)))
         if kind is None:
             continue
@@ -745,13 +758,29 @@ class Guardian:
             if not any(x.action == "mask" for x in d.values()):
                 continue
             values: list[str | None] = [None] * len(b.texts)  # the masked text per distinct
-            has = np.zeros(len(b.texts) + 1, dtype=bool)  # + 1: -1 (no value)
-            for i in b.hits.tolist():
+            masked = []  # the distinct texts masked
+            hits, matches, texts, key = b.hits.tolist(), b.matches, b.texts, self._key
+            for i in hits:
+                found = matches[i]
+                if len(found) == 1:  # one span (the usual case): masked without the loop
+                    m = found[0]
+                    x = d[m.entity]
+                    if x.action != "mask":
+                        continue
+                    text, start, end = texts[i], m.start, m.end
+                    v = mask(m.entity, text[start:end], x.method or "redact", key)
+                    values[i] = (
+                        v if start == 0 and end == len(text) else text[:start] + v + text[end:]
+                    )
+                    masked.append(i)
+                    continue
                 spans = [(m.entity, m.start, m.end, d[m.entity].method)
-                         for m in b.matches[i] if d[m.entity].action == "mask"]  # fmt: skip
+                         for m in found if d[m.entity].action == "mask"]  # fmt: skip
                 if spans:
-                    has[i] = True
-                    values[i] = self._mask_spans(b.texts[i], spans)
+                    masked.append(i)
+                    values[i] = self._mask_spans(texts[i], spans)
+            has = np.zeros(len(b.texts) + 1, dtype=bool)  # + 1: -1 (no value)
+            has[masked] = True
             rows = np.flatnonzero(has[b.path.ids])
             masking.append((b.path.keys[0], rows, b.path.ids[rows], values))
         tops = {m[0] for m in masking}
