@@ -128,3 +128,52 @@ def test_a_run_lands_column_masks_and_never_the_values(project, capsys):
     finally:
         store.close()
     assert everything.count("u***@example.com") >= 2 * 9 + 1  # typed, raw, quarantine
+
+
+def test_many_distinct_masked_values_that_do_not_fit_hold_exactly_their_rows(tmp_path, capsys):
+    """A CSV phone column typed bigint by an earlier batch: each of 300 distinct numbers is
+    masked to text that no longer fits, so exactly those 300 rows are held (each with its own
+    masked value and nothing raw), and the 300 plain numbers of the same column load."""
+    import csv
+
+    import duckdb
+
+    from pipewarden.cli import main
+
+    (tmp_path / "in").mkdir()
+    for name, ids in (("a_1.csv", range(300)), ("a_2.csv", range(300, 900))):
+        with open(tmp_path / "in" / name, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["id", "phone"])
+            for i in ids:
+                w.writerow([i, f"212555{i:04d}" if name == "a_2.csv" and i % 2 else 1000 + i])
+    (tmp_path / "policy.yaml").write_text(
+        "version: 1\nrules:\n  - {entity: PHONE_NUMBER, action: mask, method: partial}\n"
+    )
+    (tmp_path / "pipeline.yaml").write_text(
+        'version: 1\ndataset: orders\nsource:\n  path: "in/*.csv"\n  chunk_rows: 1000\n'
+        "store:\n  kind: duckdb\n  path: wh.duckdb\n"
+        "contract:\n  columns: evolve\n  data_type: quarantine\n"
+        "steps:\n  - {type: guardian, policy: policy.yaml}\n"
+    )
+    assert main(["run", str(tmp_path / "pipeline.yaml"), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert_conserved(doc)
+    assert [(b["rows_loaded"], b["rows_quarantined"]) for b in doc["batches"]] == [
+        (300, 0),
+        (300, 300),
+    ]
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True)
+    try:
+        held = con.execute("select payload, message from orders__quarantine").fetchall()
+        loaded = con.execute("select id, phone from orders where id >= 300").fetchall()
+    finally:
+        con.close()
+    assert sorted(int(json.loads(p)["id"]) for p, _ in held) == list(range(301, 900, 2))
+    for payload, message in held:  # each row held for its own masked value
+        masked = f"******{int(json.loads(payload)['id']):04d}"
+        assert json.loads(payload)["phone"] == masked and f"({masked})" in message
+    assert sorted(loaded) == [(i, 1000 + i) for i in range(300, 900, 2)]
+    from conftest import duckdb_dump
+
+    assert "2125550" not in duckdb_dump(tmp_path / "wh.duckdb")

@@ -529,11 +529,9 @@ def _masked_cells(masked: dict, loaded: list[int]):
 
     rows = np.asarray(loaded, np.int64)
     for key, mask in masked.items():
-        hit, pos = mask.at(rows)
-        d = mask.distinct
-        ids = mask.ids[pos[hit]].tolist()
-        for j, i in zip(np.flatnonzero(hit).tolist(), ids, strict=True):
-            yield key, j, d[i]
+        at, values = mask.take(rows)
+        for j, v in zip(at.tolist(), values, strict=True):
+            yield key, j, v
 
 
 def _loaded_columns(
@@ -555,17 +553,16 @@ def _loaded_columns(
         cols = dict(cols)
         rows = np.asarray(loaded, np.int64)
         for key, mask in masked.items():
-            hit, pos = mask.at(rows)
-            if not hit.any():
+            at, values = mask.take(rows)
+            if not len(at):
                 continue
-            d, ids = mask.distinct, mask.ids[pos[hit]].tolist()
-            if hit.all():  # every loaded row masked: the column is the masked values
-                cols[key] = [d[i] for i in ids]
+            if len(at) == m:  # every loaded row masked: the column is the masked values
+                cols[key] = values
                 continue
             col = cols.get(key)
             col = [None] * m if col is None else list(col)
-            for j, i in zip(np.flatnonzero(hit).tolist(), ids, strict=True):
-                col[j] = d[i]
+            for j, v in zip(at.tolist(), values, strict=True):
+                col[j] = v
             cols[key] = col
     changed = set(patches) | set(fills)
     if not changed:
@@ -724,20 +721,25 @@ def _recheck_columns(plan, fmt: str, outcome, out, held: dict) -> None:
                               len(rows))  # fmt: skip
             rows, ids = rows[~own], ids[~own]
         counted += len(rows)
-        used = np.unique(ids)
+        used, inverse = np.unique(ids, return_inverse=True)
         v = check_column(plan, fmt, key, [mask.distinct[i] for i in used.tolist()])
         if v.decision == "block":
             out.decision, out.reason = v.decision, v.reason
             held.clear()
             out.patches = {}
             return
+        if not v.issues and not v.patches:
+            continue
+        # the rows of each distinct value, grouped in one pass (not one scan of rows per value)
+        order = np.argsort(inverse, kind="stable")
+        groups = np.split(rows[order], np.cumsum(np.bincount(inverse, minlength=len(used)))[:-1])
         for it in v.issues:
-            for r in rows[ids == used[it.row]].tolist():
+            for r in groups[it.row].tolist():
                 if r not in held:
                     held[r] = RowIssue(r, it.reason, f"{it.message}, as the steps changed it",
                                        it.column)  # fmt: skip
         for k, p in v.patches.items():
-            for r in rows[ids == used[k]].tolist():
+            for r in groups[k].tolist():
                 out.patches[r] = {**out.patches.get(r, {}), **p}
     out.report["rows"] += counted
 

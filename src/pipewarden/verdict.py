@@ -38,6 +38,15 @@ class ColumnMask:
         hit[hit] = self.rows[pos[hit]] == rows[hit]
         return hit, pos
 
+    def take(self, rows: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+        """Of ``rows`` (sorted), the positions of those the mask changes and the masked value
+        of each."""
+        import numpy as np
+
+        hit, pos = self.at(rows)
+        d = self.distinct
+        return np.flatnonzero(hit), [d[i] for i in self.ids[pos[hit]].tolist()]
+
     def get(self, row: int, default: Any = None) -> Any:
         import numpy as np
 
@@ -172,10 +181,9 @@ class Outcome:
         loaded = np.asarray(self.loaded, np.int64)
         out: dict[int, dict[str, Any]] = {}
         for key, m in self.columns.items():
-            hit, pos = m.at(loaded)
-            d = m.distinct
-            for r, i in zip(loaded[hit].tolist(), m.ids[pos[hit]].tolist(), strict=True):
-                out.setdefault(r, {})[key] = d[i]
+            at, values = m.take(loaded)
+            for r, v in zip(loaded[at].tolist(), values, strict=True):
+                out.setdefault(r, {})[key] = v
         for r, p in self.patches.items():
             out[r] = {**out.get(r, {}), **p}
         return dict(sorted(out.items()))
@@ -265,9 +273,8 @@ def _merge_columns(
                     del patches[r]
         if held:
             rows = np.fromiter(sorted(held), np.int64, len(held))
-            hit, pos = m.at(rows)
-            d = m.distinct
-            for r, i in zip(rows[hit].tolist(), m.ids[pos[hit]].tolist(), strict=True):
-                patches.setdefault(r, {})[key] = d[i]
-                masks.setdefault(r, {})[key] = d[i]
+            at, values = m.take(rows)
+            for r, v in zip(rows[at].tolist(), values, strict=True):
+                patches.setdefault(r, {})[key] = v
+                masks.setdefault(r, {})[key] = v
         columns[key] = m
