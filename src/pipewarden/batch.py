@@ -42,12 +42,12 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -750,19 +750,20 @@ def no_gc() -> Iterator[None]:
             gc.enable()
 
 
+T = TypeVar("T")
 COLLECT_EVERY = 8  # chunks read between collections of the young generations
 _FREEZERS = [0]  # readers whose chunks are frozen now (the last one to end unfreezes)
 
 
-def _chunked(records: Iterable[dict], size: int) -> Iterator[list[dict]]:
-    """Lists of ``size`` records. The records of a chunk are moved out of the collector's
-    generations once built (``gc.freeze``): they hold no cycles and are freed by their
-    reference counts when the chunk goes, but while they live every collection would scan
-    them again (1.2 of 16 CPU-s of a 1M-row run). Cyclic garbage that exists when a chunk
-    is frozen is frozen with it, until the reading ends (when the frozen objects go back to
-    the collector): so every :data:`COLLECT_EVERY` chunks the young generations are collected
-    first (a collection before every chunk cost as much as the freeze saved)."""
-    it = iter(records)
+def frozen_chunks(build: Callable[[int], T | None]) -> Iterator[T]:
+    """``build(0)``, ``build(1)``, ... until one gives None, each chunk moved out of the
+    collector's generations once built (``gc.freeze``): a chunk's objects hold no cycles and
+    are freed by their reference counts when the chunk goes, but while they live every
+    collection would scan them again (1.2 of 16 CPU-s of a 1M-row run). Cyclic garbage that
+    exists when a chunk is frozen is frozen with it, until the reading ends (when the frozen
+    objects go back to the collector): so every :data:`COLLECT_EVERY` chunks the young
+    generations are collected first (a collection before every chunk cost as much as the
+    freeze saved)."""
     froze = False
     try:
         for k in itertools.count():
@@ -770,10 +771,10 @@ def _chunked(records: Iterable[dict], size: int) -> Iterator[list[dict]]:
             if collecting and k % COLLECT_EVERY == COLLECT_EVERY - 1:
                 gc.collect(1)
             with no_gc():
-                chunk = list(islice(it, size))
-                if collecting and chunk:
+                chunk = build(k)
+                if collecting and chunk is not None:
                     gc.freeze()
-            if not chunk:
+            if chunk is None:
                 return
             if collecting and not froze:
                 froze = True
@@ -785,6 +786,12 @@ def _chunked(records: Iterable[dict], size: int) -> Iterator[list[dict]]:
             _FREEZERS[0] -= 1
             if not _FREEZERS[0]:
                 gc.unfreeze()
+
+
+def _chunked(records: Iterable[dict], size: int) -> Iterator[list[dict]]:
+    """Lists of ``size`` records, frozen while they live (:func:`frozen_chunks`)."""
+    it = iter(records)
+    return frozen_chunks(lambda _k: list(islice(it, size)) or None)
 
 
 def _read_jsonl(src: _Source, encoding: str, opts: ReadOptions) -> Iterator[dict]:

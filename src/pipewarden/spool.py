@@ -18,7 +18,6 @@ process killed half way leaves nothing behind; it holds one chunk in memory at a
 
 from __future__ import annotations
 
-import gc
 import marshal
 import struct
 import tempfile
@@ -26,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from functools import partial
 from typing import Any
 
-from .batch import _FREEZERS, COLLECT_EVERY, Batch, no_gc
+from .batch import Batch, frozen_chunks
 
 _HEAD = struct.Struct("<QQ")
 # format 2: no references between objects. Formats 3 and 4 look up every object with more than
@@ -131,34 +130,21 @@ class ChunkSpool:
         objects are moved out of the collector's generations while it lives."""
         f = self._file
         f.seek(0)
-        froze = False
-        try:
-            for k in range(self.chunks):
-                collecting = gc.isenabled()
-                if collecting and k % COLLECT_EVERY == COLLECT_EVERY - 1:
-                    gc.collect(1)
-                with no_gc():
-                    n_head, n_body = _HEAD.unpack(f.read(_HEAD.size))
-                    source, offset, fmt, meta, n, keys = marshal.loads(f.read(n_head))
-                    values = marshal.loads(f.read(n_body))
-                    (n_lines,) = struct.unpack("<Q", f.read(8))
-                    lines = _from_ipc(f.read(n_lines))
-                    if collecting:
-                        gc.freeze()
-                if collecting and not froze:
-                    froze = True
-                    _FREEZERS[0] += 1
-                rows = ColumnRows(keys, values, n)
-                batch = Batch(rows, source, offset, batch_id, fmt, meta, lines)  # type: ignore[arg-type]
-                batch._columns = (rows, n, dict(zip(keys, values, strict=True)))
-                del rows, values, lines
-                yield batch
-                del batch
-        finally:
-            if froze:
-                _FREEZERS[0] -= 1
-                if not _FREEZERS[0]:
-                    gc.unfreeze()
+
+        def build(k: int) -> Batch | None:
+            if k == self.chunks:
+                return None
+            n_head, n_body = _HEAD.unpack(f.read(_HEAD.size))
+            source, offset, fmt, meta, n, keys = marshal.loads(f.read(n_head))
+            values = marshal.loads(f.read(n_body))
+            (n_lines,) = struct.unpack("<Q", f.read(8))
+            lines = _from_ipc(f.read(n_lines))
+            rows = ColumnRows(keys, values, n)
+            batch = Batch(rows, source, offset, batch_id, fmt, meta, lines)  # type: ignore[arg-type]
+            batch._columns = (rows, n, dict(zip(keys, values, strict=True)))
+            return batch
+
+        return frozen_chunks(build)
 
 
 def _ipc_bytes(lines: Any) -> Any:
