@@ -93,8 +93,13 @@ def _load_twice(tmp: Path, db: str, monkeypatch, files: list[Path]) -> dict:
     return _dump(tmp / f"{db}.duckdb")
 
 
+@pytest.mark.parametrize("blocks", ["one", "many"])
 @pytest.mark.parametrize("crlf", [False, True])
-def test_a_file_is_parsed_once_and_loads_what_reading_it_again_loads(tmp_path, monkeypatch, crlf):
+def test_a_file_is_parsed_once_and_loads_what_reading_it_again_loads(
+    tmp_path, monkeypatch, crlf, blocks
+):
+    if blocks == "many":  # each chunk's lines are slices of several blocks the reader read
+        monkeypatch.setattr(batch_mod, "JSONL_BLOCK_BYTES", 700)
     first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     _write(first, _rows(0, 20, late=False), crlf)  # the table: n bigint, ok boolean
     _write(second, _rows(20, 60, late=True), crlf)  # rows that do not fit, in the last chunk
