@@ -7,8 +7,9 @@ time on a shared machine).
         work()
     m.as_dict()  # {"wall_s", "cpu_s", "cpu_children_s", "load_start", "load_end"}
 
-``run_info()`` is the header of a results file: commit (with ``+dirty`` when src/ or bench/ has
-uncommitted changes), machine, Python, load average, time.
+``run_info()`` is the header of a results file: the commit of the code measured (the checkout
+that ``import pipewarden`` finds, so a ``PYTHONPATH`` at another snapshot is labelled with that
+snapshot; ``+dirty`` when it has uncommitted changes), machine, Python, load average, time.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 import platform
 import resource
 import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,20 +26,50 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def commit() -> str:
-    """The commit of the working tree, ``+dirty`` when src/ or bench/ differ from it."""
+def _git_commit(where: Path, paths: tuple[str, ...]) -> str:
+    """The commit checked out at ``where``, ``+dirty`` when ``paths`` differ from it."""
     try:
         head = subprocess.run(
             ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=ROOT, capture_output=True, text=True, check=True,
+            cwd=where, capture_output=True, text=True, check=True,
         ).stdout.strip()  # fmt: skip
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "src", "bench"],
-            cwd=ROOT, capture_output=True, text=True, check=True,
+            ["git", "status", "--porcelain", "--", *paths],
+            cwd=where, capture_output=True, text=True, check=True,
         ).stdout.strip()  # fmt: skip
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("+dirty" if dirty else "")
+
+
+def code_dir() -> Path | None:
+    """Where the ``pipewarden`` that a bench's subprocesses import comes from: this
+    interpreter with this environment (a ``PYTHONPATH`` pointing at another checkout's src
+    measures that checkout, not this one)."""
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", "import pipewarden; print(pipewarden.__file__)"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return Path(out).resolve().parent
+
+
+def commit() -> str:
+    """The commit of the code measured: the checkout the imported ``pipewarden`` belongs to,
+    ``+dirty`` when its src/ differs from it. Where that is not this checkout (the bench
+    scripts), ``@bench <commit>`` names the scripts' own commit too."""
+    bench = _git_commit(ROOT, ("src", "bench"))
+    where = code_dir()
+    if where is None:
+        return bench
+    code = _git_commit(where, (".",))
+    try:
+        same = where.is_relative_to(ROOT / "src")
+    except ValueError:
+        same = False
+    return bench if same else f"{code} @bench {bench}"
 
 
 def loadavg() -> list[float]:
