@@ -252,13 +252,16 @@ def test_the_controller_converges_near_the_hidden_limit_and_the_next_run_starts_
     cfg = write_config(
         tmp_path, api, "store: {kind: duckdb, path: wh.duckdb}\n",
         paginate="{type: page, size: 2, size_param: per_page}",
-        source_extra="  pages_per_batch: 50\n",
+        # a cold start four times above the threshold: its ramp down is throttled plainly,
+        # where a warm start at the learned limit is not (a start below the threshold gave
+        # both runs a handful of 429s, too few to compare on a loaded machine)
+        source_extra="  pages_per_batch: 50\n  controller: {initial_limit: 32}\n",
     )  # fmt: skip
     code, doc, out = run_json(capsys, cfg)
     assert code == 0, out
     cold = doc["ingest"]["controller"]
     assert doc["totals"]["rows_loaded"] == 400
-    assert cold["throttled"] > 0 and not cold["warm_start"]
+    assert cold["throttled"] >= 8 and not cold["warm_start"], cold
     learned = memory.load(open_store(url), "items_api", api.base.split("//")[1])
     # near the threshold, far from max_limit (64); the client counts as in flight what the
     # kernel still queues, so on a loaded machine it may sit a little above
@@ -274,7 +277,7 @@ def test_the_controller_converges_near_the_hidden_limit_and_the_next_run_starts_
     warm = doc["ingest"]["controller"]
     assert code == 0 and warm["warm_start"]
     assert warm["start_limit"] == pytest.approx(learned["limit"], abs=0.01)
-    assert warm["throttled"] < max(cold["throttled"], 2)
+    assert warm["throttled"] <= cold["throttled"] // 2, (cold, warm)
     # and pipewarden ingest status shows it
     assert main(["ingest", "status", "items_api", "--config", str(cfg), "--format", "json"]) == 0
     shown = json.loads(capsys.readouterr().out)
