@@ -3,14 +3,16 @@
 Pass 1 of ``pipewarden run`` parses every chunk and transposes it into columns to infer the
 batch's schema; pass 2 needs the same chunks again to check and write them. Where a chunk's
 records came from JSON Lines by the fast path (each line one object, every value one of
-orjson's types: dict, list, str, int, float, bool, None) and every record has the same keys
-in the same order, pass 1 writes the chunk's columns (``marshal``: the same values of the same
-types come back, integers of any size, floats bit for bit, nested objects with their key order)
-and its source lines (an Arrow IPC stream, for the raw landing) to an unnamed temporary file.
-Pass 2 reads them back instead of parsing the file again; its records are made from the
-columns only where one is asked for (a quarantined row's payload, a key check).
+orjson's types: dict, list, str, int, float, bool, None), pass 1 writes the chunk's columns
+(``marshal``: the same values of the same types come back, integers of any size, floats bit for
+bit, nested objects with their key order) and its source lines (an Arrow IPC stream, for the
+raw landing) to an unnamed temporary file. Records may differ in their keys (an API that omits
+null fields, a key that comes late): the spool then keeps each distinct key sequence and which
+one each record has, so a record made again has exactly its own keys in its own order. Pass 2
+reads the chunks back instead of parsing the file again; its records are made from the columns
+only where one is asked for (a quarantined row's payload, a key check).
 
-Any other chunk (a key missing from some records, keys in another order, a line read by the
+Any other chunk (more than :data:`MAX_SHAPES` distinct key sequences, a line read by the
 careful parser, CSV, Parquet, a JSON array, a step that prepares rows) gives the spool up: pass
 2 then reads the source again, as without it. The file is unlinked when it is made, so a
 process killed half way leaves nothing behind; it holds one chunk in memory at a time.
@@ -35,13 +37,26 @@ MARSHAL_VERSION = 2
 
 
 class ColumnRows(Sequence):
-    """The records of a chunk whose records all have the same keys in the same order, made
-    from its columns one by one where asked for (``dict`` of the keys and the row's values)."""
+    """The records of a chunk made from its columns one by one where asked for (``dict`` of
+    the keys and the row's values). Where records differ in their keys, ``shapes`` holds each
+    distinct key sequence and ``ids`` (one byte a record) which one each record has: a record
+    made again has exactly its own keys in its own order, where the columns hold None for a
+    key it lacks."""
 
-    __slots__ = ("_keys", "_values", "_n")
+    __slots__ = ("_keys", "_values", "_n", "_shapes", "_ids", "_picks")
 
-    def __init__(self, keys: tuple[str, ...], values: tuple[Sequence[Any], ...], n: int):
+    def __init__(
+        self,
+        keys: tuple[str, ...],
+        values: tuple[Sequence[Any], ...],
+        n: int,
+        shapes: tuple[tuple[str, ...], ...] = (),
+        ids: bytes = b"",
+    ):
         self._keys, self._values, self._n = keys, values, n
+        self._shapes, self._ids = shapes, ids
+        at = {k: j for j, k in enumerate(keys)}
+        self._picks = [tuple(at[k] for k in shape) for shape in shapes]
 
     def __len__(self) -> int:
         return self._n
@@ -51,21 +66,37 @@ class ColumnRows(Sequence):
             return [self[j] for j in range(*i.indices(self._n))]
         if not -self._n <= i < self._n:
             raise IndexError("record index out of range")
-        return dict(zip(self._keys, [c[i] for c in self._values], strict=True))
+        values = self._values
+        if self._shapes:
+            s = self._ids[i]
+            return dict(zip(self._shapes[s], [values[j][i] for j in self._picks[s]], strict=True))
+        return dict(zip(self._keys, [c[i] for c in values], strict=True))
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        if self._shapes:
+            return map(self.__getitem__, range(self._n))
         return map(dict, map(partial(zip, self._keys), zip(*self._values, strict=True)))
 
     def __repr__(self) -> str:
         return f"ColumnRows({self._n} records, keys {list(self._keys)!r})"
 
 
-def _uniform(records: list[dict]) -> tuple[str, ...] | None:
-    """The keys of every record, in order, when all records have the same; else None."""
-    first = tuple(records[0])
-    if not first or not all(map(first.__eq__, map(tuple, records))):
+MAX_SHAPES = 256  # distinct key sequences a spooled chunk may have (one byte a record)
+
+
+def _shapes(
+    records: list[dict], keys: tuple[str, ...]
+) -> tuple[tuple[tuple[str, ...], ...], bytes] | None:
+    """The distinct key sequences of ``records`` and which one each record has (``((),
+    b"")`` when every record has ``keys``, the chunk's columns, in that order); None past
+    :data:`MAX_SHAPES`."""
+    shapes = dict.fromkeys(map(tuple, records))  # C-level: a tuple a record, hashed
+    if len(shapes) == 1 and next(iter(shapes)) == keys:
+        return (), b""
+    if len(shapes) > MAX_SHAPES:
         return None
-    return first
+    index = {shape: j for j, shape in enumerate(shapes)}
+    return tuple(shapes), bytes(map(index.__getitem__, map(tuple, records)))
 
 
 class ChunkSpool:
@@ -96,14 +127,15 @@ class ChunkSpool:
         if self._file is None:
             return False
         records = batch.records
-        keys = _uniform(records) if batch.lines is not None and records else None
-        cols = batch.columns() if keys is not None else None
-        if cols is None or tuple(cols) != keys:
+        cols = batch.columns() if batch.lines is not None and records else None
+        keys = tuple(cols) if cols else ()
+        shapes = _shapes(records, keys) if keys else None
+        if shapes is None:
             self.give_up()
             return False
         try:
             head = marshal.dumps(
-                (batch.source, batch.offset, batch.fmt, batch.meta, len(records), keys)
+                (batch.source, batch.offset, batch.fmt, batch.meta, len(records), keys, *shapes)
             )
             body = marshal.dumps(tuple(cols.values()), MARSHAL_VERSION)
         except ValueError:  # a value marshal does not keep (not one of orjson's types)
@@ -135,11 +167,11 @@ class ChunkSpool:
             if k == self.chunks:
                 return None
             n_head, n_body = _HEAD.unpack(f.read(_HEAD.size))
-            source, offset, fmt, meta, n, keys = marshal.loads(f.read(n_head))
+            source, offset, fmt, meta, n, keys, shapes, ids = marshal.loads(f.read(n_head))
             values = marshal.loads(f.read(n_body))
             (n_lines,) = struct.unpack("<Q", f.read(8))
             lines = _from_ipc(f.read(n_lines))
-            rows = ColumnRows(keys, values, n)
+            rows = ColumnRows(keys, values, n, shapes, ids)
             batch = Batch(rows, source, offset, batch_id, fmt, meta, lines)  # type: ignore[arg-type]
             batch._columns = (rows, n, dict(zip(keys, values, strict=True)))
             return batch
