@@ -333,3 +333,28 @@ def test_loaded_columns_are_the_transposed_patched_rows(records, data):
     want = _transpose(rows) if rows else {}
     for k in {*want, *got}:
         assert list(got.get(k, [None] * len(rows))) == list(want.get(k, [None] * len(rows))), k
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(["a", "b", "c", "d", "", "é"]),
+            st.one_of(st.none(), st.integers(), st.text(max_size=3)),
+            max_size=6,
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_transpose_is_every_key_in_order_of_first_appearance(records):
+    """The columns of records that differ in their keys (and in their keys' order): every
+    key, where the first record that has it puts it, None where a record lacks it."""
+    from pipewarden.schema.infer import _transpose
+
+    keys: dict[str, None] = {}
+    for r in records:
+        keys.update(dict.fromkeys(r))
+    got = _transpose(records)
+    assert list(got) == list(keys)
+    assert {k: list(v) for k, v in got.items()} == {k: [r.get(k) for r in records] for k in keys}

@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any
 
@@ -293,19 +294,16 @@ def _transpose(records: list[dict]) -> dict[str, Sequence]:
             return dict(zip(first, zip(*rows, strict=True), strict=True))
         except KeyError:
             pass  # same width, other keys: the general path below
-    keys: dict[str, None] = {}
-    last = None
-    for r in records:
-        rk = r.keys()
-        if rk != last:
-            keys.update(dict.fromkeys(rk))
-            last = rk
+    # the distinct key sequences in order of first appearance (a tuple a record, hashed in C),
+    # then their keys in that order: each key where the first record that has it puts it
+    shapes = dict.fromkeys(map(tuple, records))
+    everywhere = set(first).intersection(*shapes)
     out: dict[str, Sequence] = {}
-    for k in keys:
-        try:
+    for k in dict.fromkeys(chain.from_iterable(shapes)):
+        if k in everywhere:
             out[k] = list(map(itemgetter(k), records))
-        except KeyError:
-            out[k] = [r.get(k) for r in records]
+        else:
+            out[k] = list(map(dict.get, records, repeat(k)))
     return out
 
 
