@@ -18,9 +18,9 @@ after. Cases:
 - ``dlt-duckdb`` / ``dlt-pg``: a dlt pipeline (extract, normalize, load) of the same file.
 
     .venv/bin/pip install -e '.[bench]'
-    .venv/bin/python bench/run/bench_run.py --rows 1000000 [--wide] [--cases pw-duckdb,floor-duckdb]
+    .venv/bin/python bench/run/bench_run.py --rows 1000000 [--wide] [--sparse] [--cases pw-duckdb,floor-duckdb]
 
-Writes bench/run/results-<rows>[-wide].json (and prints it).
+Writes bench/run/results-<rows>[-wide][-sparse].json (and prints it).
 """
 
 from __future__ import annotations
@@ -266,14 +266,16 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--wide", action="store_true")
+    ap.add_argument("--sparse", action="store_true")  # null fields left out (generate.py)
     ap.add_argument(
         "--cases",
         default="floor-duckdb,floor-pg,pw-duckdb,pw-pg,pw-duckdb-steps,pw-pg-steps,dlt-duckdb,dlt-pg",
     )
     ap.add_argument("--out")  # pw-duckdb-steps-trained, pw-pg-steps-trained: see the docstring
     args = ap.parse_args(argv)
-    data = data_file(args.rows, args.wide)
-    result = {**run_info(), "rows": args.rows, "wide": args.wide, "file": str(data),
+    data = data_file(args.rows, args.wide, args.sparse)
+    result = {**run_info(), "rows": args.rows, "wide": args.wide, "sparse": args.sparse,
+              "file": str(data),
               "file_mb": round(data.stat().st_size / 2**20, 1), "cases": {}}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="pw-bench-run-") as tmp:
         work = Path(tmp)
@@ -330,7 +332,8 @@ def main(argv=None) -> int:
     out_path = (
         Path(args.out)
         if args.out
-        else HERE / (f"results-{args.rows}{'-wide' if args.wide else ''}.json")
+        else HERE
+        / f"results-{args.rows}{'-wide' if args.wide else ''}{'-sparse' if args.sparse else ''}.json"
     )
     out_path.write_text(text + "\n")
     print(text)

@@ -3,9 +3,10 @@
 Narrow (12 columns): integers, floats, strings (names, e-mail addresses, low-cardinality
 codes), an ISO timestamp with a zone, a boolean, a nested object and a mostly-null text column.
 Wide (60 columns): the same 12 plus 48 more (12 each of integers, floats, low-cardinality
-strings and timestamps), the shape of an event table.
+strings and timestamps), the shape of an event table. Sparse: the same rows with each null
+field left out, as APIs that omit nulls write them (records then differ in their keys).
 
-    .venv/bin/python bench/run/generate.py --rows 1000000 [--wide]
+    .venv/bin/python bench/run/generate.py --rows 1000000 [--wide] [--sparse]
 """
 
 from __future__ import annotations
@@ -53,10 +54,12 @@ def _rows(n: int, wide: bool, seed: int = 7):
         yield r
 
 
-def write_rows(path: Path, n: int, wide: bool = False) -> Path:
+def write_rows(path: Path, n: int, wide: bool = False, sparse: bool = False) -> Path:
     with open(path, "wb") as f:
         buf = []
         for r in _rows(n, wide):
+            if sparse:
+                r = {k: v for k, v in r.items() if v is not None}
             buf.append(orjson.dumps(r))
             if len(buf) == 10_000:
                 f.write(b"\n".join(buf) + b"\n")
@@ -66,13 +69,14 @@ def write_rows(path: Path, n: int, wide: bool = False) -> Path:
     return path
 
 
-def data_file(n: int, wide: bool = False) -> Path:
-    """bench/out/run_<n>[_wide].jsonl, written on first use."""
-    path = ROOT / "bench" / "out" / f"run_{n}{'_wide' if wide else ''}.jsonl"
+def data_file(n: int, wide: bool = False, sparse: bool = False) -> Path:
+    """bench/out/run_<n>[_wide][_sparse].jsonl, written on first use."""
+    name = f"run_{n}{'_wide' if wide else ''}{'_sparse' if sparse else ''}.jsonl"
+    path = ROOT / "bench" / "out" / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".part")
-        write_rows(tmp, n, wide)
+        write_rows(tmp, n, wide, sparse)
         tmp.rename(path)
     return path
 
@@ -81,5 +85,6 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--wide", action="store_true")
+    ap.add_argument("--sparse", action="store_true")
     args = ap.parse_args()
-    print(data_file(args.rows, args.wide))
+    print(data_file(args.rows, args.wide, args.sparse))
