@@ -163,12 +163,71 @@ def _parse_ts(v: Any) -> float:
     return dt.timestamp()
 
 
+# ISO 8601 timestamps that both datetime.fromisoformat and Arrow's cast read the same way:
+# date, "T", time to the second, up to 6 fraction digits, then "Z" or an offset (zoned) or
+# nothing (naive, read as UTC). Anything else is parsed value by value.
+_YEAR = r"([1-9]\d{3}|0[1-9]\d{2}|00[1-9]\d|000[1-9])"  # datetime has no year 0
+_ISO_ZONED = (
+    "^" + _YEAR + r"-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$"
+)
+_ISO_NAIVE = "^" + _YEAR + r"-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?$"
+
+
+def _parse_ts_many(values: Sequence[Any]) -> np.ndarray:
+    """``[_parse_ts(v) for v in values]`` as an array: where the values are texts, those in the
+    common ISO shapes are parsed by Arrow in C (the same instants, to the microsecond), the
+    rest one by one."""
+    n = len(values)
+    out = np.full(n, np.nan)
+    if not n:
+        return out
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        arr = pa.array(values, type=pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # not texts and nulls: one by one
+        return np.fromiter(map(_parse_ts, values), float, n)
+    done = np.zeros(n, dtype=bool)
+    for pattern, tz in ((_ISO_ZONED, "UTC"), (_ISO_NAIVE, None)):
+        hit = pc.match_substring_regex(arr, pattern).fill_null(False)
+        hit = hit.to_numpy(zero_copy_only=False)
+        hit &= ~done
+        if not hit.any():
+            continue
+        at = np.flatnonzero(hit)
+        try:
+            us = arr.take(pa.array(at)).cast(pa.timestamp("us", tz))
+        except pa.ArrowInvalid:  # an impossible date among them: those one by one
+            continue
+        us = us.cast(pa.int64()).to_numpy()
+        # seconds as datetime.timestamp() gives them: microseconds / 10**6 correctly rounded,
+        # which float64 division is while the microseconds are exact in a float (1685-2255)
+        sec = us / 1e6
+        far = np.flatnonzero(np.abs(us) >= 2**53)
+        sec[far] = [u / 10**6 for u in us[far].tolist()]
+        out[at] = sec
+        done[at] = True
+    rest = np.flatnonzero(~done & ~arr.is_null().to_numpy(zero_copy_only=False))
+    if len(rest):
+        out[rest] = [_parse_ts(values[i]) for i in rest.tolist()]
+    return out
+
+
 def _looks_like_ts(v: Any) -> bool:
     if isinstance(v, datetime | date):
         return True
     if isinstance(v, str) and len(v) >= 10 and v[4:5] == "-" and v[7:8] == "-":
         return not math.isnan(_parse_ts(v))
     return False
+
+
+def _all_timestamps(values: list[Any]) -> bool:
+    """``all(_looks_like_ts(v) for v in values)``, texts parsed together."""
+    if not all(type(v) is str for v in values):
+        return all(map(_looks_like_ts, values))
+    shaped = all(len(v) >= 10 and v[4:5] == "-" and v[7:8] == "-" for v in values)
+    return shaped and bool(np.isfinite(_parse_ts_many(values)).all())
 
 
 def _numeric(values: list[Any]) -> np.ndarray:
@@ -186,16 +245,23 @@ def classify(name: str, values: list[Any], forced: bool = False) -> tuple[str | 
         return None, "all_null"
     if any(isinstance(v, dict | list) for v in present[:1000]):
         return None, "nested"
-    if all(isinstance(v, bool) for v in present):
+    types = set(map(type, present))  # in C; the checks below read it where it decides
+    if types == {bool}:
         return "bool", "boolean"
     sample = present[:200]
-    if all(_looks_like_ts(v) for v in sample) and all(_looks_like_ts(v) for v in present):
+    if all(_looks_like_ts(v) for v in sample) and _all_timestamps(present):
         return "timestamp", "timestamp"
-    numeric = all(_is_number(v) for v in present) or (
-        all(isinstance(v, str | int | float) and not math.isnan(_parse_float(v)) for v in sample)
-        and not np.isnan(_numeric(present)).any()
+    numeric = (
+        types <= {int, float}
+        or all(_is_number(v) for v in present)
+        or (
+            all(
+                isinstance(v, str | int | float) and not math.isnan(_parse_float(v)) for v in sample
+            )
+            and not np.isnan(_numeric(present)).any()
+        )
     )
-    distinct = len(set(map(str, present)))
+    distinct = len(set(present) if types == {str} else set(map(str, present)))
     unique = distinct == n
     cap = max(50, int(0.05 * n))
     # unique values, or a name like id/*_id with many values: keys recur in the rows a model
@@ -276,7 +342,7 @@ class Encoder:
                 excluded[name] = why
                 continue
             if kind == "timestamp":
-                t = np.array(list(map(_parse_ts, values)), dtype=float)
+                t = _parse_ts_many(values)
                 span = float(np.nanmax(t) - np.nanmin(t)) if np.isfinite(t).any() else 0.0
                 parts = [part for part in TS_PARTS if span >= TS_CYCLE[part]]
                 if not parts:
@@ -361,7 +427,7 @@ class Encoder:
             elif f.kind in ("ts_hour", "ts_weekday"):
                 t = ts_cache.get(f.column)
                 if t is None:
-                    t = ts_cache[f.column] = np.array(list(map(_parse_ts, values)), dtype=float)
+                    t = ts_cache[f.column] = _parse_ts_many(values)
                 X[:, j] = _ts_parts(t)[TS_PARTS.index(f.kind[3:])]
             elif f.kind == "bool":
                 if types <= {bool, type(None)}:  # 1 for True, else 0, without str()

@@ -51,7 +51,7 @@ import orjson
 from ..batch import no_gc
 from ..compliance.classify import holds_pii, pii_column
 from ..schema.infer import _transpose
-from .encode import _looks_like_ts, _parse_float, _parse_ts
+from .encode import _looks_like_ts, _parse_float, _parse_ts_many
 
 KIND = "anomaly.batch"
 PII_SHARE = "pii"  # the share of values holding PII in a category mix
@@ -179,10 +179,10 @@ def batch_metrics(
                     code = {v: _code(v) for v in set(present)}  # at most CODES texts
                     m["shares"] = _shares([code[v] for v in present], name, region)
         elif kind == "timestamp":
-            ts = [t for t in map(_parse_ts, present) if not math.isnan(t)]
-            if ts:
-                m["max_ts"] = max(ts)
-                m["lag"] = now - max(ts)
+            ts = _parse_ts_many(present)
+            if not np.isnan(ts).all():
+                m["max_ts"] = float(np.nanmax(ts))
+                m["lag"] = now - m["max_ts"]
         elif kind == "category" and present and m["distinct"] <= max(50, 0.5 * len(present)):
             m["shares"] = _shares(present, name, region)
         cols[name] = m
