@@ -324,10 +324,14 @@ class Encoder:
     ) -> Encoder:
         include = list(include or [])
         exclude = set(exclude or [])
+        shared = getattr(records, "columns", None)  # Columns: every key's values, made once
         names: dict[str, None] = {}
-        for r in records:
-            for k in r:
-                names.setdefault(k, None)
+        if shared is not None:  # its keys in order of first appearance, as the loop finds them
+            names.update(dict.fromkeys(shared))
+        else:
+            for r in records:
+                for k in r:
+                    names.setdefault(k, None)
         for k in include:
             names.setdefault(k, None)
         features: list[Feature] = []
@@ -336,7 +340,8 @@ class Encoder:
             if name in exclude:
                 excluded[name] = "excluded"
                 continue
-            values = [r.get(name) for r in records]
+            got = shared.get(name) if shared is not None else None
+            values = list(got) if got is not None else [r.get(name) for r in records]
             kind, why = classify(name, values, forced=name in include)
             if kind is None:
                 excluded[name] = why

@@ -177,7 +177,7 @@ class AnomalyStep:
             fitted = None
             if len(batch) >= self.cfg.min_fit_rows:
                 try:
-                    fitted = fit_model(batch.records, self.cfg)
+                    fitted = fit_model(Columns(batch.records, batch.columns()), self.cfg)
                 except NoFeatures:
                     fitted = None
             self._fit = (batch_id, fitted)
