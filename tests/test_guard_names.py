@@ -60,29 +60,36 @@ def test_pii_keys_are_renamed_to_stable_keyed_hash_names():
     assert {f["entity"] for f in r.report()} == {"EMAIL_ADDRESS", "US_SSN", "CREDIT_CARD"}
 
 
-def test_a_pii_key_anywhere_in_a_batch_is_found():
-    # the renamer decides from the batch's keys at every depth whether to walk the records:
-    # a PII key in the last record only, in an object in a list in a list, is still renamed
+@pytest.mark.parametrize("given", ["records", "columns"])
+def test_a_pii_key_anywhere_in_a_batch_is_found(given):
+    # the renamer decides from the batch's keys at every depth whether to walk the records
+    # (read from the records, or from the chunk's columns where the guardian has them): a
+    # PII key in the last record only, in an object in a list in a list, is still renamed
+    from pipewarden.batch import Batch
+
+    def apply(r, recs):
+        return r.apply(recs, Batch(recs, "t.jsonl").columns if given == "columns" else None)
+
     plain = [{"id": i, "meta": {"v": i, "tags": [[{"ok": 1}], 2]}} for i in range(500)]
     last = {"id": 500, "meta": {"v": 1, "tags": [[{"ok": 1}, {f"ssn_{SSN}": 1}], 2]}}
     for action in ("rename", "block"):
         recs = [*plain, json.loads(json.dumps(last))]
         r = KeyRenamer(action=action, key=b"k")
-        assert r.apply(recs) == (1 if action == "rename" else 0)
+        assert apply(r, recs) == (1 if action == "rename" else 0)
         assert [f["entity"] for f in r.report()] == ["US_SSN"]
         assert recs[:500] == plain
         assert (SSN in _dump(recs[500])) == (action == "block")
     # none anywhere: every record is left as it is (the same objects)
     recs = list(plain)
     r = KeyRenamer(key=b"k")
-    assert r.apply(recs) == 0 and not r.found
+    assert apply(r, recs) == 0 and not r.found
     assert all(a is b for a, b in zip(recs, plain, strict=True))
     # a record that is not an object is left to the walk
-    assert KeyRenamer(key=b"k").apply([*plain, [1], last]) == 1
+    assert apply(KeyRenamer(key=b"k"), [*plain, [1], last]) == 1
     # objects under keys the first record does not nest anything in
     late = [{"id": 0, "a": 1}, *plain, {"id": 1, "a": [{"b": {f"card_{CARD}": 2}}]}]
     r = KeyRenamer(key=b"k")
-    assert r.apply(late) == 1 and [f["entity"] for f in r.report()] == ["CREDIT_CARD"]
+    assert apply(r, late) == 1 and [f["entity"] for f in r.report()] == ["CREDIT_CARD"]
 
 
 def test_block_and_allow_leave_keys_alone():

@@ -517,7 +517,8 @@ class Guardian:
         policy's ``names`` says; before the schema is inferred. Returns the keys renamed;
         ``self.renamer.found`` lists what was found (masked)."""
         records = batch.records
-        n = self.renamer.apply(records)
+        # the columns are made here once and kept for inference (a renaming makes them again)
+        n = self.renamer.apply(records, batch.columns)
         if n:  # renamed in place: a new list, so no step reads the columns of the old keys
             batch.records = list(records)
         return n

@@ -23,6 +23,7 @@ import os
 import re
 import secrets
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import chain, compress, repeat
 from typing import Any
@@ -165,12 +166,14 @@ class KeyRenamer:
                     renamed=new if self.action == "rename" else None,
                 )
 
-    def apply(self, records: list[dict]) -> int:
+    def apply(self, records: list[dict], columns: Callable[[], dict] | None = None) -> int:
         """Rename PII keys of every record (and of nested objects) in place; returns how many
-        keys were renamed. With ``block``, only records what it found."""
+        keys were renamed. With ``block``, only records what it found. ``columns``: where the
+        caller has them, the records' columns (``Batch.columns``), read instead of going
+        through every record's keys and values."""
         if self.action == "allow":
             return 0
-        if not self._any_pii_key(records):
+        if not self._any_pii_key(records, columns):
             return 0  # the walk would rename and note nothing
         n = 0
         for i, rec in enumerate(records):
@@ -180,7 +183,7 @@ class KeyRenamer:
                 n += 1
         return n
 
-    def _any_pii_key(self, records: list) -> bool:
+    def _any_pii_key(self, records: list, columns: Callable[[], dict] | None = None) -> bool:
         """Whether any key of the records, at any depth, holds PII (True when the records
         are not all objects: the walk decides). Each distinct key of the batch is asked
         once; a level's keys and its nested objects and lists are gathered by C-level
@@ -190,9 +193,15 @@ class KeyRenamer:
             return True
         cache, new_name = self._cache, self.new_name
         is_pii = lambda k: (cache[k] if k in cache else new_name(k)) is not None  # noqa: E731
-        if any(map(is_pii, dict.fromkeys(chain.from_iterable(records)))):
+        if columns is not None:  # the keys are the columns', the nested values in them
+            cols = columns()
+            if any(map(is_pii, cols)):
+                return True
+            nested = _nested_in(cols)
+        elif any(map(is_pii, dict.fromkeys(chain.from_iterable(records)))):
             return True
-        nested = _top_nested(records)
+        else:
+            nested = _top_nested(records)
         while nested:
             is_object = list(map(isinstance, nested, repeat(dict)))
             objects = list(compress(nested, is_object))
@@ -241,6 +250,16 @@ class KeyRenamer:
 
     def report(self) -> list[dict[str, Any]]:
         return [f.to_dict() for f in self.found.values()]
+
+
+def _nested_in(columns: dict) -> list:
+    """The objects and lists among the values of ``columns`` (a column's types are read in C
+    first: most columns hold none)."""
+    found: list = []
+    for column in columns.values():
+        if any(issubclass(t, dict | list) for t in set(map(type, column))):
+            found.extend(compress(column, map(isinstance, column, repeat(dict | list))))
+    return found
 
 
 def _top_nested(records: list[dict]) -> list:
