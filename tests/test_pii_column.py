@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipewarden.anomaly.model import Model
 from pipewarden.anomaly.monitors import batch_metrics
@@ -59,3 +61,33 @@ def test_a_model_file_value_is_never_quoted_in_the_error(tmp_path):
     with pytest.raises(InputError) as err:
         Model.load(path)
     assert "jane.roe" not in err.value.render() and "wrong type" in err.value.render()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.booleans(),
+            st.floats(allow_nan=True, allow_infinity=True),
+            st.integers(-(10**20), 10**20),
+            st.text(max_size=8),
+            st.sampled_from(["4111111111111111", "078-05-1120", " ", "12.0", {"a": 1}, [1]]),
+        ),
+        max_size=60,
+    ),
+    st.booleans(),
+)
+def test_the_values_skipped_before_reading_are_those_that_read_as_no_text(values, floats):
+    """pii_column drops in C the values that read as no text (nulls, booleans, objects,
+    lists, floats with a fraction): the texts it reads, in order, are the same."""
+    from pipewarden.compliance.classify import PII_SCAN, _as_text, _may_be_text
+
+    if floats:  # a column of measurements: the numpy path
+        values = [v for v in values if v is None or isinstance(v, float)]
+
+    def texts(vs):
+        return [t for t in map(_as_text, vs) if t is not None][:PII_SCAN]
+
+    assert texts(_may_be_text(values)) == texts(values)
+    assert texts(_may_be_text(tuple(values))) == texts(values)

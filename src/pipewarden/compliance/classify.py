@@ -8,8 +8,12 @@ column named ``ssn`` and nothing in a column named ``order_id``.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import compress
+from operator import not_
+from typing import Any
 
 from .recognizers import CARD, EMAIL, IBAN, IP, NATIONAL_ID, PHONE, SSN, Context, detect
 
@@ -190,6 +194,27 @@ def _as_text(v) -> str | None:
     return text or None
 
 
+_NO_TEXT = frozenset({type(None), bool, dict, list})  # types _as_text never reads as text
+
+
+def _may_be_text(values: Iterable[Any]) -> Iterable[Any]:
+    """``values`` without those :func:`_as_text` reads as no text, in order, dropped in C:
+    nulls, booleans, objects and lists, and floats with a fraction (a column of
+    measurements is not read value by value to the end for want of a text)."""
+    if not isinstance(values, Sequence):
+        return values
+    types = set(map(type, values))
+    if types <= _NO_TEXT:
+        return ()
+    if types <= {float, type(None)}:
+        import numpy as np
+
+        x = np.array(values, dtype=float)  # None: NaN
+        whole = np.flatnonzero(np.isfinite(x) & (np.floor(x) == x))[:PII_SCAN]
+        return [values[i] for i in whole.tolist()]
+    return compress(values, map(not_, map(_NO_TEXT.__contains__, map(type, values))))
+
+
 def _hinted_shape(text: str, hint: str | None) -> bool:
     if hint == EMAIL:
         return "@" in text and " " not in text
@@ -233,7 +258,7 @@ def pii_column(path: str, values, *, region: str = "US") -> str | None:
     ctx = _context(hint, False, region)
     counts: dict[str, int] = {}
     n = 0
-    for v in values:
+    for v in _may_be_text(values):
         text = _as_text(v)
         if text is None:
             continue
