@@ -224,3 +224,20 @@ def test_features_of_imputed_cells_are_computed_from_the_fills(tmp_path):
     assert len(got) == 10 and all(x * y == pytest.approx(xy) for x, y, xy in got)
     assert all(abs(y - 3 * x) < 0.8 for x, y, _ in got)
     assert all(json.loads(c) == ["x_x_y", "y"] for (c,) in flags)
+
+
+def test_the_columns_of_a_chunk_read_before_the_features_include_them(tmp_path):
+    """A step before the features may have read the chunk's columns already (the guardian
+    checks its keys from them): the features added to the records in place are in the
+    columns inference reads next."""
+    from pipewarden.batch import Batch
+    from pipewarden.steps import build
+
+    _spec(tmp_path)
+    step = build({"type": "features", "spec": "sales-features.json"}, tmp_path)
+    batch = Batch(_rows(6, 1), "t.jsonl")
+    assert "a_x_b" not in batch.columns()  # read (and kept) before the features
+    assert step.derive(batch) is None
+    cols = batch.columns()
+    assert list(cols)[-len(NAMES) :] == NAMES
+    assert list(cols["a_x_b"]) == [r["a_x_b"] for r in batch.records]

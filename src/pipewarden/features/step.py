@@ -55,6 +55,7 @@ class FeaturesStep:
         for r in batch.records:
             for f in features:
                 r[f.name] = value(f, r)
+        batch.changed()  # the records gained keys in place: their columns are made again
         derived = batch.meta.setdefault(DERIVED, [])
         derived.extend(n for n in self.names if n not in derived)
         return None
