@@ -27,14 +27,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _git_commit(where: Path, paths: tuple[str, ...]) -> str:
-    """The commit checked out at ``where``, ``+dirty`` when ``paths`` differ from it."""
+    """The commit checked out at ``where``, ``+dirty`` when tracked files under ``paths``
+    differ from it (a results file the bench just wrote is not a change to the code)."""
     try:
         head = subprocess.run(
             ["git", "rev-parse", "--short=12", "HEAD"],
             cwd=where, capture_output=True, text=True, check=True,
         ).stdout.strip()  # fmt: skip
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", *paths],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", *paths],
             cwd=where, capture_output=True, text=True, check=True,
         ).stdout.strip()  # fmt: skip
     except (OSError, subprocess.CalledProcessError):
