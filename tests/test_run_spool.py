@@ -367,3 +367,23 @@ def test_any_records_the_spool_keeps_come_back_exactly(tmp_path, records, chunk)
             k: list(v) for k, v in a.columns().items()
         }
         assert b.lines.to_pylist() == a.lines.to_pylist()
+
+
+def test_a_chunk_of_many_key_sequences_comes_back_exactly(tmp_path):
+    """Nine optional fields give 512 key sequences in a chunk (two bytes a record name its
+    own): every record comes back with its keys."""
+    rows = [{"id": i, **{f"k{b}": b for b in range(9) if i >> b & 1}} for i in range(1024)]
+    data = tmp_path / "many.jsonl"
+    _write(data, rows)
+    read = list(iter_batches(data, chunk_rows=600, identify=False, lines=True))
+    spool = ChunkSpool()
+    try:
+        for b in read:
+            b.columns()
+            assert spool.add(b)
+        back = list(spool.batches("b"))
+    finally:
+        spool.close()
+    assert len({tuple(r) for r in read[0].records}) > 256
+    assert [r for b in back for r in b.records] == rows
+    assert [list(r) for b in back for r in b.records] == [list(r) for r in rows]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import marshal
 import struct
 import tempfile
+from array import array
 from collections.abc import Iterator, Sequence
 from functools import partial
 from typing import Any
@@ -39,7 +40,8 @@ MARSHAL_VERSION = 2
 class ColumnRows(Sequence):
     """The records of a chunk made from its columns one by one where asked for (``dict`` of
     the keys and the row's values). Where records differ in their keys, ``shapes`` holds each
-    distinct key sequence and ``ids`` (one byte a record) which one each record has: a record
+    distinct key sequence and ``ids`` (one byte a record, two past 256 sequences) which one
+    each record has: a record
     made again has exactly its own keys in its own order, where the columns hold None for a
     key it lacks."""
 
@@ -54,7 +56,8 @@ class ColumnRows(Sequence):
         ids: bytes = b"",
     ):
         self._keys, self._values, self._n = keys, values, n
-        self._shapes, self._ids = shapes, ids
+        # one byte a record, or two (native order, as the spool wrote them in this process)
+        self._shapes, self._ids = shapes, ids if len(ids) <= n else memoryview(ids).cast("H")
         at = {k: j for j, k in enumerate(keys)}
         self._picks = [tuple(at[k] for k in shape) for shape in shapes]
 
@@ -81,22 +84,25 @@ class ColumnRows(Sequence):
         return f"ColumnRows({self._n} records, keys {list(self._keys)!r})"
 
 
-MAX_SHAPES = 256  # distinct key sequences a spooled chunk may have (one byte a record)
+MAX_SHAPES = 65_536  # distinct key sequences a spooled chunk may have (two bytes a record)
 
 
 def _shapes(
     records: list[dict], keys: tuple[str, ...]
 ) -> tuple[tuple[tuple[str, ...], ...], bytes] | None:
-    """The distinct key sequences of ``records`` and which one each record has (``((),
-    b"")`` when every record has ``keys``, the chunk's columns, in that order); None past
-    :data:`MAX_SHAPES`."""
+    """The distinct key sequences of ``records`` and which one each record has, one byte a
+    record (two past 256 sequences); ``((), b"")`` when every record has ``keys``, the chunk's
+    columns, in that order; None past :data:`MAX_SHAPES`."""
     shapes = dict.fromkeys(map(tuple, records))  # C-level: a tuple a record, hashed
     if len(shapes) == 1 and next(iter(shapes)) == keys:
         return (), b""
     if len(shapes) > MAX_SHAPES:
         return None
     index = {shape: j for j, shape in enumerate(shapes)}
-    return tuple(shapes), bytes(map(index.__getitem__, map(tuple, records)))
+    ids = map(index.__getitem__, map(tuple, records))
+    if len(shapes) <= 256:
+        return tuple(shapes), bytes(ids)
+    return tuple(shapes), array("H", ids).tobytes()
 
 
 class ChunkSpool:
