@@ -25,7 +25,6 @@ from . import DEFAULT_STORE
 from .breaker import KEY as BREAKER_KEY
 from .breaker import RELEASE, Breaker, BreakerConfig
 from .calibrate import share_above
-from .encode import Encoder
 from .engines import make_engine
 from .learn import LearnConfig
 from .model import Model, NoFeatures
@@ -192,13 +191,7 @@ def score_rows(
     try:
         seen: dict[str, Any] = {}
         if fitted:  # encoded and scaled once, the reference's rows scored once
-            encoder = Encoder.fit(
-                records, include=cfg.include, exclude=cfg.exclude, region=cfg.region
-            )
-            out["features"], out["excluded"] = encoder.names, encoder.excluded
-            if not encoder.features:
-                raise NoFeatures(encoder.excluded)
-            X = encoder.transform(records, seen)
+            encoder, X = Model.encode(records, cfg.include, cfg.exclude, cfg.region, seen)
             model, scores, Z = Model.fit_score(
                 X, encoder, make_engine(cfg.engine, cfg.engine_options)
             )
@@ -231,6 +224,7 @@ def score_rows(
         why = _why(exc)
         out.update(
             status="no_features",
+            features=[],
             excluded=exc.excluded,
             message=f"no column can be scored ({why}); name columns to score with --include",
         )

@@ -85,11 +85,23 @@ class Model:
         exclude: list[str] | None = None,
         region: str = "US",
     ) -> Model:
+        encoder, X = cls.encode(records, include, exclude, region)
+        return cls.fit_matrix(X, encoder, make_engine(engine, engine_options))
+
+    @staticmethod
+    def encode(
+        records: list[dict[str, Any]],
+        include: list[str] | None = None,
+        exclude: list[str] | None = None,
+        region: str = "US",
+        report: dict[str, Any] | None = None,
+    ) -> tuple[Encoder, np.ndarray]:
+        """The encoder fitted on ``records`` and their feature matrix (``report``: what
+        :meth:`Encoder.transform` reports); NoFeatures when no column can be scored."""
         encoder = Encoder.fit(records, include=include, exclude=exclude, region=region)
         if not encoder.features:
             raise NoFeatures(encoder.excluded)
-        X = encoder.transform(records)
-        return cls.fit_matrix(X, encoder, make_engine(engine, engine_options))
+        return encoder, encoder.transform(records, report)
 
     @classmethod
     def fit_matrix(cls, X: np.ndarray, encoder: Encoder, engine: Engine) -> Model:
