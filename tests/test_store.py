@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from decimal import Decimal
 
 import psycopg
@@ -164,6 +165,56 @@ def test_duckdb_raw_landing_payloads_are_stored_with_zstd(tmp_path):
         }
         if _zstd_columns():  # DuckDB 1.2 and later
             assert used == {"ZSTD"}
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("extension", [True, False])
+def test_duckdb_json_columns_arrive_as_json_with_or_without_arrows_json_type(
+    tmp_path, monkeypatch, extension
+):
+    """JSON text bound for a JSON column (the raw payloads, a typed JSON column) is handed to
+    DuckDB typed as ``arrow.json`` where both sides know the type, so DuckDB does not parse it
+    again to check it; through the writer's spool file too (more than its memory share), and
+    as text where ``arrow.json`` is missing: the same values read back either way."""
+    from pipewarden.store import duckdb as store_duckdb
+
+    if not extension:
+        monkeypatch.setattr(store_duckdb, "_json_extension", lambda: None)
+    elif store_duckdb._json_extension() is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("this pyarrow/DuckDB pair must pass arrow.json through")
+        pytest.skip("pyarrow before 19 or a DuckDB that does not read arrow.json")
+    monkeypatch.setattr(store_duckdb, "SPOOL_MEMORY_BYTES", 4096)  # the spool goes to a file
+    seen = []
+    real = store_duckdb.DuckDBWriter._insert_arrow
+
+    def spy(self, table, names, t):
+        seen.extend(str(f.type) for f, n in zip(t.schema, names, strict=True)
+                    if n in ("payload", "tags"))  # fmt: skip
+        return real(self, table, names, t)
+
+    monkeypatch.setattr(store_duckdb.DuckDBWriter, "_insert_arrow", spy)
+    store = open_store(f"{tmp_path}/j.duckdb")
+    try:
+        with store.transaction() as w:
+            create_typed(w, store)
+            w.ensure_dataset("people")
+            rows = [row(i) for i in range(2000)]
+            w.write_typed("people", [n for n, _ in TYPES], [t for _, t in TYPES], rows)
+            payloads = [json.dumps({"i": i, "name": f"n{i}"}) for i in range(2000)]
+            w.write_raw("people", "b1", list(range(2000)), payloads)
+        want = "extension<arrow.json>" if extension else "string"
+        assert set(seen) == {want}
+        got = store._aux_query(
+            f"SELECT tags->'t'->>1, typeof(tags) FROM {store.qualify('people')} WHERE id = 1999"
+        )
+        assert got == [("x", "JSON")]
+        raw = store._aux_query(
+            f"SELECT payload->>'name', typeof(payload) FROM {store.qualify('people__raw')} "
+            'WHERE "offset" = 1999'
+        )
+        assert raw == [("n1999", "JSON")]
     finally:
         store.close()
 
