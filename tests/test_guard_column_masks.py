@@ -177,3 +177,92 @@ def test_many_distinct_masked_values_that_do_not_fit_hold_exactly_their_rows(tmp
     from conftest import duckdb_dump
 
     assert "2125550" not in duckdb_dump(tmp_path / "wh.duckdb")
+
+
+def test_the_raw_landing_keeps_the_source_line_of_each_row_no_step_changes(project, capsys):
+    """With the guardian on, JSON Lines keep their lines: a row the guardian leaves alone lands
+    in the raw landing as its line (as written: spaces, 1.50), a row it masks is written again
+    with the masked value, a row another step holds keeps its masked payload; on both stores,
+    and no address anywhere."""
+    from pipewarden.cli import main
+
+    lines = []
+    for i in range(10):
+        email = f'"user{i}@example.com"' if i % 3 == 0 else "null"
+        qty = '"lots"' if i == 6 else f"{i}.50"
+        lines.append(f'{{"id": {i},  "email": {email}, "qty": {qty}, "note": "ok"}}')
+    (project.root / "in" / "a_1.jsonl").write_text("\n".join(lines[:5]) + "\n")
+    (project.root / "in" / "a_2.jsonl").write_text("\n".join(lines[5:]) + "\n")  # qty: text
+    (project.root / "policy.yaml").write_text(POLICY)
+    project.config(
+        contract="contract:\n  columns: evolve\n  data_type: quarantine\n",
+        chunk_rows=4,
+        extra="steps:\n  - {type: guardian, policy: policy.yaml}\n",
+    )
+    code = main(["run", str(project.cfg), "--format", "json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert_conserved(doc)
+    everything = _dump(project)
+    assert "@example.com" in everything and not any(
+        f"user{i}@example.com" in everything for i in range(10)
+    )
+    store = project.store()
+    try:
+        payloads = store._aux_query(f"SELECT payload FROM {store.qualify('orders__raw')}")
+        held = store.quarantine_rows("orders", with_payload=True)
+    finally:
+        store.close()
+    raw = {}
+    for (payload,) in payloads:
+        got = payload if isinstance(payload, dict) else json.loads(payload)
+        raw[got["id"]] = (payload, got)
+    assert sorted(raw) == [i for i in range(10) if i != 6]
+    for i, (payload, got) in raw.items():
+        want = json.loads(lines[i])
+        if i % 3 == 0:
+            assert got == {**want, "email": "u***@example.com"}
+        else:
+            assert got == want
+            if project.kind == "duckdb":  # JSON text as read (PostgreSQL's jsonb rewrites it)
+                assert payload == lines[i]
+    (row,) = held
+    payload = row["payload"]
+    payload = json.loads(payload) if isinstance(payload, str) else payload
+    assert payload == {**json.loads(lines[6]), "email": "u***@example.com"}
+
+
+def test_a_chunk_whose_keys_are_renamed_lands_the_renamed_records(tmp_path, monkeypatch, capsys):
+    """JSON Lines whose keys hold PII: the guardian renames the keys (keyed hash), so those
+    chunks' lines are no longer the records: the raw landing gets the renamed records, the
+    chunks without such a key keep their lines, and no raw key is anywhere in the store."""
+    from conftest import duckdb_dump
+
+    from pipewarden.cli import main
+
+    monkeypatch.setenv("PIPEWARDEN_HASH_KEY", "test-key")
+    ssn = "509-88-8712"
+    lines = [f'{{"id": {i},  "v": {i}.50}}' for i in range(4)]  # chunk 1: no PII key
+    lines += [f'{{"id": {i},  "v": {i}.50, "{ssn}": "x"}}' for i in range(4, 8)]  # chunk 2
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / "policy.yaml").write_text("version: 1\n")
+    (tmp_path / "pipeline.yaml").write_text(
+        "version: 1\ndataset: crm\nsource: {path: 'in/*.jsonl', chunk_rows: 4}\n"
+        "store: {kind: duckdb, path: wh.duckdb}\nsteps:\n  - {type: guardian, policy: policy.yaml}\n"
+    )
+    code = main(["run", str(tmp_path / "pipeline.yaml"), "--format", "json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert json.loads(out)["batches"][0]["rows_loaded"] == 8
+    tables = duckdb_dump(tmp_path / "wh.duckdb")
+    assert ssn not in tables and "509888712" not in tables
+    import duckdb
+
+    with duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True) as con:
+        raw = dict(con.execute('select "offset", payload from crm__raw').fetchall())
+    assert [raw[i] for i in range(4)] == lines[:4]  # as read
+    for i in range(4, 8):
+        got = json.loads(raw[i])
+        (renamed,) = set(got) - {"id", "v"}
+        assert got == {"id": i, "v": i + 0.5, renamed: "x"} and renamed != ssn

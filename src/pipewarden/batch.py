@@ -87,9 +87,11 @@ class Batch:
         return cached[2]
 
     def changed(self) -> None:
-        """Forget the columns made so far: for a step that changes records in place (adds a
-        key to each), which :meth:`columns` cannot see from the list alone."""
+        """Forget the columns made so far, and the source lines (no longer the records' JSON):
+        for a step that changes records in place (adds a key to each), which :meth:`columns`
+        cannot see from the list alone."""
         self._columns = None
+        self.lines = None
 
     def row_number(self, i: int) -> int:
         """The 1-based row number in the source of record ``i`` of this batch."""

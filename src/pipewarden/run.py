@@ -488,10 +488,13 @@ def _typed_columns(batch, outcome, schema) -> tuple[Any, list[int], Any]:
     """The loaded rows of a chunk as typed Arrow columns (``columnar.typed_table``: the values
     ``coerce_row`` gives, parsed column by column, from the chunk's columns the check made),
     their offsets and raw payloads as an Arrow array of JSON text: the lines as read where the
-    chunk has them (``Batch.lines``: JSON Lines, no step changed a row), else the records
-    written again (with the steps' patches applied, so masked values stay masked; fills reach
-    the typed columns only)."""
+    chunk has them (``Batch.lines``: JSON Lines, no step changed the chunk's records or derived
+    keys), with the rows a step masks or patches written again (so masked values stay masked);
+    else, or where a step changed most rows, every record written again. Fills reach the typed
+    columns only."""
+    import numpy as np
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     from .columnar import typed_table
 
@@ -501,25 +504,54 @@ def _typed_columns(batch, outcome, schema) -> tuple[Any, list[int], Any]:
     drop = set(batch.meta.get("derived") or ())
     masked = outcome.columns
     with no_gc():
-        if batch.lines is not None and not patches and not masked and not drop:  # as read
+        touched = _patched(records, loaded, patches, masked)
+        # as read, but for the rows a step changed; where it changed most of them (a masked
+        # column every row has), each record is written again: the lines would be copied
+        # twice more for little (about 100 MB more at the peak of 1M rows of bench/run's file)
+        if batch.lines is not None and not drop and len(touched) * 2 <= len(loaded):
             payloads = (
                 batch.lines if everyone else batch.lines.take(pa.array(loaded, type=pa.int64()))
             )
+            if touched:
+                at = sorted(touched)
+                where = np.zeros(len(loaded), dtype=bool)
+                where[at] = True
+                if isinstance(payloads, pa.ChunkedArray):
+                    payloads = payloads.combine_chunks()
+                again = json_array([touched[j] for j in at])
+                payloads = pc.replace_with_mask(
+                    payloads, pa.array(where), again.cast(payloads.type)
+                )
         else:
             rows = records if everyone else [records[i] for i in loaded]
-            if masked:  # each masked column's values in place of the record's
+            if touched:
                 rows = list(rows)
-                for key, j, v in _masked_cells(masked, loaded):
-                    rows[j] = {**rows[j], key: v}
-            if patches:
-                rows = [
-                    {**r, **patches[i]} if i in patches else r
-                    for r, i in zip(rows, loaded, strict=True)
-                ]
+                for j, r in touched.items():
+                    rows[j] = r
             payloads = json_array(rows if not drop else [_received(r, drop) for r in rows])
         columns = _loaded_columns(batch, loaded, patches, fills, masked)
     table = typed_table(columns, list(schema.columns.values()), len(loaded))
     return table, [base + i for i in loaded], payloads
+
+
+def _patched(records, loaded: list[int], patches: dict, masked: dict) -> dict[int, dict]:
+    """Position in ``loaded`` -> the record with the steps' column masks (``Outcome.columns``)
+    and then their patches applied, for each loaded row they change."""
+    out: dict[int, dict] = {}
+    for key, j, v in _masked_cells(masked, loaded) if masked else ():
+        r = out.get(j)
+        if r is None:
+            out[j] = {**records[loaded[j]], key: v}
+        else:
+            r[key] = v
+    if patches:
+        pos = None if len(loaded) == len(records) else {i: j for j, i in enumerate(loaded)}
+        for i, p in patches.items():
+            j = i if pos is None else pos.get(i)
+            if j is None or not p:
+                continue
+            out[j] = {**out.get(j, records[i]), **p}
+    return out
 
 
 def _masked_cells(masked: dict, loaded: list[int]):
@@ -854,13 +886,17 @@ def load_file(
             records_path=src.get("records_path"),
             short_rows=src["csv"]["short_rows"],
             identify=False,  # the batch id is the file's, computed once above
-            lines=lines and not prepares,  # pass 2 keeps the lines where no step changes rows
+            lines=lines,  # the raw landing writes them (a chunk a step changes drops them)
         )):  # fmt: skip
             chunk.batch_id = batch_id  # every chunk carries its file's (the batch's) id
+            records = chunk.records
             for prepare in prepares:
                 why = prepare(chunk)
                 if why and why not in prepared_block:
                     prepared_block.append(why)
+            if chunk.records is not records:  # a step made the records anew (renamed keys)
+                chunk.lines = None
+            del records
             yield chunk
             del chunk  # not held while the next chunk is read
 
