@@ -6,7 +6,9 @@ state it must keep between batches (breaker state, batch statistics) goes throug
 ``StateStore`` methods of the store it is given in the context.
 
 Two optional hooks run on every chunk before the schema is inferred (in both passes of a run):
-``prepare(batch)`` may change the records (the guardian renames keys holding PII), and
+``prepare(batch)`` may change the records (the guardian renames keys holding PII: a prepare
+that changes records gives ``batch.records`` a new list, or calls ``batch.changed()``, so the
+raw landing does not take the chunk's source lines for them), and
 ``derive(batch)`` adds computed keys, naming them in ``batch.meta["derived"]`` (the features
 step): the sentinel types them like any new column, while the raw landing and the quarantine
 keep the records without them, and a replayed row gets them computed again. Either returns a
