@@ -272,7 +272,7 @@ def _canon(insp: Inspection) -> dict:
         ],  # fmt: skip
         "columns": insp.columns,
         "stats": [
-            (k, s.values, s.free_text, len(s.distinct or ()), s.whole, s.hint, s.negative)
+            (k, s.values, s.free_text, s.distinct_count(), s.whole, s.hint, s.negative)
             for k, s in insp.stats.items()
         ],
     }

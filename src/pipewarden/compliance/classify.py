@@ -129,6 +129,7 @@ class ColumnStats:
     values: int = 0  # non-null scalar values
     free_text: int = 0  # values that read like prose (3+ words, not one entity)
     distinct: set | None = None
+    n_distinct: int | None = None  # the distinct count, where no set of them is kept
     whole: dict[str, int] | None = None  # entity -> values that are exactly one such entity
     hint: str | None = None
     negative: bool = False
@@ -146,13 +147,17 @@ class ColumnStats:
                 self.whole = {}
             self.whole[whole_entity] = self.whole.get(whole_entity, 0) + 1
 
+    def distinct_count(self) -> int:
+        """Distinct values seen (up to 100,000)."""
+        return self.n_distinct if self.n_distinct is not None else len(self.distinct or ())
+
     def label(self) -> dict | None:
         """The column's label when it holds one entity as a whole, else None."""
         if not self.values or not self.whole:
             return None
         entity, count = max(sorted(self.whole.items()), key=lambda kv: kv[1])
         share = count / self.values
-        distinct = len(self.distinct or ()) / self.values
+        distinct = self.distinct_count() / self.values
         name = self.hint == entity
         kind = "free_text" if self.free_text / self.values >= 0.5 else "structured"
         if kind == "free_text":

@@ -83,22 +83,26 @@ def scan_distinct(values: pa.Array | list[str], ctx: Context) -> list[list[Match
     if not len(idx):
         return out
     some = values.take(pa.array(idx)) if len(idx) < len(values) else values
-    texts = some.to_pylist()
     encoded = shapes(some).dictionary_encode()
     forms = encoded.dictionary
-    if 2 * len(forms) > len(texts):  # shapes do not repeat (free text): value by value
-        for i, text in zip(idx.tolist(), texts, strict=True):
+    if 2 * len(forms) > len(some):  # shapes do not repeat (free text): value by value
+        for i, text in zip(idx.tolist(), some.to_pylist(), strict=True):
             out[i] = detect(text, ctx)
         return out
     forms = forms.to_pylist()
     plans = [plan(f, ctx) for f in forms]
     by_shape: dict[int, list[Match]] = {}
     ids = encoded.indices.to_numpy(zero_copy_only=False)
-    # values whose shape plans nothing keep no match: only the rest are visited
+    # values whose shape plans nothing keep no match: only the rest are visited, and only
+    # they are made Python strings (a column of numbers plans nothing for most shapes)
     live = np.fromiter((bool(p) for p in plans), dtype=bool, count=len(plans))
     visit = np.flatnonzero(live[ids])
+    if not len(visit):
+        return out
     rows = idx[visit].tolist()
-    for j, sid, i in zip(visit.tolist(), ids[visit].tolist(), rows, strict=True):
+    shaped = ids[visit].tolist()
+    texts = (some if len(visit) == len(some) else some.take(pa.array(visit))).to_pylist()
+    for sid, i, text in zip(shaped, rows, texts, strict=True):
         p = plans[sid]
         if email_only(p):
             found = by_shape.get(sid)
@@ -106,7 +110,7 @@ def scan_distinct(values: pa.Array | list[str], ctx: Context) -> list[list[Match
                 found = by_shape[sid] = detect(forms[sid], ctx, p)
             out[i] = found
         else:
-            out[i] = detect(texts[j], ctx, p)
+            out[i] = detect(text, ctx, p)
     return out
 
 
