@@ -504,7 +504,7 @@ def _typed_columns(batch, outcome, schema) -> tuple[Any, list[int], Any]:
     drop = set(batch.meta.get("derived") or ())
     masked = outcome.columns
     with no_gc():
-        touched = _patched(records, loaded, patches, masked)
+        touched = _touched(records, loaded, outcome)
         # as read, but for the rows a step changed; where it changed most of them (a masked
         # column every row has), each record is written again: the lines would be copied
         # twice more for little (about 100 MB more at the peak of 1M rows of bench/run's file)
@@ -534,36 +534,19 @@ def _typed_columns(batch, outcome, schema) -> tuple[Any, list[int], Any]:
     return table, [base + i for i in loaded], payloads
 
 
-def _patched(records, loaded: list[int], patches: dict, masked: dict) -> dict[int, dict]:
-    """Position in ``loaded`` -> the record with the steps' column masks (``Outcome.columns``)
-    and then their patches applied, for each loaded row they change."""
+def _touched(records, loaded: list[int], outcome) -> dict[int, dict]:
+    """Position in ``loaded`` -> the record with the steps' column masks and then their
+    patches applied (``Outcome.row_patches``), for each loaded row they change."""
+    changed = outcome.row_patches()
+    if not changed:
+        return {}
+    pos = None if len(loaded) == len(records) else {i: j for j, i in enumerate(loaded)}
     out: dict[int, dict] = {}
-    for key, j, v in _masked_cells(masked, loaded) if masked else ():
-        r = out.get(j)
-        if r is None:
-            out[j] = {**records[loaded[j]], key: v}
-        else:
-            r[key] = v
-    if patches:
-        pos = None if len(loaded) == len(records) else {i: j for j, i in enumerate(loaded)}
-        for i, p in patches.items():
-            j = i if pos is None else pos.get(i)
-            if j is None or not p:
-                continue
-            out[j] = {**out.get(j, records[i]), **p}
+    for i, p in changed.items():
+        j = i if pos is None else pos.get(i)
+        if j is not None and p:
+            out[j] = {**records[i], **p}
     return out
-
-
-def _masked_cells(masked: dict, loaded: list[int]):
-    """(key, position in ``loaded``, masked value) of each loaded row a column mask
-    (``Outcome.columns``) changes."""
-    import numpy as np
-
-    rows = np.asarray(loaded, np.int64)
-    for key, mask in masked.items():
-        at, values = mask.take(rows)
-        for j, v in zip(at.tolist(), values, strict=True):
-            yield key, j, v
 
 
 def _loaded_columns(
