@@ -94,15 +94,11 @@ def _dump(project) -> str:
     return _postgres_dump(project.url, project.ns)
 
 
-def test_a_run_lands_column_masks_and_never_the_values(project, capsys):
-    """On both stores: the typed table and the raw landing get the masked values, a row the
-    sentinel holds keeps them masked in its payload, and no address is anywhere in the store."""
+def _run_guarded(project, capsys) -> tuple[int, dict]:
+    """``pipewarden run`` of the project's files with the guardian (POLICY), chunks of 4
+    rows, a type that does not fit held: the exit code and the JSON report."""
     from pipewarden.cli import main
 
-    rows = _rows(10)
-    rows[7]["qty"] = "lots"  # the table's qty is bigint: held by the sentinel (quarantine)
-    jsonl(project.root / "in" / "a_1.jsonl", rows[:5])
-    jsonl(project.root / "in" / "a_2.jsonl", rows[5:])
     (project.root / "policy.yaml").write_text(POLICY)
     project.config(
         contract="contract:\n  columns: evolve\n  data_type: quarantine\n",
@@ -110,9 +106,19 @@ def test_a_run_lands_column_masks_and_never_the_values(project, capsys):
         extra="steps:\n  - {type: guardian, policy: policy.yaml}\n",
     )
     code = main(["run", str(project.cfg), "--format", "json"])
-    out = capsys.readouterr().out
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_a_run_lands_column_masks_and_never_the_values(project, capsys):
+    """On both stores: the typed table and the raw landing get the masked values, a row the
+    sentinel holds keeps them masked in its payload, and no address is anywhere in the store."""
+
+    rows = _rows(10)
+    rows[7]["qty"] = "lots"  # the table's qty is bigint: held by the sentinel (quarantine)
+    jsonl(project.root / "in" / "a_1.jsonl", rows[:5])
+    jsonl(project.root / "in" / "a_2.jsonl", rows[5:])
+    code, doc = _run_guarded(project, capsys)
     assert code == 0
-    doc = json.loads(out)
     assert_conserved(doc)
     assert sum(b["rows_quarantined"] for b in doc["batches"]) == 1
     everything = _dump(project)
@@ -184,7 +190,6 @@ def test_the_raw_landing_keeps_the_source_line_of_each_row_no_step_changes(proje
     in the raw landing as its line (as written: spaces, 1.50), a row it masks is written again
     with the masked value, a row another step holds keeps its masked payload; on both stores,
     and no address anywhere."""
-    from pipewarden.cli import main
 
     lines = []
     for i in range(10):
@@ -193,14 +198,7 @@ def test_the_raw_landing_keeps_the_source_line_of_each_row_no_step_changes(proje
         lines.append(f'{{"id": {i},  "email": {email}, "qty": {qty}, "note": "ok"}}')
     (project.root / "in" / "a_1.jsonl").write_text("\n".join(lines[:5]) + "\n")
     (project.root / "in" / "a_2.jsonl").write_text("\n".join(lines[5:]) + "\n")  # qty: text
-    (project.root / "policy.yaml").write_text(POLICY)
-    project.config(
-        contract="contract:\n  columns: evolve\n  data_type: quarantine\n",
-        chunk_rows=4,
-        extra="steps:\n  - {type: guardian, policy: policy.yaml}\n",
-    )
-    code = main(["run", str(project.cfg), "--format", "json"])
-    doc = json.loads(capsys.readouterr().out)
+    code, doc = _run_guarded(project, capsys)
     assert code == 0
     assert_conserved(doc)
     everything = _dump(project)
