@@ -339,3 +339,29 @@ def test_json_array_is_json_bytes_of_each_value_in_one_arrow_array():
     assert masked.null_count == 1
     assert masked.to_pylist() == [json_bytes(v).decode() if v is not None else None for v in values]
     assert json_array([]).to_pylist() == []
+
+
+def test_a_chunks_column_types_and_parsed_texts_are_found_once_per_records(monkeypatch):
+    """``Batch.types`` and ``Batch.temporal`` are found once per chunk and shared by their
+    readers; a new records list, or ``changed()``, makes them be found again."""
+    from pipewarden import columnar
+
+    calls = []
+    parse = columnar.parse_temporal
+    monkeypatch.setattr(columnar, "parse_temporal", lambda v: calls.append(1) or parse(v))
+    none = type(None)
+    b = batch_mod.Batch(
+        [{"t": "2024-01-02T03:04:05Z", "n": 1}, {"t": None, "n": "x"}, {"t": 5}], "x"
+    )
+    assert b.types("t") == {str, none, int} and b.types("n") == {int, str, none}
+    assert b.types("absent") == frozenset()
+    kinds, micros = b.temporal("t")
+    assert kinds.tolist() == [columnar.TIMESTAMPTZ, columnar.NONE, columnar.NONE]
+    assert micros[0] == 1704164645 * 10**6
+    assert b.temporal("t") is b.temporal("t") and len(calls) == 1
+    b.records = [{"t": "2024-01-02"}]
+    assert b.types("t") == {str}
+    assert b.temporal("t")[0].tolist() == [columnar.DATE] and len(calls) == 2
+    b.records[0]["t"] = 3
+    b.changed()
+    assert b.types("t") == {int} and b.temporal("t")[0].tolist() == [columnar.NONE]

@@ -176,6 +176,8 @@ def test_typed_columns_hold_what_coerce_row_gives(records, fmt):
         return
     cols = list(p.schema.columns.values())
     table = columnar.typed_table(_transpose(rows), cols, len(rows))
+    if len(rows) == len(records):  # the chunk's own columns: its types and parsed texts
+        assert columnar.typed_table(b.columns(), cols, len(rows), b).equals(table)
     for j, c in enumerate(cols):
         got = table.column(j).to_pylist()
         for r, g in zip(rows, got, strict=True):

@@ -366,6 +366,11 @@ def test_any_records_the_spool_keeps_come_back_exactly(tmp_path, records, chunk)
         assert {k: list(v) for k, v in b.columns().items()} == {
             k: list(v) for k, v in a.columns().items()
         }
+        # each column's types come with it (found in pass 1), the types of its values
+        assert set(b._cached()[3]) == set(a.columns())
+        assert {k: b.types(k) for k in a.columns()} == {
+            k: frozenset(map(type, v)) for k, v in a.columns().items()
+        }
         assert b.lines.to_pylist() == a.lines.to_pylist()
 
 

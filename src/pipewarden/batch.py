@@ -53,6 +53,8 @@ import orjson
 
 from .errors import InputError
 
+_TEXT_OR_NULL = frozenset((str, type(None)))
+
 
 @dataclass
 class Batch:
@@ -76,6 +78,9 @@ class Batch:
         every key in order of first appearance. Made once per chunk and shared by inference,
         the row check and the load (checks are pure: they do not change records in place;
         a new ``records`` list is transposed again)."""
+        return self._cached()[2]
+
+    def _cached(self) -> tuple[list, int, dict[str, Sequence[Any]], dict[str, frozenset]]:
         cached = self._columns
         records = self.records
         if cached is None or cached[0] is not records or cached[1] != len(records):
@@ -83,8 +88,36 @@ class Batch:
 
             with no_gc():
                 cols = _transpose(records) if records else {}
-            cached = self._columns = (records, len(records), cols)
-        return cached[2]
+            cached = self._columns = (records, len(records), cols, {})
+        return cached
+
+    def types(self, key: str) -> frozenset[type]:
+        """The Python types of the values of column ``key`` (``NoneType`` where a record
+        lacks the key or holds null; empty for a key no record has). Found once per chunk
+        (``set(map(type, values))``, one C-level pass) and shared by every reader of the
+        column: inference, the row check, the typed columns, the guardian, the anomaly
+        step."""
+        _, _, cols, types = self._cached()
+        found = types.get(key)
+        if found is None:
+            values = cols.get(key)
+            found = types[key] = frozenset(map(type, values)) if values is not None else frozenset()
+        return found
+
+    def temporal(self, key: str) -> tuple[Any, Any]:
+        """:func:`~pipewarden.columnar.parse_temporal` of the texts of column ``key`` (a value
+        that is not a text counts as null): each value's kind and microseconds. Parsed once
+        per chunk, for the row check and the typed column both."""
+        _, _, cols, facts = self._cached()
+        got = facts.get(("temporal", key))
+        if got is None:
+            from .columnar import parse_temporal
+
+            values = cols.get(key, ())
+            if not self.types(key) <= _TEXT_OR_NULL:
+                values = [v if type(v) is str else None for v in values]
+            got = facts["temporal", key] = parse_temporal(values)
+        return got
 
     def changed(self) -> None:
         """Forget the columns made so far, and the source lines (no longer the records' JSON):

@@ -20,8 +20,9 @@ column at once, with Arrow's parsers; Python looks only at the residue Arrow doe
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -154,13 +155,20 @@ _FAST = {
 _NONE = type(None)
 
 
-def typed_array(values: Sequence[Any], ctype: DataType) -> pa.Array:
+def typed_array(
+    values: Sequence[Any],
+    ctype: DataType,
+    types: frozenset | None = None,
+    temporal: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None,
+) -> pa.Array:
     """The values of one column (Python values as read, checked to fit ``ctype``) as an Arrow
-    array of ``ARROW[ctype]``, the same values as ``coerce_row`` gives."""
+    array of ``ARROW[ctype]``, the same values as ``coerce_row`` gives. ``types`` and
+    ``temporal()``: the values' types and :func:`parse_temporal` of their texts, where the
+    caller knows them (``Batch.types``, ``Batch.temporal``)."""
     from .schema.rows import _CONVERT, _to_decimal
 
     to = ARROW[ctype]
-    types = set(map(type, values))
+    types = set(map(type, values)) if types is None else set(types)
     types.discard(_NONE)
     if not types:
         return pa.nulls(len(values), type=to)
@@ -173,7 +181,7 @@ def typed_array(values: Sequence[Any], ctype: DataType) -> pa.Array:
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
     if ctype in (T.DATE, T.TIMESTAMP, T.TIMESTAMPTZ):
-        return _temporal_array(values, ctype, types)
+        return _temporal_array(values, ctype, types, temporal)
     if ctype == T.DECIMAL:
         return pa.array([None if v is None else str(_to_decimal(v)) for v in values], type=to)
     if ctype == T.JSON:  # JSON text of each value, in one loop (what _to_json gives)
@@ -185,7 +193,9 @@ def typed_array(values: Sequence[Any], ctype: DataType) -> pa.Array:
     return pa.array([None if v is None else conv(v) for v in values], type=to)
 
 
-def _temporal_array(values: Sequence[Any], ctype: DataType, types: set) -> pa.Array:
+def _temporal_array(
+    values: Sequence[Any], ctype: DataType, types: set, temporal: Callable | None = None
+) -> pa.Array:
     from .schema.rows import _CONVERT
 
     n = len(values)
@@ -193,8 +203,10 @@ def _temporal_array(values: Sequence[Any], ctype: DataType, types: set) -> pa.Ar
     micros = np.zeros(n, dtype=np.int64)
     residue: np.ndarray
     if str in types:
-        strings = [v if type(v) is str else None for v in values]
-        kinds, parsed = parse_temporal(strings)
+        if temporal is not None:
+            kinds, parsed = temporal()
+        else:
+            kinds, parsed = parse_temporal([v if type(v) is str else None for v in values])
         take = kinds != NONE if ctype != T.DATE else kinds == DATE
         micros[take] = parsed[take]
         residue = ~take & ~nulls
@@ -210,13 +222,29 @@ def _temporal_array(values: Sequence[Any], ctype: DataType, types: set) -> pa.Ar
     return pa.array(micros, type=ARROW[ctype], mask=mask)
 
 
-def typed_table(columns: dict[str, Sequence[Any]], schema_columns: Sequence[Any], n: int):
+def typed_table(
+    columns: dict[str, Sequence[Any]],
+    schema_columns: Sequence[Any],
+    n: int,
+    chunk: Any = None,
+):
     """An Arrow table of columns c0..cN: for each column of the schema (in order), its values
-    from ``columns`` (name -> values of the loaded rows; a missing name is all null)."""
+    from ``columns`` (name -> values of the loaded rows; a missing name is all null).
+    ``chunk``: the :class:`~pipewarden.batch.Batch` they come from, whose types and parsed
+    texts are taken for a column that is the chunk's own (every row, unchanged)."""
+    own = chunk.columns() if chunk is not None else {}
     arrays = []
     for c in schema_columns:
         values = columns.get(c.name)
-        arrays.append(pa.nulls(n, ARROW[c.type]) if values is None else typed_array(values, c.type))
+        if values is None:
+            arrays.append(pa.nulls(n, ARROW[c.type]))
+            continue
+        if own.get(c.name) is values:
+            arrays.append(
+                typed_array(values, c.type, chunk.types(c.name), partial(chunk.temporal, c.name))
+            )
+        else:
+            arrays.append(typed_array(values, c.type))
     return pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(arrays))])
 
 

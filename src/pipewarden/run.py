@@ -530,7 +530,7 @@ def _typed_columns(batch, outcome, schema) -> tuple[Any, list[int], Any]:
                     rows[j] = r
             payloads = json_array(rows if not drop else [_received(r, drop) for r in rows])
         columns = _loaded_columns(batch, loaded, patches, fills, masked)
-    table = typed_table(columns, list(schema.columns.values()), len(loaded))
+    table = typed_table(columns, list(schema.columns.values()), len(loaded), batch)
     return table, [base + i for i in loaded], payloads
 
 

@@ -141,8 +141,9 @@ class ChunkSpool:
             return False
         try:
             head = marshal.dumps(
-                (batch.source, batch.offset, batch.fmt, batch.meta, len(records), keys, *shapes)
-            )
+                (batch.source, batch.offset, batch.fmt, batch.meta, len(records), keys,
+                 _type_codes(batch, keys), *shapes)
+            )  # fmt: skip
             body = marshal.dumps(tuple(cols.values()), MARSHAL_VERSION)
         except ValueError:  # a value marshal does not keep (not one of orjson's types)
             self.give_up()
@@ -173,16 +174,33 @@ class ChunkSpool:
             if k == self.chunks:
                 return None
             n_head, n_body = _HEAD.unpack(f.read(_HEAD.size))
-            source, offset, fmt, meta, n, keys, shapes, ids = marshal.loads(f.read(n_head))
+            source, offset, fmt, meta, n, keys, codes, shapes, ids = marshal.loads(f.read(n_head))
             values = marshal.loads(f.read(n_body))
             (n_lines,) = struct.unpack("<Q", f.read(8))
             lines = _from_ipc(f.read(n_lines))
             rows = ColumnRows(keys, values, n, shapes, ids)
             batch = Batch(rows, source, offset, batch_id, fmt, meta, lines)  # type: ignore[arg-type]
-            batch._columns = (rows, n, dict(zip(keys, values, strict=True)))
+            types = {} if codes is None else {
+                k: frozenset(_TYPES[c] for c in kc) for k, kc in zip(keys, codes, strict=True)
+            }  # fmt: skip
+            batch._columns = (rows, n, dict(zip(keys, values, strict=True)), types)
             return batch
 
         return frozen_chunks(build)
+
+
+# the types a spooled column can hold (orjson's), by code: pass 1 found each column's
+# (``Batch.types``), and pass 2 takes them with the columns instead of finding them again
+_TYPES = (type(None), bool, int, float, str, dict, list)
+_CODES = {t: i for i, t in enumerate(_TYPES)}
+
+
+def _type_codes(batch: Batch, keys: tuple) -> tuple | None:
+    """The codes of the types of each column of ``batch``; None where one is not orjson's."""
+    try:
+        return tuple(tuple(sorted(_CODES[t] for t in batch.types(k))) for k in keys)
+    except KeyError:
+        return None
 
 
 def _ipc_bytes(lines: Any) -> Any:

@@ -37,7 +37,7 @@ import math
 import operator
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from itertools import repeat
@@ -97,12 +97,33 @@ class Feature:
 
 class Columns(list):
     """A chunk's records (a list) that also carry their columns (``columns``: key -> every
-    record's value, ``Batch.columns()``): the encoder and the monitors read a column from
-    them instead of going through the records again."""
+    record's value, ``Batch.columns()``) and, where given, the columns' types (``types(key)``,
+    ``Batch.types``): the encoder and the monitors read a column from them instead of going
+    through the records again."""
 
-    def __init__(self, records: list[dict[str, Any]], columns: dict[str, Sequence[Any]]):
+    def __init__(
+        self,
+        records: list[dict[str, Any]],
+        columns: dict[str, Sequence[Any]],
+        types: Callable[[str], frozenset] | None = None,
+    ):
         super().__init__(records)
         self.columns = columns
+        self.types = types if types is not None else _types_of(columns)
+
+
+def _types_of(columns: dict[str, Sequence[Any]]) -> Callable[[str], frozenset]:
+    """``Batch.types`` for columns without a batch: each column's types found once."""
+    found: dict[str, frozenset] = {}
+
+    def types(key: str) -> frozenset:
+        got = found.get(key)
+        if got is None:
+            values = columns.get(key)
+            got = found[key] = frozenset(map(type, values)) if values is not None else frozenset()
+        return got
+
+    return types
 
 
 def _digest(salt: str, value: str) -> str:
@@ -393,7 +414,7 @@ class Encoder:
         n = len(records)
         X = np.empty((n, len(self.features)), dtype=float)
         cache: dict[str, Sequence[Any]] = {}
-        kinds: dict[str, set[type]] = {}  # the types of a column's values
+        kinds: dict[str, frozenset] = {}  # the types of a column's values
         ts_cache: dict[str, np.ndarray] = {}
         absent: list[str] = []
         not_numeric: dict[str, int] = {}
@@ -406,6 +427,8 @@ class Encoder:
                     if values is None:  # no record has the column
                         values = [None] * n
                         absent.extend([f.column] if n else [])
+                    else:
+                        kinds[f.column] = records.types(f.column)
                 else:
                     values = [r.get(f.column) for r in records]
                     if (
@@ -415,7 +438,8 @@ class Encoder:
                     ):
                         absent.append(f.column)
                 cache[f.column] = values
-                kinds[f.column] = set(map(type, values))
+                if f.column not in kinds:
+                    kinds[f.column] = frozenset(map(type, values))
             types = kinds[f.column]
             if f.column in absent:
                 X[:, j] = np.nan

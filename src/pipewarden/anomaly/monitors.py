@@ -129,11 +129,12 @@ def batch_metrics(
         dup["keys"] = _duplicates(keys)
     cols: dict[str, Any] = {}
     columns = getattr(records, "columns", None)  # encode.Columns: made once per chunk
+    types_of = getattr(records, "types", None)
     if columns is None:
         with no_gc():
             columns = _transpose(records) if records else {}
     for name, values in columns.items():
-        if str in set(map(type, values)):
+        if str in (types_of(name) if types_of is not None else set(map(type, values))):
             present = [v for v in values if v is not None and v != ""]
         else:
             present = [v for v in values if v is not None]

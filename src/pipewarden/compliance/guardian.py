@@ -397,12 +397,15 @@ class _Block:
         return "report" if self.decided is None else self.decided[entity].action
 
 
-def _column_paths(key: str, column: list, rank: int) -> list[_Path] | None:
+def _column_paths(
+    key: str, column: list, rank: int, types: frozenset | None = None
+) -> list[_Path] | None:
     """The paths of a top-level column read by Arrow: the column itself (text or integers),
     or, for objects that all have the same keys, one path per key holding text or integers
     (``meta.source``, ``meta.v``); [] when it holds nothing to scan; None when it must be
-    walked value by value (lists, mixed types, objects of different keys)."""
-    types = set(map(type, column))
+    walked value by value (lists, mixed types, objects of different keys). ``types``: the
+    column's types, where known (``Batch.types``)."""
+    types = set(map(type, column)) if types is None else set(types)
     kind = _kind(types)
     if kind is None:
         return []  # booleans, floats, nulls, dates: no text to scan
@@ -531,7 +534,7 @@ class Guardian:
         ``self.renamer.found`` lists what was found (masked)."""
         records = batch.records
         # the columns are made here once and kept for inference (a renaming makes them again)
-        n = self.renamer.apply(records, batch.columns)
+        n = self.renamer.apply(records, batch.columns, batch.types)
         if n:  # renamed in place: a new list, so no step reads the columns of the old keys
             batch.records = list(records)
         return n
@@ -600,8 +603,10 @@ class Guardian:
             if columns is not None and list(columns) != keys:
                 columns = None
             for key in keys:
-                column = columns[key] if columns is not None else [r.get(key) for r in records]
-                got = _column_paths(key, column, rank[key])
+                if columns is not None:
+                    got = _column_paths(key, columns[key], rank[key], batch.types(key))
+                else:
+                    got = _column_paths(key, [r.get(key) for r in records], rank[key])
                 if got is None:
                     slow.add(key)
                 else:

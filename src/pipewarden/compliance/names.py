@@ -166,14 +166,19 @@ class KeyRenamer:
                     renamed=new if self.action == "rename" else None,
                 )
 
-    def apply(self, records: list[dict], columns: Callable[[], dict] | None = None) -> int:
+    def apply(
+        self,
+        records: list[dict],
+        columns: Callable[[], dict] | None = None,
+        types: Callable[[str], frozenset] | None = None,
+    ) -> int:
         """Rename PII keys of every record (and of nested objects) in place; returns how many
         keys were renamed. With ``block``, only records what it found. ``columns``: where the
         caller has them, the records' columns (``Batch.columns``), read instead of going
-        through every record's keys and values."""
+        through every record's keys and values; ``types``: their types (``Batch.types``)."""
         if self.action == "allow":
             return 0
-        if not self._any_pii_key(records, columns):
+        if not self._any_pii_key(records, columns, types):
             return 0  # the walk would rename and note nothing
         n = 0
         for i, rec in enumerate(records):
@@ -183,7 +188,12 @@ class KeyRenamer:
                 n += 1
         return n
 
-    def _any_pii_key(self, records: list, columns: Callable[[], dict] | None = None) -> bool:
+    def _any_pii_key(
+        self,
+        records: list,
+        columns: Callable[[], dict] | None = None,
+        types: Callable[[str], frozenset] | None = None,
+    ) -> bool:
         """Whether any key of the records, at any depth, holds PII (True when the records
         are not all objects: the walk decides). Each distinct key of the batch is asked
         once; a level's keys and its nested objects and lists are gathered by C-level
@@ -197,7 +207,7 @@ class KeyRenamer:
             cols = columns()
             if any(map(is_pii, cols)):
                 return True
-            nested = _nested_in(cols)
+            nested = _nested_in(cols, types)
         elif any(map(is_pii, dict.fromkeys(chain.from_iterable(records)))):
             return True
         else:
@@ -252,12 +262,13 @@ class KeyRenamer:
         return [f.to_dict() for f in self.found.values()]
 
 
-def _nested_in(columns: dict) -> list:
-    """The objects and lists among the values of ``columns`` (a column's types are read in C
-    first: most columns hold none)."""
+def _nested_in(columns: dict, types: Callable[[str], frozenset] | None = None) -> list:
+    """The objects and lists among the values of ``columns`` (a column's types, ``types(key)``
+    where given, are read in C first: most columns hold none)."""
     found: list = []
-    for column in columns.values():
-        if any(issubclass(t, dict | list) for t in set(map(type, column))):
+    for key, column in columns.items():
+        kinds = types(key) if types is not None else set(map(type, column))
+        if any(issubclass(t, dict | list) for t in kinds):
             found.extend(compress(column, map(isinstance, column, repeat(dict | list))))
     return found
 

@@ -186,9 +186,11 @@ class Inferrer:
         cols = self.columns
         if isinstance(batch, Batch):
             columns = batch.columns()
+            types_of = batch.types
         else:
             with no_gc():
                 columns = _transpose(records)
+            types_of = lambda k: set(map(type, columns[k]))  # noqa: E731
         for k, stats in cols.items():
             if k not in columns:
                 stats.nulls += n
@@ -197,12 +199,13 @@ class Inferrer:
             stats = cols.get(k)
             if stats is None:
                 stats = cols[k] = ColumnStats(k, nullable=self.rows > 0, nulls=self.rows)
-            self._column(stats, values, numbers)
+            self._column(stats, values, numbers, set(types_of(k)))
         self.rows += n
         return self
 
-    def _column(self, stats: ColumnStats, values: Sequence, numbers: bool) -> None:
-        types = set(map(type, values))
+    def _column(self, stats: ColumnStats, values: Sequence, numbers: bool, types: set) -> None:
+        """Add a column's ``values`` to its statistics; ``types``: a set of their types (a
+        copy: it is changed)."""
         pure = len(types) == 1
         if type(None) in types:
             nulls = values.count(None)

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from .. import ddl as ddl_mod  # the module: pipewarden.ddl imports schema.types, a cycle
@@ -58,10 +59,14 @@ class _Fit:
             self.always.discard(str)
         self.cache: dict[str, bool] = {}
 
-    def bad_indexes(self, values: Sequence) -> list[int]:
+    def bad_indexes(
+        self, values: Sequence, types: frozenset | None = None, temporal: Callable | None = None
+    ) -> list[int]:
+        """The indexes of the values that do not fit (``types``: theirs, where known;
+        ``temporal()``: their texts parsed, ``Batch.temporal``)."""
         if self.ctype == T.JSON and not self.d.rejects_nul:
             return []  # a JSON column holds any value
-        types = set(map(type, values))
+        types = set(map(type, values)) if types is None else set(types)
         types.discard(type(None))
         if types <= self.always:
             return []
@@ -77,7 +82,7 @@ class _Fit:
             elif self.ctype == T.JSON and b"\\u0000" not in json_bytes(list(values)):
                 return []
         if types == {str} and self.ctype in _TEMPORAL and len(values) > VECTOR_MIN:
-            return self._temporal_bad(values)
+            return self._temporal_bad(values, temporal)
         always, fits = self.always, self.fits
         return [
             i
@@ -85,14 +90,14 @@ class _Fit:
             if v is not None and type(v) not in always and not fits(v)
         ]
 
-    def _temporal_bad(self, values: Sequence) -> list[int]:
+    def _temporal_bad(self, values: Sequence, temporal: Callable | None = None) -> list[int]:
         """Dates and timestamps checked at once by Arrow; the values it does not decide (or
         that do not fit) are looked at one by one."""
         import numpy as np
 
         from ..columnar import DATE, NONE, TIMESTAMP, parse_temporal
 
-        kinds, _ = parse_temporal(values)
+        kinds, _ = parse_temporal(values) if temporal is None else temporal()
         if self.ctype == T.DATE:
             ok = kinds == DATE
         elif self.ctype == T.TIMESTAMP:
@@ -207,7 +212,7 @@ def check_rows(batch: Batch, plan: Plan) -> Verdict:
 
     for key, values in columns.items():
         _check_column(key, values, schema.columns.get(key), contract, numbers, d, hold, verdict,
-                      blocked)  # fmt: skip
+                      blocked, batch.types(key), partial(batch.temporal, key))  # fmt: skip
     for name, col in schema.columns.items():
         if not col.nullable and name not in keys:
             _not_null([None] * n, col, contract, hold, blocked)
@@ -249,10 +254,13 @@ def check_column(plan: Plan, fmt: str, key: str, values: Sequence) -> Verdict:
     return _decide(verdict, held, blocked)
 
 
-def _check_column(key, values, col, contract, numbers, d, hold, verdict, blocked) -> None:
+def _check_column(
+    key, values, col, contract, numbers, d, hold, verdict, blocked, types=None, temporal=None
+) -> None:
     """The values of one key against its column (``col``: None when the table has none):
     rows held through ``hold``, values discarded as ``verdict.patches``, freezes in
-    ``blocked``."""
+    ``blocked``; ``types`` and ``temporal``: what the batch knows of the values
+    (``Batch.types``, ``Batch.temporal``), where it does."""
     if col is None:
         mode = contract.mode("columns", key)
         for i, v in enumerate(values):
@@ -266,7 +274,7 @@ def _check_column(key, values, col, contract, numbers, d, hold, verdict, blocked
             hold(i, RowIssue(i, _REASONS.get(mode, "new_column"),
                              "a key the table does not have", key))  # fmt: skip
         return
-    bad = _Fit(col.type, numbers, d).bad_indexes(values)
+    bad = _Fit(col.type, numbers, d).bad_indexes(values, types, temporal)
     if bad:
         mode = contract.mode("data_type", key)
         if mode == "freeze":
