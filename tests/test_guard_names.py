@@ -60,15 +60,19 @@ def test_pii_keys_are_renamed_to_stable_keyed_hash_names():
     assert {f["entity"] for f in r.report()} == {"EMAIL_ADDRESS", "US_SSN", "CREDIT_CARD"}
 
 
-@pytest.mark.parametrize("given", ["records", "columns"])
+@pytest.mark.parametrize("given", ["records", "columns", "types"])
 def test_a_pii_key_anywhere_in_a_batch_is_found(given):
     # the renamer decides from the batch's keys at every depth whether to walk the records
-    # (read from the records, or from the chunk's columns where the guardian has them): a
-    # PII key in the last record only, in an object in a list in a list, is still renamed
+    # (read from the records, or from the chunk's columns and their types where the guardian
+    # has them): a PII key in the last record only, in an object in a list in a list, is
+    # still renamed
     from pipewarden.batch import Batch
 
     def apply(r, recs):
-        return r.apply(recs, Batch(recs, "t.jsonl").columns if given == "columns" else None)
+        if given == "records":
+            return r.apply(recs)
+        b = Batch(recs, "t.jsonl")
+        return r.apply(recs, b.columns, b.types if given == "types" else None)
 
     plain = [{"id": i, "meta": {"v": i, "tags": [[{"ok": 1}], 2]}} for i in range(500)]
     last = {"id": 500, "meta": {"v": 1, "tags": [[{"ok": 1}, {f"ssn_{SSN}": 1}], 2]}}
@@ -86,6 +90,11 @@ def test_a_pii_key_anywhere_in_a_batch_is_found(given):
     assert all(a is b for a, b in zip(recs, plain, strict=True))
     # a record that is not an object is left to the walk
     assert apply(KeyRenamer(key=b"k"), [*plain, [1], last]) == 1
+    # objects in objects in objects only (no list on the way), the key three levels down
+    deep = [{"id": i, "m": {"a": {"b": i}}} for i in range(300)]
+    deep.append({"id": 300, "m": {"a": {"b": 1, f"email_{EMAIL}": 1}}})
+    r = KeyRenamer(key=b"k")
+    assert apply(r, deep) == 1 and [f["entity"] for f in r.report()] == ["EMAIL_ADDRESS"]
     # objects under keys the first record does not nest anything in
     late = [{"id": 0, "a": 1}, *plain, {"id": 1, "a": [{"b": {f"card_{CARD}": 2}}]}]
     r = KeyRenamer(key=b"k")

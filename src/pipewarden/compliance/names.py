@@ -23,7 +23,7 @@ import os
 import re
 import secrets
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain, compress, repeat
 from typing import Any
@@ -213,15 +213,19 @@ class KeyRenamer:
         else:
             nested = _top_nested(records)
         while nested:
-            is_object = list(map(isinstance, nested, repeat(dict)))
-            objects = list(compress(nested, is_object))
-            lists = [v for v, o in zip(nested, is_object, strict=True) if not o]
+            if all(issubclass(t, dict) for t in set(map(type, nested))):
+                objects, lists = nested, []  # the usual level: objects alone
+            else:
+                is_object = list(map(isinstance, nested, repeat(dict)))
+                objects = list(compress(nested, is_object))
+                lists = [v for v, o in zip(nested, is_object, strict=True) if not o]
             if any(map(is_pii, dict.fromkeys(chain.from_iterable(objects)))):
                 return True
-            values = list(chain(chain.from_iterable(map(dict.values, objects)),
-                                chain.from_iterable(lists)))  # fmt: skip
-            if not any(issubclass(t, dict | list) for t in set(map(type, values))):
+            # the types one level down first, in one C-level pass: most levels hold no deeper
+            # object, and their values are not gathered
+            if not any(issubclass(t, dict | list) for t in set(map(type, _inner(objects, lists)))):
                 return False
+            values = list(_inner(objects, lists))
             nested = list(compress(values, map(isinstance, values, repeat(dict | list))))
         return False
 
@@ -260,6 +264,11 @@ class KeyRenamer:
 
     def report(self) -> list[dict[str, Any]]:
         return [f.to_dict() for f in self.found.values()]
+
+
+def _inner(objects: list[dict], lists: list[list]) -> Iterator:
+    """The values of ``objects`` and the items of ``lists``."""
+    return chain(chain.from_iterable(map(dict.values, objects)), chain.from_iterable(lists))
 
 
 def _nested_in(columns: dict, types: Callable[[str], frozenset] | None = None) -> list:
