@@ -586,7 +586,13 @@ class Guardian:
         records = batch.records
         if not records:
             return out
-        keys = list(dict.fromkeys(chain.from_iterable(records)))
+        # the chunk's columns, transposed once for every check of it (Batch.columns); their
+        # keys are the records' (a step that changes records in place says so: Batch.changed)
+        columns = batch.columns() if all(map(isinstance, records, repeat(dict))) else None
+        if columns is not None:
+            keys = list(columns)
+        else:
+            keys = list(dict.fromkeys(chain.from_iterable(records)))
         paths: dict[str, _Path] = {}
         if not all(type(k) is str for k in keys):
             # keys that are not text (1 and True are one dict key): each record walked in turn
@@ -597,11 +603,6 @@ class Guardian:
             rank = {k: i for i, k in enumerate(keys)}
             fast: list[_Path] = []
             slow: set[str] = set()
-            # the chunk's columns, transposed once for every check of it (Batch.columns),
-            # unless a record changed its keys since
-            columns = batch.columns() if all(map(isinstance, records, repeat(dict))) else None
-            if columns is not None and list(columns) != keys:
-                columns = None
             for key in keys:
                 if columns is not None:
                     got = _column_paths(key, columns[key], rank[key], batch.types(key))
