@@ -492,46 +492,49 @@ def _typed_columns(batch, outcome, schema) -> tuple[Any, list[int], Any]:
     keys), with the rows a step masks or patches written again (so masked values stay masked);
     else, or where a step changed most rows, every record written again. Fills reach the typed
     columns only."""
+    from .columnar import typed_table
+
+    patches, fills, base = outcome.patches, outcome.fills, batch.offset
+    loaded = outcome.loaded
+    with no_gc():
+        # the rewritten records are made and freed in here: left for the collector, they
+        # would be scanned by its next pass (50 ms a chunk of 100,000 masked rows)
+        payloads = _payloads(batch, outcome)
+        columns = _loaded_columns(batch, loaded, patches, fills, outcome.columns)
+    table = typed_table(columns, list(schema.columns.values()), len(loaded), batch)
+    return table, [base + i for i in loaded], payloads
+
+
+def _payloads(batch, outcome) -> Any:
+    """The raw payloads of the loaded rows (see :func:`_typed_columns`)."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from .columnar import typed_table
-
-    records, patches, fills, base = batch.records, outcome.patches, outcome.fills, batch.offset
-    loaded = outcome.loaded
+    records, loaded = batch.records, outcome.loaded
     everyone = len(loaded) == len(records)
     drop = set(batch.meta.get("derived") or ())
-    masked = outcome.columns
-    with no_gc():
-        touched = _touched(records, loaded, outcome)
-        # as read, but for the rows a step changed; where it changed most of them (a masked
-        # column every row has), each record is written again: the lines would be copied
-        # twice more for little (about 100 MB more at the peak of 1M rows of bench/run's file)
-        if batch.lines is not None and not drop and len(touched) * 2 <= len(loaded):
-            payloads = (
-                batch.lines if everyone else batch.lines.take(pa.array(loaded, type=pa.int64()))
-            )
-            if touched:
-                at = sorted(touched)
-                where = np.zeros(len(loaded), dtype=bool)
-                where[at] = True
-                if isinstance(payloads, pa.ChunkedArray):
-                    payloads = payloads.combine_chunks()
-                again = json_array([touched[j] for j in at])
-                payloads = pc.replace_with_mask(
-                    payloads, pa.array(where), again.cast(payloads.type)
-                )
-        else:
-            rows = records if everyone else [records[i] for i in loaded]
-            if touched:
-                rows = list(rows)
-                for j, r in touched.items():
-                    rows[j] = r
-            payloads = json_array(rows if not drop else [_received(r, drop) for r in rows])
-        columns = _loaded_columns(batch, loaded, patches, fills, masked)
-    table = typed_table(columns, list(schema.columns.values()), len(loaded), batch)
-    return table, [base + i for i in loaded], payloads
+    touched = _touched(records, loaded, outcome)
+    # as read, but for the rows a step changed; where it changed most of them (a masked
+    # column every row has), each record is written again: the lines would be copied twice
+    # more for little (about 100 MB more at the peak of 1M rows of bench/run's file)
+    if batch.lines is not None and not drop and len(touched) * 2 <= len(loaded):
+        payloads = batch.lines if everyone else batch.lines.take(pa.array(loaded, type=pa.int64()))
+        if touched:
+            at = sorted(touched)
+            where = np.zeros(len(loaded), dtype=bool)
+            where[at] = True
+            if isinstance(payloads, pa.ChunkedArray):
+                payloads = payloads.combine_chunks()
+            again = json_array([touched[j] for j in at])
+            payloads = pc.replace_with_mask(payloads, pa.array(where), again.cast(payloads.type))
+        return payloads
+    rows = records if everyone else [records[i] for i in loaded]
+    if touched:
+        rows = list(rows)
+        for j, r in touched.items():
+            rows[j] = r
+    return json_array(rows if not drop else [_received(r, drop) for r in rows])
 
 
 def _touched(records, loaded: list[int], outcome) -> dict[int, dict]:
