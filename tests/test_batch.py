@@ -309,6 +309,28 @@ def test_chunks_read_are_frozen_while_read_and_nothing_stays_frozen(tmp_path):
     assert all(r() is None for r in refs)
 
 
+def test_a_chunks_columns_are_frozen_with_it_while_the_file_is_read(tmp_path):
+    """Columns made while a file is read are kept out of the collector's scans like the
+    chunk's records (each collection that found them young visited every value they hold);
+    columns made outside a reading stay with the collector."""
+    import gc
+
+    p = tmp_path / "rows.jsonl"
+    p.write_text("".join(f'{{"a": {i}, "m": {{"v": {i}}}}}\n' for i in range(7)))
+
+    def collected(obj) -> bool:  # in one of the collector's generations (not frozen)
+        return any(o is obj for o in gc.get_objects())
+
+    seen = 0
+    for chunk in iter_batches(p, chunk_rows=3):
+        col = chunk.columns()["m"]
+        assert gc.is_tracked(col) and not collected(col)
+        seen += 1
+    assert seen == 3 and gc.get_freeze_count() == 0
+    col = batch_mod.Batch([{"a": 1, "m": {"v": 1}}], "x").columns()["m"]
+    assert gc.is_tracked(col) and collected(col)
+
+
 def test_json_array_is_json_bytes_of_each_value_in_one_arrow_array():
     """``json_array`` writes each value as ``json_bytes`` does, orjson's refusals included
     (an integer beyond 64 bits, nesting past orjson's limit, an exact number), with the
