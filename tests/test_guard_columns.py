@@ -413,3 +413,27 @@ def test_a_policy_that_only_masks_equals_leaf_by_leaf(n):
     assert insp.patches == want and list(insp.patches) == sorted(want)
     assert all(list(insp.patches[i]) == list(want[i]) for i in want)
     assert insp.quarantine == {} and insp.blocked_by == []
+
+
+@pytest.mark.parametrize("change", ["none", "order", "missing", "extra"])
+def test_nested_objects_of_one_form_are_read_by_column_and_others_walked(change):
+    # objects under a key are read path by path only when all have the first one's keys in
+    # its order; one object in another order, short of a key or with one more is walked,
+    # and either way the inspection is the leaf-by-leaf one
+    from pipewarden.compliance.guardian import _one_form
+
+    records = [r for r in _records(11, 300) if r["contact"] is not None]
+    contact = records[150]["contact"]
+    if change == "order":
+        records[150]["contact"] = dict(reversed(contact.items()))
+    elif change == "missing":
+        del contact["n"]
+    elif change == "extra":
+        contact["fax"] = "+1 212 555 0199"
+    objects = [r["contact"] for r in records]
+    assert (_one_form(objects) == ("phone", "email", "n", "ok")) == (change == "none")
+    guardian = Guardian()
+    got = guardian.detect(Batch([dict(r) for r in records], "x"), "d")
+    want = reference(guardian, Batch([dict(r) for r in records], "x"))
+    assert _canon(got) == _canon(want)
+    assert any(f.path.startswith("contact.") for f in got.findings)

@@ -397,6 +397,16 @@ class _Block:
         return "report" if self.decided is None else self.decided[entity].action
 
 
+def _one_form(objects: list[dict]) -> tuple | None:
+    """The keys of ``objects`` when every one has the first one's keys in its order, else
+    None: their lengths, then all their keys in one C-level pass against the first one's
+    repeated (a tuple made per object, as ``set(map(tuple, objects))``, took twice as long)."""
+    form = list(objects[0])
+    if set(map(len, objects)) != {len(form)}:
+        return None
+    return tuple(form) if list(chain.from_iterable(objects)) == form * len(objects) else None
+
+
 def _column_paths(
     key: str, column: list, rank: int, types: frozenset | None = None
 ) -> list[_Path] | None:
@@ -416,11 +426,8 @@ def _column_paths(
     if types != {dict}:
         return None
     objects = [v for v in column if v is not None]
-    forms = set(map(tuple, objects))
-    if len(forms) != 1:
-        return None
-    (form,) = forms
-    if not all(type(k) is str for k in form):
+    form = _one_form(objects)
+    if form is None or not all(type(k) is str for k in form):
         return None
     out = []
     every = len(objects) == len(column)  # no null: each object's value read in C
