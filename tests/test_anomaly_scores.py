@@ -402,7 +402,7 @@ def test_the_columns_a_chunk_carries_encode_and_monitor_as_its_records_do():
              "when": [f"2024-02-{1 + i % 28:02d}T01:00:00+02:00", None, "bad"][i % 3]}  # fmt: skip
         batch.append(r)
     for rows in (batch, batch[:100], [{"other": 1}] * 5):
-        cols = Columns(rows, Batch(rows, "x").columns())
+        cols = Columns(Batch(rows, "x"))
         plain, shared = {}, {}
         X1 = model.encoder.transform(rows, plain)
         X2 = model.encoder.transform(cols, shared)

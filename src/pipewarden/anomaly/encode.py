@@ -96,34 +96,15 @@ class Feature:
 
 
 class Columns(list):
-    """A chunk's records (a list) that also carry their columns (``columns``: key -> every
-    record's value, ``Batch.columns()``) and, where given, the columns' types (``types(key)``,
-    ``Batch.types``): the encoder and the monitors read a column from them instead of going
-    through the records again."""
+    """A chunk's records (a list) that also carry its columns (``columns``: key -> every
+    record's value, ``Batch.columns()``) and their types (``types(key)``, ``Batch.types``):
+    the encoder and the monitors read a column from them instead of going through the
+    records again."""
 
-    def __init__(
-        self,
-        records: list[dict[str, Any]],
-        columns: dict[str, Sequence[Any]],
-        types: Callable[[str], frozenset] | None = None,
-    ):
-        super().__init__(records)
-        self.columns = columns
-        self.types = types if types is not None else _types_of(columns)
-
-
-def _types_of(columns: dict[str, Sequence[Any]]) -> Callable[[str], frozenset]:
-    """``Batch.types`` for columns without a batch: each column's types found once."""
-    found: dict[str, frozenset] = {}
-
-    def types(key: str) -> frozenset:
-        got = found.get(key)
-        if got is None:
-            values = columns.get(key)
-            got = found[key] = frozenset(map(type, values)) if values is not None else frozenset()
-        return got
-
-    return types
+    def __init__(self, batch: Any):
+        super().__init__(batch.records)
+        self.columns: dict[str, Sequence[Any]] = batch.columns()
+        self.types: Callable[[str], frozenset] = batch.types
 
 
 def _digest(salt: str, value: str) -> str:

@@ -147,7 +147,7 @@ class AnomalyStep:
         batch_model = self._batch_fit(batch, batch_id, first) if model is None else None
         want_rows = self.cfg.scores_out is not None
         verdict, report = check(
-            Columns(batch.records, batch.columns(), batch.types),  # the chunk's columns, made once
+            Columns(batch),  # the chunk's columns, made once
             dataset=ctx.dataset,
             store=ctx.store,
             cfg=self.cfg,
@@ -177,9 +177,7 @@ class AnomalyStep:
             fitted = None
             if len(batch) >= self.cfg.min_fit_rows:
                 try:
-                    fitted = fit_model(
-                        Columns(batch.records, batch.columns(), batch.types), self.cfg
-                    )
+                    fitted = fit_model(Columns(batch), self.cfg)
                 except NoFeatures:
                     fitted = None
             self._fit = (batch_id, fitted)

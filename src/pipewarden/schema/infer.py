@@ -20,7 +20,7 @@ from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any
 
-from ..batch import Batch, Exact, no_gc
+from ..batch import Batch, Exact
 from . import lattice
 from .types import Column, DataType, Schema
 
@@ -173,24 +173,14 @@ class Inferrer:
         self.rows = 0
 
     def update(self, batch: Batch | Iterable[dict]) -> Inferrer:
-        if isinstance(batch, Batch):
-            n = len(batch.records)
-            fmt = batch.fmt
-        else:
-            records = batch if isinstance(batch, list) else list(batch)
-            n = len(records)
-            fmt = ""
-        numbers = self.numeric_strings if self.numeric_strings is not None else fmt == "csv"
+        if not isinstance(batch, Batch):  # records: their columns and types as a chunk's
+            batch = Batch(batch if isinstance(batch, list) else list(batch), "")
+        n = len(batch.records)
+        numbers = self.numeric_strings if self.numeric_strings is not None else batch.fmt == "csv"
         if not n:
             return self
         cols = self.columns
-        if isinstance(batch, Batch):
-            columns = batch.columns()
-            types_of = batch.types
-        else:
-            with no_gc():
-                columns = _transpose(records)
-            types_of = lambda k: set(map(type, columns[k]))  # noqa: E731
+        columns = batch.columns()
         for k, stats in cols.items():
             if k not in columns:
                 stats.nulls += n
@@ -199,7 +189,7 @@ class Inferrer:
             stats = cols.get(k)
             if stats is None:
                 stats = cols[k] = ColumnStats(k, nullable=self.rows > 0, nulls=self.rows)
-            self._column(stats, values, numbers, set(types_of(k)))
+            self._column(stats, values, numbers, set(batch.types(k)))
         self.rows += n
         return self
 
